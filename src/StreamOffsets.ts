@@ -1,0 +1,1037 @@
+/**
+ * effect-stream-offsets: RabbitMQ Streams offset tracking as Effect programs.
+ *
+ * Read top to bottom:
+ *   1. Configuration        connection URI, retention, start positions
+ *   2. Errors               tagged errors with a one-line message each
+ *   3. StreamBroker         everything the workflows ask of the broker (service + real layer on
+ *                           rabbitmq-stream-js-client + in-memory layer that behaves like a stream)
+ *   4. OffsetStore          where a consumer's offset lives (server-side layer, in-memory layer)
+ *   5. Producer workflow    declare the stream, publish, wait for every confirm
+ *   6. Consumer workflow    resume after the stored offset, take until the marker, track offsets
+ *
+ * The module runs unchanged on Node, Bun and Deno.
+ */
+import { Buffer } from "node:buffer"
+import {
+  Chunk,
+  Clock,
+  Config,
+  ConfigError,
+  Context,
+  Data,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  Layer,
+  Mailbox,
+  Metric,
+  Option,
+  Queue,
+  Redacted,
+  Runtime,
+  Scope,
+  Stream
+} from "effect"
+import { connect, Offset, type Client } from "rabbitmq-stream-js-client"
+
+/** The client's delivered message (its type lives on a deep path; derive it instead). */
+type Message = Parameters<Parameters<Client["declareConsumer"]>[1]>[0]
+
+// =============================================================================================
+// 1. Configuration
+// =============================================================================================
+
+/** Where the broker is. Build it with {@link parseUri} or read it with {@link ConnectionConfig.fromEnv}. */
+export interface ConnectionConfig {
+  readonly host: string
+  readonly port: number
+  readonly username: string
+  readonly password: Redacted.Redacted<string>
+  readonly vhost: string
+  /** Bound on connecting (the client never settles on a wrong password). Default 10 s. */
+  readonly connectTimeout?: Duration.DurationInput
+  /** Bound on every other broker call (store, query, declare, close). Default 10 s. */
+  readonly requestTimeout?: Duration.DurationInput
+  readonly connectionName?: string
+}
+
+export const DEFAULT_URI = "rabbitmq-stream://guest:guest@localhost:5552/%2f"
+
+/**
+ * Parses `rabbitmq-stream://user:pass@host:port/vhost`. The vhost is URL-encoded (`%2f` is `/`);
+ * an empty path means `/`. Errors never contain the password.
+ */
+export const parseUri = (uri: string): Either.Either<ConnectionConfig, InvalidArgument> => {
+  let url: URL
+  try {
+    url = new URL(uri)
+  } catch {
+    return Either.left(
+      new InvalidArgument({ message: `malformed URI ${redactUri(uri)}: expected rabbitmq-stream://user:pass@host:5552/vhost` })
+    )
+  }
+  if (url.protocol !== "rabbitmq-stream:") {
+    return Either.left(
+      new InvalidArgument({ message: `unsupported URI scheme "${url.protocol}" in ${redactUri(uri)}: expected rabbitmq-stream://` })
+    )
+  }
+  const port = url.port === "" ? 5552 : Number(url.port)
+  if (url.hostname === "") {
+    return Either.left(new InvalidArgument({ message: `URI ${redactUri(uri)} has no host` }))
+  }
+  const path = url.pathname.replace(/^\//, "")
+  let vhost: string
+  try {
+    vhost = path === "" ? "/" : decodeURIComponent(path)
+  } catch {
+    return Either.left(new InvalidArgument({ message: `URI ${redactUri(uri)} has a malformed vhost "${path}"` }))
+  }
+  return Either.right({
+    host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port,
+    username: url.username === "" ? "guest" : decodeURIComponent(url.username),
+    password: Redacted.make(url.password === "" && url.username === "" ? "guest" : decodeURIComponent(url.password)),
+    vhost
+  })
+}
+
+/** The URI with its password replaced by `***`: safe to print. */
+export const redactUri = (uri: string): string => uri.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@")
+
+/** A printable description of where a config points, without the password. */
+export const describeConnection = (config: ConnectionConfig): string =>
+  `rabbitmq-stream://${config.username}@${config.host}:${config.port}/${encodeURIComponent(config.vhost)}`
+
+export const ConnectionConfig = {
+  /** `RABBITMQ_STREAM_URI`, default {@link DEFAULT_URI}. */
+  fromEnv: Config.redacted("RABBITMQ_STREAM_URI").pipe(
+    Config.withDefault(Redacted.make(DEFAULT_URI)),
+    Config.mapOrFail((uri) =>
+      Either.mapLeft(parseUri(Redacted.value(uri)), (e) => ConfigError.InvalidData(["RABBITMQ_STREAM_URI"], e.message))
+    )
+  )
+}
+
+/** Retention of a stream: what `send` declares. */
+export interface Retention {
+  /** `max-length-bytes`. Default 2 GB, as in the tutorial. */
+  readonly maxLengthBytes?: number
+  /** `max-age`, e.g. "7D", "12h". Default none. */
+  readonly maxAge?: string
+  /** `stream-max-segment-size-bytes`. Default the broker's (500 MB). */
+  readonly maxSegmentSizeBytes?: number
+}
+
+export const DEFAULT_RETENTION: Retention = { maxLengthBytes: 2_000_000_000 }
+
+/** Where a consumer starts when no offset is stored (or when the stored one is ignored). */
+export type StartPosition = Data.TaggedEnum<{
+  First: {}
+  Last: {}
+  Next: {}
+  Offset: { readonly offset: bigint }
+  Timestamp: { readonly date: Date }
+}>
+export const StartPosition = Data.taggedEnum<StartPosition>()
+
+/** A message as the consumer sees it. */
+export interface StreamMessage {
+  readonly offset: bigint
+  readonly body: Uint8Array
+  readonly applicationProperties?: Readonly<Record<string, string | number>>
+}
+
+const decoder = new TextDecoder()
+/** The body as UTF-8 text. */
+export const bodyText = (message: StreamMessage): string => decoder.decode(message.body)
+
+// =============================================================================================
+// 2. Errors
+// =============================================================================================
+
+/** Bad input from the caller: a malformed URI, a non-positive count, an invalid stream name. */
+export class InvalidArgument extends Data.TaggedError("InvalidArgument")<{ readonly message: string }> {}
+
+/** The broker could not be reached or refused the connection (credentials, vhost). */
+export class ConnectionError extends Data.TaggedError("ConnectionError")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+/** The stream does not exist. */
+export class StreamNotFound extends Data.TaggedError("StreamNotFound")<{ readonly stream: string }> {
+  override get message() {
+    return `stream "${this.stream}" does not exist: run send first, or check --stream`
+  }
+}
+
+/** The stream exists with other arguments (retention) than the ones declared. */
+export class StreamPreconditionFailed extends Data.TaggedError("StreamPreconditionFailed")<{ readonly stream: string }> {
+  override get message() {
+    return `stream "${this.stream}" already exists with different arguments (retention): declare it with the same ones, or use another stream name`
+  }
+}
+
+/** A broker command failed; `code` is the protocol's response code when the broker sent one. */
+export class BrokerError extends Data.TaggedError("BrokerError")<{
+  readonly operation: string
+  readonly code?: number
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `${this.operation} failed: ${this.reason}`
+  }
+}
+
+/** The broker refused a published message (it is NOT in the stream). */
+export class PublishError extends Data.TaggedError("PublishError")<{
+  readonly stream: string
+  readonly publishingId: bigint
+  readonly code: number
+}> {
+  override get message() {
+    return `the broker rejected message ${this.publishingId} on stream "${this.stream}" with code ${this.code} (${codeName(this.code)})`
+  }
+}
+
+/** Not every published message was confirmed in time: they may or may not be in the stream. */
+export class ConfirmTimeout extends Data.TaggedError("ConfirmTimeout")<{
+  readonly stream: string
+  readonly unconfirmed: number
+  readonly timeout: Duration.Duration
+}> {
+  override get message() {
+    return `${this.unconfirmed} message(s) on stream "${this.stream}" were not confirmed within ${Duration.format(this.timeout)}`
+  }
+}
+
+/** The offset store could not store or query an offset. */
+export class OffsetStoreError extends Data.TaggedError("OffsetStoreError")<{
+  readonly operation: "store" | "query"
+  readonly consumerName: string
+  readonly stream: string
+  readonly cause: unknown
+}> {
+  override get message() {
+    const why = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `could not ${this.operation} the offset of consumer "${this.consumerName}" on stream "${this.stream}": ${why}`
+  }
+}
+
+export type StreamError = BrokerError | StreamNotFound | StreamPreconditionFailed | ConnectionError
+
+/** Response codes of the stream protocol that this module names. */
+const RESPONSE_CODES: Record<number, string> = {
+  2: "stream does not exist",
+  3: "subscription id already exists",
+  4: "subscription id does not exist",
+  5: "stream already exists",
+  6: "stream not available",
+  7: "SASL mechanism not supported",
+  8: "authentication failure",
+  9: "SASL error",
+  10: "SASL challenge",
+  11: "SASL authentication failure loopback",
+  12: "virtual host access failure",
+  13: "unknown frame",
+  14: "frame too large",
+  15: "internal error",
+  16: "access refused",
+  17: "precondition failed",
+  18: "publisher does not exist",
+  19: "no offset"
+}
+const codeName = (code: number) => RESPONSE_CODES[code] ?? "unknown code"
+
+/** The client reports failures as `Error("... code N")`: recover N. */
+const responseCode = (error: unknown): number | undefined => {
+  const match = /code (\d+)/.exec(error instanceof Error ? error.message : String(error))
+  return match ? Number(match[1]) : undefined
+}
+
+const brokerError = (operation: string) => (error: unknown): BrokerError => {
+  const code = responseCode(error)
+  const reason = code !== undefined
+    ? `${codeName(code)} (code ${code})`
+    : error instanceof Error
+    ? error.message
+    : String(error)
+  return new BrokerError({ operation, reason, cause: error, ...(code !== undefined ? { code } : {}) })
+}
+
+const STREAM_NAME = /^[^\s]{1,255}$/
+const validateStreamName = (stream: string): Effect.Effect<void, InvalidArgument> =>
+  STREAM_NAME.test(stream) && !stream.startsWith("amq.")
+    ? Effect.void
+    : Effect.fail(
+      new InvalidArgument({
+        message: `invalid stream name "${stream}": use 1 to 255 characters, no spaces, not starting with "amq."`
+      })
+    )
+
+// =============================================================================================
+// 3. StreamBroker: everything the workflows ask of the broker
+// =============================================================================================
+
+/** What a publisher's confirmations look like, in the order the broker sends them. */
+export type Confirmation = Data.TaggedEnum<{
+  Confirmed: { readonly publishingIds: ReadonlyArray<bigint> }
+  Rejected: { readonly publishingId: bigint; readonly code: number }
+}>
+export const Confirmation = Data.taggedEnum<Confirmation>()
+
+/** A publisher on one stream. Release its scope to close it. */
+export interface Publisher {
+  readonly stream: string
+  /** Queues one message; succeeds with its publishing id. Confirmation comes later, on `confirmations`. */
+  readonly send: (body: Uint8Array) => Effect.Effect<bigint, BrokerError>
+  /** Sends whatever the client still batches. */
+  readonly flush: Effect.Effect<void, BrokerError>
+  /** Every confirm and rejection for this publisher, and only this publisher. */
+  readonly confirmations: Queue.Dequeue<Confirmation>
+}
+
+export interface SubscribeOptions {
+  readonly stream: string
+  readonly start: StartPosition
+  /** Messages buffered between the broker and the stream; a full buffer stops credit (backpressure). */
+  readonly bufferSize?: number
+  /** The consumer's name on the broker (needed for single active consumer). */
+  readonly consumerRef?: string
+}
+
+export interface StreamBrokerShape {
+  /** Creates the stream, or succeeds when it exists with the same arguments. */
+  readonly declareStream: (
+    stream: string,
+    retention: Retention
+  ) => Effect.Effect<void, BrokerError | StreamPreconditionFailed>
+  readonly streamExists: (stream: string) => Effect.Effect<boolean, BrokerError>
+  readonly deleteStream: (stream: string) => Effect.Effect<void, BrokerError | StreamNotFound>
+  readonly publisher: (stream: string) => Effect.Effect<Publisher, BrokerError | StreamNotFound, Scope.Scope>
+  /**
+   * Deliveries as a backpressured stream. Like the broker it starts at the beginning of the chunk
+   * that holds the requested offset, so messages below it may come first: drop them.
+   */
+  readonly subscribe: (options: SubscribeOptions) => Stream.Stream<StreamMessage, BrokerError | StreamNotFound>
+  /** Writes a tracking entry into the stream (the broker does not acknowledge it). */
+  readonly storeOffset: (reference: string, stream: string, offset: bigint) => Effect.Effect<void, BrokerError>
+  /** The stored offset, `None` when nothing is stored. */
+  readonly queryOffset: (reference: string, stream: string) => Effect.Effect<Option.Option<bigint>, BrokerError>
+}
+
+export class StreamBroker extends Context.Tag("effect-stream-offsets/StreamBroker")<StreamBroker, StreamBrokerShape>() {
+  /** The real broker over one connection of `rabbitmq-stream-js-client`. */
+  static readonly layer = (config: ConnectionConfig): Layer.Layer<StreamBroker, ConnectionError> =>
+    Layer.scoped(StreamBroker, makeClientBroker(config))
+  /** The real broker, configured by `RABBITMQ_STREAM_URI`. */
+  static readonly layerConfig: Layer.Layer<StreamBroker, ConnectionError | ConfigError.ConfigError> =
+    Layer.unwrapEffect(Effect.map(ConnectionConfig.fromEnv, (config) => StreamBroker.layer(config)))
+  /** A broker in memory that behaves like a stream; inspect it through {@link MemoryBroker}. */
+  static readonly layerMemory = (options: MemoryBrokerOptions = {}): Layer.Layer<StreamBroker | MemoryBroker> =>
+    Layer.effectContext(
+      Effect.map(makeMemoryBroker(options), ({ broker, inspect }) =>
+        Context.make(StreamBroker, broker).pipe(Context.add(MemoryBroker, inspect)))
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3a. The real broker on rabbitmq-stream-js-client
+// ---------------------------------------------------------------------------------------------
+
+const DEFAULT_TIMEOUT = Duration.seconds(10)
+
+const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerShape, ConnectionError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const where = describeConnection(config)
+    const requestTimeout = Duration.decode(config.requestTimeout ?? DEFAULT_TIMEOUT)
+    const connectTimeout = Duration.decode(config.connectTimeout ?? DEFAULT_TIMEOUT)
+    // Confirms arrive on the connection, not the publisher: route them by publisher id and connection.
+    const confirmRoutes = new Map<string, Queue.Queue<Confirmation>>()
+    const routeKey = (publisherId: number, connectionId: string) => `${publisherId}@${connectionId}`
+
+    const client = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () =>
+          connect({
+            hostname: config.host,
+            port: config.port,
+            username: config.username,
+            password: Redacted.value(config.password),
+            vhost: config.vhost,
+            connectionName: config.connectionName ?? "effect-stream-offsets",
+            listeners: {
+              publish_confirm: (confirm, connectionId) => {
+                const queue = confirmRoutes.get(routeKey(confirm.publisherId, connectionId))
+                if (queue) Queue.unsafeOffer(queue, Confirmation.Confirmed({ publishingIds: confirm.publishingIds }))
+              },
+              publish_error: (error, connectionId) => {
+                const queue = confirmRoutes.get(routeKey(error.publisherId, connectionId))
+                if (queue) {
+                  Queue.unsafeOffer(
+                    queue,
+                    Confirmation.Rejected({
+                      publishingId: error.publishingError.publishingId,
+                      code: error.publishingError.code
+                    })
+                  )
+                }
+              }
+            }
+          }),
+        catch: (cause) => connectError(where, cause)
+      }).pipe(
+        Effect.timeoutFail({
+          duration: connectTimeout,
+          onTimeout: () =>
+            new ConnectionError({
+              message:
+                `no answer from ${where} within ${Duration.format(connectTimeout)}: check the host, port, username, password and vhost`
+            })
+        })
+      ),
+      (client) => Effect.promise(() => client.close()).pipe(Effect.timeout(requestTimeout), Effect.ignore)
+    )
+
+    const call = <A>(operation: string, f: (client: Client) => Promise<A>) =>
+      Effect.tryPromise({ try: () => f(client), catch: brokerError(operation) }).pipe(
+        Effect.timeoutFail({
+          duration: requestTimeout,
+          onTimeout: () =>
+            new BrokerError({ operation, reason: `no answer within ${Duration.format(requestTimeout)}` })
+        })
+      )
+
+    const streamExists = (stream: string) =>
+      call(`query metadata of "${stream}"`, (c) => c.queryMetadata({ streams: [stream] })).pipe(
+        Effect.map((metadata) => metadata.some((m) => m.streamName === stream && m.responseCode === 1))
+      )
+
+    const requireStream = (stream: string) =>
+      Effect.flatMap(streamExists(stream), (exists) => exists ? Effect.void : Effect.fail(new StreamNotFound({ stream })))
+
+    const declareStream = (stream: string, retention: Retention) =>
+      call(`declare stream "${stream}"`, (c) => c.createStream({ stream, arguments: streamArguments(retention) })).pipe(
+        Effect.asVoid,
+        Effect.catchIf((e) => e.code === 17, () => Effect.fail(new StreamPreconditionFailed({ stream })))
+      )
+
+    const deleteStream = (stream: string) =>
+      call(`delete stream "${stream}"`, (c) => c.deleteStream({ stream })).pipe(
+        Effect.asVoid,
+        Effect.catchIf((e) => e.code === 2, () => Effect.fail(new StreamNotFound({ stream })))
+      )
+
+    const publisher = (stream: string) =>
+      Effect.gen(function*() {
+        yield* requireStream(stream)
+        const confirmations = yield* Queue.unbounded<Confirmation>()
+        const raw = yield* Effect.acquireRelease(
+          call(`declare a publisher on "${stream}"`, (c) => c.declarePublisher({ stream })),
+          (p) =>
+            Effect.promise(() => client.deletePublisher(p.extendedId)).pipe(
+              Effect.timeout(requestTimeout),
+              Effect.ignore,
+              Effect.ensuring(Effect.sync(() => confirmRoutes.delete(routeKey(p.publisherId, p.getConnectionInfo().id))))
+            )
+        )
+        confirmRoutes.set(routeKey(raw.publisherId, raw.getConnectionInfo().id), confirmations)
+        const send = (body: Uint8Array) =>
+          Effect.tryPromise({
+            try: () => raw.send(toBuffer(body)),
+            catch: brokerError(`publish to "${stream}"`)
+          }).pipe(Effect.map((result) => result.publishingId))
+        const flush = call(`flush the publisher on "${stream}"`, () => raw.flush()).pipe(Effect.asVoid)
+        return { stream, send, flush, confirmations } satisfies Publisher
+      })
+
+    const subscribe = (options: SubscribeOptions) =>
+      Stream.unwrapScoped(Effect.gen(function*() {
+        yield* requireStream(options.stream)
+        const mailbox = yield* Mailbox.make<StreamMessage, BrokerError>({
+          capacity: options.bufferSize ?? 1024,
+          strategy: "suspend"
+        })
+        const runtime = yield* Effect.runtime<never>()
+        const offer = Runtime.runPromise(runtime)
+        // The client awaits this handler before it grants more credit: while the buffer is full the
+        // returned promise waits, and so does the broker.
+        const handle = (message: Message): Promise<void> | void => {
+          const next = toStreamMessage(message)
+          if (mailbox.unsafeOffer(next)) return
+          return offer(mailbox.offer(next)).then(() => undefined, () => undefined)
+        }
+        yield* Effect.acquireRelease(
+          call(`subscribe to "${options.stream}"`, (c) =>
+            c.declareConsumer(
+              {
+                stream: options.stream,
+                offset: toClientOffset(options.start),
+                ...(options.consumerRef !== undefined ? { consumerRef: options.consumerRef } : {}),
+                connectionClosedListener: (hadError) => {
+                  mailbox.unsafeDone(Exit.fail(
+                    new BrokerError({
+                      operation: `consume "${options.stream}"`,
+                      reason: hadError ? "the connection failed" : "the connection was closed"
+                    })
+                  ))
+                }
+              },
+              handle
+            )),
+          (consumer) =>
+            Effect.promise(() => client.closeConsumer(consumer.extendedId)).pipe(
+              Effect.timeout(requestTimeout),
+              Effect.ignore,
+              Effect.zipRight(mailbox.shutdown)
+            )
+        )
+        return Mailbox.toStream(mailbox)
+      }))
+
+    const storeOffset = (reference: string, stream: string, offset: bigint) =>
+      // The client's storeOffset lives on consumers and treats 0n as "my local offset"; the
+      // connection-level command stores exactly the value given, 0 included.
+      call(`store offset ${offset} for "${reference}" on "${stream}"`, (c) =>
+        (c as unknown as { locatorConnection: LocatorConnection }).locatorConnection.storeOffset({
+          stream,
+          reference,
+          offsetValue: offset
+        })).pipe(Effect.asVoid)
+
+    const queryOffset = (reference: string, stream: string) =>
+      call(`query the offset of "${reference}" on "${stream}"`, (c) => c.queryOffset({ reference, stream })).pipe(
+        Effect.map(Option.some),
+        Effect.catchIf((e) => e.code === 19, () => Effect.succeed(Option.none()))
+      )
+
+    return { declareStream, streamExists, deleteStream, publisher, subscribe, storeOffset, queryOffset }
+  })
+
+interface LocatorConnection {
+  storeOffset(params: { stream: string; reference: string; offsetValue: bigint }): Promise<unknown>
+}
+
+const connectError = (where: string, cause: unknown): ConnectionError => {
+  const code = responseCode(cause)
+  const detail = code === 8 || code === 11
+    ? "authentication failed: check the username and password"
+    : code === 12
+    ? "the virtual host does not exist or the user may not use it"
+    : cause instanceof Error
+    ? cause.message
+    : String(cause)
+  return new ConnectionError({ message: `cannot connect to ${where}: ${detail}`, cause })
+}
+
+const streamArguments = (retention: Retention) => ({
+  ...(retention.maxLengthBytes !== undefined ? { "max-length-bytes": retention.maxLengthBytes } : {}),
+  ...(retention.maxAge !== undefined ? { "max-age": retention.maxAge } : {}),
+  ...(retention.maxSegmentSizeBytes !== undefined
+    ? { "stream-max-segment-size-bytes": retention.maxSegmentSizeBytes }
+    : {})
+})
+
+const toBuffer = (body: Uint8Array): Buffer =>
+  Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+
+const toStreamMessage = (message: Message): StreamMessage => ({
+  offset: message.offset ?? -1n,
+  body: message.content,
+  ...(message.applicationProperties ? { applicationProperties: message.applicationProperties } : {})
+})
+
+const toClientOffset = StartPosition.$match({
+  First: () => Offset.first(),
+  Last: () => Offset.last(),
+  Next: () => Offset.next(),
+  Offset: ({ offset }) => Offset.offset(offset),
+  Timestamp: ({ date }) => Offset.timestamp(date)
+})
+
+// ---------------------------------------------------------------------------------------------
+// 3b. The in-memory broker: append-only, broker-assigned offsets, tracking entries, chunks
+// ---------------------------------------------------------------------------------------------
+
+export interface MemoryBrokerOptions {
+  /** Messages per chunk (the unit of delivery, as on the broker). Default 16. */
+  readonly chunkSize?: number
+  /** Delay before each confirm (use TestClock to drive it). Default none. */
+  readonly confirmDelay?: Duration.DurationInput
+  /** Return a response code to reject the message (it is not appended); undefined accepts it. */
+  readonly rejectPublish?: (body: Uint8Array, publishingId: bigint) => number | undefined
+  /** Return true to never confirm the message (it is appended). */
+  readonly dropConfirm?: (body: Uint8Array, publishingId: bigint) => boolean
+}
+
+/** One entry of an in-memory stream's log: a message or an offset-tracking record. */
+export type MemoryEntry =
+  | { readonly _tag: "Message"; readonly offset: bigint; readonly body: Uint8Array; readonly timestamp: number }
+  | { readonly _tag: "Tracking"; readonly offset: bigint; readonly reference: string; readonly value: bigint; readonly timestamp: number }
+
+/** Looks inside the in-memory broker from tests. */
+export class MemoryBroker extends Context.Tag("effect-stream-offsets/MemoryBroker")<MemoryBroker, {
+  /** The whole log of a stream, tracking entries included (empty when the stream does not exist). */
+  readonly entries: (stream: string) => Effect.Effect<ReadonlyArray<MemoryEntry>>
+  /** The messages of a stream, in offset order. */
+  readonly messages: (stream: string) => Effect.Effect<ReadonlyArray<StreamMessage>>
+  /** The arguments a stream was declared with. */
+  readonly retention: (stream: string) => Effect.Effect<Option.Option<Retention>>
+}>() {}
+
+interface MemoryStream {
+  readonly retention: Retention
+  readonly log: Array<MemoryEntry>
+  /** Index in `log` of the first entry of every chunk. */
+  readonly chunkStarts: Array<number>
+  openChunkSize: number
+  readonly tracking: Map<string, bigint>
+  /** Completed and replaced whenever the log grows. */
+  grown: Deferred.Deferred<void>
+}
+
+const makeMemoryBroker = (options: MemoryBrokerOptions) =>
+  Effect.gen(function*() {
+    const chunkSize = Math.max(1, options.chunkSize ?? 16)
+    const streams = new Map<string, MemoryStream>()
+    let nextPublisherId = 0
+
+    const get = (stream: string) =>
+      Effect.suspend(() => {
+        const s = streams.get(stream)
+        return s ? Effect.succeed(s) : Effect.fail(new StreamNotFound({ stream }))
+      })
+
+    const append = (s: MemoryStream, entry: (offset: bigint, timestamp: number) => MemoryEntry, newChunk: boolean) =>
+      Effect.gen(function*() {
+        const timestamp = yield* Clock.currentTimeMillis
+        if (newChunk || s.openChunkSize >= chunkSize || s.log.length === 0) {
+          s.chunkStarts.push(s.log.length)
+          s.openChunkSize = 0
+        }
+        const appended = entry(BigInt(s.log.length), timestamp)
+        s.log.push(appended)
+        // A tracking entry is a chunk of its own: the next message starts a new chunk.
+        s.openChunkSize = newChunk ? chunkSize : s.openChunkSize + 1
+        const grown = s.grown
+        s.grown = yield* Deferred.make<void>()
+        yield* Deferred.succeed(grown, undefined)
+        return appended.offset
+      })
+
+    const declareStream = (stream: string, retention: Retention) =>
+      Effect.gen(function*() {
+        const existing = streams.get(stream)
+        if (existing) {
+          return yield* sameArguments(existing.retention, retention)
+            ? Effect.void
+            : Effect.fail(new StreamPreconditionFailed({ stream }))
+        }
+        streams.set(stream, {
+          retention,
+          log: [],
+          chunkStarts: [],
+          openChunkSize: 0,
+          tracking: new Map(),
+          grown: yield* Deferred.make<void>()
+        })
+      })
+
+    const streamExists = (stream: string) => Effect.sync(() => streams.has(stream))
+
+    const deleteStream = (stream: string) =>
+      Effect.flatMap(get(stream), () => Effect.sync(() => void streams.delete(stream)))
+
+    const publisher = (stream: string) =>
+      Effect.gen(function*() {
+        const s = yield* get(stream)
+        const scope = yield* Effect.scope
+        const confirmations = yield* Queue.unbounded<Confirmation>()
+        yield* Effect.addFinalizer(() => Queue.shutdown(confirmations))
+        nextPublisherId += 1
+        let publishingId = 0n
+        const confirm = (c: Confirmation) =>
+          options.confirmDelay === undefined
+            ? Queue.offer(confirmations, c)
+            : Effect.forkIn(Effect.delay(Queue.offer(confirmations, c), options.confirmDelay), scope)
+        const send = (body: Uint8Array) =>
+          Effect.gen(function*() {
+            publishingId += 1n
+            const id = publishingId
+            const code = options.rejectPublish?.(body, id)
+            if (code !== undefined) {
+              yield* confirm(Confirmation.Rejected({ publishingId: id, code }))
+              return id
+            }
+            yield* append(s, (offset, timestamp) => ({ _tag: "Message", offset, body, timestamp }), false)
+            if (!options.dropConfirm?.(body, id)) yield* confirm(Confirmation.Confirmed({ publishingIds: [id] }))
+            return id
+          })
+        return { stream, send, flush: Effect.void, confirmations } satisfies Publisher
+      })
+
+    const startIndex = (s: MemoryStream, start: StartPosition): number =>
+      StartPosition.$match(start, {
+        First: () => 0,
+        Last: () => s.chunkStarts.at(-1) ?? 0,
+        Next: () => s.log.length,
+        Offset: ({ offset }) => {
+          if (offset >= BigInt(s.log.length)) return Number(offset)
+          const index = Number(offset < 0n ? 0n : offset)
+          return s.chunkStarts.findLast((c) => c <= index) ?? 0
+        },
+        Timestamp: ({ date }) => {
+          const chunk = s.chunkStarts.find((c) => s.log[c]!.timestamp >= date.getTime())
+          return chunk ?? s.log.length
+        }
+      })
+
+    const subscribe = (options: SubscribeOptions): Stream.Stream<StreamMessage, StreamNotFound> =>
+      Stream.unwrap(Effect.map(get(options.stream), (s) => {
+        let position = startIndex(s, options.start)
+        const pull: Effect.Effect<Chunk.Chunk<StreamMessage>> = Effect.suspend(() => {
+          if (position >= s.log.length) return Effect.zipRight(Deferred.await(s.grown), pull)
+          // Deliver up to the end of the chunk that holds `position`.
+          const end = s.chunkStarts.find((c) => c > position) ?? s.log.length
+          const delivered: Array<StreamMessage> = []
+          for (; position < end; position++) {
+            const entry = s.log[position]!
+            if (entry._tag === "Message") delivered.push({ offset: entry.offset, body: entry.body })
+          }
+          return delivered.length === 0 ? pull : Effect.succeed(Chunk.unsafeFromArray(delivered))
+        })
+        return Stream.repeatEffectChunk(pull)
+      }))
+
+    const storeOffset = (reference: string, stream: string, offset: bigint) =>
+      Effect.gen(function*() {
+        const s = streams.get(stream)
+        if (!s) {
+          return yield* Effect.fail(
+            new BrokerError({ operation: `store offset for "${reference}" on "${stream}"`, code: 2, reason: codeName(2) })
+          )
+        }
+        s.tracking.set(reference, offset)
+        yield* append(s, (o, timestamp) => ({ _tag: "Tracking", offset: o, reference, value: offset, timestamp }), true)
+      })
+
+    const queryOffset = (reference: string, stream: string) =>
+      Effect.suspend(() => {
+        const s = streams.get(stream)
+        return s
+          ? Effect.succeed(Option.fromNullable(s.tracking.get(reference)))
+          : Effect.fail(
+            new BrokerError({ operation: `query the offset of "${reference}" on "${stream}"`, code: 2, reason: codeName(2) })
+          )
+      })
+
+    const broker: StreamBrokerShape = {
+      declareStream,
+      streamExists,
+      deleteStream,
+      publisher,
+      subscribe,
+      storeOffset,
+      queryOffset
+    }
+    const inspect: Context.Tag.Service<MemoryBroker> = {
+      entries: (stream) => Effect.sync(() => [...(streams.get(stream)?.log ?? [])]),
+      messages: (stream) =>
+        Effect.sync(() =>
+          (streams.get(stream)?.log ?? []).flatMap((e) =>
+            e._tag === "Message" ? [{ offset: e.offset, body: e.body }] : []
+          )
+        ),
+      retention: (stream) => Effect.sync(() => Option.fromNullable(streams.get(stream)?.retention))
+    }
+    return { broker, inspect }
+  })
+
+const sameArguments = (a: Retention, b: Retention) =>
+  a.maxLengthBytes === b.maxLengthBytes && a.maxAge === b.maxAge && a.maxSegmentSizeBytes === b.maxSegmentSizeBytes
+
+// =============================================================================================
+// 4. OffsetStore: where a consumer's offset lives
+// =============================================================================================
+
+export interface OffsetStoreShape {
+  /** The offset last stored for this consumer on this stream, `None` when nothing is stored. */
+  readonly query: (consumerName: string, stream: string) => Effect.Effect<Option.Option<bigint>, OffsetStoreError>
+  /** Stores the offset of the last message processed. */
+  readonly store: (consumerName: string, stream: string, offset: bigint) => Effect.Effect<void, OffsetStoreError>
+}
+
+/** Looks inside the in-memory OffsetStore from tests. */
+export class MemoryOffsetStore extends Context.Tag("effect-stream-offsets/MemoryOffsetStore")<MemoryOffsetStore, {
+  /** Every store, in order. */
+  readonly history: Effect.Effect<ReadonlyArray<{ readonly consumerName: string; readonly stream: string; readonly offset: bigint }>>
+}>() {}
+
+/** Server-side: the broker's own offset tracking (`StoreOffset` / `QueryOffset`). */
+const makeServerOffsetStore = Effect.map(StreamBroker, (broker): OffsetStoreShape => ({
+  query: (consumerName, stream) =>
+    broker.queryOffset(consumerName, stream).pipe(
+      Effect.mapError((cause) => new OffsetStoreError({ operation: "query", consumerName, stream, cause }))
+    ),
+  store: (consumerName, stream, offset) =>
+    broker.storeOffset(consumerName, stream, offset).pipe(
+      Effect.tap(() => Metric.increment(offsetsStored)),
+      Effect.mapError((cause) => new OffsetStoreError({ operation: "store", consumerName, stream, cause }))
+    )
+}))
+
+const makeMemoryOffsetStore = Effect.sync(() => {
+  const stored = new Map<string, bigint>()
+  const history: Array<{ consumerName: string; stream: string; offset: bigint }> = []
+  const key = (consumerName: string, stream: string) => JSON.stringify([consumerName, stream])
+  const store: OffsetStoreShape = {
+    query: (consumerName, stream) => Effect.sync(() => Option.fromNullable(stored.get(key(consumerName, stream)))),
+    store: (consumerName, stream, offset) =>
+      Effect.sync(() => {
+        stored.set(key(consumerName, stream), offset)
+        history.push({ consumerName, stream, offset })
+      })
+  }
+  return Context.make(OffsetStore, store).pipe(
+    Context.add(MemoryOffsetStore, { history: Effect.sync(() => [...history]) })
+  )
+})
+
+export class OffsetStore extends Context.Tag("effect-stream-offsets/OffsetStore")<OffsetStore, OffsetStoreShape>() {
+  /** Offsets kept by the broker, next to the stream. */
+  static readonly layerServer: Layer.Layer<OffsetStore, never, StreamBroker> = Layer.effect(this, makeServerOffsetStore)
+  /** Offsets kept in memory; inspect them through {@link MemoryOffsetStore}. */
+  static readonly layerMemory: Layer.Layer<OffsetStore | MemoryOffsetStore> = Layer.effectContext(makeMemoryOffsetStore)
+}
+
+// =============================================================================================
+// Metrics
+// =============================================================================================
+
+export const messagesSent = Metric.counter("stream_offsets_messages_sent", { bigint: false, incremental: true })
+export const messagesConfirmed = Metric.counter("stream_offsets_messages_confirmed", { incremental: true })
+export const messagesConsumed = Metric.counter("stream_offsets_messages_consumed", { incremental: true })
+export const offsetsStored = Metric.counter("stream_offsets_offsets_stored", { incremental: true })
+
+// =============================================================================================
+// 5. Producer workflow
+// =============================================================================================
+
+export interface SendOptions {
+  readonly stream: string
+  /** The bodies to publish, in order. Default {@link tutorialMessages}(100). */
+  readonly messages?: Iterable<Uint8Array | string>
+  readonly retention?: Retention
+  /** How long to wait, after the last send, for the remaining confirms. Default 10 s. */
+  readonly confirmTimeout?: Duration.DurationInput
+  /** At most this many messages wait for a confirm; sending pauses beyond it. Default 10,000. */
+  readonly maxInFlight?: number
+}
+
+export interface SendSummary {
+  readonly stream: string
+  readonly sent: number
+  readonly confirmed: number
+}
+
+/** The tutorial's messages: `hello 0` ... `hello N-2`, then `marker`. */
+export function* tutorialMessages(count: number): Generator<string> {
+  for (let i = 0; i < count - 1; i++) yield `hello ${i}`
+  if (count > 0) yield "marker"
+}
+
+const encoder = new TextEncoder()
+
+/**
+ * Declares the stream (idempotently, with retention), publishes every message, and succeeds only
+ * when the broker has confirmed every one. A rejection fails with {@link PublishError}; confirms
+ * that do not come fail with {@link ConfirmTimeout}. Nothing is reported confirmed that was not.
+ */
+export const send = Effect.fn("send")(function*(options: SendOptions) {
+  const broker = yield* StreamBroker
+  const stream = options.stream
+  yield* validateStreamName(stream)
+  const confirmTimeout = Duration.decode(options.confirmTimeout ?? DEFAULT_TIMEOUT)
+  const maxInFlight = Math.max(1, options.maxInFlight ?? 10_000)
+  yield* broker.declareStream(stream, options.retention ?? DEFAULT_RETENTION)
+
+  return yield* Effect.scoped(Effect.gen(function*() {
+    const publisher = yield* broker.publisher(stream)
+    const inFlight = yield* Effect.makeSemaphore(maxInFlight)
+    // Completed when the last message sent has been confirmed; failed on the first rejection.
+    const allConfirmed = yield* Deferred.make<void, PublishError>()
+    const pending = new Set<bigint>()
+    let sent = 0
+    let confirmed = 0
+    let sending = true
+    const settleIfDone = Effect.suspend(() =>
+      !sending && pending.size === 0 ? Deferred.succeed(allConfirmed, undefined) : Effect.void
+    )
+
+    yield* Queue.take(publisher.confirmations).pipe(
+      Effect.flatMap(Confirmation.$match({
+        Confirmed: ({ publishingIds }) => {
+          let n = 0
+          for (const id of publishingIds) if (pending.delete(id)) n++
+          confirmed += n
+          return Effect.all([inFlight.release(n), Metric.incrementBy(messagesConfirmed, n), settleIfDone], {
+            discard: true
+          })
+        },
+        Rejected: ({ code, publishingId }) =>
+          Deferred.fail(allConfirmed, new PublishError({ stream, publishingId, code }))
+      })),
+      Effect.forever,
+      Effect.forkScoped
+    )
+
+    const waitForSlot = inFlight.take(1).pipe(
+      Effect.timeoutFail({
+        duration: confirmTimeout,
+        onTimeout: () => new ConfirmTimeout({ stream, unconfirmed: pending.size, timeout: confirmTimeout })
+      })
+    )
+    for (const message of options.messages ?? tutorialMessages(100)) {
+      // Only a full window can wait for long: bound that wait, keep the common path cheap.
+      yield* pending.size >= maxInFlight ? waitForSlot : inFlight.take(1)
+      if (yield* Deferred.isDone(allConfirmed)) break
+      const id = yield* publisher.send(typeof message === "string" ? encoder.encode(message) : message)
+      pending.add(id)
+      sent++
+    }
+    yield* publisher.flush
+    yield* Metric.incrementBy(messagesSent, sent)
+    sending = false
+    yield* settleIfDone
+    yield* Deferred.await(allConfirmed).pipe(
+      Effect.timeoutFail({
+        duration: confirmTimeout,
+        onTimeout: () => new ConfirmTimeout({ stream, unconfirmed: pending.size, timeout: confirmTimeout })
+      })
+    )
+    return { stream, sent, confirmed } satisfies SendSummary
+  }))
+})
+
+// =============================================================================================
+// 6. Consumer workflow
+// =============================================================================================
+
+export interface ReceiveOptions<E = never, R = never> {
+  readonly stream: string
+  /** The consumer's name: the reference its offset is tracked under. */
+  readonly consumerName: string
+  /** Where to start when no offset is stored. Default the first message. */
+  readonly start?: StartPosition
+  /** Stop after the message for which this is true (it is processed). Default: body is `marker`. */
+  readonly isMarker?: (message: StreamMessage) => boolean
+  /** Store the offset after every N messages (and always at the marker). Default 10. */
+  readonly storeEvery?: number
+  /** What to do with each message, in order. A failure stops the consumer before that offset. */
+  readonly onMessage?: (message: StreamMessage, index: number) => Effect.Effect<void, E, R>
+  /** Messages buffered from the broker. Default 1024. */
+  readonly bufferSize?: number
+}
+
+export interface ReceiveSummary {
+  readonly messages: number
+  readonly firstOffset: Option.Option<bigint>
+  readonly lastOffset: Option.Option<bigint>
+  /** The offset the consumer started from, and whether it came from the OffsetStore. */
+  readonly start: StartPosition
+  readonly resumed: boolean
+  /** True when the marker was reached. */
+  readonly reachedMarker: boolean
+}
+
+export const isTutorialMarker = (message: StreamMessage): boolean => bodyText(message) === "marker"
+
+/**
+ * Resumes after the stored offset (or starts at `start`), processes messages until the marker,
+ * stores the offset every `storeEvery` messages and at the marker, and stores the last processed
+ * offset whenever it stops (marker, failure or interruption). Stores only move forward.
+ */
+export const receive = <E = never, R = never>(
+  options: ReceiveOptions<E, R>
+): Effect.Effect<ReceiveSummary, E | StreamError | OffsetStoreError | InvalidArgument, R | StreamBroker | OffsetStore> =>
+  Effect.gen(function*() {
+    const broker = yield* StreamBroker
+    const offsets = yield* OffsetStore
+    const { consumerName, stream } = options
+    yield* validateStreamName(stream)
+    const storeEvery = options.storeEvery ?? 10
+    if (!Number.isInteger(storeEvery) || storeEvery < 1) {
+      return yield* Effect.fail(new InvalidArgument({ message: `storeEvery must be a positive integer, got ${storeEvery}` }))
+    }
+    const isMarker = options.isMarker ?? isTutorialMarker
+
+    const stored = yield* offsets.query(consumerName, stream)
+    const start = Option.match(stored, {
+      onNone: () => options.start ?? StartPosition.First(),
+      onSome: (offset) => StartPosition.Offset({ offset: offset + 1n })
+    })
+    // The broker starts at the beginning of a chunk: anything below the requested offset was
+    // processed before (or was not asked for) and is dropped.
+    const floor = start._tag === "Offset" ? start.offset : -1n
+    yield* Effect.annotateCurrentSpan({ stream, consumerName, start: startLabel(start) })
+
+    let messages = 0
+    let first = Option.none<bigint>()
+    let last = Option.none<bigint>()
+    let lastStored = Option.getOrElse(stored, () => -1n)
+    let reachedMarker = false
+    const storeIfAhead = Effect.suspend(() =>
+      Option.isSome(last) && last.value > lastStored
+        ? Effect.tap(offsets.store(consumerName, stream, last.value), () => {
+          lastStored = (last as Option.Some<bigint>).value
+        })
+        : Effect.void
+    )
+
+    const processChunk = (chunk: Chunk.Chunk<StreamMessage>) =>
+      Effect.gen(function*() {
+        for (const message of chunk) {
+          if (options.onMessage) yield* options.onMessage(message, messages)
+          messages++
+          if (Option.isNone(first)) first = Option.some(message.offset)
+          last = Option.some(message.offset)
+          reachedMarker = isMarker(message)
+          if (messages % storeEvery === 0) yield* storeIfAhead
+        }
+        yield* Metric.incrementBy(messagesConsumed, chunk.length)
+      })
+
+    yield* broker.subscribe({
+      stream,
+      start,
+      ...(options.bufferSize !== undefined ? { bufferSize: options.bufferSize } : {})
+    }).pipe(
+      Stream.filter((message) => message.offset >= floor),
+      Stream.takeUntil(isMarker),
+      Stream.runForEachChunk(processChunk),
+      // Whatever ends the consumer, the last processed offset is stored: on failure and
+      // interruption here (bounded by the broker's request timeout), at the marker just below.
+      Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Effect.ignore(storeIfAhead))
+    )
+    yield* storeIfAhead
+    return {
+      messages,
+      firstOffset: first,
+      lastOffset: last,
+      start,
+      resumed: Option.isSome(stored),
+      reachedMarker
+    } satisfies ReceiveSummary
+  }).pipe(Effect.withSpan("receive"))
+
+const startLabel = StartPosition.$match({
+  First: () => "first",
+  Last: () => "last",
+  Next: () => "next",
+  Offset: ({ offset }) => `offset ${offset}`,
+  Timestamp: ({ date }) => `timestamp ${date.toISOString()}`
+})

@@ -1,0 +1,146 @@
+/**
+ * What the CLI entry files share: flags, environment fallbacks, one-line errors with exit codes,
+ * and a `runMain` that runs finalizers on SIGINT/SIGTERM on Node, Bun and Deno alike.
+ * No business logic: that is in StreamOffsets.ts.
+ */
+import { Runtime as PlatformRuntime } from "@effect/platform"
+import { Cause, Config, Console, Data, Effect, Either, Exit, Layer, Option } from "effect"
+import process from "node:process"
+import { DEFAULT_URI, parseUri, redactUri, StreamBroker } from "./StreamOffsets.ts"
+
+/** Exit codes of every command. */
+export const ExitCode = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const
+
+/** A usage error: unknown flag, missing or malformed value. Exit code 2. */
+export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
+
+export interface FlagSpec {
+  readonly [flag: string]: { readonly env?: string; readonly help: string; readonly default?: string }
+}
+
+/** Parses `--flag value` and `--flag=value`; `--help` gives `{ help: true }`. */
+export const parseFlags = <S extends FlagSpec>(
+  argv: ReadonlyArray<string>,
+  spec: S
+): Either.Either<{ readonly help: boolean; readonly values: Partial<Record<keyof S, string>> }, UsageError> => {
+  const values: Partial<Record<keyof S, string>> = {}
+  let help = false
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === "--help" || arg === "-h") {
+      help = true
+      continue
+    }
+    const match = /^--([a-z][a-z-]*)(?:=(.*))?$/.exec(arg)
+    if (!match) return Either.left(new UsageError({ message: `unexpected argument "${arg}" (see --help)` }))
+    const name = match[1]!
+    if (!(name in spec)) return Either.left(new UsageError({ message: `unknown flag --${name} (see --help)` }))
+    const value = match[2] ?? argv[++i]
+    if (value === undefined || (match[2] === undefined && value.startsWith("--"))) {
+      return Either.left(new UsageError({ message: `--${name} needs a value (see --help)` }))
+    }
+    values[name as keyof S] = value
+  }
+  return Either.right({ help, values })
+}
+
+/** The flag, else its environment variable, else its default. */
+export const flagOrEnv = <S extends FlagSpec>(
+  spec: S,
+  values: Partial<Record<keyof S, string>>,
+  name: keyof S & string
+): Effect.Effect<Option.Option<string>> => {
+  const given = values[name]
+  if (given !== undefined) return Effect.succeed(Option.some(given))
+  const { env, default: fallback } = spec[name]!
+  const fromEnv = env === undefined ? Effect.succeed(Option.none<string>()) : Config.option(Config.string(env))
+  return fromEnv.pipe(
+    Effect.orElseSucceed(() => Option.none<string>()),
+    Effect.map(Option.orElse(() => Option.fromNullable(fallback)))
+  )
+}
+
+export const usage = (command: string, summary: string, spec: FlagSpec): string => {
+  const lines = Object.entries(spec).map(([name, { env, help, default: d }]) => {
+    const extra = [env ? `env ${env}` : undefined, d !== undefined ? `default ${d}` : undefined].filter(Boolean)
+    return `  --${name.padEnd(24)} ${help}${extra.length ? ` (${extra.join(", ")})` : ""}`
+  })
+  return [`Usage: ${command} [flags]`, "", summary, "", "Flags:", ...lines, `  --${"help".padEnd(24)} this text`].join(
+    "\n"
+  )
+}
+
+/** A positive integer flag, or a usage error naming the flag. */
+export const positiveInteger = (flag: string, value: string): Effect.Effect<number, UsageError> =>
+  /^[0-9]+$/.test(value) && Number(value) > 0 && Number.isSafeInteger(Number(value))
+    ? Effect.succeed(Number(value))
+    : Effect.fail(new UsageError({ message: `--${flag} must be a positive integer, got "${value}"` }))
+
+/** The connection flag every command has. */
+export const uriFlag = {
+  uri: {
+    env: "RABBITMQ_STREAM_URI",
+    help: `broker URI, rabbitmq-stream://user:pass@host:5552/vhost (default ${redactUri(DEFAULT_URI)})`
+  }
+} as const satisfies FlagSpec
+
+/** The broker layer for `--uri`, else `RABBITMQ_STREAM_URI`, else guest on localhost:5552. */
+export const brokerLayer = (uri: string | undefined) =>
+  Layer.unwrapEffect(Effect.gen(function*() {
+    const given = uri !== undefined ? Option.some(uri) : yield* flagOrEnv(uriFlag, {}, "uri")
+    const config = yield* Either.mapLeft(
+      parseUri(Option.getOrElse(given, () => DEFAULT_URI)),
+      (e) => new UsageError({ message: e.message })
+    )
+    return StreamBroker.layer(config)
+  }))
+
+/** Turns the outcome of a command into one line on stderr and an exit code. */
+const report = <A, E>(exit: Exit.Exit<A, E>): number => {
+  if (Exit.isSuccess(exit)) return ExitCode.ok
+  if (Cause.isInterruptedOnly(exit.cause)) return ExitCode.interrupted
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure)) {
+    const error = failure.value as { readonly _tag?: string; readonly message?: string }
+    process.stderr.write(`error: ${redact(error.message ?? String(error))}\n`)
+    return error._tag === "UsageError" || error._tag === "InvalidArgument" ? ExitCode.usage : ExitCode.failure
+  }
+  const defect = Cause.squash(exit.cause)
+  process.stderr.write(`internal error: ${redact(defect instanceof Error ? defect.message : String(defect))}\n`)
+  return ExitCode.failure
+}
+
+const redact = (text: string) => text.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, "$1***@")
+
+/**
+ * Runs a command: SIGINT/SIGTERM interrupt it (finalizers run: consumers close, offsets are stored),
+ * errors become one line, and the process exits with the command's exit code.
+ */
+export const runMain = PlatformRuntime.makeRunMain(({ fiber }) => {
+  // Keep the process alive while the program waits on the network or on timers.
+  const keepAlive = setInterval(() => {}, 2 ** 31 - 1)
+  const onSignal = () => {
+    fiber.unsafeInterruptAsFork(fiber.id())
+  }
+  process.on("SIGINT", onSignal)
+  process.on("SIGTERM", onSignal)
+  fiber.addObserver((exit) => {
+    clearInterval(keepAlive)
+    process.off("SIGINT", onSignal)
+    process.off("SIGTERM", onSignal)
+    process.exit(report(exit))
+  })
+})
+
+/** Reads the flags, prints `--help`, runs the command. */
+export const command = <S extends FlagSpec, E>(
+  name: string,
+  summary: string,
+  spec: S,
+  run: (flags: Partial<Record<keyof S, string>>) => Effect.Effect<void, E>
+): Effect.Effect<void, E | UsageError> =>
+  Effect.gen(function*() {
+    const { help, values } = yield* parseFlags(process.argv.slice(2), spec)
+    if (help) return yield* Console.log(usage(name, summary, spec))
+    yield* run(values)
+  })

@@ -1,0 +1,40 @@
+/**
+ * `send`: declares the stream with retention, publishes N messages (the last one is `marker`) and
+ * exits only when the broker has confirmed every one.
+ */
+import { Console, Effect, Option } from "effect"
+import { brokerLayer, command, flagOrEnv, positiveInteger, runMain, uriFlag } from "./cli.ts"
+import { send, tutorialMessages } from "./StreamOffsets.ts"
+
+const flags = {
+  stream: { env: "RABBITMQ_STREAM_NAME", help: "stream to publish to", default: "stream-offset-tracking" },
+  count: { env: "MESSAGE_COUNT", help: "messages to publish; the last one is \"marker\"", default: "100" },
+  "max-length-bytes": { help: "stream retention: maximum size in bytes", default: "2000000000" },
+  "max-age": { help: "stream retention: maximum age, e.g. 7D or 12h" },
+  ...uriFlag
+}
+
+const main = command(
+  "send",
+  "Publishes messages to a RabbitMQ stream and waits until every one is confirmed.",
+  flags,
+  (values) =>
+    Effect.gen(function*() {
+      const stream = Option.getOrThrow(yield* flagOrEnv(flags, values, "stream"))
+      const count = yield* positiveInteger("count", Option.getOrThrow(yield* flagOrEnv(flags, values, "count")))
+      const maxLengthBytes = yield* positiveInteger(
+        "max-length-bytes",
+        Option.getOrThrow(yield* flagOrEnv(flags, values, "max-length-bytes"))
+      )
+      const maxAge = values["max-age"]
+      yield* Console.log(`Publishing ${count} messages...`)
+      const summary = yield* send({
+        stream,
+        messages: tutorialMessages(count),
+        retention: { maxLengthBytes, ...(maxAge !== undefined ? { maxAge } : {}) }
+      }).pipe(Effect.provide(brokerLayer(values.uri)))
+      yield* Console.log(`Messages confirmed: ${summary.confirmed === summary.sent}.`)
+    })
+)
+
+runMain(main)
