@@ -968,6 +968,8 @@ export const receive = <E = never, R = never>(
       return yield* Effect.fail(new InvalidArgument({ message: `storeEvery must be a positive integer, got ${storeEvery}` }))
     }
     const isMarker = options.isMarker ?? isTutorialMarker
+    // Say so when the stream is missing, rather than "no offset" or an empty wait.
+    if (!(yield* broker.streamExists(stream))) return yield* Effect.fail(new StreamNotFound({ stream }))
 
     const stored = yield* offsets.query(consumerName, stream)
     const start = Option.match(stored, {

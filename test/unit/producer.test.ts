@@ -1,0 +1,72 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber, Option, TestClock } from "effect"
+import { bodyText, MemoryBroker, send, StreamBroker, tutorialMessages } from "../../src/StreamOffsets.ts"
+
+describe("send", () => {
+  it.effect("declares the stream with 2 GB retention and publishes hello 0 .. marker", () =>
+    Effect.gen(function*() {
+      const summary = yield* send({ stream: "s", messages: tutorialMessages(4) })
+      expect(summary).toEqual({ stream: "s", sent: 4, confirmed: 4 })
+      const memory = yield* MemoryBroker
+      expect((yield* memory.messages("s")).map(bodyText)).toEqual(["hello 0", "hello 1", "hello 2", "marker"])
+      expect(yield* memory.retention("s")).toEqual(Option.some({ maxLengthBytes: 2_000_000_000 }))
+    }).pipe(Effect.provide(StreamBroker.layerMemory())))
+
+  it.effect("completes only after the last confirm has arrived", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(send({ stream: "s", messages: tutorialMessages(3), confirmTimeout: "1 minute" }))
+      yield* TestClock.adjust("4 seconds")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 second")
+      const summary = yield* Fiber.join(fiber)
+      expect(summary.confirmed).toBe(3)
+    }).pipe(Effect.provide(StreamBroker.layerMemory({ confirmDelay: "5 seconds" }))))
+
+  it.effect("a missing confirm fails with ConfirmTimeout naming how many are unconfirmed", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        send({ stream: "s", messages: tutorialMessages(10), confirmTimeout: "3 seconds" }).pipe(Effect.flip)
+      )
+      yield* TestClock.adjust("3 seconds")
+      const error = yield* Fiber.join(fiber)
+      expect(error._tag).toBe("ConfirmTimeout")
+      if (error._tag === "ConfirmTimeout") expect(error.unconfirmed).toBe(1)
+      expect(error.message).toContain("1 message(s)")
+    }).pipe(Effect.provide(StreamBroker.layerMemory({ dropConfirm: (body) => new TextDecoder().decode(body) === "hello 7" }))))
+
+  it.effect("a rejected message fails with PublishError and its code", () =>
+    Effect.gen(function*() {
+      const error = yield* send({ stream: "s", messages: tutorialMessages(10) }).pipe(Effect.flip)
+      expect(error._tag).toBe("PublishError")
+      if (error._tag === "PublishError") {
+        expect(error.code).toBe(16)
+        expect(error.publishingId).toBe(6n)
+      }
+      expect(error.message).toContain("code 16")
+    }).pipe(Effect.provide(StreamBroker.layerMemory({ rejectPublish: (_, id) => id === 6n ? 16 : undefined }))))
+
+  it.effect("waits for confirms when maxInFlight messages are unconfirmed", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(send({ stream: "s", messages: tutorialMessages(6), maxInFlight: 2 }))
+      yield* TestClock.adjust("1 second")
+      // Two in flight, none confirmed yet: only two were appended.
+      expect((yield* (yield* MemoryBroker).messages("s")).length).toBe(2)
+      yield* TestClock.adjust("10 seconds")
+      expect((yield* Fiber.join(fiber)).confirmed).toBe(6)
+    }).pipe(Effect.provide(StreamBroker.layerMemory({ confirmDelay: "2 seconds" }))))
+
+  it.effect("is idempotent for the same retention and refuses different retention", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: ["a"] })
+      yield* send({ stream: "s", messages: ["b"] })
+      const error = yield* send({ stream: "s", messages: ["c"], retention: { maxAge: "1D" } }).pipe(Effect.flip)
+      expect(error._tag).toBe("StreamPreconditionFailed")
+    }).pipe(Effect.provide(StreamBroker.layerMemory())))
+
+  it.effect("rejects an invalid stream name before touching the broker", () =>
+    Effect.gen(function*() {
+      const error = yield* send({ stream: "has space", messages: ["a"] }).pipe(Effect.flip)
+      expect(error._tag).toBe("InvalidArgument")
+      expect(yield* (yield* StreamBroker).streamExists("has space")).toBe(false)
+    }).pipe(Effect.provide(StreamBroker.layerMemory())))
+})
