@@ -4,7 +4,7 @@
  * No business logic: that is in StreamOffsets.ts.
  */
 import { Runtime as PlatformRuntime } from "@effect/platform"
-import { Cause, Config, Console, Data, Effect, Either, Exit, Layer, Option } from "effect"
+import { Cause, Config, Console, Data, Effect, Either, Exit, Option } from "effect"
 import process from "node:process"
 import { DEFAULT_URI, parseUri, redactUri, StreamBroker } from "./StreamOffsets.ts"
 
@@ -65,9 +65,15 @@ export const usage = (command: string, summary: string, spec: FlagSpec): string 
     const extra = [env ? `env ${env}` : undefined, d !== undefined ? `default ${d}` : undefined].filter(Boolean)
     return `  --${name.padEnd(24)} ${help}${extra.length ? ` (${extra.join(", ")})` : ""}`
   })
-  return [`Usage: ${command} [flags]`, "", summary, "", "Flags:", ...lines, `  --${"help".padEnd(24)} this text`].join(
+  return [`Usage: ${command} [flags]          (effect-stream-offsets on ${runtimeName()})`, "", summary, "", "Flags:", ...lines, `  --${"help".padEnd(24)} this text`].join(
     "\n"
   )
+}
+
+/** Which runtime runs this: shown by --help. */
+const runtimeName = (): string => {
+  const versions = process.versions as Record<string, string | undefined>
+  return versions["bun"] ? `Bun ${versions["bun"]}` : versions["deno"] ? `Deno ${versions["deno"]}` : `Node ${process.version}`
 }
 
 /** A positive integer flag, or a usage error naming the flag. */
@@ -84,16 +90,16 @@ export const uriFlag = {
   }
 } as const satisfies FlagSpec
 
-/** The broker layer for `--uri`, else `RABBITMQ_STREAM_URI`, else guest on localhost:5552. */
+/** The broker layer for `--uri`, else `RABBITMQ_STREAM_URI`, else guest on localhost:5552; checked now. */
 export const brokerLayer = (uri: string | undefined) =>
-  Layer.unwrapEffect(Effect.gen(function*() {
+  Effect.gen(function*() {
     const given = uri !== undefined ? Option.some(uri) : yield* flagOrEnv(uriFlag, {}, "uri")
     const config = yield* Either.mapLeft(
       parseUri(Option.getOrElse(given, () => DEFAULT_URI)),
       (e) => new UsageError({ message: e.message })
     )
     return StreamBroker.layer(config)
-  }))
+  })
 
 /** Turns the outcome of a command into one line on stderr and an exit code. */
 const report = <A, E>(exit: Exit.Exit<A, E>): number => {
@@ -116,7 +122,7 @@ const redact = (text: string) => text.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, "$1**
  * Runs a command: SIGINT/SIGTERM interrupt it (finalizers run: consumers close, offsets are stored),
  * errors become one line, and the process exits with the command's exit code.
  */
-export const runMain = PlatformRuntime.makeRunMain(({ fiber }) => {
+const runMainWith = PlatformRuntime.makeRunMain(({ fiber }) => {
   // Keep the process alive while the program waits on the network or on timers.
   const keepAlive = setInterval(() => {}, 2 ** 31 - 1)
   const onSignal = () => {
@@ -131,6 +137,9 @@ export const runMain = PlatformRuntime.makeRunMain(({ fiber }) => {
     process.exit(report(exit))
   })
 })
+
+export const runMain = <E, A>(program: Effect.Effect<A, E>): void =>
+  runMainWith(program, { disableErrorReporting: true })
 
 /** Reads the flags, prints `--help`, runs the command. */
 export const command = <S extends FlagSpec, E>(

@@ -31,13 +31,14 @@ const main = command(
         "store-every",
         Option.getOrThrow(yield* flagOrEnv(flags, values, "store-every"))
       )
+      const layer = OffsetStore.layerServer.pipe(Layer.provideMerge(yield* brokerLayer(values.uri)))
       yield* Console.log("Started consuming...")
       const summary = yield* receive({
         stream,
         consumerName,
         storeEvery,
         onMessage: (_, index) => index === 0 ? Console.log("First message received.") : Effect.void
-      }).pipe(Effect.provide(OffsetStore.layerServer.pipe(Layer.provideMerge(brokerLayer(values.uri)))))
+      }).pipe(Effect.provide(layer))
       yield* Console.log(
         `Done consuming, first offset ${showOffset(summary.firstOffset)}, last offset ${showOffset(summary.lastOffset)}.`
       )

@@ -27,12 +27,13 @@ const main = command(
         Option.getOrThrow(yield* flagOrEnv(flags, values, "max-length-bytes"))
       )
       const maxAge = values["max-age"]
+      const broker = yield* brokerLayer(values.uri)
       yield* Console.log(`Publishing ${count} messages...`)
       const summary = yield* send({
         stream,
         messages: tutorialMessages(count),
         retention: { maxLengthBytes, ...(maxAge !== undefined ? { maxAge } : {}) }
-      }).pipe(Effect.provide(brokerLayer(values.uri)))
+      }).pipe(Effect.provide(broker))
       yield* Console.log(`Messages confirmed: ${summary.confirmed === summary.sent}.`)
     })
 )
