@@ -12,6 +12,7 @@
  *
  * The module runs unchanged on Node, Bun and Deno.
  */
+import { KeyValueStore } from "@effect/platform"
 import { Buffer } from "node:buffer"
 import {
   Chunk,
@@ -32,6 +33,7 @@ import {
   Queue,
   Redacted,
   Runtime,
+  Schedule,
   Scope,
   Stream
 } from "effect"
@@ -300,8 +302,20 @@ export interface SubscribeOptions {
   readonly start: StartPosition
   /** Messages buffered between the broker and the stream; a full buffer stops credit (backpressure). */
   readonly bufferSize?: number
-  /** The consumer's name on the broker (needed for single active consumer). */
-  readonly consumerRef?: string
+  /**
+   * Single active consumer: of all subscriptions with this name on the stream, one gets messages at a
+   * time. When this one becomes active, `onActivate` says where it starts (instead of `start`).
+   */
+  readonly singleActive?: {
+    readonly name: string
+    readonly onActivate: Effect.Effect<StartPosition>
+  }
+}
+
+/** What a stream holds right now: the first offset, and the offset of its last message. */
+export interface StreamBounds {
+  readonly firstOffset: Option.Option<bigint>
+  readonly lastOffset: Option.Option<bigint>
 }
 
 export interface StreamBrokerShape {
@@ -314,10 +328,15 @@ export interface StreamBrokerShape {
   readonly deleteStream: (stream: string) => Effect.Effect<void, BrokerError | StreamNotFound>
   readonly publisher: (stream: string) => Effect.Effect<Publisher, BrokerError | StreamNotFound, Scope.Scope>
   /**
-   * Deliveries as a backpressured stream. Like the broker it starts at the beginning of the chunk
-   * that holds the requested offset, so messages below it may come first: drop them.
+   * Subscribes; deliveries come as a backpressured stream, and closing the scope unsubscribes. Like
+   * the broker it starts at the beginning of the chunk that holds the requested offset, so messages
+   * below it may come first: drop them.
    */
-  readonly subscribe: (options: SubscribeOptions) => Stream.Stream<StreamMessage, BrokerError | StreamNotFound>
+  readonly subscribe: (
+    options: SubscribeOptions
+  ) => Effect.Effect<Stream.Stream<StreamMessage, BrokerError>, BrokerError | StreamNotFound, Scope.Scope>
+  /** The first offset and the offset of the last message (tracking entries take offsets too). */
+  readonly bounds: (stream: string) => Effect.Effect<StreamBounds, BrokerError | StreamNotFound>
   /** Writes a tracking entry into the stream (the broker does not acknowledge it). */
   readonly storeOffset: (reference: string, stream: string, offset: bigint) => Effect.Effect<void, BrokerError>
   /** The stored offset, `None` when nothing is stored. */
@@ -450,28 +469,34 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
       })
 
     const subscribe = (options: SubscribeOptions) =>
-      Stream.unwrapScoped(Effect.gen(function*() {
+      Effect.gen(function*() {
         yield* requireStream(options.stream)
         const mailbox = yield* Mailbox.make<StreamMessage, BrokerError>({
           capacity: options.bufferSize ?? 1024,
           strategy: "suspend"
         })
-        const runtime = yield* Effect.runtime<never>()
-        const offer = Runtime.runPromise(runtime)
+        const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
         // The client awaits this handler before it grants more credit: while the buffer is full the
-        // returned promise waits, and so does the broker.
+        // returned promise waits, and so does the broker. It never throws into the client.
         const handle = (message: Message): Promise<void> | void => {
           const next = toStreamMessage(message)
           if (mailbox.unsafeOffer(next)) return
-          return offer(mailbox.offer(next)).then(() => undefined, () => undefined)
+          return runPromise(mailbox.offer(next)).then(() => undefined, () => undefined)
         }
+        const sac = options.singleActive
         yield* Effect.acquireRelease(
           call(`subscribe to "${options.stream}"`, (c) =>
             c.declareConsumer(
               {
                 stream: options.stream,
                 offset: toClientOffset(options.start),
-                ...(options.consumerRef !== undefined ? { consumerRef: options.consumerRef } : {}),
+                ...(sac
+                  ? {
+                    consumerRef: sac.name,
+                    singleActive: true,
+                    consumerUpdateListener: () => runPromise(Effect.map(sac.onActivate, toClientOffset))
+                  }
+                  : {}),
                 connectionClosedListener: (hadError) => {
                   mailbox.unsafeDone(Exit.fail(
                     new BrokerError({
@@ -491,7 +516,27 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
             )
         )
         return Mailbox.toStream(mailbox)
+      })
+
+    // The broker's stats give chunk ids, not the last message: a tracking entry is a chunk of its
+    // own. Offset.last() starts at the last chunk that holds messages: read it to find the last one.
+    const lastMessageOffset = (stream: string) =>
+      Effect.scoped(Effect.gen(function*() {
+        const messages = yield* subscribe({ stream, start: StartPosition.Last(), bufferSize: 100_000 })
+        const first = yield* Stream.runHead(messages).pipe(Effect.timeout("1 second"), Effect.option)
+        if (Option.isNone(first) || Option.isNone(first.value)) return Option.none<bigint>()
+        // The rest of that chunk follows at once; stop when nothing more comes for a moment.
+        const rest = yield* Stream.runCollect(Stream.timeout(messages, "200 millis"))
+        return Option.some(Chunk.reduce(rest, first.value.value.offset, (max, m) => m.offset > max ? m.offset : max))
       }))
+
+    const bounds = (stream: string) =>
+      Effect.gen(function*() {
+        yield* requireStream(stream)
+        const stats = yield* call(`stats of "${stream}"`, (c) => c.streamStatsRequest(stream))
+        if (stats.firstChunkId < 0n) return { firstOffset: Option.none(), lastOffset: Option.none() }
+        return { firstOffset: Option.some(stats.firstChunkId), lastOffset: yield* lastMessageOffset(stream) }
+      })
 
     const storeOffset = (reference: string, stream: string, offset: bigint) =>
       // The client's storeOffset lives on consumers and treats 0n as "my local offset"; the
@@ -509,7 +554,7 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
         Effect.catchIf((e) => e.code === 19, () => Effect.succeed(Option.none()))
       )
 
-    return { declareStream, streamExists, deleteStream, publisher, subscribe, storeOffset, queryOffset }
+    return { declareStream, streamExists, deleteStream, publisher, subscribe, bounds, storeOffset, queryOffset }
   })
 
 interface LocatorConnection {
@@ -674,10 +719,12 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
         return { stream, send, flush: Effect.void, confirmations } satisfies Publisher
       })
 
+    const lastMessageChunk = (s: MemoryStream) => s.chunkStarts.findLast((c) => s.log[c]!._tag === "Message")
+
     const startIndex = (s: MemoryStream, start: StartPosition): number =>
       StartPosition.$match(start, {
         First: () => 0,
-        Last: () => s.chunkStarts.at(-1) ?? 0,
+        Last: () => lastMessageChunk(s) ?? s.log.length,
         Next: () => s.log.length,
         Offset: ({ offset }) => {
           if (offset >= BigInt(s.log.length)) return Number(offset)
@@ -690,10 +737,40 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
         }
       })
 
-    const subscribe = (options: SubscribeOptions): Stream.Stream<StreamMessage, StreamNotFound> =>
-      Stream.unwrap(Effect.map(get(options.stream), (s) => {
-        let position = startIndex(s, options.start)
+    // Single active consumer groups: the first member is active; when it leaves, the next one is.
+    const groups = new Map<string, Array<Deferred.Deferred<void>>>()
+    const joinGroup = (key: string) =>
+      Effect.acquireRelease(
+        Effect.gen(function*() {
+          const activated = yield* Deferred.make<void>()
+          const members = groups.get(key) ?? []
+          groups.set(key, [...members, activated])
+          if (members.length === 0) yield* Deferred.succeed(activated, undefined)
+          return activated
+        }),
+        (activated) =>
+          Effect.suspend(() => {
+            const members = (groups.get(key) ?? []).filter((m) => m !== activated)
+            groups.set(key, members)
+            return members[0] ? Deferred.succeed(members[0], undefined) : Effect.void
+          })
+      )
+
+    const subscribe = (options: SubscribeOptions) =>
+      Effect.gen(function*() {
+        const s = yield* get(options.stream)
+        const sac = options.singleActive
+        const activated = sac ? yield* joinGroup(JSON.stringify([options.stream, sac.name])) : undefined
+        let position = -1
         const pull: Effect.Effect<Chunk.Chunk<StreamMessage>> = Effect.suspend(() => {
+          if (position < 0) {
+            // Not started: wait to be the active consumer (single active), then find the start.
+            return Effect.gen(function*() {
+              if (activated) yield* Deferred.await(activated)
+              position = startIndex(s, sac && activated ? yield* sac.onActivate : options.start)
+              return yield* pull
+            })
+          }
           if (position >= s.log.length) return Effect.zipRight(Deferred.await(s.grown), pull)
           // Deliver up to the end of the chunk that holds `position`.
           const end = s.chunkStarts.find((c) => c > position) ?? s.log.length
@@ -705,7 +782,16 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
           return delivered.length === 0 ? pull : Effect.succeed(Chunk.unsafeFromArray(delivered))
         })
         return Stream.repeatEffectChunk(pull)
-      }))
+      })
+
+    const bounds = (stream: string) =>
+      Effect.map(get(stream), (s): StreamBounds => {
+        const lastMessage = s.log.findLast((e) => e._tag === "Message")
+        return {
+          firstOffset: s.log.length === 0 ? Option.none() : Option.some(0n),
+          lastOffset: Option.fromNullable(lastMessage?.offset)
+        }
+      })
 
     const storeOffset = (reference: string, stream: string, offset: bigint) =>
       Effect.gen(function*() {
@@ -735,6 +821,7 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
       deleteStream,
       publisher,
       subscribe,
+      bounds,
       storeOffset,
       queryOffset
     }
@@ -801,7 +888,38 @@ const makeMemoryOffsetStore = Effect.sync(() => {
   )
 })
 
+/**
+ * Offsets kept in a KeyValueStore (e.g. `KeyValueStore.layerFileSystem(dir)`), next to the app's own
+ * data. One key per stream and consumer; the value is the offset in decimal.
+ */
+const makeKeyValueOffsetStore = Effect.map(KeyValueStore.KeyValueStore, (kv): OffsetStoreShape => {
+  const key = (consumerName: string, stream: string) => `offset-${encodeURIComponent(stream)}-${encodeURIComponent(consumerName)}`
+  return {
+    query: (consumerName, stream) =>
+      kv.get(key(consumerName, stream)).pipe(
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.succeed(Option.none<bigint>()),
+          onSome: (text) =>
+            /^[0-9]+$/.test(text.trim())
+              ? Effect.succeed(Option.some(BigInt(text.trim())))
+              : Effect.fail(new Error(`the stored value "${text.slice(0, 40)}" is not an offset`))
+        })),
+        Effect.mapError((cause) => new OffsetStoreError({ operation: "query", consumerName, stream, cause }))
+      ),
+    store: (consumerName, stream, offset) =>
+      kv.set(key(consumerName, stream), offset.toString()).pipe(
+        Effect.tap(() => Metric.increment(offsetsStored)),
+        Effect.mapError((cause) => new OffsetStoreError({ operation: "store", consumerName, stream, cause }))
+      )
+  }
+})
+
 export class OffsetStore extends Context.Tag("effect-stream-offsets/OffsetStore")<OffsetStore, OffsetStoreShape>() {
+  /** Offsets kept in a KeyValueStore of the caller's choice: the workflows cannot tell the difference. */
+  static readonly layerKeyValueStore: Layer.Layer<OffsetStore, never, KeyValueStore.KeyValueStore> = Layer.effect(
+    this,
+    makeKeyValueOffsetStore
+  )
   /** Offsets kept by the broker, next to the stream. */
   static readonly layerServer: Layer.Layer<OffsetStore, never, StreamBroker> = Layer.effect(this, makeServerOffsetStore)
   /** Offsets kept in memory; inspect them through {@link MemoryOffsetStore}. */
@@ -921,16 +1039,57 @@ export const send = Effect.fn("send")(function*(options: SendOptions) {
 // 6. Consumer workflow
 // =============================================================================================
 
+/**
+ * When offsets are stored while consuming. Whatever the strategy, the last processed offset is
+ * also stored when the consumer stops (marker, count, end, idle, signal, failure, interruption).
+ */
+export type TrackingStrategy = Data.TaggedEnum<{
+  /** The tutorial's policy: after every `every` messages (and at the stop). */
+  Manual: { readonly every: number }
+  /** After `messages` messages, and at least every `interval` while messages come. */
+  Auto: { readonly messages: number; readonly interval: Duration.DurationInput }
+  /** Only at the stop. */
+  None: {}
+}>
+export const TrackingStrategy = Data.taggedEnum<TrackingStrategy>()
+export const DEFAULT_TRACKING: TrackingStrategy = TrackingStrategy.Manual({ every: 10 })
+export const DEFAULT_AUTO_TRACKING: TrackingStrategy = TrackingStrategy.Auto({ messages: 10_000, interval: "5 seconds" })
+
+/** What ends a consumer. With none of them it runs until `signal` completes or it is interrupted. */
+export interface StopConditions {
+  /** Stop after the message for which this is true. Default {@link isTutorialMarker}; `false`: no marker. */
+  readonly marker?: ((message: StreamMessage) => boolean) | false
+  /** Stop after this many messages. */
+  readonly count?: number
+  /** Stop once the last message that was in the stream when consuming started is processed. */
+  readonly untilEnd?: boolean
+  /** Stop when no message comes for this long. */
+  readonly idleTimeout?: Duration.DurationInput
+  /** Stop (cleanly, with a summary) when this completes: e.g. on SIGINT. */
+  readonly signal?: Effect.Effect<void>
+}
+
+export type StopReason = "marker" | "count" | "end" | "idle" | "signal"
+
 export interface ReceiveOptions<E = never, R = never> {
   readonly stream: string
   /** The consumer's name: the reference its offset is tracked under. */
   readonly consumerName: string
-  /** Where to start when no offset is stored. Default the first message. */
+  /** Where to start when no offset is stored (or it is ignored). Default the first message. */
   readonly start?: StartPosition
-  /** Stop after the message for which this is true (it is processed). Default: body is `marker`. */
-  readonly isMarker?: (message: StreamMessage) => boolean
-  /** Store the offset after every N messages (and always at the marker). Default 10. */
-  readonly storeEvery?: number
+  /** Start at `start` even when an offset is stored. Default false. */
+  readonly ignoreStoredOffset?: boolean
+  /** Default {@link DEFAULT_TRACKING}: every 10 messages, and at the stop. */
+  readonly tracking?: TrackingStrategy
+  /** Default: stop at the marker. */
+  readonly stop?: StopConditions
+  /**
+   * Share the stream with the other consumers of this name, one active at a time. The one that
+   * becomes active resumes after the stored offset; the one that stops stores (and confirms) first.
+   */
+  readonly singleActive?: boolean
+  /** After the final store, wait until the store can be read back, at most this long. Default 5 s. */
+  readonly confirmStoreTimeout?: Duration.DurationInput
   /** What to do with each message, in order. A failure stops the consumer before that offset. */
   readonly onMessage?: (message: StreamMessage, index: number) => Effect.Effect<void, E, R>
   /** Messages buffered from the broker. Default 1024. */
@@ -941,19 +1100,23 @@ export interface ReceiveSummary {
   readonly messages: number
   readonly firstOffset: Option.Option<bigint>
   readonly lastOffset: Option.Option<bigint>
-  /** The offset the consumer started from, and whether it came from the OffsetStore. */
+  /** Where the consumer started, and whether that came from a stored offset. */
   readonly start: StartPosition
   readonly resumed: boolean
-  /** True when the marker was reached. */
-  readonly reachedMarker: boolean
+  /** Why it stopped. */
+  readonly stoppedBy: StopReason
+  /** The offset stored last (by this run or before), and whether reading it back confirmed it. */
+  readonly storedOffset: Option.Option<bigint>
+  readonly storeConfirmed: boolean
 }
 
 export const isTutorialMarker = (message: StreamMessage): boolean => bodyText(message) === "marker"
 
 /**
- * Resumes after the stored offset (or starts at `start`), processes messages until the marker,
- * stores the offset every `storeEvery` messages and at the marker, and stores the last processed
- * offset whenever it stops (marker, failure or interruption). Stores only move forward.
+ * Resumes after the stored offset (or starts at `start`), processes messages until a stop
+ * condition, stores offsets by the tracking strategy, and stores the last processed offset whenever
+ * it stops (stop condition, failure or interruption), before it unsubscribes. Stores only move
+ * forward.
  */
 export const receive = <E = never, R = never>(
   options: ReceiveOptions<E, R>
@@ -962,73 +1125,152 @@ export const receive = <E = never, R = never>(
     const broker = yield* StreamBroker
     const offsets = yield* OffsetStore
     const { consumerName, stream } = options
+    const tracking = options.tracking ?? DEFAULT_TRACKING
+    const stop = options.stop ?? {}
+    const isMarker = stop.marker === undefined ? isTutorialMarker : stop.marker
     yield* validateStreamName(stream)
-    const storeEvery = options.storeEvery ?? 10
-    if (!Number.isInteger(storeEvery) || storeEvery < 1) {
-      return yield* Effect.fail(new InvalidArgument({ message: `storeEvery must be a positive integer, got ${storeEvery}` }))
+    yield* validateTracking(tracking)
+    if (stop.count !== undefined && !(Number.isInteger(stop.count) && stop.count > 0)) {
+      return yield* Effect.fail(new InvalidArgument({ message: `the stop count must be a positive integer, got ${stop.count}` }))
     }
-    const isMarker = options.isMarker ?? isTutorialMarker
     // Say so when the stream is missing, rather than "no offset" or an empty wait.
     if (!(yield* broker.streamExists(stream))) return yield* Effect.fail(new StreamNotFound({ stream }))
 
-    const stored = yield* offsets.query(consumerName, stream)
-    const start = Option.match(stored, {
-      onNone: () => options.start ?? StartPosition.First(),
-      onSome: (offset) => StartPosition.Offset({ offset: offset + 1n })
+    // Where to start: stored + 1, else the start position. Recomputed on activation (single active).
+    let resumed = false
+    let lastStored = Option.none<bigint>()
+    let floor = -1n
+    const resolveStart = Effect.gen(function*() {
+      const stored = options.ignoreStoredOffset ? Option.none<bigint>() : yield* offsets.query(consumerName, stream)
+      const start = Option.match(stored, {
+        onNone: () => options.start ?? StartPosition.First(),
+        onSome: (offset) => StartPosition.Offset({ offset: offset + 1n })
+      })
+      resumed = Option.isSome(stored)
+      lastStored = stored
+      // The broker starts at the beginning of a chunk: anything below the requested offset was
+      // processed before (or was not asked for) and is dropped.
+      floor = start._tag === "Offset" ? start.offset : -1n
+      return start
     })
-    // The broker starts at the beginning of a chunk: anything below the requested offset was
-    // processed before (or was not asked for) and is dropped.
-    const floor = start._tag === "Offset" ? start.offset : -1n
+    let start = yield* resolveStart
     yield* Effect.annotateCurrentSpan({ stream, consumerName, start: startLabel(start) })
 
+    // "The end" is the last message in the stream now, before consuming starts.
+    const end = stop.untilEnd ? (yield* broker.bounds(stream)).lastOffset : Option.none<bigint>()
+
     let messages = 0
+    let sinceStore = 0
     let first = Option.none<bigint>()
     let last = Option.none<bigint>()
-    let lastStored = Option.getOrElse(stored, () => -1n)
-    let reachedMarker = false
-    const storeIfAhead = Effect.suspend(() =>
-      Option.isSome(last) && last.value > lastStored
-        ? Effect.tap(offsets.store(consumerName, stream, last.value), () => {
-          lastStored = (last as Option.Some<bigint>).value
-        })
-        : Effect.void
-    )
+    let stoppedBy: StopReason = "signal"
+    let storeConfirmed = false
+    const storeLock = yield* Effect.makeSemaphore(1)
+    const storeIfAhead = storeLock.withPermits(1)(Effect.suspend(() => {
+      if (Option.isNone(last)) return Effect.void
+      const offset = last.value
+      if (Option.isSome(lastStored) && offset <= lastStored.value) return Effect.void
+      sinceStore = 0
+      return Effect.tap(offsets.store(consumerName, stream, offset), () => {
+        lastStored = Option.some(offset)
+      })
+    }))
+    // The broker does not acknowledge a store: read it back until it shows (bounded).
+    const confirmStore = Effect.suspend(() => {
+      const expected = lastStored
+      if (Option.isNone(expected)) return Effect.succeed(true)
+      return offsets.query(consumerName, stream).pipe(
+        Effect.flatMap((seen) =>
+          Option.isSome(seen) && seen.value >= expected.value ? Effect.succeed(true) : Effect.fail("not yet" as const)
+        ),
+        Effect.retry(Schedule.spaced("20 millis")),
+        Effect.timeout(options.confirmStoreTimeout ?? "5 seconds"),
+        Effect.orElseSucceed(() => false)
+      )
+    })
+    const finalStore = Effect.zipRight(storeIfAhead, Effect.flatMap(confirmStore, (ok) => Effect.sync(() => void (storeConfirmed = ok))))
 
+    const storeEvery = tracking._tag === "Manual" ? tracking.every : tracking._tag === "Auto" ? tracking.messages : Infinity
     const processChunk = (chunk: Chunk.Chunk<StreamMessage>) =>
       Effect.gen(function*() {
         for (const message of chunk) {
           if (options.onMessage) yield* options.onMessage(message, messages)
           messages++
+          sinceStore++
           if (Option.isNone(first)) first = Option.some(message.offset)
           last = Option.some(message.offset)
-          reachedMarker = isMarker(message)
-          if (messages % storeEvery === 0) yield* storeIfAhead
+          if (sinceStore >= storeEvery) yield* storeIfAhead
         }
         yield* Metric.incrementBy(messagesConsumed, chunk.length)
       })
 
-    yield* broker.subscribe({
-      stream,
-      start,
-      ...(options.bufferSize !== undefined ? { bufferSize: options.bufferSize } : {})
-    }).pipe(
-      Stream.filter((message) => message.offset >= floor),
-      Stream.takeUntil(isMarker),
-      Stream.runForEachChunk(processChunk),
-      // Whatever ends the consumer, the last processed offset is stored: on failure and
-      // interruption here (bounded by the broker's request timeout), at the marker just below.
-      Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Effect.ignore(storeIfAhead))
-    )
-    yield* storeIfAhead
+    const stopAfter = (message: StreamMessage, index: number): boolean => {
+      if (isMarker && isMarker(message)) stoppedBy = "marker"
+      else if (stop.count !== undefined && index + 1 >= stop.count) stoppedBy = "count"
+      else if (Option.isSome(end) && message.offset >= end.value) stoppedBy = "end"
+      else return false
+      return true
+    }
+
+    yield* Effect.scoped(Effect.gen(function*() {
+      const deliveries = yield* broker.subscribe({
+        stream,
+        start,
+        ...(options.bufferSize !== undefined ? { bufferSize: options.bufferSize } : {}),
+        ...(options.singleActive
+          ? { singleActive: { name: consumerName, onActivate: Effect.orDie(Effect.tap(resolveStart, (s) => (start = s))) } }
+          : {})
+      })
+      // Registered after the subscription, so it runs before the consumer is closed: on failure
+      // and interruption the last processed offset is stored (and confirmed) before stepping down.
+      yield* Effect.addFinalizer((exit) => Exit.isSuccess(exit) ? Effect.void : Effect.ignore(finalStore))
+      if (tracking._tag === "Auto") {
+        yield* storeIfAhead.pipe(Effect.repeat(Schedule.spaced(tracking.interval)), Effect.forkScoped)
+      }
+      let index = 0
+      let signalled = false
+      let selected = deliveries.pipe(
+        Stream.filter((message) => message.offset >= floor),
+        Stream.takeUntil((message) => stopAfter(message, index++))
+      )
+      if (stop.untilEnd && Option.isNone(end)) {
+        // No message in the stream when consuming started: already at the end.
+        stoppedBy = "end"
+        selected = Stream.empty
+      }
+      if (stop.idleTimeout !== undefined) {
+        selected = Stream.timeout(selected, stop.idleTimeout).pipe(
+          Stream.onEnd(Effect.sync(() => {
+            if (stoppedBy === "signal" && !signalled) stoppedBy = "idle"
+          }))
+        )
+      }
+      if (stop.signal) {
+        selected = Stream.interruptWhen(selected, Effect.tap(stop.signal, () => (signalled = true)))
+      }
+      yield* Stream.runForEachChunk(selected, processChunk)
+      if (signalled) stoppedBy = "signal"
+      yield* finalStore
+    }))
+
     return {
       messages,
       firstOffset: first,
       lastOffset: last,
       start,
-      resumed: Option.isSome(stored),
-      reachedMarker
+      resumed,
+      stoppedBy,
+      storedOffset: lastStored,
+      storeConfirmed
     } satisfies ReceiveSummary
   }).pipe(Effect.withSpan("receive"))
+
+const validateTracking = (tracking: TrackingStrategy): Effect.Effect<void, InvalidArgument> => {
+  const count = tracking._tag === "Manual" ? tracking.every : tracking._tag === "Auto" ? tracking.messages : 1
+  return Number.isInteger(count) && count > 0
+    ? Effect.void
+    : Effect.fail(new InvalidArgument({ message: `the tracking message count must be a positive integer, got ${count}` }))
+}
 
 const startLabel = StartPosition.$match({
   First: () => "first",
@@ -1036,4 +1278,36 @@ const startLabel = StartPosition.$match({
   Next: () => "next",
   Offset: ({ offset }) => `offset ${offset}`,
   Timestamp: ({ date }) => `timestamp ${date.toISOString()}`
+})
+
+// =============================================================================================
+// 7. Inspecting offsets without consuming
+// =============================================================================================
+
+export interface OffsetReport {
+  readonly stream: string
+  readonly consumerName: string
+  readonly storedOffset: Option.Option<bigint>
+  readonly firstOffset: Option.Option<bigint>
+  readonly lastOffset: Option.Option<bigint>
+  /** Offsets between the stored one and the last message (an upper bound on messages: tracking entries take offsets too). */
+  readonly lag: Option.Option<bigint>
+}
+
+/** Where a consumer stands on a stream: its stored offset, the stream's bounds, the lag. */
+export const inspectOffset = Effect.fn("inspectOffset")(function*(stream: string, consumerName: string) {
+  const broker = yield* StreamBroker
+  const offsets = yield* OffsetStore
+  yield* validateStreamName(stream)
+  const bounds = yield* broker.bounds(stream)
+  const storedOffset = yield* offsets.query(consumerName, stream)
+  const lag = Option.match(bounds.lastOffset, {
+    onNone: () => Option.some(0n),
+    onSome: (lastOffset) =>
+      Option.some(Option.match(storedOffset, {
+        onNone: () => lastOffset + 1n - Option.getOrElse(bounds.firstOffset, () => 0n),
+        onSome: (stored) => (lastOffset > stored ? lastOffset - stored : 0n)
+      }))
+  })
+  return { stream, consumerName, storedOffset, ...bounds, lag } satisfies OffsetReport
 })

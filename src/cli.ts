@@ -3,10 +3,12 @@
  * and a `runMain` that runs finalizers on SIGINT/SIGTERM on Node, Bun and Deno alike.
  * No business logic: that is in StreamOffsets.ts.
  */
-import { Runtime as PlatformRuntime } from "@effect/platform"
-import { Cause, Config, Console, Data, Effect, Either, Exit, Option } from "effect"
+import { KeyValueStore, Runtime as PlatformRuntime } from "@effect/platform"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
+import { Cause, Config, Console, Data, Deferred, Duration, Effect, Either, Exit, Layer, Option, type Scope } from "effect"
 import process from "node:process"
-import { DEFAULT_URI, parseUri, redactUri, StreamBroker } from "./StreamOffsets.ts"
+import { DEFAULT_URI, OffsetStore, parseUri, redactUri, StreamBroker } from "./StreamOffsets.ts"
 
 /** Exit codes of every command. */
 export const ExitCode = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const
@@ -15,7 +17,13 @@ export const ExitCode = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as con
 export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
 
 export interface FlagSpec {
-  readonly [flag: string]: { readonly env?: string; readonly help: string; readonly default?: string }
+  readonly [flag: string]: {
+    readonly env?: string
+    readonly help: string
+    readonly default?: string
+    /** A switch: takes no value; present means "true". */
+    readonly boolean?: true
+  }
 }
 
 /** Parses `--flag value` and `--flag=value`; `--help` gives `{ help: true }`. */
@@ -35,6 +43,11 @@ export const parseFlags = <S extends FlagSpec>(
     if (!match) return Either.left(new UsageError({ message: `unexpected argument "${arg}" (see --help)` }))
     const name = match[1]!
     if (!(name in spec)) return Either.left(new UsageError({ message: `unknown flag --${name} (see --help)` }))
+    if (spec[name]!.boolean) {
+      if (match[2] !== undefined) return Either.left(new UsageError({ message: `--${name} takes no value (see --help)` }))
+      values[name as keyof S] = "true"
+      continue
+    }
     const value = match[2] ?? argv[++i]
     if (value === undefined || (match[2] === undefined && value.startsWith("--"))) {
       return Either.left(new UsageError({ message: `--${name} needs a value (see --help)` }))
@@ -118,6 +131,51 @@ const report = <A, E>(exit: Exit.Exit<A, E>): number => {
 
 const redact = (text: string) => text.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, "$1***@")
 
+let gracefulStop: (() => void) | undefined
+
+/**
+ * For the scope's lifetime, the first SIGINT/SIGTERM completes the returned effect instead of
+ * interrupting the command (a second signal still interrupts).
+ */
+export const stopSignal: Effect.Effect<Effect.Effect<void>, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.map(Deferred.make<void>(), (signalled) => {
+    gracefulStop = () => Deferred.unsafeDone(signalled, Exit.void)
+    return Deferred.await(signalled)
+  }),
+  () => Effect.sync(() => void (gracefulStop = undefined))
+)
+
+/** "500ms", "5s", "2m", "1h". */
+export const durationFlag = (flag: string, value: string): Effect.Effect<Duration.Duration, UsageError> => {
+  const match = /^([0-9]+)(ms|s|m|h)$/.exec(value.trim())
+  if (!match) return Effect.fail(new UsageError({ message: `--${flag} must be a duration such as 500ms, 5s, 2m or 1h, got "${value}"` }))
+  const n = Number(match[1])
+  const unit = match[2]
+  return Effect.succeed(
+    unit === "ms" ? Duration.millis(n) : unit === "s" ? Duration.seconds(n) : unit === "m" ? Duration.minutes(n) : Duration.hours(n)
+  )
+}
+
+/** `--offset-store`: `server` (the broker's own tracking) or `file:DIR` (a KeyValueStore on disk). */
+export const offsetStoreFlag = {
+  "offset-store": { help: "where offsets are kept: server, or file:DIR", default: "server" }
+} as const satisfies FlagSpec
+
+export const offsetStoreLayer = (value: string | undefined) => {
+  const choice = value ?? "server"
+  if (choice === "server") return Effect.succeed(OffsetStore.layerServer)
+  if (choice.startsWith("file:") && choice.length > 5) {
+    return Effect.succeed(
+      OffsetStore.layerKeyValueStore.pipe(
+        Layer.provide(KeyValueStore.layerFileSystem(choice.slice(5))),
+        Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer)),
+        Layer.orDie
+      )
+    )
+  }
+  return Effect.fail(new UsageError({ message: `--offset-store must be "server" or "file:DIR", got "${choice}"` }))
+}
+
 /**
  * Runs a command: SIGINT/SIGTERM interrupt it (finalizers run: consumers close, offsets are stored),
  * errors become one line, and the process exits with the command's exit code.
@@ -126,11 +184,16 @@ const runMainWith = PlatformRuntime.makeRunMain(({ fiber }) => {
   // Keep the process alive while the program waits on the network or on timers.
   const keepAlive = setInterval(() => {}, 2 ** 31 - 1)
   const onSignal = () => {
-    fiber.unsafeInterruptAsFork(fiber.id())
+    // A command that asked for a graceful stop gets the first signal; a second one interrupts.
+    const stop = gracefulStop
+    gracefulStop = undefined
+    if (stop) stop()
+    else fiber.unsafeInterruptAsFork(fiber.id())
   }
   process.on("SIGINT", onSignal)
   process.on("SIGTERM", onSignal)
   fiber.addObserver((exit) => {
+    gracefulStop = undefined
     clearInterval(keepAlive)
     process.off("SIGINT", onSignal)
     process.off("SIGTERM", onSignal)
@@ -146,10 +209,10 @@ export const command = <S extends FlagSpec, E>(
   name: string,
   summary: string,
   spec: S,
-  run: (flags: Partial<Record<keyof S, string>>) => Effect.Effect<void, E>
+  run: (flags: Partial<Record<keyof S, string>>) => Effect.Effect<void, E, Scope.Scope>
 ): Effect.Effect<void, E | UsageError> =>
   Effect.gen(function*() {
     const { help, values } = yield* parseFlags(process.argv.slice(2), spec)
     if (help) return yield* Console.log(usage(name, summary, spec))
-    yield* run(values)
+    yield* Effect.scoped(run(values))
   })

@@ -1,10 +1,30 @@
 /**
- * `receive`: resumes after the consumer's stored offset (or starts at the first message), consumes
- * until the marker, stores offsets as it goes, prints the first and last offsets and exits.
+ * `receive`: resumes after the consumer's stored offset (or starts at --offset), consumes until a
+ * stop condition (the marker by default), stores offsets by the tracking strategy and at the stop,
+ * prints the first and last offsets and exits. SIGINT/SIGTERM stop it cleanly: offset stored,
+ * summary printed, exit 0.
  */
 import { Console, Effect, Layer, Option } from "effect"
-import { brokerLayer, command, flagOrEnv, positiveInteger, runMain, uriFlag } from "./cli.ts"
-import { OffsetStore, receive } from "./StreamOffsets.ts"
+import {
+  brokerLayer,
+  command,
+  durationFlag,
+  flagOrEnv,
+  offsetStoreFlag,
+  offsetStoreLayer,
+  positiveInteger,
+  runMain,
+  stopSignal,
+  UsageError,
+  uriFlag
+} from "./cli.ts"
+import {
+  bodyText,
+  receive,
+  StartPosition,
+  type StopConditions,
+  TrackingStrategy
+} from "./StreamOffsets.ts"
 
 const flags = {
   stream: { env: "RABBITMQ_STREAM_NAME", help: "stream to consume", default: "stream-offset-tracking" },
@@ -13,36 +33,93 @@ const flags = {
     help: "the consumer's name: its offset is tracked under it",
     default: "offset-tracking-tutorial"
   },
-  "store-every": { help: "store the offset after every N messages (and at the marker)", default: "10" },
+  offset: {
+    help: "where to start when no offset is stored: first, last, next, an offset, or an ISO timestamp",
+    default: "first"
+  },
+  "ignore-stored": { help: "start at --offset even when an offset is stored", boolean: true },
+  tracking: { help: "when offsets are stored: manual (every N), auto (every N and every interval), none (only at the stop)", default: "manual" },
+  "store-every": { help: "store after every N messages (default 10 with manual, 10000 with auto)" },
+  "store-interval": { help: "auto tracking: store at least this often, e.g. 5s", default: "5s" },
+  marker: { help: "stop after the message with this body", default: "marker" },
+  "no-marker": { help: "do not stop at a marker", boolean: true },
+  count: { help: "stop after N messages" },
+  "until-end": { help: "stop after the last message that was in the stream at the start", boolean: true },
+  "idle-timeout": { help: "stop when no message comes for this long, e.g. 30s" },
+  "single-active": { help: "share the stream with the other consumers of this name, one active at a time", boolean: true },
+  ...offsetStoreFlag,
   ...uriFlag
-}
+} as const
 
 const showOffset = Option.match({ onNone: () => "none", onSome: (offset: bigint) => offset.toString() })
 
+const parseStart = (value: string): Effect.Effect<StartPosition, UsageError> => {
+  if (value === "first") return Effect.succeed(StartPosition.First())
+  if (value === "last") return Effect.succeed(StartPosition.Last())
+  if (value === "next") return Effect.succeed(StartPosition.Next())
+  if (/^[0-9]+$/.test(value)) return Effect.succeed(StartPosition.Offset({ offset: BigInt(value) }))
+  const date = new Date(value)
+  return /^\d{4}-\d{2}-\d{2}/.test(value) && !Number.isNaN(date.getTime())
+    ? Effect.succeed(StartPosition.Timestamp({ date }))
+    : Effect.fail(
+      new UsageError({ message: `--offset must be first, last, next, an offset or an ISO timestamp, got "${value}"` })
+    )
+}
+
 const main = command(
   "receive",
-  "Consumes a RabbitMQ stream from where this consumer left off until the marker message.",
+  "Consumes a RabbitMQ stream from where this consumer left off until a stop condition (the marker by default).",
   flags,
   (values) =>
     Effect.gen(function*() {
-      const stream = Option.getOrThrow(yield* flagOrEnv(flags, values, "stream"))
-      const consumerName = Option.getOrThrow(yield* flagOrEnv(flags, values, "name"))
-      const storeEvery = yield* positiveInteger(
-        "store-every",
-        Option.getOrThrow(yield* flagOrEnv(flags, values, "store-every"))
-      )
-      const layer = OffsetStore.layerServer.pipe(Layer.provideMerge(yield* brokerLayer(values.uri)))
+      const get = (name: keyof typeof flags) => Effect.map(flagOrEnv(flags, values, name), Option.getOrUndefined)
+      const stream = (yield* get("stream"))!
+      const consumerName = (yield* get("name"))!
+      const start = yield* parseStart((yield* get("offset"))!)
+      const mode = (yield* get("tracking"))!
+      const every = values["store-every"]
+      const tracking = mode === "manual"
+        ? TrackingStrategy.Manual({ every: every === undefined ? 10 : yield* positiveInteger("store-every", every) })
+        : mode === "auto"
+        ? TrackingStrategy.Auto({
+          messages: every === undefined ? 10_000 : yield* positiveInteger("store-every", every),
+          interval: yield* durationFlag("store-interval", (yield* get("store-interval"))!)
+        })
+        : mode === "none"
+        ? TrackingStrategy.None()
+        : yield* Effect.fail(new UsageError({ message: `--tracking must be manual, auto or none, got "${mode}"` }))
+      const marker = (yield* get("marker"))!
+      const stop: StopConditions = {
+        marker: values["no-marker"] ? false : (message) => bodyText(message) === marker,
+        ...(values.count !== undefined ? { count: yield* positiveInteger("count", values.count) } : {}),
+        ...(values["until-end"] ? { untilEnd: true } : {}),
+        ...(values["idle-timeout"] !== undefined
+          ? { idleTimeout: yield* durationFlag("idle-timeout", values["idle-timeout"]) }
+          : {}),
+        signal: yield* stopSignal
+      }
+      const broker = yield* brokerLayer(values.uri)
+      const offsets = yield* offsetStoreLayer(values["offset-store"])
       yield* Console.log("Started consuming...")
       const summary = yield* receive({
         stream,
         consumerName,
-        storeEvery,
+        start,
+        ignoreStoredOffset: values["ignore-stored"] === "true",
+        tracking,
+        stop,
+        singleActive: values["single-active"] === "true",
         onMessage: (_, index) => index === 0 ? Console.log("First message received.") : Effect.void
-      }).pipe(Effect.provide(layer))
+      }).pipe(Effect.provide(offsets.pipe(Layer.provideMerge(broker))))
       yield* Console.log(
         `Done consuming, first offset ${showOffset(summary.firstOffset)}, last offset ${showOffset(summary.lastOffset)}.`
       )
       yield* Console.log(`Consumed ${summary.messages} messages.`)
+      if (!summary.storeConfirmed) {
+        yield* Console.error(
+          `warning: the stored offset ${showOffset(summary.storedOffset)} could not be read back yet; the next run may repeat messages after an older offset`
+        )
+      }
     })
 )
 

@@ -9,6 +9,7 @@ import {
   send,
   StartPosition,
   StreamBroker,
+  TrackingStrategy,
   tutorialMessages,
   type StreamMessage
 } from "../../src/StreamOffsets.ts"
@@ -24,7 +25,7 @@ const collect = (stream: string, consumerName: string, storeEvery = 10) =>
     const summary = yield* receive({
       stream,
       consumerName,
-      storeEvery,
+      tracking: TrackingStrategy.Manual({ every: storeEvery }),
       onMessage: (message) => Effect.sync(() => void seen.push(message))
     })
     return { summary, bodies: seen.map(bodyText), offsets: seen.map((m) => m.offset) }
@@ -40,7 +41,7 @@ describe("receive", () => {
       expect(summary.firstOffset).toEqual(Option.some(0n))
       expect(summary.lastOffset).toEqual(Option.some(4n))
       expect(summary.resumed).toBe(false)
-      expect(summary.reachedMarker).toBe(true)
+      expect(summary.stoppedBy).toBe("marker")
     }).pipe(Effect.provide(serverSide)))
 
   it.effect("resumes at stored + 1 and processes nothing after the marker", () =>
@@ -160,14 +161,12 @@ describe("the in-memory broker", () => {
       expect(messages.map((m) => m.offset)).toEqual([0n, 1n, 3n])
     }).pipe(Effect.provide(serverSide)))
 
-  it.effect("delivers as fast as the consumer pulls (backpressure)", () =>
+  it.scoped("delivers as fast as the consumer pulls (backpressure)", () =>
     Effect.gen(function*() {
       const broker = yield* StreamBroker
       yield* send({ stream: "s", messages: tutorialMessages(100) })
-      const firstChunk = yield* broker.subscribe({ stream: "s", start: StartPosition.First() }).pipe(
-        Stream.take(3),
-        Stream.runCollect
-      )
+      const messages = yield* broker.subscribe({ stream: "s", start: StartPosition.First() })
+      const firstChunk = yield* messages.pipe(Stream.take(3), Stream.runCollect)
       expect(Chunk.toReadonlyArray(firstChunk).map((m) => m.offset)).toEqual([0n, 1n, 2n])
     }).pipe(Effect.provide(serverSide)))
 })
