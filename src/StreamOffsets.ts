@@ -1141,13 +1141,15 @@ export const receive = <E = never, R = never>(
     let lastStored = Option.none<bigint>()
     let floor = -1n
     const resolveStart = Effect.gen(function*() {
-      const stored = options.ignoreStoredOffset ? Option.none<bigint>() : yield* offsets.query(consumerName, stream)
-      const start = Option.match(stored, {
+      const stored = yield* offsets.query(consumerName, stream)
+      // Even when the stored offset is ignored for starting, stores never go below it.
+      lastStored = stored
+      const resumeFrom = options.ignoreStoredOffset ? Option.none<bigint>() : stored
+      const start = Option.match(resumeFrom, {
         onNone: () => options.start ?? StartPosition.First(),
         onSome: (offset) => StartPosition.Offset({ offset: offset + 1n })
       })
-      resumed = Option.isSome(stored)
-      lastStored = stored
+      resumed = Option.isSome(resumeFrom)
       // The broker starts at the beginning of a chunk: anything below the requested offset was
       // processed before (or was not asked for) and is dropped.
       floor = start._tag === "Offset" ? start.offset : -1n

@@ -1,0 +1,276 @@
+// Beyond the tutorial: tracking strategies, start positions, stop conditions, single active
+// consumer, the KeyValueStore offset store and inspection, all on the in-memory layers.
+import { describe, expect, it } from "@effect/vitest"
+import { KeyValueStore } from "@effect/platform"
+import { Deferred, Effect, Fiber, Layer, Option, TestClock } from "effect"
+import {
+  bodyText,
+  inspectOffset,
+  MemoryOffsetStore,
+  OffsetStore,
+  receive,
+  type ReceiveOptions,
+  send,
+  StartPosition,
+  StreamBroker,
+  TrackingStrategy,
+  tutorialMessages
+} from "../../src/StreamOffsets.ts"
+
+const memory = Layer.merge(StreamBroker.layerMemory({ chunkSize: 4 }), OffsetStore.layerMemory)
+const serverSide = OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layerMemory({ chunkSize: 4 })))
+
+const history = Effect.flatMap(MemoryOffsetStore, (m) => m.history).pipe(
+  Effect.map((h) => h.map((entry) => entry.offset))
+)
+
+const consume = (options: Partial<ReceiveOptions> & { readonly consumerName?: string } = {}) =>
+  Effect.gen(function*() {
+    const bodies: Array<string> = []
+    const summary = yield* receive({
+      stream: "s",
+      consumerName: "c",
+      ...options,
+      onMessage: (message) => Effect.sync(() => void bodies.push(bodyText(message)))
+    })
+    return { summary, bodies }
+  })
+
+const bodies = (n: number, prefix = "m") => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
+
+describe("tracking strategies", () => {
+  it.effect("auto stores after N messages", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: tutorialMessages(12) })
+      yield* consume({ tracking: TrackingStrategy.Auto({ messages: 5, interval: "1 hour" }) })
+      expect(yield* history).toEqual([4n, 9n, 11n])
+    }).pipe(Effect.provide(memory)))
+
+  it.effect("auto stores at least every interval while messages trickle in", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: ["a", "b"] })
+      const signal = yield* Deferred.make<void>()
+      const fiber = yield* Effect.fork(consume({
+        tracking: TrackingStrategy.Auto({ messages: 10_000, interval: "5 seconds" }),
+        stop: { marker: false, signal: Deferred.await(signal) }
+      }))
+      yield* TestClock.adjust("4 seconds")
+      expect(yield* history).toEqual([])
+      yield* TestClock.adjust("1 second")
+      expect(yield* history).toEqual([1n])
+      yield* send({ stream: "s", messages: ["c"] })
+      yield* TestClock.adjust("5 seconds")
+      expect(yield* history).toEqual([1n, 2n])
+      // Nothing new: the timer does not store the same offset again.
+      yield* TestClock.adjust("30 seconds")
+      expect(yield* history).toEqual([1n, 2n])
+      yield* Deferred.succeed(signal, undefined)
+      const { summary } = yield* Fiber.join(fiber)
+      expect(summary.stoppedBy).toBe("signal")
+      expect(summary.messages).toBe(3)
+    }).pipe(Effect.provide(memory)))
+
+  it.effect("none stores only at the stop", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: tutorialMessages(30) })
+      yield* consume({ tracking: TrackingStrategy.None() })
+      expect(yield* history).toEqual([29n])
+    }).pipe(Effect.provide(memory)))
+
+  it.effect("stores only move forward, also when the stream is replayed from the start", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: tutorialMessages(10) })
+      yield* consume({ tracking: TrackingStrategy.Manual({ every: 3 }) })
+      yield* consume({ tracking: TrackingStrategy.Manual({ every: 3 }), ignoreStoredOffset: true })
+      expect(yield* history).toEqual([2n, 5n, 8n, 9n])
+    }).pipe(Effect.provide(memory)))
+
+  it.effect("the final store is confirmed by reading it back", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: tutorialMessages(3) })
+      const { summary } = yield* consume()
+      expect(summary.storedOffset).toEqual(Option.some(2n))
+      expect(summary.storeConfirmed).toBe(true)
+    }).pipe(Effect.provide(serverSide)))
+
+  it.effect("rejects a non-positive tracking count", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: ["a"] })
+      const error = yield* consume({ tracking: TrackingStrategy.Manual({ every: 0 }) }).pipe(Effect.flip)
+      expect(error._tag).toBe("InvalidArgument")
+    }).pipe(Effect.provide(memory)))
+})
+
+describe("start positions", () => {
+  const setup = Effect.gen(function*() {
+    yield* send({ stream: "s", messages: bodies(6) }) // chunks [0..3] [4..5]
+  })
+
+  it.effect("last starts at the last chunk that holds messages", () =>
+    Effect.gen(function*() {
+      yield* setup
+      const { bodies: seen } = yield* consume({ start: StartPosition.Last(), stop: { marker: false, untilEnd: true } })
+      expect(seen).toEqual(["m4", "m5"])
+    }).pipe(Effect.provide(memory)))
+
+  it.effect("next waits for the next message", () =>
+    Effect.gen(function*() {
+      yield* setup
+      const fiber = yield* Effect.fork(consume({ start: StartPosition.Next(), stop: { count: 1 } }))
+      yield* TestClock.adjust("1 second")
+      yield* send({ stream: "s", messages: ["new"] })
+      expect((yield* Fiber.join(fiber)).bodies).toEqual(["new"])
+    }).pipe(Effect.provide(memory)))
+
+  it.effect("an absolute offset inside a chunk drops the messages before it", () =>
+    Effect.gen(function*() {
+      yield* setup
+      const { bodies: seen } = yield* consume({ start: StartPosition.Offset({ offset: 2n }), stop: { count: 2 } })
+      expect(seen).toEqual(["m2", "m3"])
+    }).pipe(Effect.provide(memory)))
+
+  it.effect("a timestamp starts at the first chunk written at or after it", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: bodies(4, "old") })
+      yield* TestClock.adjust("1 minute")
+      const now = new Date(yield* TestClock.currentTimeMillis)
+      yield* send({ stream: "s", messages: bodies(2, "new") })
+      const { bodies: seen } = yield* consume({ start: StartPosition.Timestamp({ date: now }), stop: { count: 2 } })
+      expect(seen).toEqual(["new0", "new1"])
+    }).pipe(Effect.provide(memory)))
+
+  it.effect("a stored offset wins over the start position, unless it is ignored", () =>
+    Effect.gen(function*() {
+      yield* setup
+      yield* (yield* OffsetStore).store("c", "s", 3n)
+      const resumed = yield* consume({ start: StartPosition.First(), stop: { count: 1 } })
+      expect(resumed.bodies).toEqual(["m4"])
+      expect(resumed.summary.resumed).toBe(true)
+      const ignored = yield* consume({ start: StartPosition.First(), ignoreStoredOffset: true, stop: { count: 1 } })
+      expect(ignored.bodies).toEqual(["m0"])
+    }).pipe(Effect.provide(memory)))
+})
+
+describe("stop conditions", () => {
+  it.effect("a message count", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: bodies(10) })
+      const { bodies: seen, summary } = yield* consume({ stop: { count: 3 } })
+      expect(seen).toEqual(["m0", "m1", "m2"])
+      expect(summary.stoppedBy).toBe("count")
+      expect(summary.storedOffset).toEqual(Option.some(2n))
+    }).pipe(Effect.provide(memory)))
+
+  it.effect("until the end as it was at the start, even with tracking entries at the tail", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: bodies(5) })
+      yield* (yield* StreamBroker).storeOffset("other", "s", 1n) // a tracking entry after the last message
+      const { bodies: seen, summary } = yield* consume({ stop: { marker: false, untilEnd: true } })
+      expect(seen).toEqual(bodies(5))
+      expect(summary.stoppedBy).toBe("end")
+    }).pipe(Effect.provide(serverSide)))
+
+  it.effect("until the end of an empty stream stops at once", () =>
+    Effect.gen(function*() {
+      yield* (yield* StreamBroker).declareStream("s", {})
+      const { summary } = yield* consume({ stop: { marker: false, untilEnd: true } })
+      expect(summary.messages).toBe(0)
+      expect(summary.stoppedBy).toBe("end")
+    }).pipe(Effect.provide(memory)))
+
+  it.effect("an idle timeout", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: bodies(2) })
+      const fiber = yield* Effect.fork(consume({ stop: { marker: false, idleTimeout: "10 seconds" } }))
+      yield* TestClock.adjust("9 seconds")
+      yield* send({ stream: "s", messages: ["late"] })
+      yield* TestClock.adjust("9 seconds")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 second")
+      const { bodies: seen, summary } = yield* Fiber.join(fiber)
+      expect(seen).toEqual(["m0", "m1", "late"])
+      expect(summary.stoppedBy).toBe("idle")
+      expect(yield* history).toEqual([2n])
+    }).pipe(Effect.provide(memory)))
+
+  it.effect("with no stop condition it runs until signalled, then stores and summarises", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: tutorialMessages(3) })
+      const signal = yield* Deferred.make<void>()
+      const fiber = yield* Effect.fork(consume({ stop: { marker: false, signal: Deferred.await(signal) } }))
+      yield* TestClock.adjust("1 hour")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* Deferred.succeed(signal, undefined)
+      const { summary } = yield* Fiber.join(fiber)
+      expect(summary.messages).toBe(3)
+      expect(summary.stoppedBy).toBe("signal")
+      expect(yield* history).toEqual([2n])
+    }).pipe(Effect.provide(memory)))
+})
+
+describe("single active consumer", () => {
+  it.effect("one consumer is active; the next takes over after the stored offset, nothing twice", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: bodies(5, "a") })
+      const stopA = yield* Deferred.make<void>()
+      const a = yield* Effect.fork(consume({ singleActive: true, stop: { marker: false, signal: Deferred.await(stopA) } }))
+      yield* TestClock.adjust("1 second")
+      const b = yield* Effect.fork(consume({ singleActive: true, stop: { marker: false, count: 5 } }))
+      yield* TestClock.adjust("1 second")
+      yield* send({ stream: "s", messages: bodies(3, "b") })
+      yield* TestClock.adjust("1 second")
+      // B is idle while A is active.
+      expect(b.unsafePoll()).toBeNull()
+      yield* Deferred.succeed(stopA, undefined)
+      const first = yield* Fiber.join(a)
+      expect(first.bodies).toEqual([...bodies(5, "a"), ...bodies(3, "b")])
+      yield* send({ stream: "s", messages: bodies(5, "c") })
+      const second = yield* Fiber.join(b)
+      expect(second.bodies).toEqual(bodies(5, "c"))
+      expect(second.summary.resumed).toBe(true)
+    }).pipe(Effect.provide(serverSide)))
+})
+
+describe("the KeyValueStore offset store", () => {
+  it.effect("resumes like the server-side store", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: tutorialMessages(5) })
+      yield* send({ stream: "s", messages: tutorialMessages(5) })
+      const first = yield* consume()
+      const second = yield* consume()
+      expect(first.bodies.at(-1)).toBe("marker")
+      expect(second.bodies).toEqual(["hello 0", "hello 1", "hello 2", "hello 3", "marker"])
+      const kv = yield* KeyValueStore.KeyValueStore
+      expect(yield* kv.size).toBe(1)
+    }).pipe(
+      Effect.provide(Layer.mergeAll(
+        StreamBroker.layerMemory(),
+        OffsetStore.layerKeyValueStore.pipe(Layer.provideMerge(KeyValueStore.layerMemory))
+      ))
+    ))
+
+  it.effect("a stored value that is not an offset is an OffsetStoreError", () =>
+    Effect.gen(function*() {
+      const kv = yield* KeyValueStore.KeyValueStore
+      yield* kv.set("offset-s-c", "garbage")
+      const error = yield* (yield* OffsetStore).query("c", "s").pipe(Effect.flip)
+      expect(error._tag).toBe("OffsetStoreError")
+      expect(error.message).toContain("not an offset")
+    }).pipe(Effect.provide(OffsetStore.layerKeyValueStore.pipe(Layer.provideMerge(KeyValueStore.layerMemory)))))
+})
+
+describe("inspectOffset", () => {
+  it.effect("reports the stored offset, the bounds and the lag", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: bodies(10) })
+      const before = yield* inspectOffset("s", "c")
+      expect(before.storedOffset).toEqual(Option.none())
+      expect(before.firstOffset).toEqual(Option.some(0n))
+      expect(before.lastOffset).toEqual(Option.some(9n))
+      expect(before.lag).toEqual(Option.some(10n))
+      yield* consume({ stop: { count: 4 } })
+      const after = yield* inspectOffset("s", "c")
+      expect(after.storedOffset).toEqual(Option.some(3n))
+      expect(after.lag).toEqual(Option.some(6n))
+    }).pipe(Effect.provide(serverSide)))
+})
