@@ -14,6 +14,7 @@
  */
 import { KeyValueStore } from "@effect/platform"
 import { Buffer } from "node:buffer"
+import { setImmediate } from "node:timers"
 import {
   Chunk,
   Clock,
@@ -26,8 +27,8 @@ import {
   Effect,
   Either,
   Exit,
+  Fiber,
   Layer,
-  Mailbox,
   Metric,
   Option,
   Queue,
@@ -471,18 +472,11 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
     const subscribe = (options: SubscribeOptions) =>
       Effect.gen(function*() {
         yield* requireStream(options.stream)
-        const mailbox = yield* Mailbox.make<StreamMessage, BrokerError>({
-          capacity: options.bufferSize ?? 1024,
-          strategy: "suspend"
-        })
+        const buffer = new DeliveryBuffer(options.bufferSize ?? 1024)
         const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
         // The client awaits this handler before it grants more credit: while the buffer is full the
         // returned promise waits, and so does the broker. It never throws into the client.
-        const handle = (message: Message): Promise<void> | void => {
-          const next = toStreamMessage(message)
-          if (mailbox.unsafeOffer(next)) return
-          return runPromise(mailbox.offer(next)).then(() => undefined, () => undefined)
-        }
+        const handle = (message: Message): Promise<void> | void => buffer.push(toStreamMessage(message))
         const sac = options.singleActive
         yield* Effect.acquireRelease(
           call(`subscribe to "${options.stream}"`, (c) =>
@@ -498,12 +492,12 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
                   }
                   : {}),
                 connectionClosedListener: (hadError) => {
-                  mailbox.unsafeDone(Exit.fail(
+                  buffer.fail(
                     new BrokerError({
                       operation: `consume "${options.stream}"`,
                       reason: hadError ? "the connection failed" : "the connection was closed"
                     })
-                  ))
+                  )
                 }
               },
               handle
@@ -512,10 +506,10 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
             Effect.promise(() => client.closeConsumer(consumer.extendedId)).pipe(
               Effect.timeout(requestTimeout),
               Effect.ignore,
-              Effect.zipRight(mailbox.shutdown)
+              Effect.ensuring(Effect.sync(() => buffer.end()))
             )
         )
-        return Mailbox.toStream(mailbox)
+        return Stream.repeatEffectChunkOption(buffer.pull)
       })
 
     // The broker's stats give chunk ids, not the last message: a tracking entry is a chunk of its
@@ -523,11 +517,12 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
     const lastMessageOffset = (stream: string) =>
       Effect.scoped(Effect.gen(function*() {
         const messages = yield* subscribe({ stream, start: StartPosition.Last(), bufferSize: 100_000 })
-        const first = yield* Stream.runHead(messages).pipe(Effect.timeout("1 second"), Effect.option)
+        const first = yield* Stream.runHead(Stream.chunks(messages)).pipe(Effect.timeout("1 second"), Effect.option)
         if (Option.isNone(first) || Option.isNone(first.value)) return Option.none<bigint>()
         // The rest of that chunk follows at once; stop when nothing more comes for a moment.
         const rest = yield* Stream.runCollect(Stream.timeout(messages, "200 millis"))
-        return Option.some(Chunk.reduce(rest, first.value.value.offset, (max, m) => m.offset > max ? m.offset : max))
+        const all = Chunk.appendAll(first.value.value, rest)
+        return Chunk.last(all).pipe(Option.map(() => Chunk.reduce(all, -1n, (max, m) => m.offset > max ? m.offset : max)))
       }))
 
     const bounds = (stream: string) =>
@@ -556,6 +551,80 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
 
     return { declareStream, streamExists, deleteStream, publisher, subscribe, bounds, storeOffset, queryOffset }
   })
+
+/**
+ * Between the client's delivery callback and a Stream: a bounded buffer. The callback pushes; once
+ * the buffer is full it gets a promise that resolves when the stream has taken what is there, and
+ * the client waits for it before it asks for more (backpressure) - no effect runs per message.
+ */
+class DeliveryBuffer {
+  private items: Array<StreamMessage> = []
+  private space: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined
+  private waiting: ((pulled: Effect.Effect<Chunk.Chunk<StreamMessage>, Option.Option<BrokerError>>) => void) | undefined
+  private closed: Option.Option<BrokerError> | undefined
+
+  constructor(private readonly capacity: number) {}
+
+  push(message: StreamMessage): Promise<void> | void {
+    if (this.closed) return
+    this.items.push(message)
+    this.wake()
+    if (this.items.length < this.capacity) return
+    if (!this.space) {
+      let resolve!: () => void
+      const promise = new Promise<void>((r) => (resolve = r))
+      this.space = { promise, resolve }
+    }
+    return this.space.promise
+  }
+
+  /** Ends the stream after what is buffered; with an error, fails it. */
+  end(error: Option.Option<BrokerError> = Option.none()) {
+    if (this.closed) return
+    this.closed = error
+    this.wake()
+    this.releaseSpace()
+  }
+
+  fail(error: BrokerError) {
+    this.end(Option.some(error))
+  }
+
+  /** The next chunk: everything buffered, waiting for at least one message. */
+  readonly pull: Effect.Effect<Chunk.Chunk<StreamMessage>, Option.Option<BrokerError>> = Effect.async((resume) => {
+    const now = this.take()
+    if (now) return resume(now)
+    this.waiting = resume
+    return Effect.sync(() => {
+      this.waiting = undefined
+    })
+  })
+
+  private take(): Effect.Effect<Chunk.Chunk<StreamMessage>, Option.Option<BrokerError>> | undefined {
+    if (this.items.length > 0) {
+      const chunk = Chunk.unsafeFromArray(this.items)
+      this.items = []
+      this.releaseSpace()
+      return Effect.succeed(chunk)
+    }
+    return this.closed ? Effect.fail(this.closed) : undefined
+  }
+
+  private wake() {
+    const waiting = this.waiting
+    if (!waiting) return
+    this.waiting = undefined
+    // Resume on the next macrotask, not now: the client hands over a delivered chunk one message
+    // per microtask, so by then the whole chunk is buffered and the stream gets it in one piece.
+    setImmediate(() => waiting(Effect.suspend(() => this.take() ?? this.pull)))
+  }
+
+  private releaseSpace() {
+    const space = this.space
+    this.space = undefined
+    space?.resolve()
+  }
+}
 
 interface LocatorConnection {
   storeOffset(params: { stream: string; reference: string; offsetValue: bigint }): Promise<unknown>
@@ -1235,8 +1304,8 @@ export const receive = <E = never, R = never>(
         Stream.filter((message) => message.offset >= floor),
         Stream.takeUntil((message) => stopAfter(message, index++))
       )
-      if (stop.untilEnd && Option.isNone(end)) {
-        // No message in the stream when consuming started: already at the end.
+      if (stop.untilEnd && nothingBefore(end, start)) {
+        // No message between the start and the end as it was: already at the end.
         stoppedBy = "end"
         selected = Stream.empty
       }
@@ -1247,11 +1316,19 @@ export const receive = <E = never, R = never>(
           }))
         )
       }
+      const consume = Stream.runForEachChunk(selected, processChunk)
       if (stop.signal) {
-        selected = Stream.interruptWhen(selected, Effect.tap(stop.signal, () => (signalled = true)))
+        // One race for the whole run (Stream.interruptWhen would race every pull): on the signal,
+        // stop consuming; `last` is the last message fully processed.
+        const consuming = yield* Effect.fork(consume)
+        signalled = yield* Effect.raceFirst(Effect.as(Fiber.join(consuming), false), Effect.as(stop.signal, true))
+        if (signalled) {
+          yield* Fiber.interrupt(consuming)
+          stoppedBy = "signal"
+        }
+      } else {
+        yield* consume
       }
-      yield* Stream.runForEachChunk(selected, processChunk)
-      if (signalled) stoppedBy = "signal"
       yield* finalStore
     }))
 
@@ -1266,6 +1343,13 @@ export const receive = <E = never, R = never>(
       storeConfirmed
     } satisfies ReceiveSummary
   }).pipe(Effect.withSpan("receive"))
+
+/** True when no message can lie between `start` and `end` (the last message offset, if any). */
+const nothingBefore = (end: Option.Option<bigint>, start: StartPosition): boolean =>
+  Option.match(end, {
+    onNone: () => true,
+    onSome: (last) => start._tag === "Next" || (start._tag === "Offset" && start.offset > last)
+  })
 
 const validateTracking = (tracking: TrackingStrategy): Effect.Effect<void, InvalidArgument> => {
   const count = tracking._tag === "Manual" ? tracking.every : tracking._tag === "Auto" ? tracking.messages : 1

@@ -1,45 +1,16 @@
 // The send/receive CLIs end to end, as a user runs them, on Node, Bun and Deno, against a real broker.
 import { describe, expect, it } from "@effect/vitest"
-import { execFile } from "node:child_process"
-import * as path from "node:path"
-
-const root = path.resolve(import.meta.dirname, "../..")
-const bin = path.join(root, "node_modules/.bin")
-const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, NO_COLOR: "1" }
-
-interface Run {
-  readonly code: number
-  readonly stdout: string
-  readonly stderr: string
-}
-
-const run = (command: string, args: ReadonlyArray<string>, extraEnv: Record<string, string> = {}) =>
-  new Promise<Run>((resolve) => {
-    execFile(command, args, { cwd: root, env: { ...env, ...extraEnv }, timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === "number" ? error.code : 1) : 0
-      resolve({ code, stdout, stderr })
-    })
-  })
-
-/** How each runtime runs the package's commands, as the README says. */
-const runtimes = {
-  node: (script: string, args: ReadonlyArray<string>) => run("npm", ["run", "-s", script, "--", ...args]),
-  bun: (script: string, args: ReadonlyArray<string>) => run("bun", ["run", "--silent", script, ...args]),
-  deno: (script: string, args: ReadonlyArray<string>) => run("deno", ["task", "-q", script, ...args])
-}
-type Runtime = keyof typeof runtimes
-
-const uniqueStream = (name: string) => `cli-${name}-${process.pid}-${Date.now()}`
+import { cli, deleteStream, type Run, type Runtime, runtimes, uniqueStream } from "./helpers.ts"
 
 const sendOk = async (runtime: Runtime, stream: string) => {
-  const r = await runtimes[runtime]("send", ["--stream", stream])
+  const r = await cli(runtime, "send", ["--stream", stream])
   expect(r.stderr).toBe("")
   expect(r.stdout.trim().split("\n")).toEqual(["Publishing 100 messages...", "Messages confirmed: true."])
   expect(r.code).toBe(0)
 }
 
 const receiveOk = async (runtime: Runtime, stream: string) => {
-  const r = await runtimes[runtime]("receive", ["--stream", stream, "--name", "cli"])
+  const r = await cli(runtime, "receive", ["--stream", stream, "--name", "cli"])
   expect(r.stderr).toBe("")
   expect(r.code).toBe(0)
   const lines = r.stdout.trim().split("\n")
@@ -48,19 +19,6 @@ const receiveOk = async (runtime: Runtime, stream: string) => {
   const match = /^Done consuming, first offset (\d+), last offset (\d+)\.$/.exec(lines[2] ?? "")
   expect(match, lines[2]).not.toBeNull()
   return { first: BigInt(match![1]!), last: BigInt(match![2]!) }
-}
-
-const deleteStream = async (stream: string) => {
-  const { connect } = await import("rabbitmq-stream-js-client")
-  const client = await connect({
-    hostname: "localhost",
-    port: Number(process.env.RABBITMQ_STREAM_PORT ?? "5552"),
-    username: "guest",
-    password: "guest",
-    vhost: "/"
-  })
-  await client.deleteStream({ stream }).catch(() => undefined)
-  await client.close()
 }
 
 describe("send and receive CLIs", () => {
@@ -102,34 +60,34 @@ describe("bad input: one line, an exit code, no stack trace", () => {
   }
 
   it("a non-positive or non-numeric --count is a usage error (2)", async () => {
-    expectOneLine(await runtimes.bun("send", ["--count", "0"]), 2, "--count must be a positive integer")
-    expectOneLine(await runtimes.bun("send", ["--count", "ten"]), 2, "--count must be a positive integer")
+    expectOneLine(await cli("bun", "send", ["--count", "0"]), 2, "--count must be a positive integer")
+    expectOneLine(await cli("bun", "send", ["--count", "ten"]), 2, "--count must be a positive integer")
   })
 
   it("an unknown flag is a usage error (2)", async () => {
-    expectOneLine(await runtimes.bun("receive", ["--nope"]), 2, "unknown flag --nope")
+    expectOneLine(await cli("bun", "receive", ["--nope"]), 2, "unknown flag --nope")
   })
 
   it("a malformed URI is a usage error (2) and never shows the password", async () => {
-    const r = await runtimes.bun("send", ["--uri", "amqp://user:topsecret@localhost:5552/"])
+    const r = await cli("bun", "send", ["--uri", "amqp://user:topsecret@localhost:5552/"])
     expectOneLine(r, 2, "unsupported URI scheme")
     expect(r.stderr).not.toContain("topsecret")
   })
 
   it("receive on a missing stream says so (1)", async () => {
     const stream = uniqueStream("missing")
-    expectOneLine(await runtimes.bun("receive", ["--stream", stream]), 1, `stream "${stream}" does not exist`)
+    expectOneLine(await cli("bun", "receive", ["--stream", stream]), 1, `stream "${stream}" does not exist`)
   })
 
   it("nothing listening on the port fails fast (1) without the password", async () => {
-    const r = await runtimes.bun("send", ["--uri", "rabbitmq-stream://guest:topsecret@localhost:1/%2f"])
+    const r = await cli("bun", "send", ["--uri", "rabbitmq-stream://guest:topsecret@localhost:1/%2f"])
     expectOneLine(r, 1, "cannot connect to rabbitmq-stream://guest@localhost:1/%2F")
     expect(r.stderr).not.toContain("topsecret")
   })
 
   it("--help prints the flags and the runtime that runs them, and exits 0", async () => {
     for (const [runtime, name] of [["node", "Node"], ["bun", "Bun"], ["deno", "Deno"]] as const) {
-      const r = await runtimes[runtime]("receive", ["--help"])
+      const r = await cli(runtime, "receive", ["--help"])
       expect(r.code).toBe(0)
       expect(r.stdout).toContain(`effect-stream-offsets on ${name}`)
       expect(r.stdout).toContain("--name")

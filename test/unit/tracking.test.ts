@@ -170,6 +170,15 @@ describe("stop conditions", () => {
       expect(summary.stoppedBy).toBe("end")
     }).pipe(Effect.provide(serverSide)))
 
+  it.effect("until the end, resumed after the last message, stops at once", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: bodies(5) })
+      yield* consume({ stop: { marker: false, untilEnd: true } })
+      const { summary } = yield* consume({ stop: { marker: false, untilEnd: true } })
+      expect(summary.messages).toBe(0)
+      expect(summary.stoppedBy).toBe("end")
+    }).pipe(Effect.provide(serverSide)))
+
   it.effect("until the end of an empty stream stops at once", () =>
     Effect.gen(function*() {
       yield* (yield* StreamBroker).declareStream("s", {})

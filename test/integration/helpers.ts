@@ -1,0 +1,95 @@
+// Running the CLIs as a user would, and talking to the test broker directly.
+import { type ChildProcess, execFile, spawn } from "node:child_process"
+import * as path from "node:path"
+import { connect } from "rabbitmq-stream-js-client"
+
+export const root = path.resolve(import.meta.dirname, "../..")
+const bin = path.join(root, "node_modules/.bin")
+const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, NO_COLOR: "1" }
+export const port = Number(process.env.RABBITMQ_STREAM_PORT ?? "5552")
+
+export interface Run {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+export const run = (command: string, args: ReadonlyArray<string>, extraEnv: Record<string, string> = {}) =>
+  new Promise<Run>((resolve) => {
+    execFile(command, args, { cwd: root, env: { ...env, ...extraEnv }, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === "number" ? error.code : 1) : 0
+      resolve({ code, stdout, stderr })
+    })
+  })
+
+/** How each runtime runs the package's commands, as the README says. */
+export const runtimes = {
+  node: (script: string, args: ReadonlyArray<string>) => ["npm", ["run", "-s", script, "--", ...args]] as const,
+  bun: (script: string, args: ReadonlyArray<string>) => ["bun", ["run", "--silent", script, ...args]] as const,
+  deno: (script: string, args: ReadonlyArray<string>) => ["deno", ["task", "-q", script, ...args]] as const
+}
+export type Runtime = keyof typeof runtimes
+
+export const cli = (runtime: Runtime, script: string, args: ReadonlyArray<string>) => {
+  const [command, argv] = runtimes[runtime](script, args)
+  return run(command, argv)
+}
+
+/** A CLI process that keeps running: read its output as it comes, signal it, await its end. */
+export interface Running {
+  readonly child: ChildProcess
+  /** SIGINT to the program. */
+  readonly interrupt: () => void
+  readonly output: () => string
+  readonly waitFor: (text: string, timeoutMs?: number) => Promise<void>
+  readonly exit: Promise<Run>
+}
+
+/**
+ * The program itself, without the package manager around it (npm and bun exit at once on SIGINT
+ * with their own code, whatever the program then does), as a service manager would run it.
+ */
+const direct = {
+  node: (script: string, args: ReadonlyArray<string>) => ["node", ["scripts/run.mjs", `src/${script}.ts`, ...args]] as const,
+  bun: (script: string, args: ReadonlyArray<string>) => ["bun", [`src/${script}.ts`, ...args]] as const,
+  deno: (script: string, args: ReadonlyArray<string>) => ["deno", ["run", "-A", `src/${script}.ts`, ...args]] as const
+}
+
+export const start = (runtime: Runtime, script: string, args: ReadonlyArray<string>): Running => {
+  const [command, argv] = direct[runtime](script, args)
+  const child = spawn(command, argv, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
+  let stdout = ""
+  let stderr = ""
+  child.stdout!.on("data", (d) => (stdout += d))
+  child.stderr!.on("data", (d) => (stderr += d))
+  const exit = new Promise<Run>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }))
+  )
+  const waitFor = async (text: string, timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs
+    while (!stdout.includes(text)) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for "${text}"; stdout: ${stdout}; stderr: ${stderr}`)
+      if (child.exitCode !== null) throw new Error(`exited before "${text}"; stdout: ${stdout}; stderr: ${stderr}`)
+      await new Promise((r) => setTimeout(r, 10))
+    }
+  }
+  const interrupt = () => void child.kill("SIGINT")
+  return { child, interrupt, output: () => stdout, waitFor, exit }
+}
+
+export const uniqueStream = (name: string) => `it-${name}-${process.pid}-${Date.now()}`
+
+/** The summary lines of `receive`. */
+export const parseSummary = (stdout: string) => {
+  const done = /Done consuming, first offset (\w+), last offset (\w+)\./.exec(stdout)
+  const consumed = /Consumed (\d+) messages\./.exec(stdout)
+  if (!done || !consumed) throw new Error(`no summary in: ${stdout}`)
+  const offset = (s: string) => (s === "none" ? undefined : BigInt(s))
+  return { first: offset(done[1]!), last: offset(done[2]!), messages: Number(consumed[1]) }
+}
+
+export const deleteStream = async (stream: string) => {
+  const client = await connect({ hostname: "localhost", port, username: "guest", password: "guest", vhost: "/" })
+  await client.deleteStream({ stream }).catch(() => undefined)
+  await client.close()
+}
