@@ -16,6 +16,7 @@ import { KeyValueStore } from "@effect/platform"
 import { Buffer } from "node:buffer"
 import { setImmediate } from "node:timers"
 import {
+  type Cause,
   Chunk,
   Clock,
   Config,
@@ -108,7 +109,7 @@ export const redactUri = (uri: string): string => uri.replace(/(\/\/[^:/@]*:)[^@
 export const describeConnection = (config: ConnectionConfig): string =>
   `rabbitmq-stream://${config.username}@${config.host}:${config.port}/${encodeURIComponent(config.vhost)}`
 
-export const ConnectionConfig = {
+export const ConnectionConfig: { readonly fromEnv: Config.Config<ConnectionConfig> } = {
   /** `RABBITMQ_STREAM_URI`, default {@link DEFAULT_URI}. */
   fromEnv: Config.redacted("RABBITMQ_STREAM_URI").pipe(
     Config.withDefault(Redacted.make(DEFAULT_URI)),
@@ -138,7 +139,7 @@ export type StartPosition = Data.TaggedEnum<{
   Offset: { readonly offset: bigint }
   Timestamp: { readonly date: Date }
 }>
-export const StartPosition = Data.taggedEnum<StartPosition>()
+export const StartPosition: Data.TaggedEnum.Constructor<StartPosition> = Data.taggedEnum<StartPosition>()
 
 /** A message as the consumer sees it. */
 export interface StreamMessage {
@@ -155,71 +156,84 @@ export const bodyText = (message: StreamMessage): string => decoder.decode(messa
 // 2. Errors
 // =============================================================================================
 
+/** The type of `Data.TaggedError(tag)`, spelled out so that the module's types are explicit. */
+type TaggedErrorClass<Tag extends string, A> = new(
+  args: A
+) => Cause.YieldableError & { readonly _tag: Tag } & Readonly<A>
+
 /** Bad input from the caller: a malformed URI, a non-positive count, an invalid stream name. */
-export class InvalidArgument extends Data.TaggedError("InvalidArgument")<{ readonly message: string }> {}
+const InvalidArgumentBase: TaggedErrorClass<"InvalidArgument", { readonly message: string }> = Data.TaggedError("InvalidArgument")
+export class InvalidArgument extends InvalidArgumentBase {}
 
 /** The broker could not be reached or refused the connection (credentials, vhost). */
-export class ConnectionError extends Data.TaggedError("ConnectionError")<{
+const ConnectionErrorBase: TaggedErrorClass<"ConnectionError", {
   readonly message: string
   readonly cause?: unknown
-}> {}
+}> = Data.TaggedError("ConnectionError")
+export class ConnectionError extends ConnectionErrorBase {}
 
 /** The stream does not exist. */
-export class StreamNotFound extends Data.TaggedError("StreamNotFound")<{ readonly stream: string }> {
-  override get message() {
+const StreamNotFoundBase: TaggedErrorClass<"StreamNotFound", { readonly stream: string }> = Data.TaggedError("StreamNotFound")
+export class StreamNotFound extends StreamNotFoundBase {
+  override get message(): string {
     return `stream "${this.stream}" does not exist: run send first, or check --stream`
   }
 }
 
 /** The stream exists with other arguments (retention) than the ones declared. */
-export class StreamPreconditionFailed extends Data.TaggedError("StreamPreconditionFailed")<{ readonly stream: string }> {
-  override get message() {
+const StreamPreconditionFailedBase: TaggedErrorClass<"StreamPreconditionFailed", { readonly stream: string }> = Data.TaggedError("StreamPreconditionFailed")
+export class StreamPreconditionFailed extends StreamPreconditionFailedBase {
+  override get message(): string {
     return `stream "${this.stream}" already exists with different arguments (retention): declare it with the same ones, or use another stream name`
   }
 }
 
 /** A broker command failed; `code` is the protocol's response code when the broker sent one. */
-export class BrokerError extends Data.TaggedError("BrokerError")<{
+const BrokerErrorBase: TaggedErrorClass<"BrokerError", {
   readonly operation: string
   readonly code?: number
   readonly reason: string
   readonly cause?: unknown
-}> {
-  override get message() {
+}> = Data.TaggedError("BrokerError")
+export class BrokerError extends BrokerErrorBase {
+  override get message(): string {
     return `${this.operation} failed: ${this.reason}`
   }
 }
 
 /** The broker refused a published message (it is NOT in the stream). */
-export class PublishError extends Data.TaggedError("PublishError")<{
+const PublishErrorBase: TaggedErrorClass<"PublishError", {
   readonly stream: string
   readonly publishingId: bigint
   readonly code: number
-}> {
-  override get message() {
+}> = Data.TaggedError("PublishError")
+export class PublishError extends PublishErrorBase {
+  override get message(): string {
     return `the broker rejected message ${this.publishingId} on stream "${this.stream}" with code ${this.code} (${codeName(this.code)})`
   }
 }
 
 /** Not every published message was confirmed in time: they may or may not be in the stream. */
-export class ConfirmTimeout extends Data.TaggedError("ConfirmTimeout")<{
+const ConfirmTimeoutBase: TaggedErrorClass<"ConfirmTimeout", {
   readonly stream: string
   readonly unconfirmed: number
   readonly timeout: Duration.Duration
-}> {
-  override get message() {
+}> = Data.TaggedError("ConfirmTimeout")
+export class ConfirmTimeout extends ConfirmTimeoutBase {
+  override get message(): string {
     return `${this.unconfirmed} message(s) on stream "${this.stream}" were not confirmed within ${Duration.format(this.timeout)}`
   }
 }
 
 /** The offset store could not store or query an offset. */
-export class OffsetStoreError extends Data.TaggedError("OffsetStoreError")<{
+const OffsetStoreErrorBase: TaggedErrorClass<"OffsetStoreError", {
   readonly operation: "store" | "query"
   readonly consumerName: string
   readonly stream: string
   readonly cause: unknown
-}> {
-  override get message() {
+}> = Data.TaggedError("OffsetStoreError")
+export class OffsetStoreError extends OffsetStoreErrorBase {
+  override get message(): string {
     const why = this.cause instanceof Error ? this.cause.message : String(this.cause)
     return `could not ${this.operation} the offset of consumer "${this.consumerName}" on stream "${this.stream}": ${why}`
   }
@@ -285,7 +299,7 @@ export type Confirmation = Data.TaggedEnum<{
   Confirmed: { readonly publishingIds: ReadonlyArray<bigint> }
   Rejected: { readonly publishingId: bigint; readonly code: number }
 }>
-export const Confirmation = Data.taggedEnum<Confirmation>()
+export const Confirmation: Data.TaggedEnum.Constructor<Confirmation> = Data.taggedEnum<Confirmation>()
 
 /** A publisher on one stream. Release its scope to close it. */
 export interface Publisher {
@@ -344,7 +358,9 @@ export interface StreamBrokerShape {
   readonly queryOffset: (reference: string, stream: string) => Effect.Effect<Option.Option<bigint>, BrokerError>
 }
 
-export class StreamBroker extends Context.Tag("effect-stream-offsets/StreamBroker")<StreamBroker, StreamBrokerShape>() {
+const StreamBrokerTag: Context.TagClass<StreamBroker, "effect-stream-offsets/StreamBroker", StreamBrokerShape> = Context
+  .Tag("effect-stream-offsets/StreamBroker")<StreamBroker, StreamBrokerShape>()
+export class StreamBroker extends StreamBrokerTag {
   /** The real broker over one connection of `rabbitmq-stream-js-client`. */
   static readonly layer = (config: ConnectionConfig): Layer.Layer<StreamBroker, ConnectionError> =>
     Layer.scoped(StreamBroker, makeClientBroker(config))
@@ -688,14 +704,17 @@ export type MemoryEntry =
   | { readonly _tag: "Tracking"; readonly offset: bigint; readonly reference: string; readonly value: bigint; readonly timestamp: number }
 
 /** Looks inside the in-memory broker from tests. */
-export class MemoryBroker extends Context.Tag("effect-stream-offsets/MemoryBroker")<MemoryBroker, {
+export interface MemoryBrokerShape {
   /** The whole log of a stream, tracking entries included (empty when the stream does not exist). */
   readonly entries: (stream: string) => Effect.Effect<ReadonlyArray<MemoryEntry>>
   /** The messages of a stream, in offset order. */
   readonly messages: (stream: string) => Effect.Effect<ReadonlyArray<StreamMessage>>
   /** The arguments a stream was declared with. */
   readonly retention: (stream: string) => Effect.Effect<Option.Option<Retention>>
-}>() {}
+}
+const MemoryBrokerTag: Context.TagClass<MemoryBroker, "effect-stream-offsets/MemoryBroker", MemoryBrokerShape> = Context
+  .Tag("effect-stream-offsets/MemoryBroker")<MemoryBroker, MemoryBrokerShape>()
+export class MemoryBroker extends MemoryBrokerTag {}
 
 interface MemoryStream {
   readonly retention: Retention
@@ -894,7 +913,7 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
       storeOffset,
       queryOffset
     }
-    const inspect: Context.Tag.Service<MemoryBroker> = {
+    const inspect: MemoryBrokerShape = {
       entries: (stream) => Effect.sync(() => [...(streams.get(stream)?.log ?? [])]),
       messages: (stream) =>
         Effect.sync(() =>
@@ -922,10 +941,18 @@ export interface OffsetStoreShape {
 }
 
 /** Looks inside the in-memory OffsetStore from tests. */
-export class MemoryOffsetStore extends Context.Tag("effect-stream-offsets/MemoryOffsetStore")<MemoryOffsetStore, {
+export interface MemoryOffsetStoreShape {
   /** Every store, in order. */
-  readonly history: Effect.Effect<ReadonlyArray<{ readonly consumerName: string; readonly stream: string; readonly offset: bigint }>>
-}>() {}
+  readonly history: Effect.Effect<
+    ReadonlyArray<{ readonly consumerName: string; readonly stream: string; readonly offset: bigint }>
+  >
+}
+const MemoryOffsetStoreTag: Context.TagClass<
+  MemoryOffsetStore,
+  "effect-stream-offsets/MemoryOffsetStore",
+  MemoryOffsetStoreShape
+> = Context.Tag("effect-stream-offsets/MemoryOffsetStore")<MemoryOffsetStore, MemoryOffsetStoreShape>()
+export class MemoryOffsetStore extends MemoryOffsetStoreTag {}
 
 /** Server-side: the broker's own offset tracking (`StoreOffset` / `QueryOffset`). */
 const makeServerOffsetStore = Effect.map(StreamBroker, (broker): OffsetStoreShape => ({
@@ -983,7 +1010,9 @@ const makeKeyValueOffsetStore = Effect.map(KeyValueStore.KeyValueStore, (kv): Of
   }
 })
 
-export class OffsetStore extends Context.Tag("effect-stream-offsets/OffsetStore")<OffsetStore, OffsetStoreShape>() {
+const OffsetStoreTag: Context.TagClass<OffsetStore, "effect-stream-offsets/OffsetStore", OffsetStoreShape> = Context
+  .Tag("effect-stream-offsets/OffsetStore")<OffsetStore, OffsetStoreShape>()
+export class OffsetStore extends OffsetStoreTag {
   /** Offsets kept in a KeyValueStore of the caller's choice: the workflows cannot tell the difference. */
   static readonly layerKeyValueStore: Layer.Layer<OffsetStore, never, KeyValueStore.KeyValueStore> = Layer.effect(
     this,
@@ -999,10 +1028,10 @@ export class OffsetStore extends Context.Tag("effect-stream-offsets/OffsetStore"
 // Metrics
 // =============================================================================================
 
-export const messagesSent = Metric.counter("stream_offsets_messages_sent", { bigint: false, incremental: true })
-export const messagesConfirmed = Metric.counter("stream_offsets_messages_confirmed", { incremental: true })
-export const messagesConsumed = Metric.counter("stream_offsets_messages_consumed", { incremental: true })
-export const offsetsStored = Metric.counter("stream_offsets_offsets_stored", { incremental: true })
+export const messagesSent: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_sent", { bigint: false, incremental: true })
+export const messagesConfirmed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_confirmed", { incremental: true })
+export const messagesConsumed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_consumed", { incremental: true })
+export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_offsets_stored", { incremental: true })
 
 // =============================================================================================
 // 5. Producer workflow
@@ -1038,71 +1067,78 @@ const encoder = new TextEncoder()
  * when the broker has confirmed every one. A rejection fails with {@link PublishError}; confirms
  * that do not come fail with {@link ConfirmTimeout}. Nothing is reported confirmed that was not.
  */
-export const send = Effect.fn("send")(function*(options: SendOptions) {
-  const broker = yield* StreamBroker
-  const stream = options.stream
-  yield* validateStreamName(stream)
-  const confirmTimeout = Duration.decode(options.confirmTimeout ?? DEFAULT_TIMEOUT)
-  const maxInFlight = Math.max(1, options.maxInFlight ?? 10_000)
-  yield* broker.declareStream(stream, options.retention ?? DEFAULT_RETENTION)
+export const send = (
+  options: SendOptions
+): Effect.Effect<
+  SendSummary,
+  InvalidArgument | BrokerError | StreamNotFound | StreamPreconditionFailed | PublishError | ConfirmTimeout,
+  StreamBroker
+> =>
+  Effect.gen(function*() {
+    const broker = yield* StreamBroker
+    const stream = options.stream
+    yield* validateStreamName(stream)
+    const confirmTimeout = Duration.decode(options.confirmTimeout ?? DEFAULT_TIMEOUT)
+    const maxInFlight = Math.max(1, options.maxInFlight ?? 10_000)
+    yield* broker.declareStream(stream, options.retention ?? DEFAULT_RETENTION)
 
-  return yield* Effect.scoped(Effect.gen(function*() {
-    const publisher = yield* broker.publisher(stream)
-    const inFlight = yield* Effect.makeSemaphore(maxInFlight)
-    // Completed when the last message sent has been confirmed; failed on the first rejection.
-    const allConfirmed = yield* Deferred.make<void, PublishError>()
-    const pending = new Set<bigint>()
-    let sent = 0
-    let confirmed = 0
-    let sending = true
-    const settleIfDone = Effect.suspend(() =>
-      !sending && pending.size === 0 ? Deferred.succeed(allConfirmed, undefined) : Effect.void
-    )
+    return yield* Effect.scoped(Effect.gen(function*() {
+      const publisher = yield* broker.publisher(stream)
+      const inFlight = yield* Effect.makeSemaphore(maxInFlight)
+      // Completed when the last message sent has been confirmed; failed on the first rejection.
+      const allConfirmed = yield* Deferred.make<void, PublishError>()
+      const pending = new Set<bigint>()
+      let sent = 0
+      let confirmed = 0
+      let sending = true
+      const settleIfDone = Effect.suspend(() =>
+        !sending && pending.size === 0 ? Deferred.succeed(allConfirmed, undefined) : Effect.void
+      )
 
-    yield* Queue.take(publisher.confirmations).pipe(
-      Effect.flatMap(Confirmation.$match({
-        Confirmed: ({ publishingIds }) => {
-          let n = 0
-          for (const id of publishingIds) if (pending.delete(id)) n++
-          confirmed += n
-          return Effect.all([inFlight.release(n), Metric.incrementBy(messagesConfirmed, n), settleIfDone], {
-            discard: true
-          })
-        },
-        Rejected: ({ code, publishingId }) =>
-          Deferred.fail(allConfirmed, new PublishError({ stream, publishingId, code }))
-      })),
-      Effect.forever,
-      Effect.forkScoped
-    )
+      yield* Queue.take(publisher.confirmations).pipe(
+        Effect.flatMap(Confirmation.$match({
+          Confirmed: ({ publishingIds }) => {
+            let n = 0
+            for (const id of publishingIds) if (pending.delete(id)) n++
+            confirmed += n
+            return Effect.all([inFlight.release(n), Metric.incrementBy(messagesConfirmed, n), settleIfDone], {
+              discard: true
+            })
+          },
+          Rejected: ({ code, publishingId }) =>
+            Deferred.fail(allConfirmed, new PublishError({ stream, publishingId, code }))
+        })),
+        Effect.forever,
+        Effect.forkScoped
+      )
 
-    const waitForSlot = inFlight.take(1).pipe(
-      Effect.timeoutFail({
-        duration: confirmTimeout,
-        onTimeout: () => new ConfirmTimeout({ stream, unconfirmed: pending.size, timeout: confirmTimeout })
-      })
-    )
-    for (const message of options.messages ?? tutorialMessages(100)) {
-      // Only a full window can wait for long: bound that wait, keep the common path cheap.
-      yield* pending.size >= maxInFlight ? waitForSlot : inFlight.take(1)
-      if (yield* Deferred.isDone(allConfirmed)) break
-      const id = yield* publisher.send(typeof message === "string" ? encoder.encode(message) : message)
-      pending.add(id)
-      sent++
-    }
-    yield* publisher.flush
-    yield* Metric.incrementBy(messagesSent, sent)
-    sending = false
-    yield* settleIfDone
-    yield* Deferred.await(allConfirmed).pipe(
-      Effect.timeoutFail({
-        duration: confirmTimeout,
-        onTimeout: () => new ConfirmTimeout({ stream, unconfirmed: pending.size, timeout: confirmTimeout })
-      })
-    )
-    return { stream, sent, confirmed } satisfies SendSummary
-  }))
-})
+      const waitForSlot = inFlight.take(1).pipe(
+        Effect.timeoutFail({
+          duration: confirmTimeout,
+          onTimeout: () => new ConfirmTimeout({ stream, unconfirmed: pending.size, timeout: confirmTimeout })
+        })
+      )
+      for (const message of options.messages ?? tutorialMessages(100)) {
+        // Only a full window can wait for long: bound that wait, keep the common path cheap.
+        yield* pending.size >= maxInFlight ? waitForSlot : inFlight.take(1)
+        if (yield* Deferred.isDone(allConfirmed)) break
+        const id = yield* publisher.send(typeof message === "string" ? encoder.encode(message) : message)
+        pending.add(id)
+        sent++
+      }
+      yield* publisher.flush
+      yield* Metric.incrementBy(messagesSent, sent)
+      sending = false
+      yield* settleIfDone
+      yield* Deferred.await(allConfirmed).pipe(
+        Effect.timeoutFail({
+          duration: confirmTimeout,
+          onTimeout: () => new ConfirmTimeout({ stream, unconfirmed: pending.size, timeout: confirmTimeout })
+        })
+      )
+      return { stream, sent, confirmed } satisfies SendSummary
+    }))
+  }).pipe(Effect.withSpan("send"))
 
 // =============================================================================================
 // 6. Consumer workflow
@@ -1120,7 +1156,7 @@ export type TrackingStrategy = Data.TaggedEnum<{
   /** Only at the stop. */
   None: {}
 }>
-export const TrackingStrategy = Data.taggedEnum<TrackingStrategy>()
+export const TrackingStrategy: Data.TaggedEnum.Constructor<TrackingStrategy> = Data.taggedEnum<TrackingStrategy>()
 export const DEFAULT_TRACKING: TrackingStrategy = TrackingStrategy.Manual({ every: 10 })
 export const DEFAULT_AUTO_TRACKING: TrackingStrategy = TrackingStrategy.Auto({ messages: 10_000, interval: "5 seconds" })
 
@@ -1381,19 +1417,23 @@ export interface OffsetReport {
 }
 
 /** Where a consumer stands on a stream: its stored offset, the stream's bounds, the lag. */
-export const inspectOffset = Effect.fn("inspectOffset")(function*(stream: string, consumerName: string) {
-  const broker = yield* StreamBroker
-  const offsets = yield* OffsetStore
-  yield* validateStreamName(stream)
-  const bounds = yield* broker.bounds(stream)
-  const storedOffset = yield* offsets.query(consumerName, stream)
-  const lag = Option.match(bounds.lastOffset, {
-    onNone: () => Option.some(0n),
-    onSome: (lastOffset) =>
-      Option.some(Option.match(storedOffset, {
-        onNone: () => lastOffset + 1n - Option.getOrElse(bounds.firstOffset, () => 0n),
-        onSome: (stored) => (lastOffset > stored ? lastOffset - stored : 0n)
-      }))
-  })
-  return { stream, consumerName, storedOffset, ...bounds, lag } satisfies OffsetReport
-})
+export const inspectOffset = (
+  stream: string,
+  consumerName: string
+): Effect.Effect<OffsetReport, InvalidArgument | BrokerError | StreamNotFound | OffsetStoreError, StreamBroker | OffsetStore> =>
+  Effect.gen(function*() {
+    const broker = yield* StreamBroker
+    const offsets = yield* OffsetStore
+    yield* validateStreamName(stream)
+    const bounds = yield* broker.bounds(stream)
+    const storedOffset = yield* offsets.query(consumerName, stream)
+    const lag = Option.match(bounds.lastOffset, {
+      onNone: () => Option.some(0n),
+      onSome: (lastOffset) =>
+        Option.some(Option.match(storedOffset, {
+          onNone: () => lastOffset + 1n - Option.getOrElse(bounds.firstOffset, () => 0n),
+          onSome: (stored) => (lastOffset > stored ? lastOffset - stored : 0n)
+        }))
+    })
+    return { stream, consumerName, storedOffset, ...bounds, lag } satisfies OffsetReport
+  }).pipe(Effect.withSpan("inspectOffset"))

@@ -1,0 +1,355 @@
+/**
+ * Throughput benchmark: the library's workflows against the best plain loops with the raw client.
+ *
+ *   node scripts/run.mjs bench/bench.ts [--sizes 10000,100000,1000000] [--rounds 3]
+ *   node_modules/.bin/bun bench/bench.ts ...
+ *   node_modules/.bin/deno run -A bench/bench.ts ...
+ *
+ * Flags: --sizes (default 10000,100000,1000000), --rounds (3), --uri (RABBITMQ_STREAM_URI or the
+ * local default), --deadline seconds for the whole run (900), --json FILE (write the results).
+ *
+ * Per size and round, against one broker, in alternating order (ours first on even rounds):
+ *   produce  (a) `send` (declare, publish, all confirmed)       vs (b) raw: createStream, declarePublisher,
+ *            `await publisher.send` per message, flush, wait for every `publish_confirm` (client-level listener)
+ *   consume  (c) `receive` from the first message to the marker, TrackingStrategy.None()
+ *            vs (d) raw: declareConsumer(Offset.first()), count until the body is `marker`, closeConsumer.
+ *            At the smallest size also `receive` with the default tracking (Manual every 10).
+ * Both producers write their own fresh stream (`bench-<run>-<n>-<round>-ours|raw`); all consumers read the
+ * stream that `send` wrote; both streams are deleted at the end of the round (consumers closed first).
+ * Every operation has a timeout; a watchdog ends the run (with the partial table) at the deadline.
+ */
+import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { Buffer } from "node:buffer"
+import process from "node:process"
+import { connect, Offset, type Client } from "rabbitmq-stream-js-client"
+import {
+  DEFAULT_URI,
+  OffsetStore,
+  parseUri,
+  receive,
+  send,
+  StreamBroker,
+  TrackingStrategy,
+  tutorialMessages
+} from "../src/StreamOffsets.ts"
+
+// ------------------------------------------------------------------------------------------ flags
+const argv = process.argv.slice(2)
+const flag = (name: string): string | undefined => {
+  const i = argv.indexOf(`--${name}`)
+  if (i >= 0) return argv[i + 1]
+  const eq = argv.find((a) => a.startsWith(`--${name}=`))
+  return eq?.slice(name.length + 3)
+}
+const sizes = (flag("sizes") ?? "10000,100000,1000000").split(",").map((s) => Number(s.trim()))
+const rounds = Number(flag("rounds") ?? "3")
+const uri = flag("uri") ?? process.env.RABBITMQ_STREAM_URI ?? DEFAULT_URI
+const deadlineSeconds = Number(flag("deadline") ?? "900")
+const jsonFile = flag("json")
+if (sizes.some((n) => !Number.isInteger(n) || n < 2) || !Number.isInteger(rounds) || rounds < 1) {
+  console.error("usage: bench.ts [--sizes 10000,100000] [--rounds 3] [--uri URI] [--deadline S] [--json FILE]")
+  process.exit(2)
+}
+const parsed = parseUri(uri)
+if (parsed._tag === "Left") {
+  console.error(`error: ${parsed.left.message}`)
+  process.exit(2)
+}
+const config = parsed.right
+
+const versions = process.versions as Record<string, string | undefined>
+const runtime = versions.bun ? `Bun ${versions.bun}` : versions.deno ? `Deno ${versions.deno}` : `Node ${versions.node}`
+const runtimeName = runtime.split(" ")[0]!
+const runId = `${runtimeName.toLowerCase()}-${process.pid}-${Date.now().toString(36)}`
+
+// ------------------------------------------------------------------------------------------ helpers
+/** Bound an operation: it cannot hang the benchmark. */
+const withTimeout = <A>(what: string, ms: number, promise: Promise<A>): Promise<A> => {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+/** Per-operation bound: 20 s plus 100 µs per message (120 s at 10^6). */
+const opTimeout = (n: number) => 20_000 + n / 10
+
+const mb = (bytes: number) => bytes / 1024 / 1024
+const gc = () => {
+  const g = (globalThis as { gc?: () => void; Bun?: { gc(sync: boolean): void } })
+  if (g.Bun) g.Bun.gc(true)
+  else g.gc?.()
+}
+
+/** Peak RSS and heap used of the process, sampled every 50 ms (and at start and stop). */
+const memorySampler = () => {
+  let peakRss = 0
+  let peakHeap = 0
+  const sample = () => {
+    const m = process.memoryUsage()
+    if (m.rss > peakRss) peakRss = m.rss
+    if (m.heapUsed > peakHeap) peakHeap = m.heapUsed
+  }
+  sample()
+  const timer = setInterval(sample, 50)
+  return () => {
+    clearInterval(timer)
+    sample()
+    return { rss: peakRss, heap: peakHeap }
+  }
+}
+
+const median = (xs: ReadonlyArray<number>) => {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b)
+  if (s.length === 0) return NaN
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+const fmtRate = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "failed")
+const fmtRatio = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "-")
+const fmtMb = (x: number) => (Number.isFinite(x) ? mb(x).toFixed(0) : "-")
+const log = (line: string) => console.log(`[${runtimeName}] ${line}`)
+
+// ------------------------------------------------------------------------------------------ raw client
+const confirmHandlers = new Map<string, (ids: ReadonlyArray<bigint>) => void>()
+const raw: Client = await withTimeout(
+  "raw connect",
+  15_000,
+  connect({
+    hostname: config.host,
+    port: config.port,
+    username: config.username,
+    password: Redacted.value(config.password),
+    vhost: config.vhost,
+    connectionName: "bench-raw",
+    listeners: {
+      publish_confirm: (confirm, connectionId) => confirmHandlers.get(`${confirm.publisherId}@${connectionId}`)?.(confirm.publishingIds)
+    }
+  })
+)
+
+const RETENTION = { "max-length-bytes": 2_000_000_000 }
+
+/** (b) the best plain loop: send each message, flush, wait until every message is confirmed. */
+const rawProduce = async (stream: string, n: number): Promise<number> => {
+  const t0 = performance.now()
+  await raw.createStream({ stream, arguments: RETENTION })
+  const publisher = await raw.declarePublisher({ stream })
+  let confirmed = 0
+  let done!: () => void
+  const allConfirmed = new Promise<void>((resolve) => (done = resolve))
+  const key = publisher.extendedId
+  confirmHandlers.set(key, (ids) => {
+    confirmed += ids.length
+    if (confirmed >= n) done()
+  })
+  try {
+    for (let i = 0; i < n - 1; i++) await publisher.send(Buffer.from(`hello ${i}`))
+    await publisher.send(Buffer.from("marker"))
+    await publisher.flush()
+    await allConfirmed
+    await raw.deletePublisher(publisher.extendedId)
+  } finally {
+    confirmHandlers.delete(key)
+  }
+  return performance.now() - t0
+}
+
+/** (d) a raw consumer from the first message, counting until the body is `marker`. */
+const rawConsume = async (stream: string, n: number): Promise<number> => {
+  const t0 = performance.now()
+  let count = 0
+  let done!: () => void
+  const reachedMarker = new Promise<void>((resolve) => (done = resolve))
+  const consumer = await raw.declareConsumer({ stream, offset: Offset.first() }, (message) => {
+    count++
+    if (message.content.toString() === "marker") done()
+  })
+  try {
+    await withTimeout(`raw consume ${n}`, opTimeout(n), reachedMarker)
+  } finally {
+    await withTimeout("raw closeConsumer", 10_000, raw.closeConsumer(consumer.extendedId)).catch(() => {})
+  }
+  if (count !== n) throw new Error(`raw consumer counted ${count} messages, expected ${n}`)
+  return performance.now() - t0
+}
+
+// ------------------------------------------------------------------------------------------ ours
+const ours = ManagedRuntime.make(OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layer(config))))
+
+/** (a) the producer workflow. */
+const oursProduce = async (stream: string, n: number): Promise<number> => {
+  const t0 = performance.now()
+  const summary = await ours.runPromise(
+    send({ stream, messages: tutorialMessages(n) }).pipe(Effect.timeout(opTimeout(n)))
+  )
+  if (summary.confirmed !== n) throw new Error(`send confirmed ${summary.confirmed} of ${n}`)
+  return performance.now() - t0
+}
+
+/** (c) the consumer workflow, from the first message to the marker. */
+const oursConsume = async (stream: string, n: number, consumerName: string, tracking?: TrackingStrategy): Promise<number> => {
+  const t0 = performance.now()
+  const summary = await ours.runPromise(
+    receive({ stream, consumerName, ...(tracking ? { tracking } : {}) }).pipe(Effect.timeout(opTimeout(n)))
+  )
+  if (summary.messages !== n || summary.stoppedBy !== "marker") {
+    throw new Error(`receive got ${summary.messages} messages (stopped by ${summary.stoppedBy}), expected ${n}`)
+  }
+  return performance.now() - t0
+}
+
+// ------------------------------------------------------------------------------------------ rounds
+type Kind = "produce" | "consume" | "consume-manual10"
+interface Sample {
+  round: number
+  ours: number // ms, NaN on failure
+  raw: number
+  oursMem?: { rss: number; heap: number }
+  rawMem?: { rss: number; heap: number }
+}
+const results = new Map<string, { n: number; kind: Kind; samples: Array<Sample> }>()
+const record = (n: number, kind: Kind, sample: Sample) => {
+  const key = `${n}/${kind}`
+  if (!results.has(key)) results.set(key, { n, kind, samples: [] })
+  results.get(key)!.samples.push(sample)
+}
+
+/** Runs one timed operation; a failure is reported and recorded as NaN. */
+const timed = async (what: string, f: () => Promise<number>): Promise<number> => {
+  try {
+    return await f()
+  } catch (error) {
+    log(`FAILED ${what}: ${error instanceof Error ? error.message : String(error)}`)
+    return NaN
+  }
+}
+
+const consumeMeasured = async (what: string, f: () => Promise<number>) => {
+  gc()
+  const stop = memorySampler()
+  const ms = await timed(what, f)
+  return { ms, mem: stop() }
+}
+
+const rate = (n: number, ms: number) => (n / ms) * 1000
+
+const runRound = async (n: number, round: number) => {
+  const oursStream = `bench-${runId}-${n}-${round}-ours`
+  const rawStream = `bench-${runId}-${n}-${round}-raw`
+  const oursFirst = round % 2 === 0
+  try {
+    // produce: (a) vs (b)
+    let a = NaN
+    let b = NaN
+    const produceOurs = async () => (a = await timed(`send ${n}`, () => oursProduce(oursStream, n)))
+    const produceRaw = async () =>
+      (b = await timed(`raw produce ${n}`, () => withTimeout(`raw produce ${n}`, opTimeout(n), rawProduce(rawStream, n))))
+    if (oursFirst) {
+      await produceOurs()
+      await produceRaw()
+    } else {
+      await produceRaw()
+      await produceOurs()
+    }
+    record(n, "produce", { round, ours: a, raw: b })
+    log(`N=${n} round ${round + 1} produce: ours ${fmtRate(rate(n, a))}/s, raw ${fmtRate(rate(n, b))}/s`)
+
+    // consume: (c) vs (d), both from the stream `send` wrote (the raw one if `send` failed)
+    const source = Number.isFinite(a) ? oursStream : rawStream
+    let c = { ms: NaN, mem: { rss: NaN, heap: NaN } }
+    let d = { ms: NaN, mem: { rss: NaN, heap: NaN } }
+    const consumeOurs = async () =>
+      (c = await consumeMeasured(`receive ${n}`, () => oursConsume(source, n, `bench-${runId}-${round}-none`, TrackingStrategy.None())))
+    const consumeRaw = async () => (d = await consumeMeasured(`raw consume ${n}`, () => rawConsume(source, n)))
+    if (oursFirst) {
+      await consumeOurs()
+      await consumeRaw()
+    } else {
+      await consumeRaw()
+      await consumeOurs()
+    }
+    record(n, "consume", { round, ours: c.ms, raw: d.ms, oursMem: c.mem, rawMem: d.mem })
+    log(
+      `N=${n} round ${round + 1} consume: ours ${fmtRate(rate(n, c.ms))}/s (peak RSS ${fmtMb(c.mem.rss)} MB, heap ${fmtMb(c.mem.heap)} MB), ` +
+        `raw ${fmtRate(rate(n, d.ms))}/s (peak RSS ${fmtMb(d.mem.rss)} MB, heap ${fmtMb(d.mem.heap)} MB)`
+    )
+
+    if (n === Math.min(...sizes)) {
+      const m = await consumeMeasured(`receive ${n} manual-10`, () =>
+        oursConsume(source, n, `bench-${runId}-${round}-manual10`, TrackingStrategy.Manual({ every: 10 })))
+      record(n, "consume-manual10", { round, ours: m.ms, raw: d.ms, oursMem: m.mem, rawMem: d.mem })
+      log(`N=${n} round ${round + 1} consume, Manual every 10: ours ${fmtRate(rate(n, m.ms))}/s (peak RSS ${fmtMb(m.mem.rss)} MB)`)
+    }
+  } finally {
+    // Every publisher and consumer of this round is closed by now: delete the streams.
+    for (const stream of [oursStream, rawStream]) {
+      await withTimeout(`delete ${stream}`, 10_000, raw.deleteStream({ stream })).catch(() => {})
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------ report
+const LABEL: Record<Kind, string> = {
+  produce: "produce: send vs raw loop",
+  consume: "consume: receive (None) vs raw",
+  "consume-manual10": "consume: receive (Manual every 10) vs raw"
+}
+const table = (): string => {
+  const lines = [
+    `| runtime | N | workflow | ours msg/s | raw msg/s | ours/raw (min-max) | peak RSS MB ours / raw | peak heap MB ours / raw |`,
+    `|---|---:|---|---:|---:|---|---:|---:|`
+  ]
+  for (const { n, kind, samples } of [...results.values()].sort((x, y) => x.n - y.n)) {
+    const oursRates = samples.map((s) => rate(n, s.ours))
+    const rawRates = samples.map((s) => rate(n, s.raw))
+    const ratios = samples.map((s) => rate(n, s.ours) / rate(n, s.raw)).filter(Number.isFinite)
+    const peak = (pick: (s: Sample) => number | undefined) => Math.max(...samples.map((s) => pick(s) ?? NaN).filter(Number.isFinite))
+    const mem = kind === "produce"
+      ? ["-", "-"]
+      : [
+        `${fmtMb(peak((s) => s.oursMem?.rss))} / ${fmtMb(peak((s) => s.rawMem?.rss))}`,
+        `${fmtMb(peak((s) => s.oursMem?.heap))} / ${fmtMb(peak((s) => s.rawMem?.heap))}`
+      ]
+    const spread = ratios.length ? `${fmtRatio(median(ratios))} (${fmtRatio(Math.min(...ratios))}-${fmtRatio(Math.max(...ratios))})` : "-"
+    lines.push(
+      `| ${runtime} | ${n.toLocaleString("en-US")} | ${LABEL[kind]} | ${fmtRate(median(oursRates))} | ${fmtRate(median(rawRates))} | ${spread} | ${mem[0]} | ${mem[1]} |`
+    )
+  }
+  return lines.join("\n")
+}
+
+const finish = async (code: number) => {
+  console.log(`\n### ${runtime}, sizes ${sizes.join(",")}, ${rounds} round(s), median over rounds\n`)
+  console.log(table())
+  if (jsonFile) {
+    const { writeFileSync } = await import("node:fs")
+    writeFileSync(jsonFile, JSON.stringify({ runtime, sizes, rounds, results: [...results.values()] }, null, 1))
+  }
+  // The client's close can hang (e.g. after a stream went away under a consumer): bound it, then exit.
+  await withTimeout("dispose", 5_000, ours.dispose()).catch(() => {})
+  await withTimeout("close", 5_000, raw.close()).catch(() => {})
+  process.exit(code)
+}
+
+const watchdog = setTimeout(() => {
+  log(`deadline of ${deadlineSeconds} s reached: stopping with partial results`)
+  void finish(1)
+}, deadlineSeconds * 1000)
+const started = performance.now()
+log(`${runtime}; broker ${config.host}:${config.port}; sizes ${sizes.join(",")}; ${rounds} round(s)`)
+let failed = false
+try {
+  // Connect our layer before timing anything.
+  await withTimeout("connect (ours)", 15_000, ours.runPromise(Effect.void))
+  for (const n of sizes) {
+    for (let round = 0; round < rounds; round++) await runRound(n, round)
+  }
+} catch (error) {
+  failed = true
+  log(`FAILED: ${error instanceof Error ? error.message : String(error)}`)
+}
+clearTimeout(watchdog)
+failed ||= [...results.values()].some((r) => r.samples.some((s) => !Number.isFinite(s.ours) || !Number.isFinite(s.raw)))
+log(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+await finish(failed ? 1 : 0)
