@@ -75,11 +75,22 @@ const withTimeout = <A>(what: string, ms: number, promise: Promise<A>): Promise<
 const opTimeout = (n: number) => 20_000 + n / 10
 
 const mb = (bytes: number) => bytes / 1024 / 1024
-const gc = () => {
-  const g = (globalThis as { gc?: () => void; Bun?: { gc(sync: boolean): void } })
-  if (g.Bun) g.Bun.gc(true)
-  else g.gc?.()
-}
+/** A full GC before each measured consume (Bun.gc; on Node/Deno V8's gc, exposed at run time if need be). */
+const gc: () => void = await (async () => {
+  const g = globalThis as { gc?: () => void; Bun?: { gc(sync: boolean): void } }
+  if (g.Bun) return () => g.Bun!.gc(true)
+  if (g.gc) return g.gc
+  try {
+    const v8 = await import("node:v8")
+    const vm = await import("node:vm")
+    v8.setFlagsFromString("--expose-gc")
+    const exposed = vm.runInNewContext("gc") as unknown
+    if (typeof exposed === "function") return exposed as () => void
+  } catch {
+    // not available on this runtime: peaks are then measured without a GC before
+  }
+  return () => {}
+})()
 
 /** Peak RSS and heap used of the process, sampled every 50 ms (and at start and stop). */
 const memorySampler = () => {
@@ -90,12 +101,13 @@ const memorySampler = () => {
     if (m.rss > peakRss) peakRss = m.rss
     if (m.heapUsed > peakHeap) peakHeap = m.heapUsed
   }
+  const base = process.memoryUsage()
   sample()
   const timer = setInterval(sample, 50)
   return () => {
     clearInterval(timer)
     sample()
-    return { rss: peakRss, heap: peakHeap }
+    return { rss: peakRss, heap: peakHeap, rssGrowth: peakRss - base.rss, heapGrowth: peakHeap - base.heapUsed }
   }
 }
 
@@ -108,6 +120,9 @@ const median = (xs: ReadonlyArray<number>) => {
 const fmtRate = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "failed")
 const fmtRatio = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "-")
 const fmtMb = (x: number) => (Number.isFinite(x) ? mb(x).toFixed(0) : "-")
+/** "peak (+growth over the start of the operation)" in MB. */
+const fmtPeak = (peak: number, growth: number) => (Number.isFinite(peak) ? `${fmtMb(peak)} (+${fmtMb(growth)})` : "-")
+const fmtMem = (m: Mem) => `peak RSS ${fmtPeak(m.rss, m.rssGrowth)} MB, heap ${fmtPeak(m.heap, m.heapGrowth)} MB`
 const log = (line: string) => console.log(`[${runtimeName}] ${line}`)
 
 // ------------------------------------------------------------------------------------------ raw client
@@ -200,13 +215,21 @@ const oursConsume = async (stream: string, n: number, consumerName: string, trac
 }
 
 // ------------------------------------------------------------------------------------------ rounds
+/** Peaks during one consume, and how far above the start of that consume they went. */
+interface Mem {
+  rss: number
+  heap: number
+  rssGrowth: number
+  heapGrowth: number
+}
+const NO_MEM: Mem = { rss: NaN, heap: NaN, rssGrowth: NaN, heapGrowth: NaN }
 type Kind = "produce" | "consume" | "consume-manual10"
 interface Sample {
   round: number
   ours: number // ms, NaN on failure
   raw: number
-  oursMem?: { rss: number; heap: number }
-  rawMem?: { rss: number; heap: number }
+  oursMem?: Mem
+  rawMem?: Mem
 }
 const results = new Map<string, { n: number; kind: Kind; samples: Array<Sample> }>()
 const record = (n: number, kind: Kind, sample: Sample) => {
@@ -257,8 +280,8 @@ const runRound = async (n: number, round: number) => {
 
     // consume: (c) vs (d), both from the stream `send` wrote (the raw one if `send` failed)
     const source = Number.isFinite(a) ? oursStream : rawStream
-    let c = { ms: NaN, mem: { rss: NaN, heap: NaN } }
-    let d = { ms: NaN, mem: { rss: NaN, heap: NaN } }
+    let c = { ms: NaN, mem: NO_MEM }
+    let d = { ms: NaN, mem: NO_MEM }
     const consumeOurs = async () =>
       (c = await consumeMeasured(`receive ${n}`, () => oursConsume(source, n, `bench-${runId}-${round}-none`, TrackingStrategy.None())))
     const consumeRaw = async () => (d = await consumeMeasured(`raw consume ${n}`, () => rawConsume(source, n)))
@@ -271,18 +294,38 @@ const runRound = async (n: number, round: number) => {
     }
     record(n, "consume", { round, ours: c.ms, raw: d.ms, oursMem: c.mem, rawMem: d.mem })
     log(
-      `N=${n} round ${round + 1} consume: ours ${fmtRate(rate(n, c.ms))}/s (peak RSS ${fmtMb(c.mem.rss)} MB, heap ${fmtMb(c.mem.heap)} MB), ` +
-        `raw ${fmtRate(rate(n, d.ms))}/s (peak RSS ${fmtMb(d.mem.rss)} MB, heap ${fmtMb(d.mem.heap)} MB)`
+      `N=${n} round ${round + 1} consume: ours ${fmtRate(rate(n, c.ms))}/s (${fmtMem(c.mem)}), ` +
+        `raw ${fmtRate(rate(n, d.ms))}/s (${fmtMem(d.mem)})`
     )
 
     if (n === Math.min(...sizes)) {
       const m = await consumeMeasured(`receive ${n} manual-10`, () =>
         oursConsume(source, n, `bench-${runId}-${round}-manual10`, TrackingStrategy.Manual({ every: 10 })))
       record(n, "consume-manual10", { round, ours: m.ms, raw: d.ms, oursMem: m.mem, rawMem: d.mem })
-      log(`N=${n} round ${round + 1} consume, Manual every 10: ours ${fmtRate(rate(n, m.ms))}/s (peak RSS ${fmtMb(m.mem.rss)} MB)`)
+      log(`N=${n} round ${round + 1} consume, Manual every 10: ours ${fmtRate(rate(n, m.ms))}/s (${fmtMem(m.mem)})`)
     }
   } finally {
     // Every publisher and consumer of this round is closed by now: delete the streams.
+    for (const stream of [oursStream, rawStream]) {
+      await withTimeout(`delete ${stream}`, 10_000, raw.deleteStream({ stream })).catch(() => {})
+    }
+  }
+}
+
+/** One untimed pass of every operation on a small stream, so that the first timed round is not the JIT's. */
+const warmUp = async () => {
+  const n = Math.min(5_000, ...sizes)
+  const oursStream = `bench-${runId}-warmup-ours`
+  const rawStream = `bench-${runId}-warmup-raw`
+  try {
+    await oursProduce(oursStream, n)
+    await withTimeout("warm-up raw produce", opTimeout(n), rawProduce(rawStream, n))
+    await oursConsume(oursStream, n, `bench-${runId}-warmup-none`, TrackingStrategy.None())
+    await oursConsume(oursStream, n, `bench-${runId}-warmup-manual10`, TrackingStrategy.Manual({ every: 10 }))
+    await rawConsume(oursStream, n)
+  } catch (error) {
+    log(`warm-up failed: ${error instanceof Error ? error.message : String(error)}`)
+  } finally {
     for (const stream of [oursStream, rawStream]) {
       await withTimeout(`delete ${stream}`, 10_000, raw.deleteStream({ stream })).catch(() => {})
     }
@@ -297,20 +340,21 @@ const LABEL: Record<Kind, string> = {
 }
 const table = (): string => {
   const lines = [
-    `| runtime | N | workflow | ours msg/s | raw msg/s | ours/raw (min-max) | peak RSS MB ours / raw | peak heap MB ours / raw |`,
+    `| runtime | N | workflow | ours msg/s | raw msg/s | ours/raw (min-max) | peak RSS MB (+growth) ours / raw | peak heap MB (+growth) ours / raw |`,
     `|---|---:|---|---:|---:|---|---:|---:|`
   ]
   for (const { n, kind, samples } of [...results.values()].sort((x, y) => x.n - y.n)) {
     const oursRates = samples.map((s) => rate(n, s.ours))
     const rawRates = samples.map((s) => rate(n, s.raw))
     const ratios = samples.map((s) => rate(n, s.ours) / rate(n, s.raw)).filter(Number.isFinite)
-    const peak = (pick: (s: Sample) => number | undefined) => Math.max(...samples.map((s) => pick(s) ?? NaN).filter(Number.isFinite))
+    // The highest peak over the rounds, with the largest growth over the start of an operation.
+    const peak = (pick: (s: Sample) => number | undefined) =>
+      Math.max(-Infinity, ...samples.map((s) => pick(s) ?? NaN).filter(Number.isFinite))
+    const cell = (who: "oursMem" | "rawMem", what: "rss" | "heap") =>
+      fmtPeak(peak((s) => s[who]?.[what]), peak((s) => s[who]?.[what === "rss" ? "rssGrowth" : "heapGrowth"]))
     const mem = kind === "produce"
       ? ["-", "-"]
-      : [
-        `${fmtMb(peak((s) => s.oursMem?.rss))} / ${fmtMb(peak((s) => s.rawMem?.rss))}`,
-        `${fmtMb(peak((s) => s.oursMem?.heap))} / ${fmtMb(peak((s) => s.rawMem?.heap))}`
-      ]
+      : [`${cell("oursMem", "rss")} / ${cell("rawMem", "rss")}`, `${cell("oursMem", "heap")} / ${cell("rawMem", "heap")}`]
     const spread = ratios.length ? `${fmtRatio(median(ratios))} (${fmtRatio(Math.min(...ratios))}-${fmtRatio(Math.max(...ratios))})` : "-"
     lines.push(
       `| ${runtime} | ${n.toLocaleString("en-US")} | ${LABEL[kind]} | ${fmtRate(median(oursRates))} | ${fmtRate(median(rawRates))} | ${spread} | ${mem[0]} | ${mem[1]} |`
@@ -342,6 +386,7 @@ let failed = false
 try {
   // Connect our layer before timing anything.
   await withTimeout("connect (ours)", 15_000, ours.runPromise(Effect.void))
+  await warmUp()
   for (const n of sizes) {
     for (let round = 0; round < rounds; round++) await runRound(n, round)
   }

@@ -50,10 +50,12 @@ export interface Running {
  * with their own code, whatever the program then does), as a service manager would run it.
  */
 const direct = {
-  node: (script: string, args: ReadonlyArray<string>) => ["node", ["scripts/run.mjs", `src/${script}.ts`, ...args]] as const,
-  bun: (script: string, args: ReadonlyArray<string>) => ["bun", [`src/${script}.ts`, ...args]] as const,
-  deno: (script: string, args: ReadonlyArray<string>) => ["deno", ["run", "-A", `src/${script}.ts`, ...args]] as const
+  node: (script: string, args: ReadonlyArray<string>) => ["node", ["scripts/run.mjs", entry(script), ...args]] as const,
+  bun: (script: string, args: ReadonlyArray<string>) => ["bun", [entry(script), ...args]] as const,
+  deno: (script: string, args: ReadonlyArray<string>) => ["deno", ["run", "-A", entry(script), ...args]] as const
 }
+/** `receive` is src/receive.ts; a path such as `../examples/orders-app` is relative to src/. */
+const entry = (script: string) => path.join("src", `${script}.ts`)
 
 export const start = (runtime: Runtime, script: string, args: ReadonlyArray<string>): Running => {
   const [command, argv] = direct[runtime](script, args)

@@ -1,0 +1,39 @@
+// The package a Node project installs: built JavaScript with types, importable by name.
+import { beforeAll, describe, expect, it } from "@effect/vitest"
+import { execFileSync } from "node:child_process"
+import { root } from "./helpers.ts"
+
+const npm = (...args: Array<string>) => execFileSync("npm", args, { cwd: root, encoding: "utf8" })
+
+describe("the npm package", () => {
+  beforeAll(() => void npm("run", "-s", "build"))
+
+  it("builds dist/ with declarations and packs only what a user needs", () => {
+    const [pack] = JSON.parse(npm("pack", "--dry-run", "--json", "--ignore-scripts")) as Array<{ files: Array<{ path: string }> }>
+    const files = pack!.files.map((f) => f.path).sort()
+    expect(files).toContain("dist/StreamOffsets.js")
+    expect(files).toContain("dist/StreamOffsets.d.ts")
+    expect(files).toContain("README.md")
+    expect(files.some((f) => f.startsWith("test/") || f.startsWith("scripts/"))).toBe(false)
+  })
+
+  it("is importable by its name, with the documented API", () => {
+    const names = execFileSync(
+      "node",
+      ["--input-type=module", "-e", "const m = await import('effect-stream-offsets'); console.log(Object.keys(m).join(' '))"],
+      { cwd: root, encoding: "utf8" }
+    ).trim().split(" ")
+    for (const name of ["send", "receive", "inspectOffset", "StreamBroker", "OffsetStore", "MemoryBroker", "StartPosition", "TrackingStrategy", "parseUri"]) {
+      expect(names).toContain(name)
+    }
+  })
+
+  it("type-checks a consumer project against the built declarations", () => {
+    // Fails (throws) on any type error in test/fixtures/consumer-project.ts.
+    execFileSync(
+      "node_modules/.bin/tsc",
+      ["--noEmit", "--strict", "--module", "NodeNext", "--moduleResolution", "NodeNext", "--target", "ES2023", "--skipLibCheck", "--types", "node", "test/fixtures/consumer-project.ts"],
+      { cwd: root, encoding: "utf8" }
+    )
+  })
+})
