@@ -14,6 +14,7 @@
  */
 import { KeyValueStore } from "@effect/platform"
 import { Buffer } from "node:buffer"
+import process from "node:process"
 import { setImmediate } from "node:timers"
 import {
   type Cause,
@@ -266,7 +267,7 @@ const codeName = (code: number) => RESPONSE_CODES[code] ?? "unknown code"
 
 /** The client reports failures as `Error("... code N")`: recover N. */
 const responseCode = (error: unknown): number | undefined => {
-  const match = /code (\d+)/.exec(error instanceof Error ? error.message : String(error))
+  const match = /(?:code|->) (\d+)/.exec(error instanceof Error ? error.message : String(error))
   return match ? Number(match[1]) : undefined
 }
 
@@ -381,6 +382,45 @@ export class StreamBroker extends StreamBrokerTag {
 
 const DEFAULT_TIMEOUT = Duration.seconds(10)
 
+/**
+ * The client throws from its socket handlers and leaves rejected promises unhandled (a wrong
+ * password, an unknown vhost, a server-sent Close): by default either kills the process. While
+ * this module is in use, such errors - recognised by the client's files in their stack - are
+ * handed to the connections that are connecting (or, if none, to the open ones) as failures. Any
+ * other uncaught error is left as it was: printed, and the process exits with code 1, unless the
+ * application has listeners of its own.
+ */
+const clientFailures = {
+  connecting: new Set<(error: unknown) => void>(),
+  open: new Set<(error: unknown) => void>(),
+  installed: false
+}
+
+const isClientError = (error: unknown): boolean =>
+  error instanceof Error && typeof error.stack === "string" && error.stack.includes("rabbitmq-stream-js-client")
+
+const onProcessError = (event: "uncaughtException" | "unhandledRejection") => (error: unknown) => {
+  if (isClientError(error)) {
+    const targets = clientFailures.connecting.size > 0 ? clientFailures.connecting : clientFailures.open
+    for (const fail of targets) fail(error)
+    return
+  }
+  if (process.listenerCount(event) > 1) return // the application handles it
+  process.stderr.write(`${error instanceof Error ? error.stack ?? error.message : String(error)}\n`)
+  process.exit(1)
+}
+
+const containClientFailures = () => {
+  if (clientFailures.installed) return
+  clientFailures.installed = true
+  process.on("uncaughtException", onProcessError("uncaughtException"))
+  process.on("unhandledRejection", onProcessError("unhandledRejection"))
+}
+
+/** Registers `fail` in one of the sets for the scope's lifetime. */
+const onClientFailure = (set: Set<(error: unknown) => void>, fail: (error: unknown) => void) =>
+  Effect.acquireRelease(Effect.sync(() => void set.add(fail)), () => Effect.sync(() => void set.delete(fail)))
+
 const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerShape, ConnectionError, Scope.Scope> =>
   Effect.gen(function*() {
     const where = describeConnection(config)
@@ -390,8 +430,16 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
     const confirmRoutes = new Map<string, Queue.Queue<Confirmation>>()
     const routeKey = (publisherId: number, connectionId: string) => `${publisherId}@${connectionId}`
 
+    containClientFailures()
+    // A client failure while connecting fails the connect; once open, it fails the deliveries.
+    const connectFailed = yield* Deferred.make<never, ConnectionError>()
+    const openBuffers = new Set<DeliveryBuffer>()
     const client = yield* Effect.acquireRelease(
-      Effect.tryPromise({
+      Effect.scoped(Effect.zipRight(
+        onClientFailure(clientFailures.connecting, (error) =>
+          Deferred.unsafeDone(connectFailed, Exit.fail(connectError(where, error)))),
+        // Interruptible although inside acquire: the client's promise may never settle.
+        Effect.interruptible(Effect.raceFirst(Deferred.await(connectFailed), Effect.tryPromise({
         try: () =>
           connect({
             hostname: config.host,
@@ -420,7 +468,9 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
             }
           }),
         catch: (cause) => connectError(where, cause)
-      }).pipe(
+      })))
+      )).pipe(
+        Effect.interruptible,
         Effect.timeoutFail({
           duration: connectTimeout,
           onTimeout: () =>
@@ -432,6 +482,11 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
       ),
       (client) => Effect.promise(() => client.close()).pipe(Effect.timeout(requestTimeout), Effect.ignore)
     )
+    yield* onClientFailure(clientFailures.open, (error) => {
+      for (const buffer of openBuffers) {
+        buffer.fail(new BrokerError({ operation: "consume", reason: `the client failed: ${errorText(error)}`, cause: error }))
+      }
+    })
 
     const call = <A>(operation: string, f: (client: Client) => Promise<A>) =>
       Effect.tryPromise({ try: () => f(client), catch: brokerError(operation) }).pipe(
@@ -489,6 +544,10 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
       Effect.gen(function*() {
         yield* requireStream(options.stream)
         const buffer = new DeliveryBuffer(options.bufferSize ?? 1024)
+        yield* Effect.acquireRelease(
+          Effect.sync(() => void openBuffers.add(buffer)),
+          () => Effect.sync(() => void openBuffers.delete(buffer))
+        )
         const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
         // The client awaits this handler before it grants more credit: while the buffer is full the
         // returned promise waits, and so does the broker. It never throws into the client.
@@ -646,15 +705,17 @@ interface LocatorConnection {
   storeOffset(params: { stream: string; reference: string; offsetValue: bigint }): Promise<unknown>
 }
 
+const errorText = (error: unknown): string => error instanceof Error ? error.message : String(error)
+
 const connectError = (where: string, cause: unknown): ConnectionError => {
   const code = responseCode(cause)
+  // An unknown vhost makes the client misread the broker's answer to Open (a RangeError).
+  const openFailed = cause instanceof Error && /open_response/.test(cause.stack ?? "")
   const detail = code === 8 || code === 11
     ? "authentication failed: check the username and password"
-    : code === 12
+    : code === 12 || openFailed
     ? "the virtual host does not exist or the user may not use it"
-    : cause instanceof Error
-    ? cause.message
-    : String(cause)
+    : errorText(cause)
   return new ConnectionError({ message: `cannot connect to ${where}: ${detail}`, cause })
 }
 

@@ -85,6 +85,19 @@ describe("bad input: one line, an exit code, no stack trace", () => {
     expect(r.stderr).not.toContain("topsecret")
   })
 
+  it("wrong credentials: one line naming the problem (1), on every runtime, never the password", async () => {
+    for (const runtime of ["node", "bun", "deno"] as const) {
+      const r = await cli(runtime, "send", ["--uri", "rabbitmq-stream://guest:wrong-secret@localhost:5552/%2f"])
+      expectOneLine(r, 1, "authentication failed: check the username and password")
+      expect(r.stderr).not.toContain("wrong-secret")
+    }
+  })
+
+  it("an unknown vhost: one line (1), the client's crash contained", async () => {
+    const r = await cli("bun", "receive", ["--uri", "rabbitmq-stream://guest:guest@localhost:5552/no-such-vhost"])
+    expectOneLine(r, 1, "the virtual host does not exist or the user may not use it")
+  })
+
   it("--help prints the flags and the runtime that runs them, and exits 0", async () => {
     for (const [runtime, name] of [["node", "Node"], ["bun", "Bun"], ["deno", "Deno"]] as const) {
       const r = await cli(runtime, "receive", ["--help"])
