@@ -305,8 +305,17 @@ export const Confirmation: Data.TaggedEnum.Constructor<Confirmation> = Data.tagg
 /** A publisher on one stream. Release its scope to close it. */
 export interface Publisher {
   readonly stream: string
-  /** Queues one message; succeeds with its publishing id. Confirmation comes later, on `confirmations`. */
-  readonly send: (body: Uint8Array) => Effect.Effect<bigint, BrokerError>
+  /**
+   * For a named publisher (deduplication), the last publishing id the broker has for that name;
+   * 0 for a new name or an unnamed publisher.
+   */
+  readonly lastPublishingId: bigint
+  /**
+   * Queues one message; succeeds with its publishing id. Confirmation comes later, on
+   * `confirmations`. A named publisher can give the id: the broker drops (and confirms) a message
+   * whose id is not above the last one it has for that name.
+   */
+  readonly send: (body: Uint8Array, publishingId?: bigint) => Effect.Effect<bigint, BrokerError>
   /** Sends whatever the client still batches. */
   readonly flush: Effect.Effect<void, BrokerError>
   /** Every confirm and rejection for this publisher, and only this publisher. */
@@ -342,7 +351,11 @@ export interface StreamBrokerShape {
   ) => Effect.Effect<void, BrokerError | StreamPreconditionFailed>
   readonly streamExists: (stream: string) => Effect.Effect<boolean, BrokerError>
   readonly deleteStream: (stream: string) => Effect.Effect<void, BrokerError | StreamNotFound>
-  readonly publisher: (stream: string) => Effect.Effect<Publisher, BrokerError | StreamNotFound, Scope.Scope>
+  /** A publisher; with `name`, the broker deduplicates its messages by publishing id. */
+  readonly publisher: (
+    stream: string,
+    options?: { readonly name?: string }
+  ) => Effect.Effect<Publisher, BrokerError | StreamNotFound, Scope.Scope>
   /**
    * Subscribes; deliveries come as a backpressured stream, and closing the scope unsubscribes. Like
    * the broker it starts at the beginning of the chunk that holds the requested offset, so messages
@@ -517,12 +530,14 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
         Effect.catchIf((e) => e.code === 2, () => Effect.fail(new StreamNotFound({ stream })))
       )
 
-    const publisher = (stream: string) =>
+    const publisher = (stream: string, options?: { readonly name?: string }) =>
       Effect.gen(function*() {
         yield* requireStream(stream)
         const confirmations = yield* Queue.unbounded<Confirmation>()
+        const name = options?.name
         const raw = yield* Effect.acquireRelease(
-          call(`declare a publisher on "${stream}"`, (c) => c.declarePublisher({ stream })),
+          call(`declare a publisher on "${stream}"`, (c) =>
+            c.declarePublisher(name === undefined ? { stream } : { stream, publisherRef: name })),
           (p) =>
             Effect.promise(() => client.deletePublisher(p.extendedId)).pipe(
               Effect.timeout(requestTimeout),
@@ -531,13 +546,17 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
             )
         )
         confirmRoutes.set(routeKey(raw.publisherId, raw.getConnectionInfo().id), confirmations)
-        const send = (body: Uint8Array) =>
+        const lastPublishingId = name === undefined
+          ? 0n
+          : yield* call(`query the last publishing id of "${name}" on "${stream}"`, () => raw.getLastPublishingId())
+        const send = (body: Uint8Array, publishingId?: bigint) =>
           Effect.tryPromise({
-            try: () => raw.send(toBuffer(body)),
+            try: () =>
+              publishingId === undefined ? raw.send(toBuffer(body)) : raw.basicSend(publishingId, toBuffer(body)),
             catch: brokerError(`publish to "${stream}"`)
           }).pipe(Effect.map((result) => result.publishingId))
         const flush = call(`flush the publisher on "${stream}"`, () => raw.flush()).pipe(Effect.asVoid)
-        return { stream, send, flush, confirmations } satisfies Publisher
+        return { stream, lastPublishingId, send, flush, confirmations } satisfies Publisher
       })
 
     const subscribe = (options: SubscribeOptions) =>
@@ -784,6 +803,8 @@ interface MemoryStream {
   readonly chunkStarts: Array<number>
   openChunkSize: number
   readonly tracking: Map<string, bigint>
+  /** The last publishing id of each named publisher (deduplication). */
+  readonly publishers: Map<string, bigint>
   /** Completed and replaced whenever the log grows. */
   grown: Deferred.Deferred<void>
 }
@@ -792,7 +813,6 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
   Effect.gen(function*() {
     const chunkSize = Math.max(1, options.chunkSize ?? 16)
     const streams = new Map<string, MemoryStream>()
-    let nextPublisherId = 0
 
     const get = (stream: string) =>
       Effect.suspend(() => {
@@ -831,6 +851,7 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
           chunkStarts: [],
           openChunkSize: 0,
           tracking: new Map(),
+          publishers: new Map(),
           grown: yield* Deferred.make<void>()
         })
       })
@@ -840,32 +861,41 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
     const deleteStream = (stream: string) =>
       Effect.flatMap(get(stream), () => Effect.sync(() => void streams.delete(stream)))
 
-    const publisher = (stream: string) =>
+    const publisher = (stream: string, publisherOptions?: { readonly name?: string }) =>
       Effect.gen(function*() {
         const s = yield* get(stream)
         const scope = yield* Effect.scope
         const confirmations = yield* Queue.unbounded<Confirmation>()
         yield* Effect.addFinalizer(() => Queue.shutdown(confirmations))
-        nextPublisherId += 1
-        let publishingId = 0n
+        const name = publisherOptions?.name
+        const lastPublishingId = name === undefined ? 0n : s.publishers.get(name) ?? 0n
+        let publishingId = lastPublishingId
         const confirm = (c: Confirmation) =>
           options.confirmDelay === undefined
             ? Queue.offer(confirmations, c)
             : Effect.forkIn(Effect.delay(Queue.offer(confirmations, c), options.confirmDelay), scope)
-        const send = (body: Uint8Array) =>
+        const send = (body: Uint8Array, givenId?: bigint) =>
           Effect.gen(function*() {
-            publishingId += 1n
-            const id = publishingId
+            const id = givenId ?? publishingId + 1n
+            if (id > publishingId) publishingId = id
             const code = options.rejectPublish?.(body, id)
             if (code !== undefined) {
               yield* confirm(Confirmation.Rejected({ publishingId: id, code }))
               return id
             }
+            // Deduplication: a named publisher's message at or below the broker's last id is
+            // confirmed and dropped.
+            const last = name === undefined ? undefined : s.publishers.get(name) ?? 0n
+            if (last !== undefined && id <= last) {
+              yield* confirm(Confirmation.Confirmed({ publishingIds: [id] }))
+              return id
+            }
+            if (name !== undefined) s.publishers.set(name, id)
             yield* append(s, (offset, timestamp) => ({ _tag: "Message", offset, body, timestamp }), false)
             if (!options.dropConfirm?.(body, id)) yield* confirm(Confirmation.Confirmed({ publishingIds: [id] }))
             return id
           })
-        return { stream, send, flush: Effect.void, confirmations } satisfies Publisher
+        return { stream, lastPublishingId, send, flush: Effect.void, confirmations } satisfies Publisher
       })
 
     const lastMessageChunk = (s: MemoryStream) => s.chunkStarts.findLast((c) => s.log[c]!._tag === "Message")
@@ -1107,12 +1137,21 @@ export interface SendOptions {
   readonly confirmTimeout?: Duration.DurationInput
   /** At most this many messages wait for a confirm; sending pauses beyond it. Default 10,000. */
   readonly maxInFlight?: number
+  /**
+   * A named producer: message i (from 0) gets publishing id i + 1 and the broker deduplicates by
+   * it. Running the same send again (e.g. after it was killed) publishes only the messages above
+   * the broker's last id for this name: the stream gets each message exactly once. One name is
+   * one sequence of messages: use a new name for a new batch.
+   */
+  readonly producerName?: string
 }
 
 export interface SendSummary {
   readonly stream: string
   readonly sent: number
   readonly confirmed: number
+  /** Messages a named producer had already published (not sent again). */
+  readonly skipped: number
 }
 
 /** The tutorial's messages: `hello 0` ... `hello N-2`, then `marker`. */
@@ -1144,7 +1183,10 @@ export const send = (
     yield* broker.declareStream(stream, options.retention ?? DEFAULT_RETENTION)
 
     return yield* Effect.scoped(Effect.gen(function*() {
-      const publisher = yield* broker.publisher(stream)
+      const publisher = yield* broker.publisher(
+        stream,
+        options.producerName === undefined ? {} : { name: options.producerName }
+      )
       const inFlight = yield* Effect.makeSemaphore(maxInFlight)
       // Completed when the last message sent has been confirmed; failed on the first rejection.
       const allConfirmed = yield* Deferred.make<void, PublishError>()
@@ -1179,11 +1221,20 @@ export const send = (
           onTimeout: () => new ConfirmTimeout({ stream, unconfirmed: pending.size, timeout: confirmTimeout })
         })
       )
+      const named = options.producerName !== undefined
+      let index = 0n
+      let skipped = 0
       for (const message of options.messages ?? tutorialMessages(100)) {
+        index++
+        if (named && index <= publisher.lastPublishingId) {
+          skipped++
+          continue
+        }
         // Only a full window can wait for long: bound that wait, keep the common path cheap.
         yield* pending.size >= maxInFlight ? waitForSlot : inFlight.take(1)
         if (yield* Deferred.isDone(allConfirmed)) break
-        const id = yield* publisher.send(typeof message === "string" ? encoder.encode(message) : message)
+        const body = typeof message === "string" ? encoder.encode(message) : message
+        const id = yield* publisher.send(body, named ? index : undefined)
         pending.add(id)
         sent++
       }
@@ -1197,7 +1248,7 @@ export const send = (
           onTimeout: () => new ConfirmTimeout({ stream, unconfirmed: pending.size, timeout: confirmTimeout })
         })
       )
-      return { stream, sent, confirmed } satisfies SendSummary
+      return { stream, sent, confirmed, skipped } satisfies SendSummary
     }))
   }).pipe(Effect.withSpan("send"))
 

@@ -11,6 +11,10 @@ const flags = {
   count: { env: "MESSAGE_COUNT", help: "messages to publish; the last one is \"marker\"", default: "100" },
   "max-length-bytes": { help: "stream retention: maximum size in bytes", default: "2000000000" },
   "max-age": { help: "stream retention: maximum age, e.g. 7D or 12h" },
+  producer: {
+    env: "RABBITMQ_STREAM_PRODUCER",
+    help: "a producer name: the broker deduplicates, so running the same send again publishes only what is missing"
+  },
   ...uriFlag
 }
 
@@ -29,11 +33,16 @@ const main = command(
       const maxAge = values["max-age"]
       const broker = yield* brokerLayer(values.uri)
       yield* Console.log(`Publishing ${count} messages...`)
+      const producerName = Option.getOrUndefined(yield* flagOrEnv(flags, values, "producer"))
       const summary = yield* send({
         stream,
         messages: tutorialMessages(count),
+        ...(producerName !== undefined ? { producerName } : {}),
         retention: { maxLengthBytes, ...(maxAge !== undefined ? { maxAge } : {}) }
       }).pipe(Effect.provide(broker))
+      if (summary.skipped > 0) {
+        yield* Console.log(`Skipped ${summary.skipped} messages already published by producer "${producerName}".`)
+      }
       yield* Console.log(`Messages confirmed: ${summary.confirmed === summary.sent}.`)
     })
 )

@@ -6,7 +6,7 @@ describe("send", () => {
   it.effect("declares the stream with 2 GB retention and publishes hello 0 .. marker", () =>
     Effect.gen(function*() {
       const summary = yield* send({ stream: "s", messages: tutorialMessages(4) })
-      expect(summary).toEqual({ stream: "s", sent: 4, confirmed: 4 })
+      expect(summary).toEqual({ stream: "s", sent: 4, confirmed: 4, skipped: 0 })
       const memory = yield* MemoryBroker
       expect((yield* memory.messages("s")).map(bodyText)).toEqual(["hello 0", "hello 1", "hello 2", "marker"])
       expect(yield* memory.retention("s")).toEqual(Option.some({ maxLengthBytes: 2_000_000_000 }))
@@ -61,6 +61,39 @@ describe("send", () => {
       yield* send({ stream: "s", messages: ["b"] })
       const error = yield* send({ stream: "s", messages: ["c"], retention: { maxAge: "1D" } }).pipe(Effect.flip)
       expect(error._tag).toBe("StreamPreconditionFailed")
+    }).pipe(Effect.provide(StreamBroker.layerMemory())))
+
+  it.effect("a named producer publishes only what the broker does not have yet", () =>
+    Effect.gen(function*() {
+      const broker = yield* StreamBroker
+      yield* broker.declareStream("s", {})
+      // A first run that got 4 of 10 messages out before it died.
+      yield* Effect.scoped(Effect.gen(function*() {
+        const publisher = yield* broker.publisher("s", { name: "p" })
+        for (const [i, body] of [...tutorialMessages(10)].slice(0, 4).entries()) {
+          yield* publisher.send(new TextEncoder().encode(body), BigInt(i + 1))
+        }
+      }))
+      const again = yield* send({ stream: "s", messages: tutorialMessages(10), producerName: "p", retention: {} })
+      expect(again).toEqual({ stream: "s", sent: 6, confirmed: 6, skipped: 4 })
+      const bodies = (yield* (yield* MemoryBroker).messages("s")).map(bodyText)
+      expect(bodies).toEqual([...tutorialMessages(10)])
+      // Nothing is missing any more: a third run sends nothing.
+      const third = yield* send({ stream: "s", messages: tutorialMessages(10), producerName: "p", retention: {} })
+      expect(third).toEqual({ stream: "s", sent: 0, confirmed: 0, skipped: 10 })
+    }).pipe(Effect.provide(StreamBroker.layerMemory())))
+
+  it.effect("the broker drops a named producer's message whose id it already has", () =>
+    Effect.gen(function*() {
+      const broker = yield* StreamBroker
+      yield* broker.declareStream("s", {})
+      yield* Effect.scoped(Effect.gen(function*() {
+        const publisher = yield* broker.publisher("s", { name: "p" })
+        yield* publisher.send(new TextEncoder().encode("a"), 1n)
+        yield* publisher.send(new TextEncoder().encode("a again"), 1n)
+        yield* publisher.send(new TextEncoder().encode("b"), 2n)
+      }))
+      expect((yield* (yield* MemoryBroker).messages("s")).map(bodyText)).toEqual(["a", "b"])
     }).pipe(Effect.provide(StreamBroker.layerMemory())))
 
   it.effect("rejects an invalid stream name before touching the broker", () =>
