@@ -311,11 +311,14 @@ export interface Publisher {
    */
   readonly lastPublishingId: bigint
   /**
-   * Queues one message; succeeds with its publishing id. Confirmation comes later, on
-   * `confirmations`. A named publisher can give the id: the broker drops (and confirms) a message
-   * whose id is not above the last one it has for that name.
+   * Queues messages, in order; confirmation comes later, on `confirmations`. A named publisher
+   * gives their publishing ids, consecutive from `firstPublishingId`: the broker drops (and
+   * confirms) a message whose id is not above the last one it has for that name.
    */
-  readonly send: (body: Uint8Array, publishingId?: bigint) => Effect.Effect<bigint, BrokerError>
+  readonly publish: (
+    bodies: ReadonlyArray<Uint8Array>,
+    firstPublishingId?: bigint
+  ) => Effect.Effect<void, BrokerError>
   /** Sends whatever the client still batches. */
   readonly flush: Effect.Effect<void, BrokerError>
   /** Every confirm and rejection for this publisher, and only this publisher. */
@@ -549,14 +552,21 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
         const lastPublishingId = name === undefined
           ? 0n
           : yield* call(`query the last publishing id of "${name}" on "${stream}"`, () => raw.getLastPublishingId())
-        const send = (body: Uint8Array, publishingId?: bigint) =>
+        // One promise for a whole batch: the client batches frames itself, and the broker then
+        // writes large chunks (which consumers read much faster than small ones).
+        const publish = (bodies: ReadonlyArray<Uint8Array>, firstPublishingId?: bigint) =>
           Effect.tryPromise({
-            try: () =>
-              publishingId === undefined ? raw.send(toBuffer(body)) : raw.basicSend(publishingId, toBuffer(body)),
+            try: async () => {
+              for (let i = 0; i < bodies.length; i++) {
+                const body = toBuffer(bodies[i]!)
+                if (firstPublishingId === undefined) await raw.send(body)
+                else await raw.basicSend(firstPublishingId + BigInt(i), body)
+              }
+            },
             catch: brokerError(`publish to "${stream}"`)
-          }).pipe(Effect.map((result) => result.publishingId))
+          })
         const flush = call(`flush the publisher on "${stream}"`, () => raw.flush()).pipe(Effect.asVoid)
-        return { stream, lastPublishingId, send, flush, confirmations } satisfies Publisher
+        return { stream, lastPublishingId, publish, flush, confirmations } satisfies Publisher
       })
 
     const subscribe = (options: SubscribeOptions) =>
@@ -874,7 +884,7 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
           options.confirmDelay === undefined
             ? Queue.offer(confirmations, c)
             : Effect.forkIn(Effect.delay(Queue.offer(confirmations, c), options.confirmDelay), scope)
-        const send = (body: Uint8Array, givenId?: bigint) =>
+        const sendOne = (body: Uint8Array, givenId?: bigint) =>
           Effect.gen(function*() {
             const id = givenId ?? publishingId + 1n
             if (id > publishingId) publishingId = id
@@ -895,7 +905,13 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
             if (!options.dropConfirm?.(body, id)) yield* confirm(Confirmation.Confirmed({ publishingIds: [id] }))
             return id
           })
-        return { stream, lastPublishingId, send, flush: Effect.void, confirmations } satisfies Publisher
+        const publish = (bodies: ReadonlyArray<Uint8Array>, firstPublishingId?: bigint) =>
+          Effect.forEach(
+            bodies,
+            (body, i) => sendOne(body, firstPublishingId === undefined ? undefined : firstPublishingId + BigInt(i)),
+            { discard: true }
+          )
+        return { stream, lastPublishingId, publish, flush: Effect.void, confirmations } satisfies Publisher
       })
 
     const lastMessageChunk = (s: MemoryStream) => s.chunkStarts.findLast((c) => s.log[c]!._tag === "Message")
@@ -1160,7 +1176,6 @@ export function* tutorialMessages(count: number): Generator<string> {
   if (count > 0) yield "marker"
 }
 
-const encoder = new TextEncoder()
 
 /**
  * Declares the stream (idempotently, with retention), publishes every message, and succeeds only
@@ -1190,19 +1205,18 @@ export const send = (
       const inFlight = yield* Effect.makeSemaphore(maxInFlight)
       // Completed when the last message sent has been confirmed; failed on the first rejection.
       const allConfirmed = yield* Deferred.make<void, PublishError>()
-      const pending = new Set<bigint>()
       let sent = 0
       let confirmed = 0
       let sending = true
       const settleIfDone = Effect.suspend(() =>
-        !sending && pending.size === 0 ? Deferred.succeed(allConfirmed, undefined) : Effect.void
+        !sending && confirmed >= sent ? Deferred.succeed(allConfirmed, undefined) : Effect.void
       )
 
+      // Confirms come only for this publisher's ids, each once.
       yield* Queue.take(publisher.confirmations).pipe(
         Effect.flatMap(Confirmation.$match({
           Confirmed: ({ publishingIds }) => {
-            let n = 0
-            for (const id of publishingIds) if (pending.delete(id)) n++
+            const n = publishingIds.length
             confirmed += n
             return Effect.all([inFlight.release(n), Metric.incrementBy(messagesConfirmed, n), settleIfDone], {
               discard: true
@@ -1215,12 +1229,26 @@ export const send = (
         Effect.forkScoped
       )
 
-      const waitForSlot = inFlight.take(1).pipe(
-        Effect.timeoutFail({
-          duration: confirmTimeout,
-          onTimeout: () => new ConfirmTimeout({ stream, unconfirmed: pending.size, timeout: confirmTimeout })
-        })
-      )
+      const unconfirmed = () => sent - confirmed
+      const timedOut = () => new ConfirmTimeout({ stream, unconfirmed: unconfirmed(), timeout: confirmTimeout })
+      // Messages go out in batches; a batch first takes its permits from the in-flight window.
+      const batchSize = Math.min(500, maxInFlight)
+      let batch: Array<Uint8Array> = []
+      let batchFirstId: bigint | undefined
+      const publishBatch = Effect.suspend(() => {
+        const bodies = batch
+        const firstId = batchFirstId
+        batch = []
+        if (bodies.length === 0) return Effect.void
+        // Only a full window can wait for long: bound that wait, keep the common path cheap.
+        const permits = unconfirmed() + bodies.length > maxInFlight
+          ? Effect.timeoutFail(inFlight.take(bodies.length), { duration: confirmTimeout, onTimeout: timedOut })
+          : inFlight.take(bodies.length)
+        return permits.pipe(
+          Effect.zipRight(publisher.publish(bodies, firstId)),
+          Effect.tap(() => void (sent += bodies.length))
+        )
+      })
       const named = options.producerName !== undefined
       let index = 0n
       let skipped = 0
@@ -1230,23 +1258,20 @@ export const send = (
           skipped++
           continue
         }
-        // Only a full window can wait for long: bound that wait, keep the common path cheap.
-        yield* pending.size >= maxInFlight ? waitForSlot : inFlight.take(1)
-        if (yield* Deferred.isDone(allConfirmed)) break
-        const body = typeof message === "string" ? encoder.encode(message) : message
-        const id = yield* publisher.send(body, named ? index : undefined)
-        pending.add(id)
-        sent++
+        if (batch.length === 0) batchFirstId = named ? index : undefined
+        batch.push(typeof message === "string" ? Buffer.from(message, "utf8") : message)
+        if (batch.length >= batchSize) {
+          yield* publishBatch
+          if (yield* Deferred.isDone(allConfirmed)) break
+        }
       }
+      yield* publishBatch
       yield* publisher.flush
       yield* Metric.incrementBy(messagesSent, sent)
       sending = false
       yield* settleIfDone
       yield* Deferred.await(allConfirmed).pipe(
-        Effect.timeoutFail({
-          duration: confirmTimeout,
-          onTimeout: () => new ConfirmTimeout({ stream, unconfirmed: pending.size, timeout: confirmTimeout })
-        })
+        Effect.timeoutFail({ duration: confirmTimeout, onTimeout: timedOut })
       )
       return { stream, sent, confirmed, skipped } satisfies SendSummary
     }))
@@ -1380,20 +1405,21 @@ export const receive = <E = never, R = never>(
 
     let messages = 0
     let sinceStore = 0
-    let first = Option.none<bigint>()
-    let last = Option.none<bigint>()
+    // Offsets of the first and last messages fully processed.
+    let first: bigint | undefined
+    let last: bigint | undefined
     let stoppedBy: StopReason = "signal"
     let storeConfirmed = false
     const storeLock = yield* Effect.makeSemaphore(1)
-    const storeIfAhead = storeLock.withPermits(1)(Effect.suspend(() => {
-      if (Option.isNone(last)) return Effect.void
-      const offset = last.value
-      if (Option.isSome(lastStored) && offset <= lastStored.value) return Effect.void
-      sinceStore = 0
-      return Effect.tap(offsets.store(consumerName, stream, offset), () => {
-        lastStored = Option.some(offset)
-      })
-    }))
+    const storeAt = (offset: bigint) =>
+      storeLock.withPermits(1)(Effect.suspend(() =>
+        Option.isSome(lastStored) && offset <= lastStored.value
+          ? Effect.void
+          : Effect.tap(offsets.store(consumerName, stream, offset), () => {
+            lastStored = Option.some(offset)
+          })
+      ))
+    const storeIfAhead = Effect.suspend(() => last === undefined ? Effect.void : storeAt(last))
     // The broker does not acknowledge a store: read it back until it shows (bounded).
     const confirmStore = Effect.suspend(() => {
       const expected = lastStored
@@ -1410,18 +1436,41 @@ export const receive = <E = never, R = never>(
     const finalStore = Effect.zipRight(storeIfAhead, Effect.flatMap(confirmStore, (ok) => Effect.sync(() => void (storeConfirmed = ok))))
 
     const storeEvery = tracking._tag === "Manual" ? tracking.every : tracking._tag === "Auto" ? tracking.messages : Infinity
-    const processChunk = (chunk: Chunk.Chunk<StreamMessage>) =>
-      Effect.gen(function*() {
-        for (const message of chunk) {
-          if (options.onMessage) yield* options.onMessage(message, messages)
-          messages++
-          sinceStore++
-          if (Option.isNone(first)) first = Option.some(message.offset)
-          last = Option.some(message.offset)
-          if (sinceStore >= storeEvery) yield* storeIfAhead
-        }
-        yield* Metric.incrementBy(messagesConsumed, chunk.length)
+    // Per chunk, not per message: a store that falls due inside a chunk is made once the chunk is
+    // processed, at the offset of the last message that made it due (a delivered chunk can hold
+    // thousands of messages; one store, not hundreds).
+    let due: bigint | undefined
+    const processed = (message: StreamMessage) => {
+      messages++
+      first ??= message.offset
+      last = message.offset
+      if (++sinceStore >= storeEvery) {
+        due = message.offset
+        sinceStore = 0
+      }
+    }
+    const chunkDone = (size: number) =>
+      Effect.suspend(() => {
+        const offset = due
+        due = undefined
+        return Effect.zipRight(
+          Metric.incrementBy(messagesConsumed, size),
+          offset === undefined ? Effect.void : storeAt(offset)
+        )
       })
+    const onMessage = options.onMessage
+    const processChunk = (chunk: Chunk.Chunk<StreamMessage>) =>
+      onMessage === undefined
+        ? Effect.suspend(() => {
+          for (const message of chunk) processed(message)
+          return chunkDone(chunk.length)
+        })
+        : Effect.zipRight(
+          Effect.forEach(chunk, (message) => Effect.map(onMessage(message, messages), () => processed(message)), {
+            discard: true
+          }),
+          chunkDone(chunk.length)
+        )
 
     const stopAfter = (message: StreamMessage, index: number): boolean => {
       if (isMarker && isMarker(message)) stoppedBy = "marker"
@@ -1482,8 +1531,8 @@ export const receive = <E = never, R = never>(
 
     return {
       messages,
-      firstOffset: first,
-      lastOffset: last,
+      firstOffset: Option.fromNullable(first),
+      lastOffset: Option.fromNullable(last),
       start,
       resumed,
       stoppedBy,

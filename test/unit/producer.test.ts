@@ -70,9 +70,8 @@ describe("send", () => {
       // A first run that got 4 of 10 messages out before it died.
       yield* Effect.scoped(Effect.gen(function*() {
         const publisher = yield* broker.publisher("s", { name: "p" })
-        for (const [i, body] of [...tutorialMessages(10)].slice(0, 4).entries()) {
-          yield* publisher.send(new TextEncoder().encode(body), BigInt(i + 1))
-        }
+        const firstFour = [...tutorialMessages(10)].slice(0, 4).map((body) => new TextEncoder().encode(body))
+        yield* publisher.publish(firstFour, 1n)
       }))
       const again = yield* send({ stream: "s", messages: tutorialMessages(10), producerName: "p", retention: {} })
       expect(again).toEqual({ stream: "s", sent: 6, confirmed: 6, skipped: 4 })
@@ -89,9 +88,10 @@ describe("send", () => {
       yield* broker.declareStream("s", {})
       yield* Effect.scoped(Effect.gen(function*() {
         const publisher = yield* broker.publisher("s", { name: "p" })
-        yield* publisher.send(new TextEncoder().encode("a"), 1n)
-        yield* publisher.send(new TextEncoder().encode("a again"), 1n)
-        yield* publisher.send(new TextEncoder().encode("b"), 2n)
+        const encode = (text: string) => new TextEncoder().encode(text)
+        yield* publisher.publish([encode("a")], 1n)
+        yield* publisher.publish([encode("a again")], 1n)
+        yield* publisher.publish([encode("b")], 2n)
       }))
       expect((yield* (yield* MemoryBroker).messages("s")).map(bodyText)).toEqual(["a", "b"])
     }).pipe(Effect.provide(StreamBroker.layerMemory())))
