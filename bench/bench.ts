@@ -6,7 +6,8 @@
  *   node_modules/.bin/deno run -A bench/bench.ts ...
  *
  * Flags: --sizes (default 10000,100000,1000000), --rounds (3), --uri (RABBITMQ_STREAM_URI or the
- * local default), --deadline seconds for the whole run (900), --json FILE (write the results).
+ * local default), --deadline seconds for the whole run (900), --json FILE (write the results),
+ * --only send,raw-send,receive,raw-receive,receive-manual (run only these, e.g. under --cpu-prof).
  *
  * Per size and round, against one broker, in alternating order (ours first on even rounds):
  *   produce  (a) `send` (declare, publish, all confirmed)       vs (b) raw: createStream, declarePublisher,
@@ -14,8 +15,10 @@
  *   consume  (c) `receive` from the first message to the marker, TrackingStrategy.None()
  *            vs (d) raw: declareConsumer(Offset.first()), count until the body is `marker`, closeConsumer.
  *            At the smallest size also `receive` with the default tracking (Manual every 10).
- * Both producers write their own fresh stream (`bench-<run>-<n>-<round>-ours|raw`); all consumers read the
- * stream that `send` wrote; both streams are deleted at the end of the round (consumers closed first).
+ * Both producers write their own fresh stream (`bench-<run>-<n>-<round>-ours|raw`); the consumers compared
+ * read the stream the raw loop wrote, and the raw consumer also reads the one `send` wrote (`send` makes
+ * smaller chunks); both streams are deleted at the end of the round (consumers closed first).
+ * Times include setup and teardown on both sides (declare/subscribe, delete publisher/close consumer).
  * Every operation has a timeout; a watchdog ends the run (with the partial table) at the deadline.
  */
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
@@ -46,8 +49,17 @@ const rounds = Number(flag("rounds") ?? "3")
 const uri = flag("uri") ?? process.env.RABBITMQ_STREAM_URI ?? DEFAULT_URI
 const deadlineSeconds = Number(flag("deadline") ?? "900")
 const jsonFile = flag("json")
-if (sizes.some((n) => !Number.isInteger(n) || n < 2) || !Number.isInteger(rounds) || rounds < 1) {
-  console.error("usage: bench.ts [--sizes 10000,100000] [--rounds 3] [--uri URI] [--deadline S] [--json FILE]")
+/** For profiling one side: run only these operations (default all). */
+const OPERATIONS = ["send", "raw-send", "receive", "raw-receive", "receive-manual"] as const
+const only = flag("only")?.split(",").map((s) => s.trim())
+const selected = (op: (typeof OPERATIONS)[number]) => only === undefined || only.includes(op)
+if (
+  sizes.some((n) => !Number.isInteger(n) || n < 2) || !Number.isInteger(rounds) || rounds < 1 ||
+  only?.some((op) => !(OPERATIONS as ReadonlyArray<string>).includes(op))
+) {
+  console.error(
+    `usage: bench.ts [--sizes 10000,100000] [--rounds 3] [--uri URI] [--deadline S] [--json FILE] [--only ${OPERATIONS.join(",")}]`
+  )
   process.exit(2)
 }
 const parsed = parseUri(uri)
@@ -121,8 +133,10 @@ const fmtRate = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleStrin
 const fmtRatio = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "-")
 const fmtMb = (x: number) => (Number.isFinite(x) ? mb(x).toFixed(0) : "-")
 /** "peak (+growth over the start of the operation)" in MB. */
-const fmtPeak = (peak: number, growth: number) => (Number.isFinite(peak) ? `${fmtMb(peak)} (+${fmtMb(growth)})` : "-")
+const fmtPeak = (peak: number, growth: number) => (Number.isFinite(peak) ? `${fmtMb(peak)} (+${fmtMb(Math.max(0, growth))})` : "-")
 const fmtMem = (m: Mem) => `peak RSS ${fmtPeak(m.rss, m.rssGrowth)} MB, heap ${fmtPeak(m.heap, m.heapGrowth)} MB`
+/** In the table, an operation left out by --only is "-", not "failed". */
+const cellRate = (x: number) => (only !== undefined && !Number.isFinite(x) ? "-" : fmtRate(x))
 const log = (line: string) => console.log(`[${runtimeName}] ${line}`)
 
 // ------------------------------------------------------------------------------------------ raw client
@@ -223,7 +237,7 @@ interface Mem {
   heapGrowth: number
 }
 const NO_MEM: Mem = { rss: NaN, heap: NaN, rssGrowth: NaN, heapGrowth: NaN }
-type Kind = "produce" | "consume" | "consume-manual10"
+type Kind = "produce" | "consume" | "consume-manual10" | "consume-send-stream"
 interface Sample {
   round: number
   ours: number // ms, NaN on failure
@@ -261,44 +275,53 @@ const runRound = async (n: number, round: number) => {
   const oursStream = `bench-${runId}-${n}-${round}-ours`
   const rawStream = `bench-${runId}-${n}-${round}-raw`
   const oursFirst = round % 2 === 0
+  const consuming = selected("receive") || selected("raw-receive") || selected("receive-manual")
   try {
-    // produce: (a) vs (b)
+    // produce: (a) vs (b). Without `send`, the raw producer writes the stream the consumers read.
     let a = NaN
     let b = NaN
-    const produceOurs = async () => (a = await timed(`send ${n}`, () => oursProduce(oursStream, n)))
-    const produceRaw = async () =>
-      (b = await timed(`raw produce ${n}`, () => withTimeout(`raw produce ${n}`, opTimeout(n), rawProduce(rawStream, n))))
-    if (oursFirst) {
-      await produceOurs()
-      await produceRaw()
-    } else {
-      await produceRaw()
-      await produceOurs()
+    const produceOurs = async () => {
+      if (selected("send")) a = await timed(`send ${n}`, () => oursProduce(oursStream, n))
     }
+    const produceRaw = async () => {
+      if (selected("raw-send") || (consuming && !selected("send"))) {
+        b = await timed(`raw produce ${n}`, () => withTimeout(`raw produce ${n}`, opTimeout(n), rawProduce(rawStream, n)))
+      }
+    }
+    for (const step of oursFirst ? [produceOurs, produceRaw] : [produceRaw, produceOurs]) await step()
     record(n, "produce", { round, ours: a, raw: b })
     log(`N=${n} round ${round + 1} produce: ours ${fmtRate(rate(n, a))}/s, raw ${fmtRate(rate(n, b))}/s`)
+    if (!consuming) return
 
-    // consume: (c) vs (d), both from the stream `send` wrote (the raw one if `send` failed)
-    const source = Number.isFinite(a) ? oursStream : rawStream
+    // consume: (c) vs (d), both from the stream the raw loop wrote (the one `send` wrote if that failed).
+    // `send` writes smaller chunks (see the extra row below), and with the client's default credit
+    // (one chunk at a time) chunk size, not the consumer, would then set the pace of both.
+    const source = Number.isFinite(b) ? rawStream : oursStream
     let c = { ms: NaN, mem: NO_MEM }
     let d = { ms: NaN, mem: NO_MEM }
-    const consumeOurs = async () =>
-      (c = await consumeMeasured(`receive ${n}`, () => oursConsume(source, n, `bench-${runId}-${round}-none`, TrackingStrategy.None())))
-    const consumeRaw = async () => (d = await consumeMeasured(`raw consume ${n}`, () => rawConsume(source, n)))
-    if (oursFirst) {
-      await consumeOurs()
-      await consumeRaw()
-    } else {
-      await consumeRaw()
-      await consumeOurs()
+    const consumeOurs = async () => {
+      if (!selected("receive")) return
+      c = await consumeMeasured(`receive ${n}`, () => oursConsume(source, n, `bench-${runId}-${round}-none`, TrackingStrategy.None()))
     }
+    const consumeRaw = async () => {
+      if (selected("raw-receive")) d = await consumeMeasured(`raw consume ${n}`, () => rawConsume(source, n))
+    }
+    for (const step of oursFirst ? [consumeOurs, consumeRaw] : [consumeRaw, consumeOurs]) await step()
     record(n, "consume", { round, ours: c.ms, raw: d.ms, oursMem: c.mem, rawMem: d.mem })
     log(
       `N=${n} round ${round + 1} consume: ours ${fmtRate(rate(n, c.ms))}/s (${fmtMem(c.mem)}), ` +
         `raw ${fmtRate(rate(n, d.ms))}/s (${fmtMem(d.mem)})`
     )
 
-    if (n === Math.min(...sizes)) {
+    // The raw consumer again, on the stream `send` wrote: what our producer's chunking costs any consumer.
+    if (selected("raw-receive") && Number.isFinite(a) && Number.isFinite(b)) {
+      const e = await consumeMeasured(`raw consume ${n} (stream written by send)`, () => rawConsume(oursStream, n))
+      record(n, "consume-send-stream", { round, ours: e.ms, raw: d.ms, oursMem: e.mem, rawMem: d.mem })
+      log(`N=${n} round ${round + 1} raw consumer on the stream send wrote: ${fmtRate(rate(n, e.ms))}/s`)
+    }
+
+    // Manual every 10: at the smallest size (at every size when asked for with --only).
+    if (selected("receive-manual") && (n === Math.min(...sizes) || only !== undefined)) {
       const m = await consumeMeasured(`receive ${n} manual-10`, () =>
         oursConsume(source, n, `bench-${runId}-${round}-manual10`, TrackingStrategy.Manual({ every: 10 })))
       record(n, "consume-manual10", { round, ours: m.ms, raw: d.ms, oursMem: m.mem, rawMem: d.mem })
@@ -312,17 +335,20 @@ const runRound = async (n: number, round: number) => {
   }
 }
 
-/** One untimed pass of every operation on a small stream, so that the first timed round is not the JIT's. */
+/** One untimed pass of the selected operations on a small stream, so that the first timed round is not the JIT's. */
 const warmUp = async () => {
   const n = Math.min(5_000, ...sizes)
   const oursStream = `bench-${runId}-warmup-ours`
   const rawStream = `bench-${runId}-warmup-raw`
   try {
-    await oursProduce(oursStream, n)
-    await withTimeout("warm-up raw produce", opTimeout(n), rawProduce(rawStream, n))
-    await oursConsume(oursStream, n, `bench-${runId}-warmup-none`, TrackingStrategy.None())
-    await oursConsume(oursStream, n, `bench-${runId}-warmup-manual10`, TrackingStrategy.Manual({ every: 10 }))
-    await rawConsume(oursStream, n)
+    if (selected("send")) await oursProduce(oursStream, n)
+    else await withTimeout("warm-up raw produce", opTimeout(n), rawProduce(oursStream, n))
+    if (selected("raw-send")) await withTimeout("warm-up raw produce", opTimeout(n), rawProduce(rawStream, n))
+    if (selected("receive")) await oursConsume(oursStream, n, `bench-${runId}-warmup-none`, TrackingStrategy.None())
+    if (selected("receive-manual")) {
+      await oursConsume(oursStream, n, `bench-${runId}-warmup-manual10`, TrackingStrategy.Manual({ every: 10 }))
+    }
+    if (selected("raw-receive")) await rawConsume(oursStream, n)
   } catch (error) {
     log(`warm-up failed: ${error instanceof Error ? error.message : String(error)}`)
   } finally {
@@ -336,14 +362,17 @@ const warmUp = async () => {
 const LABEL: Record<Kind, string> = {
   produce: "produce: send vs raw loop",
   consume: "consume: receive (None) vs raw",
-  "consume-manual10": "consume: receive (Manual every 10) vs raw"
+  "consume-manual10": "consume: receive (Manual every 10) vs raw",
+  "consume-send-stream": "consume, raw consumer: stream written by send vs by raw loop"
 }
 const table = (): string => {
   const lines = [
     `| runtime | N | workflow | ours msg/s | raw msg/s | ours/raw (min-max) | peak RSS MB (+growth) ours / raw | peak heap MB (+growth) ours / raw |`,
     `|---|---:|---|---:|---:|---|---:|---:|`
   ]
-  for (const { n, kind, samples } of [...results.values()].sort((x, y) => x.n - y.n)) {
+  const order: ReadonlyArray<Kind> = ["produce", "consume", "consume-manual10", "consume-send-stream"]
+  const rows = [...results.values()].sort((x, y) => x.n - y.n || order.indexOf(x.kind) - order.indexOf(y.kind))
+  for (const { n, kind, samples } of rows) {
     const oursRates = samples.map((s) => rate(n, s.ours))
     const rawRates = samples.map((s) => rate(n, s.raw))
     const ratios = samples.map((s) => rate(n, s.ours) / rate(n, s.raw)).filter(Number.isFinite)
@@ -357,7 +386,7 @@ const table = (): string => {
       : [`${cell("oursMem", "rss")} / ${cell("rawMem", "rss")}`, `${cell("oursMem", "heap")} / ${cell("rawMem", "heap")}`]
     const spread = ratios.length ? `${fmtRatio(median(ratios))} (${fmtRatio(Math.min(...ratios))}-${fmtRatio(Math.max(...ratios))})` : "-"
     lines.push(
-      `| ${runtime} | ${n.toLocaleString("en-US")} | ${LABEL[kind]} | ${fmtRate(median(oursRates))} | ${fmtRate(median(rawRates))} | ${spread} | ${mem[0]} | ${mem[1]} |`
+      `| ${runtime} | ${n.toLocaleString("en-US")} | ${LABEL[kind]} | ${cellRate(median(oursRates))} | ${cellRate(median(rawRates))} | ${spread} | ${mem[0]} | ${mem[1]} |`
     )
   }
   return lines.join("\n")
@@ -395,6 +424,7 @@ try {
   log(`FAILED: ${error instanceof Error ? error.message : String(error)}`)
 }
 clearTimeout(watchdog)
-failed ||= [...results.values()].some((r) => r.samples.some((s) => !Number.isFinite(s.ours) || !Number.isFinite(s.raw)))
+failed ||= only === undefined &&
+  [...results.values()].some((r) => r.samples.some((s) => !Number.isFinite(s.ours) || !Number.isFinite(s.raw)))
 log(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`)
 await finish(failed ? 1 : 0)
