@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A local RabbitMQ 4 with streams for development, tests and CI.
 #
-#   scripts/broker.sh up|down|status|logs      (npm run broker -- up)
+#   scripts/broker.sh up|down|status|logs|cut   (npm run broker -- up)
 #
 # `up` gives a broker on localhost:$RABBITMQ_STREAM_PORT (default 5552), guest/guest, vhost "/",
 # stream.advertised_host = localhost, and returns only once a stream can really be declared.
@@ -12,6 +12,7 @@
 #   4. otherwise (Debian 12 ships 3.10.8, which the client cannot use): a Debian 13 (trixie) root
 #      made with debootstrap under $BROKER_ROOT, run under chroot.
 # `down` stops only a broker that `up` started (recorded in $BROKER_STATE_DIR/mode).
+# `cut` closes every client connection of that broker (for fault tests: clients must recover).
 #
 # Environment:
 #   RABBITMQ_STREAM_PORT   stream port (default 5552)
@@ -234,6 +235,16 @@ cmd_status() {
   fi
 }
 
+cmd_cut() {
+  local ctl=(rabbitmqctl close_all_connections "cut by scripts/broker.sh")
+  case "$(mode)" in
+  docker) docker exec "$container" "${ctl[@]}" ;;
+  native) "${ctl[@]}" ;;
+  chroot) in_root "${ctl[@]}" ;;
+  *) die "no broker was started by this script; cannot cut its connections" ;;
+  esac
+}
+
 cmd_logs() {
   [ -f "$log" ] && tail -n 100 "$log"
   case "$(mode)" in
@@ -249,8 +260,9 @@ up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
 logs) cmd_logs ;;
+cut) cmd_cut ;;
 *)
-  echo "usage: scripts/broker.sh up|down|status|logs" >&2
+  echo "usage: scripts/broker.sh up|down|status|logs|cut" >&2
   exit 2
   ;;
 esac

@@ -61,6 +61,12 @@ export interface ConnectionConfig {
   /** Bound on every other broker call (store, query, declare, close). Default 10 s. */
   readonly requestTimeout?: Duration.DurationInput
   readonly connectionName?: string
+  /**
+   * How often to try to (re)connect when the broker does not answer, with exponential backoff from
+   * 100 ms up to 5 s between tries. Default 5 for the first connect (about 3 s in all), and the
+   * same number for reconnecting after a lost connection. Wrong credentials are never retried.
+   */
+  readonly connectAttempts?: number
 }
 
 export const DEFAULT_URI = "rabbitmq-stream://guest:guest@localhost:5552/%2f"
@@ -167,11 +173,22 @@ const InvalidArgumentBase: TaggedErrorClass<"InvalidArgument", { readonly messag
 export class InvalidArgument extends InvalidArgumentBase {}
 
 /** The broker could not be reached or refused the connection (credentials, vhost). */
+const ConnectionLostBase: TaggedErrorClass<"ConnectionLost", { readonly during: string; readonly reason: string }> = Data
+  .TaggedError("ConnectionLost")
 const ConnectionErrorBase: TaggedErrorClass<"ConnectionError", {
   readonly message: string
   readonly cause?: unknown
+  /** True for a broker that may answer later (refused, reset, no answer); false for credentials or vhost. */
+  readonly retryable?: boolean
 }> = Data.TaggedError("ConnectionError")
 export class ConnectionError extends ConnectionErrorBase {}
+
+/** An open connection was lost (the broker restarted, the network dropped): worth retrying. */
+export class ConnectionLost extends ConnectionLostBase {
+  override get message(): string {
+    return `the connection to the broker was lost while ${this.during}: ${this.reason}`
+  }
+}
 
 /** The stream does not exist. */
 const StreamNotFoundBase: TaggedErrorClass<"StreamNotFound", { readonly stream: string }> = Data.TaggedError("StreamNotFound")
@@ -240,7 +257,7 @@ export class OffsetStoreError extends OffsetStoreErrorBase {
   }
 }
 
-export type StreamError = BrokerError | StreamNotFound | StreamPreconditionFailed | ConnectionError
+export type StreamError = BrokerError | StreamNotFound | StreamPreconditionFailed | ConnectionError | ConnectionLost
 
 /** Response codes of the stream protocol that this module names. */
 const RESPONSE_CODES: Record<number, string> = {
@@ -366,7 +383,7 @@ export interface StreamBrokerShape {
    */
   readonly subscribe: (
     options: SubscribeOptions
-  ) => Effect.Effect<Stream.Stream<StreamMessage, BrokerError>, BrokerError | StreamNotFound, Scope.Scope>
+  ) => Effect.Effect<Stream.Stream<StreamMessage, BrokerError | ConnectionLost>, BrokerError | StreamNotFound, Scope.Scope>
   /** The first offset and the offset of the last message (tracking entries take offsets too). */
   readonly bounds: (stream: string) => Effect.Effect<StreamBounds, BrokerError | StreamNotFound>
   /** Writes a tracking entry into the stream (the broker does not acknowledge it). */
@@ -447,65 +464,104 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
     const routeKey = (publisherId: number, connectionId: string) => `${publisherId}@${connectionId}`
 
     containClientFailures()
-    // A client failure while connecting fails the connect; once open, it fails the deliveries.
-    const connectFailed = yield* Deferred.make<never, ConnectionError>()
     const openBuffers = new Set<DeliveryBuffer>()
-    const client = yield* Effect.acquireRelease(
-      Effect.scoped(Effect.zipRight(
-        onClientFailure(clientFailures.connecting, (error) =>
-          Deferred.unsafeDone(connectFailed, Exit.fail(connectError(where, error)))),
-        // Interruptible although inside acquire: the client's promise may never settle.
-        Effect.interruptible(Effect.raceFirst(Deferred.await(connectFailed), Effect.tryPromise({
-        try: () =>
-          connect({
-            hostname: config.host,
-            port: config.port,
-            username: config.username,
-            password: Redacted.value(config.password),
-            vhost: config.vhost,
-            connectionName: config.connectionName ?? "effect-stream-offsets",
-            listeners: {
-              publish_confirm: (confirm, connectionId) => {
-                const queue = confirmRoutes.get(routeKey(confirm.publisherId, connectionId))
-                if (queue) Queue.unsafeOffer(queue, Confirmation.Confirmed({ publishingIds: confirm.publishingIds }))
-              },
-              publish_error: (error, connectionId) => {
-                const queue = confirmRoutes.get(routeKey(error.publisherId, connectionId))
-                if (queue) {
-                  Queue.unsafeOffer(
-                    queue,
-                    Confirmation.Rejected({
-                      publishingId: error.publishingError.publishingId,
-                      code: error.publishingError.code
-                    })
-                  )
+    // Set when a connection of the current client closed: the next call reconnects.
+    let broken = false
+
+    // One attempt: bounded, with the client's own failures while connecting turned into errors.
+    const connectOnce = Effect.gen(function*() {
+      const connectFailed = yield* Deferred.make<never, ConnectionError>()
+      yield* onClientFailure(clientFailures.connecting, (error) =>
+        Deferred.unsafeDone(connectFailed, Exit.fail(connectError(where, error))))
+      return yield* Effect.raceFirst(
+        Deferred.await(connectFailed),
+        Effect.tryPromise({
+          try: () =>
+            connect({
+              hostname: config.host,
+              port: config.port,
+              username: config.username,
+              password: Redacted.value(config.password),
+              vhost: config.vhost,
+              connectionName: config.connectionName ?? "effect-stream-offsets",
+              listeners: {
+                publish_confirm: (confirm, connectionId) => {
+                  const queue = confirmRoutes.get(routeKey(confirm.publisherId, connectionId))
+                  if (queue) Queue.unsafeOffer(queue, Confirmation.Confirmed({ publishingIds: confirm.publishingIds }))
+                },
+                publish_error: (error, connectionId) => {
+                  const queue = confirmRoutes.get(routeKey(error.publisherId, connectionId))
+                  if (queue) {
+                    Queue.unsafeOffer(
+                      queue,
+                      Confirmation.Rejected({
+                        publishingId: error.publishingError.publishingId,
+                        code: error.publishingError.code
+                      })
+                    )
+                  }
+                },
+                connection_closed: () => {
+                  broken = true
                 }
               }
-            }
-          }),
-        catch: (cause) => connectError(where, cause)
-      })))
-      )).pipe(
-        Effect.interruptible,
-        Effect.timeoutFail({
-          duration: connectTimeout,
-          onTimeout: () =>
-            new ConnectionError({
-              message:
-                `no answer from ${where} within ${Duration.format(connectTimeout)}: check the host, port, username, password and vhost`
-            })
+            }),
+          catch: (cause) => connectError(where, cause)
         })
-      ),
-      (client) => Effect.promise(() => client.close()).pipe(Effect.timeout(requestTimeout), Effect.ignore)
+      )
+    }).pipe(
+      Effect.scoped,
+      // Interruptible although it may run inside an acquire: the client's promise may never settle.
+      Effect.interruptible,
+      Effect.timeoutFail({
+        duration: connectTimeout,
+        onTimeout: () =>
+          new ConnectionError({
+            message:
+              `no answer from ${where} within ${Duration.format(connectTimeout)}: check the host, port, username, password and vhost`,
+            retryable: true
+          })
+      })
     )
+    const connectWithRetry = connectOnce.pipe(
+      Effect.retry({
+        while: (e) => e.retryable === true,
+        schedule: Schedule.exponential("100 millis").pipe(
+          Schedule.union(Schedule.spaced("5 seconds")),
+          Schedule.intersect(Schedule.recurs(Math.max(0, (config.connectAttempts ?? 5) - 1)))
+        )
+      })
+    )
+    const closeClient = (client: Client) =>
+      Effect.tryPromise(() => client.close()).pipe(Effect.timeout(requestTimeout), Effect.ignore)
+
+    let current: Client = yield* Effect.acquireRelease(connectWithRetry, () => Effect.suspend(() => closeClient(current)))
+    const reconnectLock = yield* Effect.makeSemaphore(1)
+    /** The client, reconnected first when a connection of it was lost. */
+    const getClient: Effect.Effect<Client, ConnectionError> = reconnectLock.withPermits(1)(Effect.suspend(() => {
+      if (!broken) return Effect.succeed(current)
+      const old = current
+      return connectWithRetry.pipe(
+        Effect.tap((client) => {
+          current = client
+          broken = false
+          return Effect.forkDaemon(closeClient(old))
+        }),
+        Effect.withSpan("reconnect")
+      )
+    }))
     yield* onClientFailure(clientFailures.open, (error) => {
+      broken = true
       for (const buffer of openBuffers) {
-        buffer.fail(new BrokerError({ operation: "consume", reason: `the client failed: ${errorText(error)}`, cause: error }))
+        buffer.fail(new ConnectionLost({ during: "consuming", reason: `the client failed: ${errorText(error)}` }))
       }
     })
 
     const call = <A>(operation: string, f: (client: Client) => Promise<A>) =>
-      Effect.tryPromise({ try: () => f(client), catch: brokerError(operation) }).pipe(
+      Effect.flatMap(
+        Effect.mapError(getClient, (e) => new BrokerError({ operation, reason: e.message, cause: e })),
+        (client) => Effect.tryPromise({ try: () => f(client), catch: brokerError(operation) })
+      ).pipe(
         Effect.timeoutFail({
           duration: requestTimeout,
           onTimeout: () =>
@@ -538,11 +594,13 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
         yield* requireStream(stream)
         const confirmations = yield* Queue.unbounded<Confirmation>()
         const name = options?.name
-        const raw = yield* Effect.acquireRelease(
+        const [, raw] = yield* Effect.acquireRelease(
           call(`declare a publisher on "${stream}"`, (c) =>
-            c.declarePublisher(name === undefined ? { stream } : { stream, publisherRef: name })),
-          (p) =>
-            Effect.promise(() => client.deletePublisher(p.extendedId)).pipe(
+            c.declarePublisher(name === undefined ? { stream } : { stream, publisherRef: name }).then((p) =>
+              [c, p] as const
+            )),
+          ([client, p]) =>
+            Effect.tryPromise(() => client.deletePublisher(p.extendedId)).pipe(
               Effect.timeout(requestTimeout),
               Effect.ignore,
               Effect.ensuring(Effect.sync(() => confirmRoutes.delete(routeKey(p.publisherId, p.getConnectionInfo().id))))
@@ -596,18 +654,19 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
                   }
                   : {}),
                 connectionClosedListener: (hadError) => {
+                  broken = true
                   buffer.fail(
-                    new BrokerError({
-                      operation: `consume "${options.stream}"`,
+                    new ConnectionLost({
+                      during: `consuming "${options.stream}"`,
                       reason: hadError ? "the connection failed" : "the connection was closed"
                     })
                   )
                 }
               },
               handle
-            )),
-          (consumer) =>
-            Effect.promise(() => client.closeConsumer(consumer.extendedId)).pipe(
+            ).then((consumer) => [c, consumer] as const)),
+          ([client, consumer]) =>
+            Effect.tryPromise(() => client.closeConsumer(consumer.extendedId)).pipe(
               Effect.timeout(requestTimeout),
               Effect.ignore,
               Effect.ensuring(Effect.sync(() => buffer.end()))
@@ -627,7 +686,10 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
         const rest = yield* Stream.runCollect(Stream.timeout(messages, "200 millis"))
         const all = Chunk.appendAll(first.value.value, rest)
         return Chunk.last(all).pipe(Option.map(() => Chunk.reduce(all, -1n, (max, m) => m.offset > max ? m.offset : max)))
-      }))
+      })).pipe(
+        Effect.catchTag("ConnectionLost", (e) =>
+          Effect.fail(new BrokerError({ operation: `read the last chunk of "${stream}"`, reason: e.message })))
+      )
 
     const bounds = (stream: string) =>
       Effect.gen(function*() {
@@ -661,11 +723,13 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
  * the buffer is full it gets a promise that resolves when the stream has taken what is there, and
  * the client waits for it before it asks for more (backpressure) - no effect runs per message.
  */
+type DeliveryError = BrokerError | ConnectionLost
+
 class DeliveryBuffer {
   private items: Array<StreamMessage> = []
   private space: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined
-  private waiting: ((pulled: Effect.Effect<Chunk.Chunk<StreamMessage>, Option.Option<BrokerError>>) => void) | undefined
-  private closed: Option.Option<BrokerError> | undefined
+  private waiting: ((pulled: Effect.Effect<Chunk.Chunk<StreamMessage>, Option.Option<DeliveryError>>) => void) | undefined
+  private closed: Option.Option<DeliveryError> | undefined
 
   constructor(private readonly capacity: number) {}
 
@@ -683,19 +747,19 @@ class DeliveryBuffer {
   }
 
   /** Ends the stream after what is buffered; with an error, fails it. */
-  end(error: Option.Option<BrokerError> = Option.none()) {
+  end(error: Option.Option<DeliveryError> = Option.none()) {
     if (this.closed) return
     this.closed = error
     this.wake()
     this.releaseSpace()
   }
 
-  fail(error: BrokerError) {
+  fail(error: DeliveryError) {
     this.end(Option.some(error))
   }
 
   /** The next chunk: everything buffered, waiting for at least one message. */
-  readonly pull: Effect.Effect<Chunk.Chunk<StreamMessage>, Option.Option<BrokerError>> = Effect.async((resume) => {
+  readonly pull: Effect.Effect<Chunk.Chunk<StreamMessage>, Option.Option<DeliveryError>> = Effect.async((resume) => {
     const now = this.take()
     if (now) return resume(now)
     this.waiting = resume
@@ -704,7 +768,7 @@ class DeliveryBuffer {
     })
   })
 
-  private take(): Effect.Effect<Chunk.Chunk<StreamMessage>, Option.Option<BrokerError>> | undefined {
+  private take(): Effect.Effect<Chunk.Chunk<StreamMessage>, Option.Option<DeliveryError>> | undefined {
     if (this.items.length > 0) {
       const chunk = Chunk.unsafeFromArray(this.items)
       this.items = []
@@ -745,7 +809,10 @@ const connectError = (where: string, cause: unknown): ConnectionError => {
     : code === 12 || openFailed
     ? "the virtual host does not exist or the user may not use it"
     : errorText(cause)
-  return new ConnectionError({ message: `cannot connect to ${where}: ${detail}`, cause })
+  // Refused, reset, unreachable: the broker may be (re)starting. Credentials and vhost: no retry.
+  const retryable = code === undefined && !openFailed &&
+    /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|socket|closed/i.test(errorText(cause))
+  return new ConnectionError({ message: `cannot connect to ${where}: ${detail}`, cause, retryable })
 }
 
 const streamArguments = (retention: Retention) => ({
@@ -801,6 +868,8 @@ export interface MemoryBrokerShape {
   readonly messages: (stream: string) => Effect.Effect<ReadonlyArray<StreamMessage>>
   /** The arguments a stream was declared with. */
   readonly retention: (stream: string) => Effect.Effect<Option.Option<Retention>>
+  /** Drops the connection under every open subscription: their streams fail with ConnectionLost. */
+  readonly loseConnection: Effect.Effect<void>
 }
 const MemoryBrokerTag: Context.TagClass<MemoryBroker, "effect-stream-offsets/MemoryBroker", MemoryBrokerShape> = Context
   .Tag("effect-stream-offsets/MemoryBroker")<MemoryBroker, MemoryBrokerShape>()
@@ -951,9 +1020,14 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
           })
       )
 
+    const connectionLost = new Set<Deferred.Deferred<never, ConnectionLost>>()
     const subscribe = (options: SubscribeOptions) =>
       Effect.gen(function*() {
         const s = yield* get(options.stream)
+        const lost = yield* Effect.acquireRelease(
+          Effect.tap(Deferred.make<never, ConnectionLost>(), (d) => void connectionLost.add(d)),
+          (d) => Effect.sync(() => void connectionLost.delete(d))
+        )
         const sac = options.singleActive
         const activated = sac ? yield* joinGroup(JSON.stringify([options.stream, sac.name])) : undefined
         let position = -1
@@ -976,7 +1050,7 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
           }
           return delivered.length === 0 ? pull : Effect.succeed(Chunk.unsafeFromArray(delivered))
         })
-        return Stream.repeatEffectChunk(pull)
+        return Stream.repeatEffectChunk(Effect.raceFirst(Deferred.await(lost), pull))
       })
 
     const bounds = (stream: string) =>
@@ -1028,7 +1102,12 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
             e._tag === "Message" ? [{ offset: e.offset, body: e.body }] : []
           )
         ),
-      retention: (stream) => Effect.sync(() => Option.fromNullable(streams.get(stream)?.retention))
+      retention: (stream) => Effect.sync(() => Option.fromNullable(streams.get(stream)?.retention)),
+      loseConnection: Effect.forEach(
+        connectionLost,
+        (d) => Deferred.fail(d, new ConnectionLost({ during: "consuming", reason: "dropped by the test" })),
+        { discard: true }
+      )
     }
     return { broker, inspect }
   })
@@ -1336,6 +1415,12 @@ export interface ReceiveOptions<E = never, R = never> {
   readonly onMessage?: (message: StreamMessage, index: number) => Effect.Effect<void, E, R>
   /** Messages buffered from the broker. Default 1024. */
   readonly bufferSize?: number
+  /**
+   * After a lost connection, subscribe again (reconnecting first) at most this many times, with
+   * exponential backoff from 200 ms up to 10 s; each time it resumes after the last message
+   * processed. Default 10.
+   */
+  readonly reconnectAttempts?: number
 }
 
 export interface ReceiveSummary {
@@ -1378,15 +1463,23 @@ export const receive = <E = never, R = never>(
     // Say so when the stream is missing, rather than "no offset" or an empty wait.
     if (!(yield* broker.streamExists(stream))) return yield* Effect.fail(new StreamNotFound({ stream }))
 
-    // Where to start: stored + 1, else the start position. Recomputed on activation (single active).
+    // Offsets of the first and last messages fully processed.
+    let first: bigint | undefined
+    let last: bigint | undefined
+    // Where to start: stored + 1, else the start position. Recomputed on activation (single
+    // active), where this consumer's own progress counts too.
     let resumed = false
     let lastStored = Option.none<bigint>()
     let floor = -1n
     const resolveStart = Effect.gen(function*() {
       const stored = yield* offsets.query(consumerName, stream)
       // Even when the stored offset is ignored for starting, stores never go below it.
-      lastStored = stored
-      const resumeFrom = options.ignoreStoredOffset ? Option.none<bigint>() : stored
+      lastStored = maxOffset(lastStored, stored)
+      const resumeFrom = last !== undefined
+        ? maxOffset(Option.some(last), stored)
+        : options.ignoreStoredOffset
+        ? Option.none<bigint>()
+        : stored
       const start = Option.match(resumeFrom, {
         onNone: () => options.start ?? StartPosition.First(),
         onSome: (offset) => StartPosition.Offset({ offset: offset + 1n })
@@ -1405,9 +1498,6 @@ export const receive = <E = never, R = never>(
 
     let messages = 0
     let sinceStore = 0
-    // Offsets of the first and last messages fully processed.
-    let first: bigint | undefined
-    let last: bigint | undefined
     let stoppedBy: StopReason = "signal"
     let storeConfirmed = false
     const storeLock = yield* Effect.makeSemaphore(1)
@@ -1480,7 +1570,16 @@ export const receive = <E = never, R = never>(
       return true
     }
 
-    yield* Effect.scoped(Effect.gen(function*() {
+    // One subscription; after a lost connection, another one resumes after the last message
+    // processed (anything below it that the broker sends again is dropped).
+    const subscribeAndConsume = Effect.suspend(() => {
+      if (last !== undefined) {
+        start = StartPosition.Offset({ offset: last + 1n })
+        floor = last + 1n
+      }
+      return Effect.scoped(subscription)
+    })
+    const subscription = Effect.gen(function*() {
       const deliveries = yield* broker.subscribe({
         stream,
         start,
@@ -1495,7 +1594,7 @@ export const receive = <E = never, R = never>(
       if (tracking._tag === "Auto") {
         yield* storeIfAhead.pipe(Effect.repeat(Schedule.spaced(tracking.interval)), Effect.forkScoped)
       }
-      let index = 0
+      let index = messages
       let signalled = false
       let selected = deliveries.pipe(
         Stream.filter((message) => message.offset >= floor),
@@ -1527,7 +1626,21 @@ export const receive = <E = never, R = never>(
         yield* consume
       }
       yield* finalStore
-    }))
+    })
+    yield* subscribeAndConsume.pipe(
+      Effect.tapError((e) =>
+        e instanceof ConnectionLost
+          ? Effect.logWarning(`${e.message}; resuming after offset ${last ?? "none"}`)
+          : Effect.void
+      ),
+      Effect.retry({
+        while: (e) => e instanceof ConnectionLost,
+        schedule: Schedule.exponential("200 millis").pipe(
+          Schedule.union(Schedule.spaced("10 seconds")),
+          Schedule.intersect(Schedule.recurs(options.reconnectAttempts ?? 10))
+        )
+      })
+    )
 
     return {
       messages,
@@ -1540,6 +1653,9 @@ export const receive = <E = never, R = never>(
       storeConfirmed
     } satisfies ReceiveSummary
   }).pipe(Effect.withSpan("receive"))
+
+const maxOffset = (a: Option.Option<bigint>, b: Option.Option<bigint>): Option.Option<bigint> =>
+  Option.isNone(a) ? b : Option.isNone(b) ? a : Option.some(a.value > b.value ? a.value : b.value)
 
 /** True when no message can lie between `start` and `end` (the last message offset, if any). */
 const nothingBefore = (end: Option.Option<bigint>, start: StartPosition): boolean =>

@@ -6,7 +6,7 @@
 import { KeyValueStore, Runtime as PlatformRuntime } from "@effect/platform"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
-import { Cause, Config, Console, Data, Deferred, Duration, Effect, Either, Exit, Layer, Option, type Scope } from "effect"
+import { Cause, Config, Console, Data, Deferred, Duration, Effect, Either, Exit, Layer, Logger, LogLevel, Option, type Scope } from "effect"
 import process from "node:process"
 import { DEFAULT_URI, OffsetStore, parseUri, redactUri, StreamBroker } from "./StreamOffsets.ts"
 
@@ -201,8 +201,20 @@ const runMainWith = PlatformRuntime.makeRunMain(({ fiber }) => {
   })
 })
 
+/** Warnings and errors the library logs: one line each on stderr ("warning: ..."). */
+const stderrLogger = Logger.make(({ logLevel, message }) => {
+  const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
+  process.stderr.write(`${logLevel.label === "WARN" ? "warning" : logLevel.label.toLowerCase()}: ${redact(text)}\n`)
+})
+
 export const runMain = <E, A>(program: Effect.Effect<A, E>): void =>
-  runMainWith(program, { disableErrorReporting: true })
+  runMainWith(
+    program.pipe(
+      Effect.provide(Logger.replace(Logger.defaultLogger, stderrLogger)),
+      Logger.withMinimumLogLevel(LogLevel.Warning)
+    ),
+    { disableErrorReporting: true, disablePrettyLogger: true }
+  )
 
 /** Reads the flags, prints `--help`, runs the command. */
 export const command = <S extends FlagSpec, E>(

@@ -1,7 +1,7 @@
 // Processes killed mid-way, on a real RabbitMQ: nothing lost, nothing duplicated.
 import { describe, expect, it } from "@effect/vitest"
 import { connect } from "rabbitmq-stream-js-client"
-import { cli, deleteStream, parseSummary, port, start, uniqueStream } from "./helpers.ts"
+import { cli, deleteStream, parseSummary, port, run, start, uniqueStream } from "./helpers.ts"
 
 /** Waits until the stream holds at least one chunk (the broker's stats: cheap enough to poll). */
 const waitForMessages = async (stream: string) => {
@@ -43,6 +43,30 @@ describe("send killed with SIGKILL", () => {
         "--stream", stream, "--name", "check", "--no-marker", "--until-end", "--tracking", "none"
       ])
       expect(parseSummary(check.stdout)).toEqual({ first: 0n, last: BigInt(total - 1), messages: total })
+    } finally {
+      await deleteStream(stream)
+    }
+  })
+})
+
+describe("connections cut under a running receive", () => {
+  it("receive reconnects and resumes after the last message processed: every message exactly once", async () => {
+    const stream = uniqueStream("cut")
+    // Large enough that the cut (rabbitmqctl takes about a second to start) lands mid-stream.
+    const total = 1_000_000
+    try {
+      expect((await cli("bun", "send", ["--stream", stream, "--count", String(total)])).code).toBe(0)
+      const consumer = start("bun", "receive", [
+        "--stream", stream, "--name", "cut", "--no-marker", "--until-end", "--tracking", "none"
+      ])
+      await consumer.waitFor("First message received.")
+      const cut = await run("bash", ["scripts/broker.sh", "cut"])
+      expect(cut.code, cut.stderr).toBe(0)
+      const exit = await consumer.exit
+      expect(exit.code, exit.stderr).toBe(0)
+      expect(exit.stderr).toContain("the connection to the broker was lost")
+      // Offsets 0 .. total-1 and total messages: nothing lost, nothing processed twice.
+      expect(parseSummary(exit.stdout)).toEqual({ first: 0n, last: BigInt(total - 1), messages: total })
     } finally {
       await deleteStream(stream)
     }

@@ -6,6 +6,7 @@ import { Deferred, Effect, Fiber, Layer, Option, TestClock } from "effect"
 import {
   bodyText,
   inspectOffset,
+  MemoryBroker,
   MemoryOffsetStore,
   OffsetStore,
   receive,
@@ -281,5 +282,46 @@ describe("inspectOffset", () => {
       const after = yield* inspectOffset("s", "c")
       expect(after.storedOffset).toEqual(Option.some(3n))
       expect(after.lag).toEqual(Option.some(6n))
+    }).pipe(Effect.provide(serverSide)))
+})
+
+describe("a lost connection", () => {
+  it.effect("receive subscribes again and resumes after the last message processed: nothing lost, nothing twice", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: bodies(8) })
+      const memory = yield* MemoryBroker
+      const seen: Array<string> = []
+      const fiber = yield* Effect.fork(receive({
+        stream: "s",
+        consumerName: "c",
+        stop: { marker: false, count: 14 },
+        tracking: TrackingStrategy.None(),
+        onMessage: (message) => Effect.sync(() => void seen.push(bodyText(message)))
+      }))
+      yield* TestClock.adjust("1 second")
+      expect(seen).toEqual(bodies(8))
+      yield* memory.loseConnection
+      yield* send({ stream: "s", messages: bodies(6, "after") })
+      yield* TestClock.adjust("1 second") // the reconnect backoff
+      const summary = yield* Fiber.join(fiber)
+      expect(seen).toEqual([...bodies(8), ...bodies(6, "after")])
+      expect(summary.messages).toBe(14)
+      expect(summary.stoppedBy).toBe("count")
+    }).pipe(Effect.provide(serverSide)))
+
+  it.effect("gives up after reconnectAttempts and fails with ConnectionLost", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: bodies(2) })
+      const memory = yield* MemoryBroker
+      const fiber = yield* Effect.fork(
+        receive({ stream: "s", consumerName: "c", stop: { marker: false }, reconnectAttempts: 2 }).pipe(Effect.flip)
+      )
+      for (let i = 0; i < 3; i++) {
+        yield* TestClock.adjust("1 minute")
+        yield* memory.loseConnection
+      }
+      yield* TestClock.adjust("1 minute")
+      const error = yield* Fiber.join(fiber)
+      expect(error._tag).toBe("ConnectionLost")
     }).pipe(Effect.provide(serverSide)))
 })
