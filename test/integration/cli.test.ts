@@ -64,6 +64,13 @@ describe("bad input: one line, an exit code, no stack trace", () => {
     expectOneLine(await cli("bun", "send", ["--count", "ten"]), 2, "--count must be a positive integer")
   })
 
+  it("an invalid stream name, offset, strategy or duration is a usage error (2)", async () => {
+    expectOneLine(await cli("bun", "send", ["--stream", "has space"]), 2, "invalid stream name")
+    expectOneLine(await cli("bun", "receive", ["--offset", "yesterday"]), 2, "--offset must be first, last, next")
+    expectOneLine(await cli("bun", "receive", ["--tracking", "sometimes"]), 2, "--tracking must be manual, auto or none")
+    expectOneLine(await cli("bun", "receive", ["--idle-timeout", "soon"]), 2, "--idle-timeout must be a duration")
+  })
+
   it("an unknown flag is a usage error (2)", async () => {
     expectOneLine(await cli("bun", "receive", ["--nope"]), 2, "unknown flag --nope")
   })
