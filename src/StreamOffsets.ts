@@ -252,8 +252,9 @@ const OffsetStoreErrorBase: TaggedErrorClass<"OffsetStoreError", {
 }> = Data.TaggedError("OffsetStoreError")
 export class OffsetStoreError extends OffsetStoreErrorBase {
   override get message(): string {
-    const why = this.cause instanceof Error ? this.cause.message : String(this.cause)
-    return `could not ${this.operation} the offset of consumer "${this.consumerName}" on stream "${this.stream}": ${why}`
+    return `could not ${this.operation} the offset of consumer "${this.consumerName}" on stream "${this.stream}": ${
+      errorText(this.cause)
+    }`
   }
 }
 

@@ -95,6 +95,15 @@ export const positiveInteger = (flag: string, value: string): Effect.Effect<numb
     ? Effect.succeed(Number(value))
     : Effect.fail(new UsageError({ message: `--${flag} must be a positive integer, got "${value}"` }))
 
+/** `--stream`, with the help text of the command. */
+export const streamFlag = (help: string) =>
+  ({ stream: { env: "RABBITMQ_STREAM_NAME", help, default: "stream-offset-tracking" } }) as const satisfies FlagSpec
+
+/** `--name`, the consumer's offset-tracking reference, with the help text of the command. */
+export const consumerNameFlag = (help: string) =>
+  ({ name: { env: "RABBITMQ_STREAM_CONSUMER_NAME", help, default: "offset-tracking-tutorial" } }) as const satisfies
+    FlagSpec
+
 /** The connection flag every command has. */
 export const uriFlag = {
   uri: {

@@ -3,16 +3,22 @@
  * the stream's first and last offsets, and the lag.
  */
 import { Console, Effect, Layer, Option } from "effect"
-import { brokerLayer, command, flagOrEnv, offsetStoreFlag, offsetStoreLayer, runMain, uriFlag } from "./cli.ts"
+import {
+  brokerLayer,
+  command,
+  consumerNameFlag,
+  flagOrEnv,
+  offsetStoreFlag,
+  offsetStoreLayer,
+  runMain,
+  streamFlag,
+  uriFlag
+} from "./cli.ts"
 import { inspectOffset } from "./StreamOffsets.ts"
 
 const flags = {
-  stream: { env: "RABBITMQ_STREAM_NAME", help: "stream to inspect", default: "stream-offset-tracking" },
-  name: {
-    env: "RABBITMQ_STREAM_CONSUMER_NAME",
-    help: "the consumer whose offset to show",
-    default: "offset-tracking-tutorial"
-  },
+  ...streamFlag("stream to inspect"),
+  ...consumerNameFlag("the consumer whose offset to show"),
   ...offsetStoreFlag,
   ...uriFlag
 } as const

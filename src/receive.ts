@@ -8,6 +8,7 @@ import { Console, Effect, Layer, Option } from "effect"
 import {
   brokerLayer,
   command,
+  consumerNameFlag,
   durationFlag,
   flagOrEnv,
   offsetStoreFlag,
@@ -15,6 +16,7 @@ import {
   positiveInteger,
   runMain,
   stopSignal,
+  streamFlag,
   UsageError,
   uriFlag
 } from "./cli.ts"
@@ -27,12 +29,8 @@ import {
 } from "./StreamOffsets.ts"
 
 const flags = {
-  stream: { env: "RABBITMQ_STREAM_NAME", help: "stream to consume", default: "stream-offset-tracking" },
-  name: {
-    env: "RABBITMQ_STREAM_CONSUMER_NAME",
-    help: "the consumer's name: its offset is tracked under it",
-    default: "offset-tracking-tutorial"
-  },
+  ...streamFlag("stream to consume"),
+  ...consumerNameFlag("the consumer's name: its offset is tracked under it"),
   offset: {
     help: "where to start when no offset is stored: first, last, next, an offset, or an ISO timestamp",
     default: "first"

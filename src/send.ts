@@ -3,11 +3,11 @@
  * exits only when the broker has confirmed every one.
  */
 import { Console, Effect, Option } from "effect"
-import { brokerLayer, command, flagOrEnv, positiveInteger, runMain, uriFlag } from "./cli.ts"
+import { brokerLayer, command, flagOrEnv, positiveInteger, runMain, streamFlag, uriFlag } from "./cli.ts"
 import { send, tutorialMessages } from "./StreamOffsets.ts"
 
 const flags = {
-  stream: { env: "RABBITMQ_STREAM_NAME", help: "stream to publish to", default: "stream-offset-tracking" },
+  ...streamFlag("stream to publish to"),
   count: { env: "MESSAGE_COUNT", help: "messages to publish; the last one is \"marker\"", default: "100" },
   "max-length-bytes": { help: "stream retention: maximum size in bytes", default: "2000000000" },
   "max-age": { help: "stream retention: maximum age, e.g. 7D or 12h" },
