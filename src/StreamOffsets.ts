@@ -1312,7 +1312,7 @@ export const send = (
       const unconfirmed = () => sent - confirmed
       const timedOut = () => new ConfirmTimeout({ stream, unconfirmed: unconfirmed(), timeout: confirmTimeout })
       // Messages go out in batches; a batch first takes its permits from the in-flight window.
-      const batchSize = Math.min(500, maxInFlight)
+      const batchSize = Math.min(5000, Math.ceil(maxInFlight / 2))
       let batch: Array<Uint8Array> = []
       let batchFirstId: bigint | undefined
       const publishBatch = Effect.suspend(() => {

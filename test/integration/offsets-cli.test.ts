@@ -30,7 +30,7 @@ const withStream = async (name: string, f: (stream: string) => Promise<void>) =>
 describe("receive, stopped and resumed", () => {
   it("SIGINT mid-stream stores the offset; the next run continues after it with no gap", () =>
     withStream("sigint", async (stream) => {
-      const total = 100_000
+      const total = 300_000
       await publish(stream, total)
       const first = start("node", "receive", ["--stream", stream, "--name", "sig", "--no-marker"])
       await first.waitFor("First message received.")
