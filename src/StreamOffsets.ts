@@ -1628,20 +1628,25 @@ export const receive = <E = never, R = never>(
       }
       yield* finalStore
     })
-    yield* subscribeAndConsume.pipe(
-      Effect.tapError((e) =>
-        e instanceof ConnectionLost
-          ? Effect.logWarning(`${e.message}; resuming after offset ${last ?? "none"}`)
-          : Effect.void
-      ),
-      Effect.retry({
-        while: (e) => e instanceof ConnectionLost,
-        schedule: Schedule.exponential("200 millis").pipe(
-          Schedule.union(Schedule.spaced("10 seconds")),
-          Schedule.intersect(Schedule.recurs(options.reconnectAttempts ?? 10))
-        )
-      })
-    )
+    // After a lost connection: back off (200 ms doubling, at most 10 s) and subscribe again, at most
+    // `reconnectAttempts` times. The stop signal also ends a backoff.
+    const maxAttempts = options.reconnectAttempts ?? 10
+    for (let attempt = 1;; attempt++) {
+      const outcome = yield* Effect.either(subscribeAndConsume)
+      if (Either.isRight(outcome)) break
+      const error = outcome.left
+      if (!(error instanceof ConnectionLost) || attempt > maxAttempts) return yield* Effect.fail(error)
+      yield* Effect.logWarning(`${error.message}; resuming after offset ${last ?? "none"}`)
+      const backoff = Effect.sleep(Duration.millis(Math.min(200 * 2 ** (attempt - 1), 10_000)))
+      const signalled = stop.signal
+        ? yield* Effect.raceFirst(Effect.as(backoff, false), Effect.as(stop.signal, true))
+        : yield* Effect.as(backoff, false)
+      if (signalled) {
+        stoppedBy = "signal"
+        yield* finalStore
+        break
+      }
+    }
 
     return {
       messages,

@@ -325,3 +325,21 @@ describe("a lost connection", () => {
       expect(error._tag).toBe("ConnectionLost")
     }).pipe(Effect.provide(serverSide)))
 })
+
+describe("a stop signal while reconnecting", () => {
+  it.effect("ends the backoff: summary, offset stored", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: bodies(3) })
+      const memory = yield* MemoryBroker
+      const signal = yield* Deferred.make<void>()
+      const fiber = yield* Effect.fork(consume({ stop: { marker: false, signal: Deferred.await(signal) } }))
+      yield* TestClock.adjust("1 second")
+      // Lose the connection repeatedly so that the consumer sits in a backoff, then signal.
+      yield* memory.loseConnection
+      yield* Deferred.succeed(signal, undefined)
+      const { summary } = yield* Fiber.join(fiber)
+      expect(summary.stoppedBy).toBe("signal")
+      expect(summary.messages).toBe(3)
+      expect(yield* history).toEqual([2n])
+    }).pipe(Effect.provide(memory)))
+})
