@@ -336,11 +336,13 @@ export interface Publisher {
   readonly publish: (
     bodies: ReadonlyArray<Uint8Array>,
     firstPublishingId?: bigint
-  ) => Effect.Effect<void, BrokerError>
+  ) => Effect.Effect<void, BrokerError | ConnectionLost>
   /** Sends whatever the client still batches. */
   readonly flush: Effect.Effect<void, BrokerError>
   /** Every confirm and rejection for this publisher, and only this publisher. */
   readonly confirmations: Queue.Dequeue<Confirmation>
+  /** Fails when the publisher's connection is lost (its sends may then never settle). */
+  readonly lost: Effect.Effect<never, ConnectionLost>
 }
 
 export interface SubscribeOptions {
@@ -534,7 +536,7 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
       })
     )
     const closeClient = (client: Client) =>
-      Effect.tryPromise(() => client.close()).pipe(Effect.timeout(requestTimeout), Effect.ignore)
+      Effect.interruptible(Effect.tryPromise(() => client.close())).pipe(Effect.timeout(requestTimeout), Effect.ignore)
 
     let current: Client = yield* Effect.acquireRelease(connectWithRetry, () => Effect.suspend(() => closeClient(current)))
     const reconnectLock = yield* Effect.makeSemaphore(1)
@@ -595,13 +597,28 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
         yield* requireStream(stream)
         const confirmations = yield* Queue.unbounded<Confirmation>()
         const name = options?.name
+        const lost = yield* Deferred.make<never, ConnectionLost>()
+        const connectionClosedListener = (hadError: boolean) => {
+          broken = true
+          Deferred.unsafeDone(
+            lost,
+            Exit.fail(
+              new ConnectionLost({
+                during: `publishing to "${stream}"`,
+                reason: hadError ? "the connection failed" : "the connection was closed"
+              })
+            )
+          )
+        }
         const [, raw] = yield* Effect.acquireRelease(
           call(`declare a publisher on "${stream}"`, (c) =>
-            c.declarePublisher(name === undefined ? { stream } : { stream, publisherRef: name }).then((p) =>
-              [c, p] as const
-            )),
+            c.declarePublisher(
+              name === undefined
+                ? { stream, connectionClosedListener }
+                : { stream, publisherRef: name, connectionClosedListener }
+            ).then((p) => [c, p] as const)),
           ([client, p]) =>
-            Effect.tryPromise(() => client.deletePublisher(p.extendedId)).pipe(
+            Effect.interruptible(Effect.tryPromise(() => client.deletePublisher(p.extendedId))).pipe(
               Effect.timeout(requestTimeout),
               Effect.ignore,
               Effect.ensuring(Effect.sync(() => confirmRoutes.delete(routeKey(p.publisherId, p.getConnectionInfo().id))))
@@ -622,10 +639,14 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
                 else await raw.basicSend(firstPublishingId + BigInt(i), body)
               }
             },
-            catch: brokerError(`publish to "${stream}"`)
+            // A write on a dropped connection fails (EPIPE, reset) or never settles (then `lost`).
+            catch: (error) =>
+              isConnectionFailure(error)
+                ? new ConnectionLost({ during: `publishing to "${stream}"`, reason: errorText(error) })
+                : brokerError(`publish to "${stream}"`)(error)
           })
         const flush = call(`flush the publisher on "${stream}"`, () => raw.flush()).pipe(Effect.asVoid)
-        return { stream, lastPublishingId, publish, flush, confirmations } satisfies Publisher
+        return { stream, lastPublishingId, publish, flush, confirmations, lost: Deferred.await(lost) } satisfies Publisher
       })
 
     const subscribe = (options: SubscribeOptions) =>
@@ -667,7 +688,7 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
               handle
             ).then((consumer) => [c, consumer] as const)),
           ([client, consumer]) =>
-            Effect.tryPromise(() => client.closeConsumer(consumer.extendedId)).pipe(
+            Effect.interruptible(Effect.tryPromise(() => client.closeConsumer(consumer.extendedId))).pipe(
               Effect.timeout(requestTimeout),
               Effect.ignore,
               Effect.ensuring(Effect.sync(() => buffer.end()))
@@ -799,6 +820,12 @@ interface LocatorConnection {
   storeOffset(params: { stream: string; reference: string; offsetValue: bigint }): Promise<unknown>
 }
 
+/** A socket-level failure: the connection is gone. */
+const isConnectionFailure = (error: unknown): boolean =>
+  /EPIPE|ECONNRESET|ECONNREFUSED|ERR_STREAM_DESTROYED|ERR_STREAM_WRITE_AFTER_END|socket has been ended|closed/i.test(
+    errorText(error)
+  )
+
 const errorText = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
 const connectError = (where: string, cause: unknown): ConnectionError => {
@@ -812,7 +839,7 @@ const connectError = (where: string, cause: unknown): ConnectionError => {
     : errorText(cause)
   // Refused, reset, unreachable: the broker may be (re)starting. Credentials and vhost: no retry.
   const retryable = code === undefined && !openFailed &&
-    /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|socket|closed/i.test(errorText(cause))
+    (isConnectionFailure(cause) || /ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|socket/i.test(errorText(cause)))
   return new ConnectionError({ message: `cannot connect to ${where}: ${detail}`, cause, retryable })
 }
 
@@ -869,7 +896,7 @@ export interface MemoryBrokerShape {
   readonly messages: (stream: string) => Effect.Effect<ReadonlyArray<StreamMessage>>
   /** The arguments a stream was declared with. */
   readonly retention: (stream: string) => Effect.Effect<Option.Option<Retention>>
-  /** Drops the connection under every open subscription: their streams fail with ConnectionLost. */
+  /** Drops the connection under every open publisher and subscription: they fail with ConnectionLost. */
   readonly loseConnection: Effect.Effect<void>
 }
 const MemoryBrokerTag: Context.TagClass<MemoryBroker, "effect-stream-offsets/MemoryBroker", MemoryBrokerShape> = Context
@@ -941,6 +968,9 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
     const deleteStream = (stream: string) =>
       Effect.flatMap(get(stream), () => Effect.sync(() => void streams.delete(stream)))
 
+    // Every open publisher and subscription, for `loseConnection`.
+    const connectionLost = new Set<Deferred.Deferred<never, ConnectionLost>>()
+
     const publisher = (stream: string, publisherOptions?: { readonly name?: string }) =>
       Effect.gen(function*() {
         const s = yield* get(stream)
@@ -949,6 +979,10 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
         yield* Effect.addFinalizer(() => Queue.shutdown(confirmations))
         const name = publisherOptions?.name
         const lastPublishingId = name === undefined ? 0n : s.publishers.get(name) ?? 0n
+        const lost = yield* Effect.acquireRelease(
+          Effect.tap(Deferred.make<never, ConnectionLost>(), (d) => void connectionLost.add(d)),
+          (d) => Effect.sync(() => void connectionLost.delete(d))
+        )
         let publishingId = lastPublishingId
         const confirm = (c: Confirmation) =>
           options.confirmDelay === undefined
@@ -981,7 +1015,14 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
             (body, i) => sendOne(body, firstPublishingId === undefined ? undefined : firstPublishingId + BigInt(i)),
             { discard: true }
           )
-        return { stream, lastPublishingId, publish, flush: Effect.void, confirmations } satisfies Publisher
+        return {
+          stream,
+          lastPublishingId,
+          publish,
+          flush: Effect.void,
+          confirmations,
+          lost: Deferred.await(lost)
+        } satisfies Publisher
       })
 
     const lastMessageChunk = (s: MemoryStream) => s.chunkStarts.findLast((c) => s.log[c]!._tag === "Message")
@@ -1021,7 +1062,6 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
           })
       )
 
-    const connectionLost = new Set<Deferred.Deferred<never, ConnectionLost>>()
     const subscribe = (options: SubscribeOptions) =>
       Effect.gen(function*() {
         const s = yield* get(options.stream)
@@ -1237,9 +1277,12 @@ export interface SendOptions {
    * A named producer: message i (from 0) gets publishing id i + 1 and the broker deduplicates by
    * it. Running the same send again (e.g. after it was killed) publishes only the messages above
    * the broker's last id for this name: the stream gets each message exactly once. One name is
-   * one sequence of messages: use a new name for a new batch.
+   * one sequence of messages: use a new name for a new batch. A named producer also survives a
+   * lost connection: it reconnects, and what the broker did not confirm is sent again.
    */
   readonly producerName?: string
+  /** A named producer reconnects at most this many times (backoff 200 ms doubling, at most 10 s). Default 10. */
+  readonly reconnectAttempts?: number
 }
 
 export interface SendSummary {
@@ -1266,7 +1309,13 @@ export const send = (
   options: SendOptions
 ): Effect.Effect<
   SendSummary,
-  InvalidArgument | BrokerError | StreamNotFound | StreamPreconditionFailed | PublishError | ConfirmTimeout,
+  | InvalidArgument
+  | BrokerError
+  | StreamNotFound
+  | StreamPreconditionFailed
+  | PublishError
+  | ConfirmTimeout
+  | ConnectionLost,
   StreamBroker
 > =>
   Effect.gen(function*() {
@@ -1277,84 +1326,131 @@ export const send = (
     const maxInFlight = Math.max(1, options.maxInFlight ?? 10_000)
     yield* broker.declareStream(stream, options.retention ?? DEFAULT_RETENTION)
 
-    return yield* Effect.scoped(Effect.gen(function*() {
-      const publisher = yield* broker.publisher(
-        stream,
-        options.producerName === undefined ? {} : { name: options.producerName }
-      )
-      const inFlight = yield* Effect.makeSemaphore(maxInFlight)
-      // Completed when the last message sent has been confirmed; failed on the first rejection.
-      const allConfirmed = yield* Deferred.make<void, PublishError>()
-      let sent = 0
-      let confirmed = 0
-      let sending = true
-      const settleIfDone = Effect.suspend(() =>
-        !sending && confirmed >= sent ? Deferred.succeed(allConfirmed, undefined) : Effect.void
-      )
+    const named = options.producerName !== undefined
+    const inFlight = yield* Effect.makeSemaphore(maxInFlight)
+    // Completed when the last message sent has been confirmed; failed on the first rejection.
+    const allConfirmed = yield* Deferred.make<void, PublishError>()
+    let sent = 0
+    let confirmed = 0
+    let skipped = 0
+    let sending = true
+    // A named producer keeps what is not confirmed yet, by publishing id, to send it again after a
+    // lost connection (the broker drops what it already has).
+    const unconfirmed = new Map<bigint, Uint8Array>()
+    const settleIfDone = Effect.suspend(() =>
+      !sending && confirmed >= sent ? Deferred.succeed(allConfirmed, undefined) : Effect.void
+    )
+    const markConfirmed = (n: number) => {
+      confirmed += n
+      return Effect.all([inFlight.release(n), Metric.incrementBy(messagesConfirmed, n), settleIfDone], {
+        discard: true
+      })
+    }
+    const timedOut = () => new ConfirmTimeout({ stream, unconfirmed: sent - confirmed, timeout: confirmTimeout })
 
-      // Confirms come only for this publisher's ids, each once.
-      yield* Queue.take(publisher.confirmations).pipe(
-        Effect.flatMap(Confirmation.$match({
-          Confirmed: ({ publishingIds }) => {
-            const n = publishingIds.length
-            confirmed += n
-            return Effect.all([inFlight.release(n), Metric.incrementBy(messagesConfirmed, n), settleIfDone], {
-              discard: true
-            })
-          },
-          Rejected: ({ code, publishingId }) =>
-            Deferred.fail(allConfirmed, new PublishError({ stream, publishingId, code }))
-        })),
-        Effect.forever,
-        Effect.forkScoped
-      )
+    // The messages and where we are in them survive a lost connection.
+    const messages = (options.messages ?? tutorialMessages(100))[Symbol.iterator]()
+    let index = 0n
+    const batchSize = Math.min(5000, Math.ceil(maxInFlight / 2))
+    let batch: Array<Uint8Array> = []
+    let batchFirstId: bigint | undefined
 
-      const unconfirmed = () => sent - confirmed
-      const timedOut = () => new ConfirmTimeout({ stream, unconfirmed: unconfirmed(), timeout: confirmTimeout })
-      // Messages go out in batches; a batch first takes its permits from the in-flight window.
-      const batchSize = Math.min(5000, Math.ceil(maxInFlight / 2))
-      let batch: Array<Uint8Array> = []
-      let batchFirstId: bigint | undefined
-      const publishBatch = Effect.suspend(() => {
-        const bodies = batch
-        const firstId = batchFirstId
-        batch = []
-        if (bodies.length === 0) return Effect.void
-        // Only a full window can wait for long: bound that wait, keep the common path cheap.
-        const permits = unconfirmed() + bodies.length > maxInFlight
-          ? Effect.timeoutFail(inFlight.take(bodies.length), { duration: confirmTimeout, onTimeout: timedOut })
-          : inFlight.take(bodies.length)
-        return permits.pipe(
-          Effect.zipRight(publisher.publish(bodies, firstId)),
-          Effect.tap(() => void (sent += bodies.length))
+    /** One publisher's life: resend what it lacks, publish the rest, wait for every confirm. */
+    const work = (publisher: Publisher) =>
+      Effect.gen(function*() {
+        // Confirms come only for this publisher's ids, each once.
+        yield* Queue.take(publisher.confirmations).pipe(
+          Effect.flatMap(Confirmation.$match({
+            Confirmed: ({ publishingIds }) => {
+              let n = publishingIds.length
+              if (named) {
+                n = 0
+                for (const id of publishingIds) if (unconfirmed.delete(id)) n++
+              }
+              return markConfirmed(n)
+            },
+            Rejected: ({ code, publishingId }) =>
+              Deferred.fail(allConfirmed, new PublishError({ stream, publishingId, code }))
+          })),
+          Effect.forever,
+          Effect.forkScoped
+        )
+        if (unconfirmed.size > 0) {
+          // After a lost connection: what the broker has is confirmed; the rest goes out again.
+          let n = 0
+          for (const id of unconfirmed.keys()) {
+            if (id <= publisher.lastPublishingId) {
+              unconfirmed.delete(id)
+              n++
+            }
+          }
+          yield* markConfirmed(n)
+          const ids = [...unconfirmed.keys()].sort((x, y) => (x < y ? -1 : 1))
+          if (ids.length > 0) yield* publisher.publish(ids.map((id) => unconfirmed.get(id)!), ids[0])
+        }
+
+        const publishBatch = Effect.suspend(() => {
+          const size = batch.length
+          if (size === 0) return Effect.void
+          // Only a full window can wait for long: bound that wait, keep the common path cheap.
+          const permits = sent - confirmed + size > maxInFlight
+            ? Effect.timeoutFail(inFlight.take(size), { duration: confirmTimeout, onTimeout: timedOut })
+            : inFlight.take(size)
+          // The batch leaves `batch` only once it has its permits: a session ended while waiting
+          // leaves it for the next one.
+          return Effect.flatMap(permits, () => {
+            const bodies = batch
+            const firstId = batchFirstId
+            batch = []
+            sent += size
+            if (firstId !== undefined) bodies.forEach((body, i) => unconfirmed.set(firstId + BigInt(i), body))
+            return publisher.publish(bodies, firstId)
+          })
+        })
+        while (sending) {
+          const next = messages.next()
+          if (next.done) {
+            sending = false
+            break
+          }
+          index++
+          if (named && index <= publisher.lastPublishingId) {
+            skipped++
+            continue
+          }
+          if (batch.length === 0) batchFirstId = named ? index : undefined
+          batch.push(typeof next.value === "string" ? Buffer.from(next.value, "utf8") : next.value)
+          if (batch.length >= batchSize) {
+            yield* publishBatch
+            if (yield* Deferred.isDone(allConfirmed)) break
+          }
+        }
+        yield* publishBatch
+        sending = false
+        yield* publisher.flush
+        yield* settleIfDone
+        yield* Deferred.await(allConfirmed).pipe(
+          Effect.timeoutFail({ duration: confirmTimeout, onTimeout: timedOut })
         )
       })
-      const named = options.producerName !== undefined
-      let index = 0n
-      let skipped = 0
-      for (const message of options.messages ?? tutorialMessages(100)) {
-        index++
-        if (named && index <= publisher.lastPublishingId) {
-          skipped++
-          continue
-        }
-        if (batch.length === 0) batchFirstId = named ? index : undefined
-        batch.push(typeof message === "string" ? Buffer.from(message, "utf8") : message)
-        if (batch.length >= batchSize) {
-          yield* publishBatch
-          if (yield* Deferred.isDone(allConfirmed)) break
-        }
-      }
-      yield* publishBatch
-      yield* publisher.flush
-      yield* Metric.incrementBy(messagesSent, sent)
-      sending = false
-      yield* settleIfDone
-      yield* Deferred.await(allConfirmed).pipe(
-        Effect.timeoutFail({ duration: confirmTimeout, onTimeout: timedOut })
-      )
-      return { stream, sent, confirmed, skipped } satisfies SendSummary
-    }))
+
+    // A lost connection ends a session wherever it waits (sends on a dead socket never settle). A
+    // named producer then starts another one on a new publisher; an unnamed one cannot tell what
+    // the broker has, and fails.
+    const maxAttempts = options.reconnectAttempts ?? 10
+    for (let attempt = 1;; attempt++) {
+      const outcome = yield* Effect.either(Effect.scoped(Effect.gen(function*() {
+        const publisher = yield* broker.publisher(stream, named ? { name: options.producerName! } : {})
+        yield* Effect.raceFirst(work(publisher), publisher.lost)
+      })))
+      if (Either.isRight(outcome)) break
+      const error = outcome.left
+      if (!(error instanceof ConnectionLost) || !named || attempt > maxAttempts) return yield* Effect.fail(error)
+      yield* Effect.logWarning(`${error.message}; ${sent - confirmed} message(s) to confirm, publishing again`)
+      yield* Effect.sleep(Duration.millis(Math.min(200 * 2 ** (attempt - 1), 10_000)))
+    }
+    yield* Metric.incrementBy(messagesSent, sent)
+    return { stream, sent, confirmed, skipped } satisfies SendSummary
   }).pipe(Effect.withSpan("send"))
 
 // =============================================================================================

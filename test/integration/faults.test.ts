@@ -72,3 +72,27 @@ describe("connections cut under a running receive", () => {
     }
   })
 })
+
+describe("connections cut under a running send", () => {
+  it("a named producer reconnects and sends what was not confirmed: every message exactly once", async () => {
+    const stream = uniqueStream("cut-send")
+    const total = 1_000_000
+    try {
+      const producer = start("bun", "send", ["--stream", stream, "--count", String(total), "--producer", "p"])
+      await producer.waitFor("Publishing")
+      await waitForMessages(stream)
+      const cut = await run("bash", ["scripts/broker.sh", "cut"])
+      expect(cut.code, cut.stderr).toBe(0)
+      const exit = await producer.exit
+      expect(exit.code, exit.stderr).toBe(0)
+      expect(exit.stdout).toContain("Messages confirmed: true.")
+      expect(exit.stderr).toContain("the connection to the broker was lost")
+      const check = await cli("bun", "receive", [
+        "--stream", stream, "--name", "check", "--no-marker", "--until-end", "--tracking", "none"
+      ])
+      expect(parseSummary(check.stdout)).toEqual({ first: 0n, last: BigInt(total - 1), messages: total })
+    } finally {
+      await deleteStream(stream)
+    }
+  })
+})

@@ -96,6 +96,32 @@ describe("send", () => {
       expect((yield* (yield* MemoryBroker).messages("s")).map(bodyText)).toEqual(["a", "b"])
     }).pipe(Effect.provide(StreamBroker.layerMemory())))
 
+  it.effect("a named producer survives a lost connection: every message exactly once", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      const fiber = yield* Effect.fork(
+        send({ stream: "s", messages: tutorialMessages(50), producerName: "p", maxInFlight: 10, confirmTimeout: "1 minute" })
+      )
+      // Confirms take 1 s: ten messages are out, none confirmed, when the connection drops.
+      yield* TestClock.adjust("500 millis")
+      yield* memory.loseConnection
+      yield* TestClock.adjust("1 minute")
+      const summary = yield* Fiber.join(fiber)
+      expect(summary.confirmed).toBe(summary.sent)
+      expect((yield* memory.messages("s")).map(bodyText)).toEqual([...tutorialMessages(50)])
+    }).pipe(Effect.provide(StreamBroker.layerMemory({ confirmDelay: "1 second" }))))
+
+  it.effect("an unnamed producer fails on a lost connection: it cannot tell what the broker has", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      const fiber = yield* Effect.fork(send({ stream: "s", messages: tutorialMessages(50), maxInFlight: 10 }).pipe(Effect.flip))
+      yield* TestClock.adjust("500 millis")
+      yield* memory.loseConnection
+      const error = yield* Fiber.join(fiber)
+      expect(error._tag).toBe("ConnectionLost")
+      expect(error.message).toContain("connection to the broker was lost")
+    }).pipe(Effect.provide(StreamBroker.layerMemory({ confirmDelay: "1 second" }))))
+
   it.effect("rejects an invalid stream name before touching the broker", () =>
     Effect.gen(function*() {
       const error = yield* send({ stream: "has space", messages: ["a"] }).pipe(Effect.flip)
