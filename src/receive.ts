@@ -44,6 +44,7 @@ const flags = {
   count: { help: "stop after N messages" },
   "until-end": { help: "stop after the last message that was in the stream at the start", boolean: true },
   "idle-timeout": { help: "stop when no message comes for this long, e.g. 30s" },
+  print: { help: "print each message as OFFSET<tab>BODY (stdout)", boolean: true },
   "single-active": { help: "share the stream with the other consumers of this name, one active at a time", boolean: true },
   ...offsetStoreFlag,
   ...uriFlag
@@ -107,7 +108,13 @@ const main = command(
         tracking,
         stop,
         singleActive: values["single-active"] === "true",
-        onMessage: (_, index) => index === 0 ? Console.log("First message received.") : Effect.void
+        onMessage: values.print
+          ? (message, index) =>
+            Effect.zipRight(
+              index === 0 ? Console.log("First message received.") : Effect.void,
+              Console.log(`${message.offset}\t${bodyText(message)}`)
+            )
+          : (_, index) => index === 0 ? Console.log("First message received.") : Effect.void
       }).pipe(Effect.provide(offsets.pipe(Layer.provideMerge(broker))))
       yield* Console.log(
         `Done consuming, first offset ${showOffset(summary.firstOffset)}, last offset ${showOffset(summary.lastOffset)}.`

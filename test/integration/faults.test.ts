@@ -96,3 +96,47 @@ describe("connections cut under a running send", () => {
     }
   })
 })
+
+describe("receive killed with SIGKILL at random points", () => {
+  it("restarted each time: every message is processed, duplicates only within the tracking window", async () => {
+    const stream = uniqueStream("sigkill-receive")
+    const total = 200_000
+    const storeEvery = 1000
+    const kills = 3
+    // Node writes to a pipe synchronously: a printed line is a processed message, even at SIGKILL.
+    const args = ["--stream", stream, "--name", "k", "--no-marker", "--print", "--store-every", String(storeEvery)]
+    const printed = (stdout: string) =>
+      stdout.split("\n").flatMap((line) => (/^\d+\t/.test(line) ? [Number(line.split("\t")[0])] : []))
+    try {
+      expect((await cli("bun", "send", ["--stream", stream, "--count", String(total)])).code).toBe(0)
+      const seen = new Map<number, number>()
+      const count = (offsets: ReadonlyArray<number>) => offsets.forEach((o) => seen.set(o, (seen.get(o) ?? 0) + 1))
+      for (let k = 0; k < kills; k++) {
+        const run = start("node", "receive", args)
+        // Let it process a random share of the rest, then kill it without warning.
+        const target = seen.size + Math.floor(Math.random() * (total / kills / 2)) + 1000
+        while (printed(run.output()).length + seen.size < target && run.child.exitCode === null) {
+          await new Promise((r) => setTimeout(r, 5))
+        }
+        run.child.kill("SIGKILL")
+        const exit = await run.exit
+        count(printed(exit.stdout))
+      }
+      const last = await cli("node", "receive", [...args, "--until-end"])
+      expect(last.code, last.stderr).toBe(0)
+      count(printed(last.stdout))
+
+      // The union is every message ...
+      expect(seen.size).toBe(total)
+      const offsets = [...seen.keys()]
+      expect(offsets.reduce((a, b) => Math.min(a, b))).toBe(0)
+      expect(offsets.reduce((a, b) => Math.max(a, b))).toBe(total - 1)
+      // ... and what was processed twice is within the tracking window of each kill (N messages,
+      // plus the rest of the delivered chunk in which the N-th fell).
+      const duplicates = [...seen.values()].reduce((sum, n) => sum + n - 1, 0)
+      expect(duplicates).toBeLessThanOrEqual(kills * (storeEvery + 5000))
+    } finally {
+      await deleteStream(stream)
+    }
+  })
+})

@@ -16,7 +16,8 @@ export interface Run {
 
 export const run = (command: string, args: ReadonlyArray<string>, extraEnv: Record<string, string> = {}) =>
   new Promise<Run>((resolve) => {
-    execFile(command, args, { cwd: root, env: { ...env, ...extraEnv }, timeout: 60_000 }, (error, stdout, stderr) => {
+    const options = { cwd: root, env: { ...env, ...extraEnv }, timeout: 60_000, maxBuffer: 256 * 1024 * 1024 }
+    execFile(command, args, options, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === "number" ? error.code : 1) : 0
       resolve({ code, stdout, stderr })
     })
