@@ -1,5 +1,8 @@
 // Processes killed mid-way, on a real RabbitMQ: nothing lost, nothing duplicated.
 import { describe, expect, it } from "@effect/vitest"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { connect } from "rabbitmq-stream-js-client"
 import { cli, deleteStream, parseSummary, port, run, start, uniqueStream } from "./helpers.ts"
 
@@ -103,16 +106,18 @@ describe("receive killed with SIGKILL at random points", () => {
     const total = 200_000
     const storeEvery = 1000
     const kills = 3
-    // Node writes to a pipe synchronously: a printed line is a processed message, even at SIGKILL.
+    // Each run prints to a file (Node writes files synchronously): a printed line is a processed
+    // message, even at SIGKILL. (A pipe would not do: Node buffers what the pipe cannot take.)
     const args = ["--stream", stream, "--name", "k", "--no-marker", "--print", "--store-every", String(storeEvery)]
     const printed = (stdout: string) =>
       stdout.split("\n").flatMap((line) => (/^\d+\t/.test(line) ? [Number(line.split("\t")[0])] : []))
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sigkill-"))
     try {
       expect((await cli("bun", "send", ["--stream", stream, "--count", String(total)])).code).toBe(0)
       const seen = new Map<number, number>()
       const count = (offsets: ReadonlyArray<number>) => offsets.forEach((o) => seen.set(o, (seen.get(o) ?? 0) + 1))
       for (let k = 0; k < kills; k++) {
-        const run = start("node", "receive", args)
+        const run = start("node", "receive", args, { stdoutFile: path.join(dir, `run-${k}.out`) })
         // Let it process a random share of the rest, then kill it without warning.
         const target = seen.size + Math.floor(Math.random() * (total / kills / 2)) + 1000
         while (printed(run.output()).length + seen.size < target && run.child.exitCode === null) {
@@ -137,6 +142,7 @@ describe("receive killed with SIGKILL at random points", () => {
       expect(duplicates).toBeLessThanOrEqual(kills * (storeEvery + 5000))
     } finally {
       await deleteStream(stream)
+      fs.rmSync(dir, { recursive: true, force: true })
     }
   })
 })

@@ -1,5 +1,6 @@
 // Running the CLIs as a user would, and talking to the test broker directly.
 import { type ChildProcess, execFile, spawn } from "node:child_process"
+import * as fs from "node:fs"
 import * as path from "node:path"
 import { connect } from "rabbitmq-stream-js-client"
 
@@ -58,26 +59,41 @@ const direct = {
 /** `receive` is src/receive.ts; a path such as `../examples/orders-app` is relative to src/. */
 const entry = (script: string) => path.join("src", `${script}.ts`)
 
-export const start = (runtime: Runtime, script: string, args: ReadonlyArray<string>): Running => {
+/**
+ * Starts a CLI process. With `stdoutFile`, its stdout goes to that file instead of a pipe: Node
+ * writes files synchronously, so what it printed survives a SIGKILL (a pipe's userland buffer
+ * does not); `output()` then reads the file.
+ */
+export const start = (
+  runtime: Runtime,
+  script: string,
+  args: ReadonlyArray<string>,
+  options: { readonly stdoutFile?: string } = {}
+): Running => {
   const [command, argv] = direct[runtime](script, args)
-  const child = spawn(command, argv, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
-  let stdout = ""
+  const file = options.stdoutFile
+  const out = file === undefined ? "pipe" : fs.openSync(file, "w")
+  const child = spawn(command, argv, { cwd: root, env, stdio: ["ignore", out, "pipe"] })
+  if (typeof out === "number") fs.closeSync(out)
+  let piped = ""
   let stderr = ""
-  child.stdout!.on("data", (d) => (stdout += d))
+  const readStdout = () => (file === undefined ? piped : fs.readFileSync(file, "utf8"))
+  child.stdout?.on("data", (d) => (piped += d))
   child.stderr!.on("data", (d) => (stderr += d))
   const exit = new Promise<Run>((resolve) =>
-    child.on("exit", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }))
+    // "close", not "exit": output still in the pipe when the process ends is read first.
+    child.on("close", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout: readStdout(), stderr }))
   )
   const waitFor = async (text: string, timeoutMs = 30_000) => {
     const deadline = Date.now() + timeoutMs
-    while (!stdout.includes(text)) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for "${text}"; stdout: ${stdout}; stderr: ${stderr}`)
-      if (child.exitCode !== null) throw new Error(`exited before "${text}"; stdout: ${stdout}; stderr: ${stderr}`)
+    while (!readStdout().includes(text)) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for "${text}"; stdout: ${readStdout()}; stderr: ${stderr}`)
+      if (child.exitCode !== null) throw new Error(`exited before "${text}"; stdout: ${readStdout()}; stderr: ${stderr}`)
       await new Promise((r) => setTimeout(r, 10))
     }
   }
   const interrupt = () => void child.kill("SIGINT")
-  return { child, interrupt, output: () => stdout, waitFor, exit }
+  return { child, interrupt, output: readStdout, waitFor, exit }
 }
 
 export const uniqueStream = (name: string) => `it-${name}-${process.pid}-${Date.now()}`
