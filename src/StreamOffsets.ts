@@ -707,7 +707,9 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
         // The rest of that chunk follows at once; stop when nothing more comes for a moment.
         const rest = yield* Stream.runCollect(Stream.timeout(messages, "200 millis"))
         const all = Chunk.appendAll(first.value.value, rest)
-        return Chunk.last(all).pipe(Option.map(() => Chunk.reduce(all, -1n, (max, m) => m.offset > max ? m.offset : max)))
+        return Chunk.isEmpty(all)
+          ? Option.none<bigint>()
+          : Option.some(Chunk.reduce(all, -1n, (max, m) => m.offset > max ? m.offset : max))
       })).pipe(
         Effect.catchTag("ConnectionLost", (e) =>
           Effect.fail(new BrokerError({ operation: `read the last chunk of "${stream}"`, reason: e.message })))
@@ -819,6 +821,10 @@ class DeliveryBuffer {
 interface LocatorConnection {
   storeOffset(params: { stream: string; reference: string; offsetValue: bigint }): Promise<unknown>
 }
+
+/** The pause before the n-th attempt to work again after a lost connection: 200 ms doubling, at most 10 s. */
+const reconnectDelay = (attempt: number): Duration.Duration =>
+  Duration.millis(Math.min(200 * 2 ** (attempt - 1), 10_000))
 
 /** A socket-level failure: the connection is gone. */
 const isConnectionFailure = (error: unknown): boolean =>
@@ -1447,7 +1453,7 @@ export const send = (
       const error = outcome.left
       if (!(error instanceof ConnectionLost) || !named || attempt > maxAttempts) return yield* Effect.fail(error)
       yield* Effect.logWarning(`${error.message}; ${sent - confirmed} message(s) to confirm, publishing again`)
-      yield* Effect.sleep(Duration.millis(Math.min(200 * 2 ** (attempt - 1), 10_000)))
+      yield* Effect.sleep(reconnectDelay(attempt))
     }
     yield* Metric.incrementBy(messagesSent, sent)
     return { stream, sent, confirmed, skipped } satisfies SendSummary
@@ -1733,7 +1739,7 @@ export const receive = <E = never, R = never>(
       const error = outcome.left
       if (!(error instanceof ConnectionLost) || attempt > maxAttempts) return yield* Effect.fail(error)
       yield* Effect.logWarning(`${error.message}; resuming after offset ${last ?? "none"}`)
-      const backoff = Effect.sleep(Duration.millis(Math.min(200 * 2 ** (attempt - 1), 10_000)))
+      const backoff = Effect.sleep(reconnectDelay(attempt))
       const signalled = stop.signal
         ? yield* Effect.raceFirst(Effect.as(backoff, false), Effect.as(stop.signal, true))
         : yield* Effect.as(backoff, false)

@@ -1,6 +1,6 @@
 // The send/receive CLIs end to end, as a user runs them, on Node, Bun and Deno, against a real broker.
 import { describe, expect, it } from "@effect/vitest"
-import { cli, deleteStream, type Run, type Runtime, runtimes, uniqueStream } from "./helpers.ts"
+import { cli, type Run, type Runtime, runtimes, uniqueStream, withStream } from "./helpers.ts"
 
 const sendOk = async (runtime: Runtime, stream: string) => {
   const r = await cli(runtime, "send", ["--stream", stream])
@@ -23,33 +23,25 @@ const receiveOk = async (runtime: Runtime, stream: string) => {
 
 describe("send and receive CLIs", () => {
   for (const runtime of Object.keys(runtimes) as Array<Runtime>) {
-    it(`${runtime}: send, receive, send, receive resumes where the first receive stopped`, async () => {
-      const stream = uniqueStream(runtime)
-      try {
+    it(`${runtime}: send, receive, send, receive resumes where the first receive stopped`, () =>
+      withStream(runtime, async (stream) => {
         await sendOk(runtime, stream)
         const first = await receiveOk(runtime, stream)
         await sendOk(runtime, stream)
         const second = await receiveOk(runtime, stream)
         expect(first.first).toBe(0n)
         expect(second.first).toBeGreaterThan(first.last)
-      } finally {
-        await deleteStream(stream)
-      }
-    })
+      }))
   }
 
-  it("mixed: Bun sends, Deno receives, Node sends, Bun receives the next batch", async () => {
-    const stream = uniqueStream("mixed")
-    try {
+  it("mixed: Bun sends, Deno receives, Node sends, Bun receives the next batch", () =>
+    withStream("mixed", async (stream) => {
       await sendOk("bun", stream)
       const first = await receiveOk("deno", stream)
       await sendOk("node", stream)
       const second = await receiveOk("bun", stream)
       expect(second.first).toBeGreaterThan(first.last)
-    } finally {
-      await deleteStream(stream)
-    }
-  })
+    }))
 })
 
 describe("bad input: one line, an exit code, no stack trace", () => {

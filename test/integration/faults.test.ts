@@ -1,15 +1,13 @@
-// Processes killed mid-way, on a real RabbitMQ: nothing lost, nothing duplicated.
+// Processes killed mid-way and connections cut, on a real RabbitMQ: nothing lost, nothing duplicated.
 import { describe, expect, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { connect } from "rabbitmq-stream-js-client"
-import { cli, deleteStream, parseSummary, port, run, start, uniqueStream } from "./helpers.ts"
+import { cli, parseSummary, run, start, withClient, withStream } from "./helpers.ts"
 
 /** Waits until the stream holds at least one chunk (the broker's stats: cheap enough to poll). */
-const waitForMessages = async (stream: string) => {
-  const client = await connect({ hostname: "localhost", port, username: "guest", password: "guest", vhost: "/" })
-  try {
+const waitForMessages = (stream: string) =>
+  withClient(async (client) => {
     const deadline = Date.now() + 30_000
     while (Date.now() < deadline) {
       const stats = await client.streamStatsRequest(stream).catch(() => undefined)
@@ -17,17 +15,27 @@ const waitForMessages = async (stream: string) => {
       await new Promise((r) => setTimeout(r, 10))
     }
     throw new Error(`no message reached ${stream} within 30 s`)
-  } finally {
-    await client.close()
-  }
+  })
+
+/** Consumes the whole stream once: offsets 0 .. total-1 and `total` messages means no gap, no duplicate. */
+const expectEachMessageOnce = async (stream: string, total: number) => {
+  const check = await cli("bun", "receive", [
+    "--stream", stream, "--name", "check", "--no-marker", "--until-end", "--tracking", "none"
+  ])
+  expect(parseSummary(check.stdout)).toEqual({ first: 0n, last: BigInt(total - 1), messages: total })
+}
+
+/** Closes every client connection of the test broker. */
+const cutConnections = async () => {
+  const cut = await run("bash", ["scripts/broker.sh", "cut"])
+  expect(cut.code, cut.stderr).toBe(0)
 }
 
 describe("send killed with SIGKILL", () => {
-  it("runs again with the same producer name: every message exactly once", async () => {
-    const stream = uniqueStream("sigkill-send")
-    const total = 300_000
-    const args = ["--stream", stream, "--count", String(total), "--producer", "batch-1"]
-    try {
+  it("runs again with the same producer name: every message exactly once", () =>
+    withStream("sigkill-send", async (stream) => {
+      const total = 300_000
+      const args = ["--stream", stream, "--count", String(total), "--producer", "batch-1"]
       const first = start("bun", "send", args)
       await first.waitFor("Publishing")
       await waitForMessages(stream)
@@ -40,109 +48,86 @@ describe("send killed with SIGKILL", () => {
       expect(skipped).toBeGreaterThan(0)
       expect(skipped).toBeLessThan(total)
       expect(again.stdout).toContain("Messages confirmed: true.")
-
-      // Offsets 0 .. total-1 with total messages: no gap, no duplicate.
-      const check = await cli("bun", "receive", [
-        "--stream", stream, "--name", "check", "--no-marker", "--until-end", "--tracking", "none"
-      ])
-      expect(parseSummary(check.stdout)).toEqual({ first: 0n, last: BigInt(total - 1), messages: total })
-    } finally {
-      await deleteStream(stream)
-    }
-  })
+      await expectEachMessageOnce(stream, total)
+    }))
 })
 
 describe("connections cut under a running receive", () => {
-  it("receive reconnects and resumes after the last message processed: every message exactly once", async () => {
-    const stream = uniqueStream("cut")
-    // Large enough that the cut (rabbitmqctl takes about a second to start) lands mid-stream.
-    const total = 1_000_000
-    try {
+  it("receive reconnects and resumes after the last message processed: every message exactly once", () =>
+    withStream("cut", async (stream) => {
+      // Large enough that the cut (rabbitmqctl takes about a second to start) lands mid-stream.
+      const total = 1_000_000
       expect((await cli("bun", "send", ["--stream", stream, "--count", String(total)])).code).toBe(0)
       const consumer = start("bun", "receive", [
         "--stream", stream, "--name", "cut", "--no-marker", "--until-end", "--tracking", "none"
       ])
       await consumer.waitFor("First message received.")
-      const cut = await run("bash", ["scripts/broker.sh", "cut"])
-      expect(cut.code, cut.stderr).toBe(0)
+      await cutConnections()
       const exit = await consumer.exit
       expect(exit.code, exit.stderr).toBe(0)
       expect(exit.stderr).toContain("the connection to the broker was lost")
       // Offsets 0 .. total-1 and total messages: nothing lost, nothing processed twice.
       expect(parseSummary(exit.stdout)).toEqual({ first: 0n, last: BigInt(total - 1), messages: total })
-    } finally {
-      await deleteStream(stream)
-    }
-  })
+    }))
 })
 
 describe("connections cut under a running send", () => {
-  it("a named producer reconnects and sends what was not confirmed: every message exactly once", async () => {
-    const stream = uniqueStream("cut-send")
-    const total = 1_000_000
-    try {
+  it("a named producer reconnects and sends what was not confirmed: every message exactly once", () =>
+    withStream("cut-send", async (stream) => {
+      const total = 1_000_000
       const producer = start("bun", "send", ["--stream", stream, "--count", String(total), "--producer", "p"])
       await producer.waitFor("Publishing")
       await waitForMessages(stream)
-      const cut = await run("bash", ["scripts/broker.sh", "cut"])
-      expect(cut.code, cut.stderr).toBe(0)
+      await cutConnections()
       const exit = await producer.exit
       expect(exit.code, exit.stderr).toBe(0)
       expect(exit.stdout).toContain("Messages confirmed: true.")
       expect(exit.stderr).toContain("the connection to the broker was lost")
-      const check = await cli("bun", "receive", [
-        "--stream", stream, "--name", "check", "--no-marker", "--until-end", "--tracking", "none"
-      ])
-      expect(parseSummary(check.stdout)).toEqual({ first: 0n, last: BigInt(total - 1), messages: total })
-    } finally {
-      await deleteStream(stream)
-    }
-  })
+      await expectEachMessageOnce(stream, total)
+    }))
 })
 
 describe("receive killed with SIGKILL at random points", () => {
-  it("restarted each time: every message is processed, duplicates only within the tracking window", async () => {
-    const stream = uniqueStream("sigkill-receive")
-    const total = 200_000
-    const storeEvery = 1000
-    const kills = 3
-    // Each run prints to a file (Node writes files synchronously): a printed line is a processed
-    // message, even at SIGKILL. (A pipe would not do: Node buffers what the pipe cannot take.)
-    const args = ["--stream", stream, "--name", "k", "--no-marker", "--print", "--store-every", String(storeEvery)]
-    const printed = (stdout: string) =>
-      stdout.split("\n").flatMap((line) => (/^\d+\t/.test(line) ? [Number(line.split("\t")[0])] : []))
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sigkill-"))
-    try {
-      expect((await cli("bun", "send", ["--stream", stream, "--count", String(total)])).code).toBe(0)
-      const seen = new Map<number, number>()
-      const count = (offsets: ReadonlyArray<number>) => offsets.forEach((o) => seen.set(o, (seen.get(o) ?? 0) + 1))
-      for (let k = 0; k < kills; k++) {
-        const run = start("node", "receive", args, { stdoutFile: path.join(dir, `run-${k}.out`) })
-        // Let it process a random share of the rest, then kill it without warning.
-        const target = seen.size + Math.floor(Math.random() * (total / kills / 2)) + 1000
-        while (printed(run.output()).length + seen.size < target && run.child.exitCode === null) {
-          await new Promise((r) => setTimeout(r, 5))
+  it("restarted each time: every message is processed, duplicates only within the tracking window", () =>
+    withStream("sigkill-receive", async (stream) => {
+      const total = 200_000
+      const storeEvery = 1000
+      const kills = 3
+      // Each run prints to a file (Node writes files synchronously): a printed line is a processed
+      // message, even at SIGKILL. (A pipe would not do: Node buffers what the pipe cannot take.)
+      const args = ["--stream", stream, "--name", "k", "--no-marker", "--print", "--store-every", String(storeEvery)]
+      const printed = (stdout: string) =>
+        stdout.split("\n").flatMap((line) => (/^\d+\t/.test(line) ? [Number(line.split("\t")[0])] : []))
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sigkill-"))
+      try {
+        expect((await cli("bun", "send", ["--stream", stream, "--count", String(total)])).code).toBe(0)
+        const seen = new Map<number, number>()
+        const count = (offsets: ReadonlyArray<number>) => offsets.forEach((o) => seen.set(o, (seen.get(o) ?? 0) + 1))
+        for (let k = 0; k < kills; k++) {
+          const consumer = start("node", "receive", args, { stdoutFile: path.join(dir, `run-${k}.out`) })
+          // Let it process a random share of the rest, then kill it without warning.
+          const target = seen.size + Math.floor(Math.random() * (total / kills / 2)) + 1000
+          while (printed(consumer.output()).length + seen.size < target && consumer.child.exitCode === null) {
+            await new Promise((r) => setTimeout(r, 5))
+          }
+          consumer.child.kill("SIGKILL")
+          count(printed((await consumer.exit).stdout))
         }
-        run.child.kill("SIGKILL")
-        const exit = await run.exit
-        count(printed(exit.stdout))
-      }
-      const last = await cli("node", "receive", [...args, "--until-end"])
-      expect(last.code, last.stderr).toBe(0)
-      count(printed(last.stdout))
+        const last = await cli("node", "receive", [...args, "--until-end"])
+        expect(last.code, last.stderr).toBe(0)
+        count(printed(last.stdout))
 
-      // The union is every message ...
-      expect(seen.size).toBe(total)
-      const offsets = [...seen.keys()]
-      expect(offsets.reduce((a, b) => Math.min(a, b))).toBe(0)
-      expect(offsets.reduce((a, b) => Math.max(a, b))).toBe(total - 1)
-      // ... and what was processed twice is within the tracking window of each kill (N messages,
-      // plus the rest of the delivered chunk in which the N-th fell).
-      const duplicates = [...seen.values()].reduce((sum, n) => sum + n - 1, 0)
-      expect(duplicates).toBeLessThanOrEqual(kills * (storeEvery + 5000))
-    } finally {
-      await deleteStream(stream)
-      fs.rmSync(dir, { recursive: true, force: true })
-    }
-  })
+        // The union is every message ...
+        expect(seen.size).toBe(total)
+        const offsets = [...seen.keys()]
+        expect(offsets.reduce((a, b) => Math.min(a, b))).toBe(0)
+        expect(offsets.reduce((a, b) => Math.max(a, b))).toBe(total - 1)
+        // ... and what was processed twice is within the tracking window of each kill (N messages,
+        // plus the rest of the delivered chunk in which the N-th fell).
+        const duplicates = [...seen.values()].reduce((sum, n) => sum + n - 1, 0)
+        expect(duplicates).toBeLessThanOrEqual(kills * (storeEvery + 5000))
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
+    }))
 })

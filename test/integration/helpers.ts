@@ -2,7 +2,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { connect } from "rabbitmq-stream-js-client"
+import { type Client, connect } from "rabbitmq-stream-js-client"
 
 export const root = path.resolve(import.meta.dirname, "../..")
 const bin = path.join(root, "node_modules/.bin")
@@ -107,8 +107,25 @@ export const parseSummary = (stdout: string) => {
   return { first: offset(done[1]!), last: offset(done[2]!), messages: Number(consumed[1]) }
 }
 
-export const deleteStream = async (stream: string) => {
+/** A raw client on the test broker, closed after `f`. */
+export const withClient = async <A>(f: (client: Client) => Promise<A>): Promise<A> => {
   const client = await connect({ hostname: "localhost", port, username: "guest", password: "guest", vhost: "/" })
-  await client.deleteStream({ stream }).catch(() => undefined)
-  await client.close()
+  try {
+    return await f(client)
+  } finally {
+    await client.close()
+  }
+}
+
+export const deleteStream = (stream: string) =>
+  withClient((client) => client.deleteStream({ stream }).catch(() => undefined))
+
+/** A uniquely named stream for `f`, deleted after it. */
+export const withStream = async (name: string, f: (stream: string) => Promise<void>) => {
+  const stream = uniqueStream(name)
+  try {
+    await f(stream)
+  } finally {
+    await deleteStream(stream)
+  }
 }

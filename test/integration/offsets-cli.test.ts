@@ -3,7 +3,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import { parseUri, send, StreamBroker } from "../../src/StreamOffsets.ts"
-import { cli, deleteStream, parseSummary, port, start, uniqueStream } from "./helpers.ts"
+import { cli, parseSummary, port, start, uniqueStream, withStream } from "./helpers.ts"
 
 const broker = StreamBroker.layer(Either.getOrThrow(parseUri(`rabbitmq-stream://guest:guest@localhost:${port}/%2f`)))
 
@@ -17,15 +17,6 @@ const publish = (stream: string, count: number, prefix = "m") =>
       })()
     }).pipe(Effect.provide(broker))
   )
-
-const withStream = async (name: string, f: (stream: string) => Promise<void>) => {
-  const stream = uniqueStream(name)
-  try {
-    await f(stream)
-  } finally {
-    await deleteStream(stream)
-  }
-}
 
 describe("receive, stopped and resumed", () => {
   it("SIGINT mid-stream stores the offset; the next run continues after it with no gap", () =>
