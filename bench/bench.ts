@@ -28,6 +28,7 @@ import { connect, Offset, type Client } from "rabbitmq-stream-js-client"
 import {
   DEFAULT_URI,
   OffsetStore,
+  describeConnection,
   parseUri,
   receive,
   send,
@@ -145,8 +146,8 @@ const raw: Client = await withTimeout(
   "raw connect",
   15_000,
   connect({
-    hostname: config.host,
-    port: config.port,
+    hostname: config.endpoints[0]!.host,
+    port: config.endpoints[0]!.port,
     username: config.username,
     password: Redacted.value(config.password),
     vhost: config.vhost,
@@ -410,7 +411,7 @@ const watchdog = setTimeout(() => {
   void finish(1)
 }, deadlineSeconds * 1000)
 const started = performance.now()
-log(`${runtime}; broker ${config.host}:${config.port}; sizes ${sizes.join(",")}; ${rounds} round(s)`)
+log(`${runtime}; broker ${describeConnection(config)}; sizes ${sizes.join(",")}; ${rounds} round(s)`)
 let failed = false
 try {
   // Connect our layer before timing anything.

@@ -17,7 +17,7 @@ import { Buffer } from "node:buffer"
 import process from "node:process"
 import { setImmediate } from "node:timers"
 import {
-  type Cause,
+  Cause,
   Chunk,
   Clock,
   Config,
@@ -29,7 +29,6 @@ import {
   Effect,
   Either,
   Exit,
-  Fiber,
   Layer,
   Metric,
   Option,
@@ -38,7 +37,8 @@ import {
   Runtime,
   Schedule,
   Scope,
-  Stream
+  Stream,
+  SubscriptionRef
 } from "effect"
 import { connect, Offset, type Client } from "rabbitmq-stream-js-client"
 
@@ -49,74 +49,110 @@ type Message = Parameters<Parameters<Client["declareConsumer"]>[1]>[0]
 // 1. Configuration
 // =============================================================================================
 
-/** Where the broker is. Build it with {@link parseUri} or read it with {@link ConnectionConfig.fromEnv}. */
-export interface ConnectionConfig {
+/** One broker node to connect to. */
+export interface Endpoint {
   readonly host: string
   readonly port: number
+}
+
+/** Where the broker is. Build it with {@link parseUri} or read it with {@link ConnectionConfig.fromEnv}. */
+export interface ConnectionConfig {
+  /**
+   * The nodes to connect to, tried in turn: connecting and reconnecting rotate through them, so
+   * losing the node of the first one is survivable. At least one.
+   */
+  readonly endpoints: ReadonlyArray<Endpoint>
   readonly username: string
   readonly password: Redacted.Redacted<string>
   readonly vhost: string
-  /** Bound on connecting (the client never settles on a wrong password). Default 10 s. */
-  readonly connectTimeout?: Duration.DurationInput
-  /** Bound on every other broker call (store, query, declare, close). Default 10 s. */
-  readonly requestTimeout?: Duration.DurationInput
-  readonly connectionName?: string
+  /** Bound on one connection attempt (the client never settles on a wrong password). Default 10 s. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** Bound on one attempt of every other broker call (store, query, declare, close). Default 10 s. */
+  readonly requestTimeout?: Duration.DurationInput | undefined
+  readonly connectionName?: string | undefined
   /**
-   * How often to try to (re)connect when the broker does not answer, with exponential backoff from
-   * 100 ms up to 5 s between tries. Default 5 for the first connect (about 3 s in all), and the
-   * same number for reconnecting after a lost connection. Wrong credentials are never retried.
+   * The one retry policy for everything that can fail for a while and then work again: connecting
+   * and reconnecting (refused, reset, no answer), and every call, publisher and consumer while a
+   * stream has no leader (code 6, "not found on any node"). Wrong credentials, a missing vhost and
+   * a deleted stream are never retried. Default {@link retryFor}(2 minutes): exponential backoff
+   * from 100 ms to 5 s with jitter, for at most 2 minutes per outage (a rolling restart).
    */
-  readonly connectAttempts?: number
+  readonly retry?: Schedule.Schedule<unknown, StreamError> | undefined
 }
 
 export const DEFAULT_URI = "rabbitmq-stream://guest:guest@localhost:5552/%2f"
 
+/** How long, by default, an outage is waited out before an operation fails. */
+export const DEFAULT_RETRY_FOR: Duration.Duration = Duration.minutes(2)
+
 /**
- * Parses `rabbitmq-stream://user:pass@host:port/vhost`. The vhost is URL-encoded (`%2f` is `/`);
- * an empty path means `/`. Errors never contain the password.
+ * The default retry policy, for at most `duration` per outage: exponential backoff from 100 ms,
+ * doubling, at most 5 s between tries, with jitter. `retryFor(0)` never retries.
+ */
+export const retryFor = (duration: Duration.DurationInput): Schedule.Schedule<unknown, StreamError> =>
+  Duration.toMillis(duration) <= 0
+    ? Schedule.stop
+    : Schedule.exponential("100 millis").pipe(
+      Schedule.union(Schedule.spaced("5 seconds")),
+      Schedule.jittered,
+      Schedule.upTo(duration)
+    )
+
+const URI_SHAPE = "rabbitmq-stream://user:pass@host:5552/vhost (several nodes: host1:5552,host2:5552)"
+
+/**
+ * Parses `rabbitmq-stream://user:pass@host:port/vhost`, or with several nodes
+ * `rabbitmq-stream://user:pass@host1:port1,host2:port2/vhost`. The vhost is URL-encoded (`%2f`
+ * is `/`); an empty path means `/`; the port defaults to 5552. Errors never contain the password.
  */
 export const parseUri = (uri: string): Either.Either<ConnectionConfig, InvalidArgument> => {
-  let url: URL
-  try {
-    url = new URL(uri)
-  } catch {
-    return Either.left(
-      new InvalidArgument({ message: `malformed URI ${redactUri(uri)}: expected rabbitmq-stream://user:pass@host:5552/vhost` })
-    )
+  const invalid = (why: string) => Either.left(new InvalidArgument({ message: `${why}: expected ${URI_SHAPE}` }))
+  const match = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/(?:([^@/]*)@)?([^/?#]*)(?:\/([^?#]*))?$/.exec(uri.trim())
+  if (!match) return invalid(`malformed URI ${redactUri(uri)}`)
+  const [, scheme, userinfo, hosts, path] = match
+  if (scheme!.toLowerCase() !== "rabbitmq-stream") {
+    return invalid(`unsupported URI scheme "${scheme}:" in ${redactUri(uri)}`)
   }
-  if (url.protocol !== "rabbitmq-stream:") {
-    return Either.left(
-      new InvalidArgument({ message: `unsupported URI scheme "${url.protocol}" in ${redactUri(uri)}: expected rabbitmq-stream://` })
-    )
+  const endpoints: Array<Endpoint> = []
+  for (const part of hosts!.split(",")) {
+    const node = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(part)
+    const port = node?.[3] === undefined ? 5552 : Number(node[3])
+    if (!node || port < 1 || port > 65535) return invalid(`URI ${redactUri(uri)} has a malformed host "${part}"`)
+    endpoints.push({ host: (node[1] ?? node[2]!).toLowerCase(), port })
   }
-  const port = url.port === "" ? 5552 : Number(url.port)
-  if (url.hostname === "") {
-    return Either.left(new InvalidArgument({ message: `URI ${redactUri(uri)} has no host` }))
+  const decode = (text: string) => {
+    try {
+      return decodeURIComponent(text)
+    } catch {
+      return undefined
+    }
   }
-  const path = url.pathname.replace(/^\//, "")
-  let vhost: string
-  try {
-    vhost = path === "" ? "/" : decodeURIComponent(path)
-  } catch {
-    return Either.left(new InvalidArgument({ message: `URI ${redactUri(uri)} has a malformed vhost "${path}"` }))
-  }
-  return Either.right({
-    host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
-    port,
-    username: url.username === "" ? "guest" : decodeURIComponent(url.username),
-    password: Redacted.make(url.password === "" && url.username === "" ? "guest" : decodeURIComponent(url.password)),
-    vhost
-  })
+  const vhost = path === undefined || path === "" ? "/" : decode(path)
+  if (vhost === undefined) return invalid(`URI ${redactUri(uri)} has a malformed vhost "${path}"`)
+  const colon = userinfo === undefined ? -1 : userinfo.indexOf(":")
+  const username = userinfo === undefined || userinfo === "" ? "guest" : decode(colon < 0 ? userinfo : userinfo.slice(0, colon))
+  const password = userinfo === undefined || userinfo === "" ? "guest" : colon < 0 ? "" : decode(userinfo.slice(colon + 1))
+  if (username === undefined || password === undefined) return invalid(`URI ${redactUri(uri)} has a malformed user or password`)
+  return Either.right({ endpoints, username, password: Redacted.make(password), vhost })
 }
 
 /** The URI with its password replaced by `***`: safe to print. */
 export const redactUri = (uri: string): string => uri.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@")
 
-/** A printable description of where a config points, without the password. */
-export const describeConnection = (config: ConnectionConfig): string =>
-  `rabbitmq-stream://${config.username}@${config.host}:${config.port}/${encodeURIComponent(config.vhost)}`
+const describeEndpoints = (endpoints: ReadonlyArray<Endpoint>) =>
+  endpoints.map(({ host, port }) => `${host.includes(":") ? `[${host}]` : host}:${port}`).join(",")
 
-export const ConnectionConfig: { readonly fromEnv: Config.Config<ConnectionConfig> } = {
+/** A printable description of where a config points, without the password. */
+export const describeConnection = (config: ConnectionConfig, endpoints = config.endpoints): string =>
+  `rabbitmq-stream://${config.username}@${describeEndpoints(endpoints)}/${encodeURIComponent(config.vhost)}`
+
+export const ConnectionConfig: {
+  readonly fromEnv: Config.Config<ConnectionConfig>
+  readonly fromUri: (uri: Config.Config<Redacted.Redacted<string>>) => Config.Config<ConnectionConfig>
+} = {
+  fromUri: (uri) =>
+    Config.mapOrFail(uri, (value) =>
+      Either.mapLeft(parseUri(Redacted.value(value)), (e) => ConfigError.InvalidData([], e.message))),
   /** `RABBITMQ_STREAM_URI`, default {@link DEFAULT_URI}. */
   fromEnv: Config.redacted("RABBITMQ_STREAM_URI").pipe(
     Config.withDefault(Redacted.make(DEFAULT_URI)),
@@ -126,14 +162,34 @@ export const ConnectionConfig: { readonly fromEnv: Config.Config<ConnectionConfi
   )
 }
 
+/**
+ * What the broker connection is doing, for users to watch ({@link StreamBrokerShape.connectionState}).
+ * Each transition is also logged once (a warning when the connection is lost or an attempt fails
+ * for the first time in an outage, info when it is back).
+ */
+export type ConnectionState = Data.TaggedEnum<{
+  /** Trying to connect: `attempt` of this outage, which began at `since`; the last error seen. */
+  Connecting: { readonly attempt: number; readonly since: Date; readonly lastError: string | undefined }
+  Connected: { readonly endpoint: string; readonly since: Date }
+  /** The retry policy gave up (or the failure is permanent); the next broker call starts over. */
+  Disconnected: { readonly since: Date; readonly reason: string }
+}>
+export const ConnectionState: Data.TaggedEnum.Constructor<ConnectionState> = Data.taggedEnum<ConnectionState>()
+
 /** Retention of a stream: what `send` declares. */
 export interface Retention {
   /** `max-length-bytes`. Default 2 GB, as in the tutorial. */
-  readonly maxLengthBytes?: number
+  readonly maxLengthBytes?: number | undefined
   /** `max-age`, e.g. "7D", "12h". Default none. */
-  readonly maxAge?: string
+  readonly maxAge?: string | undefined
   /** `stream-max-segment-size-bytes`. Default the broker's (500 MB). */
-  readonly maxSegmentSizeBytes?: number
+  readonly maxSegmentSizeBytes?: number | undefined
+  /**
+   * `initial-cluster-size`: on a cluster, how many nodes hold the stream (a leader and replicas).
+   * Default the broker's (every node, up to its limit). Not part of the comparison with an
+   * existing stream: the broker does not hold it against a later declaration.
+   */
+  readonly initialClusterSize?: number | undefined
 }
 
 export const DEFAULT_RETENTION: Retention = { maxLengthBytes: 2_000_000_000 }
@@ -349,7 +405,7 @@ export interface SubscribeOptions {
   readonly stream: string
   readonly start: StartPosition
   /** Messages buffered between the broker and the stream; a full buffer stops credit (backpressure). */
-  readonly bufferSize?: number
+  readonly bufferSize?: number | undefined
   /**
    * Single active consumer: of all subscriptions with this name on the stream, one gets messages at a
    * time. When this one becomes active, `onActivate` says where it starts (instead of `start`).
@@ -377,7 +433,7 @@ export interface StreamBrokerShape {
   /** A publisher; with `name`, the broker deduplicates its messages by publishing id. */
   readonly publisher: (
     stream: string,
-    options?: { readonly name?: string }
+    options?: { readonly name?: string | undefined }
   ) => Effect.Effect<Publisher, BrokerError | StreamNotFound, Scope.Scope>
   /**
    * Subscribes; deliveries come as a backpressured stream, and closing the scope unsubscribes. Like
@@ -393,6 +449,15 @@ export interface StreamBrokerShape {
   readonly storeOffset: (reference: string, stream: string, offset: bigint) => Effect.Effect<void, BrokerError>
   /** The stored offset, `None` when nothing is stored. */
   readonly queryOffset: (reference: string, stream: string) => Effect.Effect<Option.Option<bigint>, BrokerError>
+  /**
+   * The retry policy of this broker ({@link ConnectionConfig.retry}). The workflows use it too:
+   * after a transient failure a publisher or subscription is made again, pausing as it says.
+   */
+  readonly retry: Schedule.Schedule<unknown, StreamError>
+  /** What the connection is doing now. */
+  readonly connectionState: Effect.Effect<ConnectionState>
+  /** The connection's state now and at every change: watch it, e.g. for a health check. */
+  readonly connectionChanges: Stream.Stream<ConnectionState>
 }
 
 const StreamBrokerTag: Context.TagClass<StreamBroker, "effect-stream-offsets/StreamBroker", StreamBrokerShape> = Context
@@ -406,7 +471,7 @@ export class StreamBroker extends StreamBrokerTag {
     Layer.unwrapEffect(Effect.map(ConnectionConfig.fromEnv, (config) => StreamBroker.layer(config)))
   /** A broker in memory that behaves like a stream; inspect it through {@link MemoryBroker}. */
   static readonly layerMemory = (options: MemoryBrokerOptions = {}): Layer.Layer<StreamBroker | MemoryBroker> =>
-    Layer.effectContext(
+    Layer.scopedContext(
       Effect.map(makeMemoryBroker(options), ({ broker, inspect }) =>
         Context.make(StreamBroker, broker).pipe(Context.add(MemoryBroker, inspect)))
     )
@@ -417,165 +482,361 @@ export class StreamBroker extends StreamBrokerTag {
 // ---------------------------------------------------------------------------------------------
 
 const DEFAULT_TIMEOUT = Duration.seconds(10)
+/** Closing a publisher, consumer or connection: short, so that a stop never waits long on a dead broker. */
+const RELEASE_TIMEOUT = Duration.seconds(5)
 
 /**
  * The client throws from its socket handlers and leaves rejected promises unhandled (a wrong
- * password, an unknown vhost, a server-sent Close): by default either kills the process. While
- * this module is in use, such errors - recognised by the client's files in their stack - are
- * handed to the connections that are connecting (or, if none, to the open ones) as failures. Any
- * other uncaught error is left as it was: printed, and the process exits with code 1, unless the
- * application has listeners of its own.
+ * password, an unknown vhost, a server-sent Close): by default either kills the process. While at
+ * least one StreamBroker layer is open, listeners on the process hand such errors - recognised by
+ * the client's files in their stack - to the layers: to their connection attempts if any is under
+ * way (it fails), else to their open connections (which are replaced). Nothing in an error says
+ * which connection it came from, so every open layer reconnects. Any other error is left to the
+ * application's own listeners or, when it has none, thrown again as if this module were not
+ * listening (the runtime prints it and exits). The listeners go when the last layer closes.
  */
-const clientFailures = {
-  connecting: new Set<(error: unknown) => void>(),
-  open: new Set<(error: unknown) => void>(),
-  installed: false
+interface ClientFailureTarget {
+  readonly connecting: Set<(error: unknown) => void>
+  readonly open: (error: unknown) => void
 }
+const clientFailureTargets = new Set<ClientFailureTarget>()
 
 const isClientError = (error: unknown): boolean =>
   error instanceof Error && typeof error.stack === "string" && error.stack.includes("rabbitmq-stream-js-client")
 
-const onProcessError = (event: "uncaughtException" | "unhandledRejection") => (error: unknown) => {
+const processListeners = {
+  uncaughtException: (error: unknown) => onProcessError("uncaughtException", error),
+  unhandledRejection: (error: unknown) => onProcessError("unhandledRejection", error)
+}
+const setProcessListeners = (on: boolean) => {
+  for (const [event, listener] of Object.entries(processListeners)) {
+    if (on) process.on(event, listener)
+    else process.off(event, listener)
+  }
+}
+
+const onProcessError = (event: keyof typeof processListeners, error: unknown) => {
   if (isClientError(error)) {
-    const targets = clientFailures.connecting.size > 0 ? clientFailures.connecting : clientFailures.open
-    for (const fail of targets) fail(error)
+    const connecting = [...clientFailureTargets].flatMap((target) => [...target.connecting])
+    if (connecting.length > 0) for (const fail of connecting) fail(error)
+    else for (const target of clientFailureTargets) target.open(error)
     return
   }
   if (process.listenerCount(event) > 1) return // the application handles it
-  process.stderr.write(`${error instanceof Error ? error.stack ?? error.message : String(error)}\n`)
-  process.exit(1)
+  setProcessListeners(false)
+  clientFailureTargets.clear()
+  setImmediate(() => {
+    throw error
+  })
 }
 
-const containClientFailures = () => {
-  if (clientFailures.installed) return
-  clientFailures.installed = true
-  process.on("uncaughtException", onProcessError("uncaughtException"))
-  process.on("unhandledRejection", onProcessError("unhandledRejection"))
+const watchClientFailures = (target: ClientFailureTarget) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      if (clientFailureTargets.size === 0) setProcessListeners(true)
+      clientFailureTargets.add(target)
+    }),
+    () =>
+      Effect.sync(() => {
+        if (clientFailureTargets.delete(target) && clientFailureTargets.size === 0) setProcessListeners(false)
+      })
+  )
+
+/**
+ * A client promise as an interruptible effect. The client's promises may never settle (a request
+ * on a dead socket), so waiting for one can always be interrupted or timed out, even inside an
+ * acquire or a finalizer. What settles after it was abandoned goes to `orphan` (to close a
+ * connection or consumer that nobody will release).
+ */
+const fromClient = <A, E>(
+  evaluate: () => Promise<A>,
+  onError: (error: unknown) => E,
+  orphan?: (value: A) => void
+): Effect.Effect<A, E> =>
+  Effect.async<A, E>((resume) => {
+    let abandoned = false
+    let promise: Promise<A>
+    try {
+      promise = evaluate()
+    } catch (error) {
+      return resume(Effect.fail(onError(error)))
+    }
+    promise.then(
+      (value) => (abandoned ? orphan?.(value) : resume(Effect.succeed(value))),
+      (error) => (abandoned ? undefined : resume(Effect.fail(onError(error))))
+    )
+    return Effect.sync(() => {
+      abandoned = true
+    })
+  })
+
+/** A bounded, interruptible close that never fails. */
+const release = (close: () => Promise<unknown>): Effect.Effect<void> =>
+  fromClient(close, () => undefined).pipe(Effect.timeout(RELEASE_TIMEOUT), Effect.ignore)
+
+/** The connection supervisor of a StreamBroker layer: one client at a time, replaced when lost. */
+interface ConnectionSupervisor<C> {
+  /** The client in use; when there is none or it was lost, a new one, connected under the retry policy. */
+  readonly client: Effect.Effect<C, ConnectionError>
+  /** Says a connection of `client` was lost: reconnecting starts at once (ignored for a replaced client). */
+  readonly lost: (client: C, reason: string) => void
+  /** Says the client in use, if any, was lost. */
+  readonly loseCurrent: (reason: string) => void
+  /** False once `client` was lost or replaced: closing its consumers is pointless then. */
+  readonly isCurrent: (client: C) => boolean
+  readonly state: SubscriptionRef.SubscriptionRef<ConnectionState>
 }
 
-/** Registers `fail` in one of the sets for the scope's lifetime. */
-const onClientFailure = (set: Set<(error: unknown) => void>, fail: (error: unknown) => void) =>
-  Effect.acquireRelease(Effect.sync(() => void set.add(fail)), () => Effect.sync(() => void set.delete(fail)))
+/**
+ * Owns the connection: connects under the retry policy (rotating through the endpoints, one per
+ * attempt), reconnects as soon as a connection is lost, publishes each transition in `state` and
+ * logs it once, and closes the client when the scope closes. Used by the real and the memory
+ * broker alike.
+ */
+const superviseConnection = <C>(options: {
+  readonly where: string
+  readonly policy: Schedule.Schedule<unknown, StreamError>
+  readonly connect: (attempt: number) => Effect.Effect<{ readonly client: C; readonly endpoint: string }, ConnectionError>
+  readonly close: (client: C) => Effect.Effect<void>
+}): Effect.Effect<ConnectionSupervisor<C>, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    const now = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms))
+    const state = yield* SubscriptionRef.make<ConnectionState>(
+      ConnectionState.Connecting({ attempt: 1, since: yield* now, lastError: undefined })
+    )
+    // The client in use, and why it must be replaced (undefined while it is fine).
+    const connection: { current: C | undefined; lostBecause: string | undefined; everConnected: boolean } = {
+      current: undefined,
+      lostBecause: undefined,
+      everConnected: false
+    }
+
+    const connectUnderPolicy = Effect.gen(function*() {
+      const since = yield* now
+      const outage = { attempts: 0, lastError: undefined as string | undefined }
+      const attempt = Effect.suspend(() => {
+        outage.attempts++
+        const current = ConnectionState.Connecting({ attempt: outage.attempts, since, lastError: outage.lastError })
+        return Effect.zipRight(SubscriptionRef.set(state, current), options.connect(outage.attempts))
+      }).pipe(
+        Effect.tapError((error) =>
+          Effect.suspend(() => {
+            const first = outage.lastError === undefined
+            outage.lastError = error.message
+            return first && error.retryable ? Effect.logWarning(`${error.message}; retrying`) : Effect.void
+          })
+        )
+      )
+      return yield* attempt.pipe(
+        Effect.retry({ schedule: options.policy, while: (error) => error.retryable === true }),
+        Effect.tapBoth({
+          onFailure: (error) => Effect.flatMap(now, (at) => SubscriptionRef.set(state, ConnectionState.Disconnected({ since: at, reason: error.message }))),
+          onSuccess: ({ endpoint }) =>
+            Effect.gen(function*() {
+              const at = yield* now
+              yield* SubscriptionRef.set(state, ConnectionState.Connected({ endpoint, since: at }))
+              if (connection.everConnected || outage.attempts > 1) {
+                const took = Duration.format(Duration.millis(at.getTime() - since.getTime()))
+                yield* Effect.logInfo(`connected to ${endpoint} after ${outage.attempts} attempt(s) in ${took}`)
+              }
+              connection.everConnected = true
+            })
+        }),
+        Effect.mapError((error) =>
+          error.retryable
+            ? new ConnectionError({
+              message: `${error.message} (gave up after ${outage.attempts} attempts)`,
+              cause: error,
+              retryable: false
+            })
+            : error
+        ),
+        Effect.map(({ client }) => client)
+      )
+    })
+
+    const lock = yield* Effect.makeSemaphore(1)
+    const client = lock.withPermits(1)(Effect.suspend(() => {
+      if (connection.current !== undefined && connection.lostBecause === undefined) return Effect.succeed(connection.current)
+      const old = connection.current
+      connection.current = undefined
+      return Effect.zipRight(
+        old === undefined ? Effect.void : Effect.forkIn(options.close(old), scope),
+        Effect.tap(connectUnderPolicy, (connected) => {
+          connection.current = connected
+          connection.lostBecause = undefined
+        })
+      )
+    }))
+
+    const lost = (lostClient: C, reason: string) => {
+      if (lostClient !== connection.current || connection.lostBecause !== undefined) return
+      connection.lostBecause = reason
+      const reconnect = Effect.zipRight(
+        Effect.logWarning(`the connection to ${options.where} was lost (${reason}); reconnecting`),
+        Effect.ignore(client)
+      )
+      runFork(Effect.forkIn(reconnect, scope))
+    }
+
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => (connection.current === undefined ? Effect.void : options.close(connection.current)))
+    )
+    return {
+      client,
+      lost,
+      loseCurrent: (reason) => connection.current !== undefined && lost(connection.current, reason),
+      isCurrent: (c) => c === connection.current && connection.lostBecause === undefined,
+      state
+    } satisfies ConnectionSupervisor<C>
+  })
+
+/**
+ * Worth trying again: a lost connection, a broker that refused or did not answer, a stream between
+ * leaders (code 6, or not on any node while a cluster elects one). Not: credentials, vhost, a
+ * missing stream, a policy that already gave up.
+ */
+const isTransient = (error: unknown): boolean =>
+  error instanceof ConnectionLost
+    ? true
+    : error instanceof ConnectionError
+    ? error.retryable === true
+    : error instanceof BrokerError
+    ? !(error.cause instanceof ConnectionError) && (error.code === 6 || TRANSIENT_REASON.test(error.reason))
+    : false
+const TRANSIENT_REASON = /not found on any node|no answer within|EPIPE|ECONNRESET|ECONNREFUSED|ERR_STREAM_DESTROYED|ERR_STREAM_WRITE_AFTER_END|socket has been ended|closed/i
 
 const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerShape, ConnectionError, Scope.Scope> =>
   Effect.gen(function*() {
-    const where = describeConnection(config)
     const requestTimeout = Duration.decode(config.requestTimeout ?? DEFAULT_TIMEOUT)
     const connectTimeout = Duration.decode(config.connectTimeout ?? DEFAULT_TIMEOUT)
+    const policy = config.retry ?? retryFor(DEFAULT_RETRY_FOR)
+    if (config.endpoints.length === 0) {
+      return yield* Effect.fail(new ConnectionError({ message: "no endpoint to connect to", retryable: false }))
+    }
     // Confirms arrive on the connection, not the publisher: route them by publisher id and connection.
     const confirmRoutes = new Map<string, Queue.Queue<Confirmation>>()
     const routeKey = (publisherId: number, connectionId: string) => `${publisherId}@${connectionId}`
-
-    containClientFailures()
     const openBuffers = new Set<DeliveryBuffer>()
-    // Set when a connection of the current client closed: the next call reconnects.
-    let broken = false
+    const connecting = new Set<(error: unknown) => void>()
 
-    // One attempt: bounded, with the client's own failures while connecting turned into errors.
-    const connectOnce = Effect.gen(function*() {
-      const connectFailed = yield* Deferred.make<never, ConnectionError>()
-      yield* onClientFailure(clientFailures.connecting, (error) =>
-        Deferred.unsafeDone(connectFailed, Exit.fail(connectError(where, error))))
-      return yield* Effect.raceFirst(
-        Deferred.await(connectFailed),
-        Effect.tryPromise({
-          try: () =>
-            connect({
-              hostname: config.host,
-              port: config.port,
-              username: config.username,
-              password: Redacted.value(config.password),
-              vhost: config.vhost,
-              connectionName: config.connectionName ?? "effect-stream-offsets",
-              listeners: {
-                publish_confirm: (confirm, connectionId) => {
-                  const queue = confirmRoutes.get(routeKey(confirm.publisherId, connectionId))
-                  if (queue) Queue.unsafeOffer(queue, Confirmation.Confirmed({ publishingIds: confirm.publishingIds }))
-                },
-                publish_error: (error, connectionId) => {
-                  const queue = confirmRoutes.get(routeKey(error.publisherId, connectionId))
-                  if (queue) {
-                    Queue.unsafeOffer(
-                      queue,
-                      Confirmation.Rejected({
-                        publishingId: error.publishingError.publishingId,
-                        code: error.publishingError.code
-                      })
-                    )
+    // One attempt on one endpoint: bounded, with the client's own failures turned into errors.
+    const connectOnce = (attempt: number) => {
+      const endpoint = config.endpoints[(attempt - 1) % config.endpoints.length]!
+      const where = describeConnection(config, [endpoint])
+      const created: { client?: Client } = {}
+      return Effect.gen(function*() {
+        const connectFailed = yield* Deferred.make<never, ConnectionError>()
+        const fail = (error: unknown) => Deferred.unsafeDone(connectFailed, Exit.fail(connectError(where, error)))
+        yield* Effect.acquireRelease(Effect.sync(() => connecting.add(fail)), () => Effect.sync(() => connecting.delete(fail)))
+        return yield* Effect.raceFirst(
+          Deferred.await(connectFailed),
+          fromClient(
+            () =>
+              connect({
+                hostname: endpoint.host,
+                port: endpoint.port,
+                username: config.username,
+                password: Redacted.value(config.password),
+                vhost: config.vhost,
+                connectionName: config.connectionName ?? "effect-stream-offsets",
+                listeners: {
+                  publish_confirm: (confirm, connectionId) => {
+                    const queue = confirmRoutes.get(routeKey(confirm.publisherId, connectionId))
+                    if (queue) Queue.unsafeOffer(queue, Confirmation.Confirmed({ publishingIds: confirm.publishingIds }))
+                  },
+                  publish_error: (error, connectionId) => {
+                    const queue = confirmRoutes.get(routeKey(error.publisherId, connectionId))
+                    if (queue) {
+                      const { publishingId, code } = error.publishingError
+                      Queue.unsafeOffer(queue, Confirmation.Rejected({ publishingId, code }))
+                    }
+                  },
+                  connection_closed: () => {
+                    if (created.client) supervisor.lost(created.client, "the connection was closed")
                   }
-                },
-                connection_closed: () => {
-                  broken = true
                 }
-              }
-            }),
-          catch: (cause) => connectError(where, cause)
+              }),
+            (cause) => connectError(where, cause),
+            // Connected after we gave up on it: nobody will use it.
+            (late) => void late.close().catch(() => undefined)
+          )
+        )
+      }).pipe(
+        Effect.scoped,
+        Effect.timeoutFail({
+          duration: connectTimeout,
+          onTimeout: () =>
+            new ConnectionError({
+              message:
+                `no answer from ${where} within ${Duration.format(connectTimeout)}: check the host, port, username, password and vhost`,
+              retryable: true
+            })
+        }),
+        Effect.map((client) => {
+          created.client = client
+          return { client, endpoint: where }
         })
       )
-    }).pipe(
-      Effect.scoped,
-      // Interruptible although it may run inside an acquire: the client's promise may never settle.
-      Effect.interruptible,
-      Effect.timeoutFail({
-        duration: connectTimeout,
-        onTimeout: () =>
-          new ConnectionError({
-            message:
-              `no answer from ${where} within ${Duration.format(connectTimeout)}: check the host, port, username, password and vhost`,
-            retryable: true
-          })
-      })
-    )
-    const connectWithRetry = connectOnce.pipe(
-      Effect.retry({
-        while: (e) => e.retryable === true,
-        schedule: Schedule.exponential("100 millis").pipe(
-          Schedule.union(Schedule.spaced("5 seconds")),
-          Schedule.intersect(Schedule.recurs(Math.max(0, (config.connectAttempts ?? 5) - 1)))
-        )
-      })
-    )
-    const closeClient = (client: Client) =>
-      Effect.interruptible(Effect.tryPromise(() => client.close())).pipe(Effect.timeout(requestTimeout), Effect.ignore)
+    }
 
-    let current: Client = yield* Effect.acquireRelease(connectWithRetry, () => Effect.suspend(() => closeClient(current)))
-    const reconnectLock = yield* Effect.makeSemaphore(1)
-    /** The client, reconnected first when a connection of it was lost. */
-    const getClient: Effect.Effect<Client, ConnectionError> = reconnectLock.withPermits(1)(Effect.suspend(() => {
-      if (!broken) return Effect.succeed(current)
-      const old = current
-      return connectWithRetry.pipe(
-        Effect.tap((client) => {
-          current = client
-          broken = false
-          return Effect.forkDaemon(closeClient(old))
-        }),
-        Effect.withSpan("reconnect")
-      )
-    }))
-    yield* onClientFailure(clientFailures.open, (error) => {
-      broken = true
-      for (const buffer of openBuffers) {
-        buffer.fail(new ConnectionLost({ during: "consuming", reason: `the client failed: ${errorText(error)}` }))
+    const supervisor: ConnectionSupervisor<Client> = yield* superviseConnection({
+      where: describeConnection(config),
+      policy,
+      connect: connectOnce,
+      close: (client) => release(() => client.close())
+    })
+    yield* watchClientFailures({
+      connecting,
+      open: (error) => {
+        supervisor.loseCurrent(`the client failed: ${errorText(error)}`)
+        for (const buffer of openBuffers) {
+          buffer.fail(new ConnectionLost({ during: "consuming", reason: `the client failed: ${errorText(error)}` }))
+        }
       }
     })
+    yield* supervisor.client
 
-    const call = <A>(operation: string, f: (client: Client) => Promise<A>) =>
+    /**
+     * One broker request: on the client in use (reconnecting first if it was lost), bounded by the
+     * request timeout, tried again under the retry policy while the failure is transient. A
+     * request that times out or hits a dead socket marks the client lost.
+     */
+    const call = <A>(
+      operation: string,
+      f: (client: Client) => Promise<A>,
+      orphan?: (value: A) => void
+    ): Effect.Effect<A, BrokerError> =>
       Effect.flatMap(
-        Effect.mapError(getClient, (e) => new BrokerError({ operation, reason: e.message, cause: e })),
-        (client) => Effect.tryPromise({ try: () => f(client), catch: brokerError(operation) })
+        Effect.mapError(supervisor.client, (e) => new BrokerError({ operation, reason: e.message, cause: e })),
+        (client) =>
+          fromClient(() => f(client), brokerError(operation), orphan).pipe(
+            Effect.timeoutFail({
+              duration: requestTimeout,
+              onTimeout: () => new BrokerError({ operation, reason: `no answer within ${Duration.format(requestTimeout)}` })
+            }),
+            Effect.tapError((error) =>
+              Effect.sync(() => {
+                if (error.code !== 6 && TRANSIENT_REASON.test(error.reason) && !/on any node/.test(error.reason)) {
+                  supervisor.lost(client, error.reason)
+                }
+              })
+            )
+          )
       ).pipe(
-        Effect.timeoutFail({
-          duration: requestTimeout,
-          onTimeout: () =>
-            new BrokerError({ operation, reason: `no answer within ${Duration.format(requestTimeout)}` })
-        })
+        Effect.retry({ schedule: policy, while: isTransient }),
+        Effect.interruptible
       )
 
     const streamExists = (stream: string) =>
-      call(`query metadata of "${stream}"`, (c) => c.queryMetadata({ streams: [stream] })).pipe(
-        Effect.map((metadata) => metadata.some((m) => m.streamName === stream && m.responseCode === 1))
-      )
+      call(`query metadata of "${stream}"`, async (c) => {
+        const [metadata] = await c.queryMetadata({ streams: [stream] })
+        // 6: the stream exists but has no leader right now (a cluster electing one): try again.
+        if (metadata?.responseCode === 6) throw new Error(`stream "${stream}" is not available: code 6`)
+        return metadata?.streamName === stream && metadata.responseCode === 1
+      })
 
     const requireStream = (stream: string) =>
       Effect.flatMap(streamExists(stream), (exists) => exists ? Effect.void : Effect.fail(new StreamNotFound({ stream })))
@@ -592,36 +853,38 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
         Effect.catchIf((e) => e.code === 2, () => Effect.fail(new StreamNotFound({ stream })))
       )
 
-    const publisher = (stream: string, options?: { readonly name?: string }) =>
+    /** Fails `during` when a connection of `client` closes, and tells the supervisor. */
+    const onClosed = (client: () => Client | undefined, during: string, fail: (lost: ConnectionLost) => void) =>
+    (hadError: boolean) => {
+      const reason = hadError ? "the connection failed" : "the connection was closed"
+      const c = client()
+      if (c) supervisor.lost(c, reason)
+      fail(new ConnectionLost({ during, reason }))
+    }
+
+    const publisher = (stream: string, options?: { readonly name?: string | undefined }) =>
       Effect.gen(function*() {
         yield* requireStream(stream)
         const confirmations = yield* Queue.unbounded<Confirmation>()
         const name = options?.name
         const lost = yield* Deferred.make<never, ConnectionLost>()
-        const connectionClosedListener = (hadError: boolean) => {
-          broken = true
-          Deferred.unsafeDone(
-            lost,
-            Exit.fail(
-              new ConnectionLost({
-                during: `publishing to "${stream}"`,
-                reason: hadError ? "the connection failed" : "the connection was closed"
-              })
-            )
-          )
-        }
-        const [, raw] = yield* Effect.acquireRelease(
-          call(`declare a publisher on "${stream}"`, (c) =>
-            c.declarePublisher(
-              name === undefined
-                ? { stream, connectionClosedListener }
-                : { stream, publisherRef: name, connectionClosedListener }
-            ).then((p) => [c, p] as const)),
-          ([client, p]) =>
-            Effect.interruptible(Effect.tryPromise(() => client.deletePublisher(p.extendedId))).pipe(
-              Effect.timeout(requestTimeout),
-              Effect.ignore,
-              Effect.ensuring(Effect.sync(() => confirmRoutes.delete(routeKey(p.publisherId, p.getConnectionInfo().id))))
+        const on: { client?: Client } = {}
+        const connectionClosedListener = onClosed(() => on.client, `publishing to "${stream}"`, (e) =>
+          Deferred.unsafeDone(lost, Exit.fail(e)))
+        const [client, raw] = yield* Effect.acquireRelease(
+          call(
+            `declare a publisher on "${stream}"`,
+            (c) => {
+              on.client = c
+              return c.declarePublisher({ stream, connectionClosedListener, ...(name === undefined ? {} : { publisherRef: name }) })
+                .then((p) => [c, p] as const)
+            },
+            ([c, p]) => void c.deletePublisher(p.extendedId).catch(() => undefined)
+          ),
+          ([c, p]) =>
+            Effect.ensuring(
+              supervisor.isCurrent(c) ? release(() => c.deletePublisher(p.extendedId)) : Effect.void,
+              Effect.sync(() => confirmRoutes.delete(routeKey(p.publisherId, p.getConnectionInfo().id)))
             )
         )
         confirmRoutes.set(routeKey(raw.publisherId, raw.getConnectionInfo().id), confirmations)
@@ -631,8 +894,8 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
         // One promise for a whole batch: the client batches frames itself, and the broker then
         // writes large chunks (which consumers read much faster than small ones).
         const publish = (bodies: ReadonlyArray<Uint8Array>, firstPublishingId?: bigint) =>
-          Effect.tryPromise({
-            try: async () => {
+          fromClient(
+            async () => {
               for (let i = 0; i < bodies.length; i++) {
                 const body = toBuffer(bodies[i]!)
                 if (firstPublishingId === undefined) await raw.send(body)
@@ -640,11 +903,12 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
               }
             },
             // A write on a dropped connection fails (EPIPE, reset) or never settles (then `lost`).
-            catch: (error) =>
-              isConnectionFailure(error)
-                ? new ConnectionLost({ during: `publishing to "${stream}"`, reason: errorText(error) })
-                : brokerError(`publish to "${stream}"`)(error)
-          })
+            (error) => {
+              if (!isConnectionFailure(error)) return brokerError(`publish to "${stream}"`)(error)
+              supervisor.lost(client, errorText(error))
+              return new ConnectionLost({ during: `publishing to "${stream}"`, reason: errorText(error) })
+            }
+          )
         const flush = call(`flush the publisher on "${stream}"`, () => raw.flush()).pipe(Effect.asVoid)
         return { stream, lastPublishingId, publish, flush, confirmations, lost: Deferred.await(lost) } satisfies Publisher
       })
@@ -662,36 +926,34 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
         // returned promise waits, and so does the broker. It never throws into the client.
         const handle = (message: Message): Promise<void> | void => buffer.push(toStreamMessage(message))
         const sac = options.singleActive
+        const on: { client?: Client } = {}
         yield* Effect.acquireRelease(
-          call(`subscribe to "${options.stream}"`, (c) =>
-            c.declareConsumer(
-              {
-                stream: options.stream,
-                offset: toClientOffset(options.start),
-                ...(sac
-                  ? {
-                    consumerRef: sac.name,
-                    singleActive: true,
-                    consumerUpdateListener: () => runPromise(Effect.map(sac.onActivate, toClientOffset))
-                  }
-                  : {}),
-                connectionClosedListener: (hadError) => {
-                  broken = true
-                  buffer.fail(
-                    new ConnectionLost({
-                      during: `consuming "${options.stream}"`,
-                      reason: hadError ? "the connection failed" : "the connection was closed"
-                    })
-                  )
-                }
-              },
-              handle
-            ).then((consumer) => [c, consumer] as const)),
+          call(
+            `subscribe to "${options.stream}"`,
+            (c) => {
+              on.client = c
+              return c.declareConsumer(
+                {
+                  stream: options.stream,
+                  offset: toClientOffset(options.start),
+                  ...(sac
+                    ? {
+                      consumerRef: sac.name,
+                      singleActive: true,
+                      consumerUpdateListener: () => runPromise(Effect.map(sac.onActivate, toClientOffset))
+                    }
+                    : {}),
+                  connectionClosedListener: onClosed(() => on.client, `consuming "${options.stream}"`, (e) => buffer.fail(e))
+                },
+                handle
+              ).then((consumer) => [c, consumer] as const)
+            },
+            ([c, consumer]) => void c.closeConsumer(consumer.extendedId).catch(() => undefined)
+          ),
           ([client, consumer]) =>
-            Effect.interruptible(Effect.tryPromise(() => client.closeConsumer(consumer.extendedId))).pipe(
-              Effect.timeout(requestTimeout),
-              Effect.ignore,
-              Effect.ensuring(Effect.sync(() => buffer.end()))
+            Effect.ensuring(
+              supervisor.isCurrent(client) ? release(() => client.closeConsumer(consumer.extendedId)) : Effect.void,
+              Effect.sync(() => buffer.end())
             )
         )
         return Stream.repeatEffectChunkOption(buffer.pull)
@@ -699,12 +961,13 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
 
     // The broker's stats give chunk ids, not the last message: a tracking entry is a chunk of its
     // own. Offset.last() starts at the last chunk that holds messages: read it to find the last one.
+    // The broker sends that chunk at once after subscribing (1 s is ample on a live broker); its
+    // messages arrive together, so 200 ms without more means the chunk is complete.
     const lastMessageOffset = (stream: string) =>
       Effect.scoped(Effect.gen(function*() {
         const messages = yield* subscribe({ stream, start: StartPosition.Last(), bufferSize: 100_000 })
         const first = yield* Stream.runHead(Stream.chunks(messages)).pipe(Effect.timeout("1 second"), Effect.option)
         if (Option.isNone(first) || Option.isNone(first.value)) return Option.none<bigint>()
-        // The rest of that chunk follows at once; stop when nothing more comes for a moment.
         const rest = yield* Stream.runCollect(Stream.timeout(messages, "200 millis"))
         const all = Chunk.appendAll(first.value.value, rest)
         return Chunk.isEmpty(all)
@@ -724,14 +987,10 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
       })
 
     const storeOffset = (reference: string, stream: string, offset: bigint) =>
-      // The client's storeOffset lives on consumers and treats 0n as "my local offset"; the
-      // connection-level command stores exactly the value given, 0 included.
-      call(`store offset ${offset} for "${reference}" on "${stream}"`, (c) =>
-        (c as unknown as { locatorConnection: LocatorConnection }).locatorConnection.storeOffset({
-          stream,
-          reference,
-          offsetValue: offset
-        })).pipe(Effect.asVoid)
+      call(
+        `store offset ${offset} for "${reference}" on "${stream}"`,
+        (c) => locatorConnection(c).storeOffset({ stream, reference, offsetValue: offset })
+      ).pipe(Effect.asVoid)
 
     const queryOffset = (reference: string, stream: string) =>
       call(`query the offset of "${reference}" on "${stream}"`, (c) => c.queryOffset({ reference, stream })).pipe(
@@ -739,8 +998,28 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
         Effect.catchIf((e) => e.code === 19, () => Effect.succeed(Option.none()))
       )
 
-    return { declareStream, streamExists, deleteStream, publisher, subscribe, bounds, storeOffset, queryOffset }
+    return {
+      declareStream,
+      streamExists,
+      deleteStream,
+      publisher,
+      subscribe,
+      bounds,
+      storeOffset,
+      queryOffset,
+      retry: policy,
+      connectionState: SubscriptionRef.get(supervisor.state),
+      connectionChanges: supervisor.state.changes
+    }
   })
+
+/**
+ * The client's connection-level StoreOffset. Its public `storeOffset` lives on consumers and treats
+ * `0n` as "my local offset" (0n is falsy); this command stores exactly the value given, 0 included.
+ * Private in rabbitmq-stream-js-client 1.0.0 (the version pinned in package.json).
+ */
+const locatorConnection = (client: Client): LocatorConnection =>
+  (client as unknown as { locatorConnection: LocatorConnection }).locatorConnection
 
 /**
  * Between the client's delivery callback and a Stream: a bounded buffer. The callback pushes; once
@@ -822,10 +1101,6 @@ interface LocatorConnection {
   storeOffset(params: { stream: string; reference: string; offsetValue: bigint }): Promise<unknown>
 }
 
-/** The pause before the n-th attempt to work again after a lost connection: 200 ms doubling, at most 10 s. */
-const reconnectDelay = (attempt: number): Duration.Duration =>
-  Duration.millis(Math.min(200 * 2 ** (attempt - 1), 10_000))
-
 /** A socket-level failure: the connection is gone. */
 const isConnectionFailure = (error: unknown): boolean =>
   /EPIPE|ECONNRESET|ECONNREFUSED|ERR_STREAM_DESTROYED|ERR_STREAM_WRITE_AFTER_END|socket has been ended|closed/i.test(
@@ -850,6 +1125,7 @@ const connectError = (where: string, cause: unknown): ConnectionError => {
 }
 
 const streamArguments = (retention: Retention) => ({
+  ...(retention.initialClusterSize !== undefined ? { "initial-cluster-size": retention.initialClusterSize } : {}),
   ...(retention.maxLengthBytes !== undefined ? { "max-length-bytes": retention.maxLengthBytes } : {}),
   ...(retention.maxAge !== undefined ? { "max-age": retention.maxAge } : {}),
   ...(retention.maxSegmentSizeBytes !== undefined
@@ -887,6 +1163,8 @@ export interface MemoryBrokerOptions {
   readonly rejectPublish?: (body: Uint8Array, publishingId: bigint) => number | undefined
   /** Return true to never confirm the message (it is appended). */
   readonly dropConfirm?: (body: Uint8Array, publishingId: bigint) => boolean
+  /** The retry policy, as {@link ConnectionConfig.retry}. Default {@link retryFor}(2 minutes). */
+  readonly retry?: Schedule.Schedule<unknown, StreamError> | undefined
 }
 
 /** One entry of an in-memory stream's log: a message or an offset-tracking record. */
@@ -904,6 +1182,14 @@ export interface MemoryBrokerShape {
   readonly retention: (stream: string) => Effect.Effect<Option.Option<Retention>>
   /** Drops the connection under every open publisher and subscription: they fail with ConnectionLost. */
   readonly loseConnection: Effect.Effect<void>
+  /**
+   * The broker goes away: connections are lost, and connecting fails until {@link up} - with a
+   * transient error (`"unreachable"`, the default: retried under the policy) or a permanent one
+   * (`"credentials"`: never retried).
+   */
+  readonly down: (failure?: "unreachable" | "credentials") => Effect.Effect<void>
+  /** The broker is back: the next connection attempt succeeds. */
+  readonly up: Effect.Effect<void>
 }
 const MemoryBrokerTag: Context.TagClass<MemoryBroker, "effect-stream-offsets/MemoryBroker", MemoryBrokerShape> = Context
   .Tag("effect-stream-offsets/MemoryBroker")<MemoryBroker, MemoryBrokerShape>()
@@ -926,12 +1212,41 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
   Effect.gen(function*() {
     const chunkSize = Math.max(1, options.chunkSize ?? 16)
     const streams = new Map<string, MemoryStream>()
+    const policy = options.retry ?? retryFor(DEFAULT_RETRY_FOR)
+
+    // The connection, supervised like the real one; a "client" is a token per connection.
+    const availability: { failure: "unreachable" | "credentials" | undefined } = { failure: undefined }
+    const supervisor = yield* superviseConnection<object>({
+      where: "the memory broker",
+      policy,
+      connect: () =>
+        Effect.suspend(() =>
+          availability.failure === undefined
+            ? Effect.succeed({ client: {}, endpoint: "the memory broker" })
+            : Effect.fail(
+              new ConnectionError({
+                message: availability.failure === "unreachable"
+                  ? "cannot connect to the memory broker: connect ECONNREFUSED"
+                  : "cannot connect to the memory broker: authentication failed: check the username and password",
+                retryable: availability.failure === "unreachable"
+              })
+            )
+        ),
+      close: () => Effect.void
+    })
+    yield* Effect.orDie(supervisor.client) // up at the start
+    /** Every operation needs the connection: while the broker is down it waits, as the real one does. */
+    const connected = (operation: string) =>
+      Effect.mapError(supervisor.client, (e) => new BrokerError({ operation, reason: e.message, cause: e }))
 
     const get = (stream: string) =>
-      Effect.suspend(() => {
-        const s = streams.get(stream)
-        return s ? Effect.succeed(s) : Effect.fail(new StreamNotFound({ stream }))
-      })
+      Effect.zipRight(
+        connected(`use stream "${stream}"`),
+        Effect.suspend(() => {
+          const s = streams.get(stream)
+          return s ? Effect.succeed(s) : Effect.fail(new StreamNotFound({ stream }))
+        })
+      )
 
     const append = (s: MemoryStream, entry: (offset: bigint, timestamp: number) => MemoryEntry, newChunk: boolean) =>
       Effect.gen(function*() {
@@ -952,6 +1267,7 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
 
     const declareStream = (stream: string, retention: Retention) =>
       Effect.gen(function*() {
+        yield* connected(`declare stream "${stream}"`)
         const existing = streams.get(stream)
         if (existing) {
           return yield* sameArguments(existing.retention, retention)
@@ -969,7 +1285,8 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
         })
       })
 
-    const streamExists = (stream: string) => Effect.sync(() => streams.has(stream))
+    const streamExists = (stream: string) =>
+      Effect.zipRight(connected(`query metadata of "${stream}"`), Effect.sync(() => streams.has(stream)))
 
     const deleteStream = (stream: string) =>
       Effect.flatMap(get(stream), () => Effect.sync(() => void streams.delete(stream)))
@@ -977,7 +1294,7 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
     // Every open publisher and subscription, for `loseConnection`.
     const connectionLost = new Set<Deferred.Deferred<never, ConnectionLost>>()
 
-    const publisher = (stream: string, publisherOptions?: { readonly name?: string }) =>
+    const publisher = (stream: string, publisherOptions?: { readonly name?: string | undefined }) =>
       Effect.gen(function*() {
         const s = yield* get(stream)
         const scope = yield* Effect.scope
@@ -1111,6 +1428,7 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
 
     const storeOffset = (reference: string, stream: string, offset: bigint) =>
       Effect.gen(function*() {
+        yield* connected(`store offset ${offset} for "${reference}" on "${stream}"`)
         const s = streams.get(stream)
         if (!s) {
           return yield* Effect.fail(
@@ -1122,14 +1440,22 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
       })
 
     const queryOffset = (reference: string, stream: string) =>
-      Effect.suspend(() => {
+      Effect.zipRight(connected(`query the offset of "${reference}" on "${stream}"`), Effect.suspend(() => {
         const s = streams.get(stream)
         return s
           ? Effect.succeed(Option.fromNullable(s.tracking.get(reference)))
           : Effect.fail(
             new BrokerError({ operation: `query the offset of "${reference}" on "${stream}"`, code: 2, reason: codeName(2) })
           )
-      })
+      }))
+
+    const loseConnection = (reason: string) =>
+      Effect.zipRight(
+        Effect.sync(() => supervisor.loseCurrent(reason)),
+        Effect.forEach(connectionLost, (d) => Deferred.fail(d, new ConnectionLost({ during: "consuming", reason })), {
+          discard: true
+        })
+      )
 
     const broker: StreamBrokerShape = {
       declareStream,
@@ -1139,7 +1465,10 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
       subscribe,
       bounds,
       storeOffset,
-      queryOffset
+      queryOffset,
+      retry: policy,
+      connectionState: SubscriptionRef.get(supervisor.state),
+      connectionChanges: supervisor.state.changes
     }
     const inspect: MemoryBrokerShape = {
       entries: (stream) => Effect.sync(() => [...(streams.get(stream)?.log ?? [])]),
@@ -1150,11 +1479,10 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
           )
         ),
       retention: (stream) => Effect.sync(() => Option.fromNullable(streams.get(stream)?.retention)),
-      loseConnection: Effect.forEach(
-        connectionLost,
-        (d) => Deferred.fail(d, new ConnectionLost({ during: "consuming", reason: "dropped by the test" })),
-        { discard: true }
-      )
+      loseConnection: loseConnection("dropped by the test"),
+      down: (failure = "unreachable") =>
+        Effect.zipRight(Effect.sync(() => void (availability.failure = failure)), loseConnection("the broker went down")),
+      up: Effect.sync(() => void (availability.failure = undefined))
     }
     return { broker, inspect }
   })
@@ -1287,8 +1615,6 @@ export interface SendOptions {
    * lost connection: it reconnects, and what the broker did not confirm is sent again.
    */
   readonly producerName?: string
-  /** A named producer reconnects at most this many times (backoff 200 ms doubling, at most 10 s). Default 10. */
-  readonly reconnectAttempts?: number
 }
 
 export interface SendSummary {
@@ -1441,20 +1767,18 @@ export const send = (
       })
 
     // A lost connection ends a session wherever it waits (sends on a dead socket never settle). A
-    // named producer then starts another one on a new publisher; an unnamed one cannot tell what
-    // the broker has, and fails.
-    const maxAttempts = options.reconnectAttempts ?? 10
-    for (let attempt = 1;; attempt++) {
-      const outcome = yield* Effect.either(Effect.scoped(Effect.gen(function*() {
-        const publisher = yield* broker.publisher(stream, named ? { name: options.producerName! } : {})
-        yield* Effect.raceFirst(work(publisher), publisher.lost)
-      })))
-      if (Either.isRight(outcome)) break
-      const error = outcome.left
-      if (!(error instanceof ConnectionLost) || !named || attempt > maxAttempts) return yield* Effect.fail(error)
-      yield* Effect.logWarning(`${error.message}; ${sent - confirmed} message(s) to confirm, publishing again`)
-      yield* Effect.sleep(reconnectDelay(attempt))
-    }
+    // named producer then starts another one on a new publisher (the broker drops what it has); an
+    // unnamed one cannot tell what the broker has, and fails.
+    const session = Effect.scoped(Effect.gen(function*() {
+      const publisher = yield* broker.publisher(stream, { name: options.producerName })
+      yield* Effect.raceFirst(work(publisher), publisher.lost)
+    }))
+    yield* recovering(broker.retry, session, {
+      retryable: (error) => named && isTransient(error),
+      progress: () => confirmed,
+      onRetry: (error) =>
+        Effect.logWarning(`${error.message}; ${sent - confirmed} message(s) to confirm, publishing again`)
+    })
     yield* Metric.incrementBy(messagesSent, sent)
     return { stream, sent, confirmed, skipped } satisfies SendSummary
   }).pipe(Effect.withSpan("send"))
@@ -1512,18 +1836,20 @@ export interface ReceiveOptions<E = never, R = never> {
    * becomes active resumes after the stored offset; the one that stops stores (and confirms) first.
    */
   readonly singleActive?: boolean
-  /** After the final store, wait until the store can be read back, at most this long. Default 5 s. */
+  /**
+   * The final store and its read-back take at most this long, whatever the broker does (so a stop
+   * is never held up by a broker that is away); the summary says whether it was confirmed.
+   * Default 5 s.
+   */
   readonly confirmStoreTimeout?: Duration.DurationInput
   /** What to do with each message, in order. A failure stops the consumer before that offset. */
   readonly onMessage?: (message: StreamMessage, index: number) => Effect.Effect<void, E, R>
-  /** Messages buffered from the broker. Default 1024. */
-  readonly bufferSize?: number
   /**
-   * After a lost connection, subscribe again (reconnecting first) at most this many times, with
-   * exponential backoff from 200 ms up to 10 s; each time it resumes after the last message
-   * processed. Default 10.
+   * Messages buffered from the broker. Default 1024. (After a lost connection, a broker restart or
+   * a new stream leader, the consumer subscribes again under the broker's retry policy and resumes
+   * after the last message processed.)
    */
-  readonly reconnectAttempts?: number
+  readonly bufferSize?: number
 }
 
 export interface ReceiveSummary {
@@ -1538,6 +1864,8 @@ export interface ReceiveSummary {
   /** The offset stored last (by this run or before), and whether reading it back confirmed it. */
   readonly storedOffset: Option.Option<bigint>
   readonly storeConfirmed: boolean
+  /** Why the final store was not confirmed (the broker away, no answer within the bound). */
+  readonly storeProblem: Option.Option<string>
 }
 
 export const isTutorialMarker = (message: StreamMessage): boolean => bodyText(message) === "marker"
@@ -1613,20 +1941,40 @@ export const receive = <E = never, R = never>(
           })
       ))
     const storeIfAhead = Effect.suspend(() => last === undefined ? Effect.void : storeAt(last))
-    // The broker does not acknowledge a store: read it back until it shows (bounded).
+    // The broker does not acknowledge a store: read it back until it shows.
     const confirmStore = Effect.suspend(() => {
       const expected = lastStored
-      if (Option.isNone(expected)) return Effect.succeed(true)
+      if (Option.isNone(expected)) return Effect.void
       return offsets.query(consumerName, stream).pipe(
         Effect.flatMap((seen) =>
-          Option.isSome(seen) && seen.value >= expected.value ? Effect.succeed(true) : Effect.fail("not yet" as const)
+          Option.isSome(seen) && seen.value >= expected.value
+            ? Effect.void
+            : Effect.fail(`the stored offset reads ${Option.getOrElse(Option.map(seen, String), () => "none")}`)
         ),
-        Effect.retry(Schedule.spaced("20 millis")),
-        Effect.timeout(options.confirmStoreTimeout ?? "5 seconds"),
-        Effect.orElseSucceed(() => false)
+        Effect.retry({ schedule: Schedule.spaced("20 millis"), while: (e) => typeof e === "string" })
       )
     })
-    const finalStore = Effect.zipRight(storeIfAhead, Effect.flatMap(confirmStore, (ok) => Effect.sync(() => void (storeConfirmed = ok))))
+    // Bounded whatever the broker does, even inside a finalizer (hence interruptible): a stop never
+    // waits for a broker that is away; the summary says what happened instead.
+    const confirmStoreTimeout = Duration.decode(options.confirmStoreTimeout ?? "5 seconds")
+    let storeProblem = Option.none<string>()
+    const finalStore = Effect.zipRight(storeIfAhead, confirmStore).pipe(
+      Effect.interruptible,
+      Effect.timeoutFail({
+        duration: confirmStoreTimeout,
+        onTimeout: () => `not confirmed within ${Duration.format(confirmStoreTimeout)}`
+      }),
+      Effect.match({
+        onFailure: (problem) => {
+          storeConfirmed = false
+          storeProblem = Option.some(typeof problem === "string" ? problem : problem.message)
+        },
+        onSuccess: () => {
+          storeConfirmed = true
+          storeProblem = Option.none()
+        }
+      })
+    )
 
     const storeEvery = tracking._tag === "Manual" ? tracking.every : tracking._tag === "Auto" ? tracking.messages : Infinity
     // Per chunk, not per message: a store that falls due inside a chunk is made once the chunk is
@@ -1673,32 +2021,31 @@ export const receive = <E = never, R = never>(
       return true
     }
 
-    // One subscription; after a lost connection, another one resumes after the last message
-    // processed (anything below it that the broker sends again is dropped).
-    const subscribeAndConsume = Effect.suspend(() => {
+    // One subscription; after a lost connection (or a stream between leaders), another one resumes
+    // after the last message processed (anything below it that the broker sends again is dropped).
+    const subscription = Effect.gen(function*() {
       if (last !== undefined) {
         start = StartPosition.Offset({ offset: last + 1n })
         floor = last + 1n
       }
-      return Effect.scoped(subscription)
-    })
-    const subscription = Effect.gen(function*() {
       const deliveries = yield* broker.subscribe({
         stream,
         start,
-        ...(options.bufferSize !== undefined ? { bufferSize: options.bufferSize } : {}),
+        bufferSize: options.bufferSize,
         ...(options.singleActive
           ? { singleActive: { name: consumerName, onActivate: Effect.orDie(Effect.tap(resolveStart, (s) => (start = s))) } }
           : {})
       })
       // Registered after the subscription, so it runs before the consumer is closed: on failure
       // and interruption the last processed offset is stored (and confirmed) before stepping down.
-      yield* Effect.addFinalizer((exit) => Exit.isSuccess(exit) ? Effect.void : Effect.ignore(finalStore))
+      // Not after a lost connection: the next subscription resumes from memory.
+      yield* Effect.addFinalizer((exit) =>
+        Exit.isSuccess(exit) || Option.exists(Cause.failureOption(exit.cause), isTransient) ? Effect.void : finalStore
+      )
       if (tracking._tag === "Auto") {
         yield* storeIfAhead.pipe(Effect.repeat(Schedule.spaced(tracking.interval)), Effect.forkScoped)
       }
       let index = messages
-      let signalled = false
       let selected = deliveries.pipe(
         Stream.filter((message) => message.offset >= floor),
         Stream.takeUntil((message) => stopAfter(message, index++))
@@ -1711,43 +2058,28 @@ export const receive = <E = never, R = never>(
       if (stop.idleTimeout !== undefined) {
         selected = Stream.timeout(selected, stop.idleTimeout).pipe(
           Stream.onEnd(Effect.sync(() => {
-            if (stoppedBy === "signal" && !signalled) stoppedBy = "idle"
+            if (stoppedBy === "signal") stoppedBy = "idle"
           }))
         )
       }
-      const consume = Stream.runForEachChunk(selected, processChunk)
-      if (stop.signal) {
-        // One race for the whole run (Stream.interruptWhen would race every pull): on the signal,
-        // stop consuming; `last` is the last message fully processed.
-        const consuming = yield* Effect.fork(consume)
-        signalled = yield* Effect.raceFirst(Effect.as(Fiber.join(consuming), false), Effect.as(stop.signal, true))
-        if (signalled) {
-          yield* Fiber.interrupt(consuming)
-          stoppedBy = "signal"
-        }
-      } else {
-        yield* consume
-      }
+      yield* Stream.runForEachChunk(selected, processChunk)
       yield* finalStore
     })
-    // After a lost connection: back off (200 ms doubling, at most 10 s) and subscribe again, at most
-    // `reconnectAttempts` times. The stop signal also ends a backoff.
-    const maxAttempts = options.reconnectAttempts ?? 10
-    for (let attempt = 1;; attempt++) {
-      const outcome = yield* Effect.either(subscribeAndConsume)
-      if (Either.isRight(outcome)) break
-      const error = outcome.left
-      if (!(error instanceof ConnectionLost) || attempt > maxAttempts) return yield* Effect.fail(error)
-      yield* Effect.logWarning(`${error.message}; resuming after offset ${last ?? "none"}`)
-      const backoff = Effect.sleep(reconnectDelay(attempt))
-      const signalled = stop.signal
-        ? yield* Effect.raceFirst(Effect.as(backoff, false), Effect.as(stop.signal, true))
-        : yield* Effect.as(backoff, false)
+    const consuming = recovering(broker.retry, Effect.scoped(subscription), {
+      retryable: isTransient,
+      progress: () => messages,
+      onRetry: (error) => Effect.logWarning(`${(error as { message: string }).message}; resuming after offset ${last ?? "none"}`)
+    }).pipe(Effect.tapError(() => finalStore))
+    // The stop signal wins wherever the consumer is (consuming, subscribing, waiting out an
+    // outage): consuming is interrupted, and the last message fully processed is stored (bounded).
+    if (stop.signal) {
+      const signalled = yield* Effect.raceFirst(Effect.as(consuming, false), Effect.as(stop.signal, true))
       if (signalled) {
         stoppedBy = "signal"
         yield* finalStore
-        break
       }
+    } else {
+      yield* consuming
     }
 
     return {
@@ -1758,9 +2090,39 @@ export const receive = <E = never, R = never>(
       resumed,
       stoppedBy,
       storedOffset: lastStored,
-      storeConfirmed
+      storeConfirmed,
+      storeProblem
     } satisfies ReceiveSummary
   }).pipe(Effect.withSpan("receive"))
+
+/**
+ * Runs `session` until it succeeds. After a failure that `retryable` accepts (a lost connection, a
+ * stream between leaders) it runs again, pausing as the broker's retry policy says, and fails when
+ * the policy gives up. A session that made progress starts the policy over: a consumer that runs
+ * for weeks survives every outage, not only the first.
+ */
+const recovering = <A, E, R>(
+  policy: Schedule.Schedule<unknown, StreamError>,
+  session: Effect.Effect<A, E, R>,
+  options: {
+    readonly retryable: (error: E) => boolean
+    readonly progress: () => number
+    readonly onRetry: (error: E) => Effect.Effect<void>
+  }
+): Effect.Effect<A, E, R> =>
+  Effect.gen(function*() {
+    const driver = yield* Schedule.driver(policy)
+    for (;;) {
+      const before = options.progress()
+      const outcome = yield* Effect.either(session)
+      if (Either.isRight(outcome)) return outcome.right
+      const error = outcome.left
+      if (!options.retryable(error)) return yield* Effect.fail(error)
+      if (options.progress() > before) yield* driver.reset
+      yield* options.onRetry(error)
+      if (Either.isLeft(yield* Effect.either(driver.next(error as StreamError)))) return yield* Effect.fail(error)
+    }
+  })
 
 const maxOffset = (a: Option.Option<bigint>, b: Option.Option<bigint>): Option.Option<bigint> =>
   Option.isNone(a) ? b : Option.isNone(b) ? a : Option.some(a.value > b.value ? a.value : b.value)

@@ -8,7 +8,7 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import { Cause, Config, Console, Data, Deferred, Duration, Effect, Either, Exit, Layer, Logger, LogLevel, Option, type Scope } from "effect"
 import process from "node:process"
-import { DEFAULT_URI, OffsetStore, parseUri, redactUri, StreamBroker } from "./StreamOffsets.ts"
+import { DEFAULT_URI, OffsetStore, parseUri, redactUri, retryFor, StreamBroker } from "./StreamOffsets.ts"
 
 /** Exit codes of every command. */
 export const ExitCode = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const
@@ -104,23 +104,32 @@ export const consumerNameFlag = (help: string) =>
   ({ name: { env: "RABBITMQ_STREAM_CONSUMER_NAME", help, default: "offset-tracking-tutorial" } }) as const satisfies
     FlagSpec
 
-/** The connection flag every command has. */
+/** The connection flags every command has. */
 export const uriFlag = {
   uri: {
     env: "RABBITMQ_STREAM_URI",
-    help: `broker URI, rabbitmq-stream://user:pass@host:5552/vhost (default ${redactUri(DEFAULT_URI)})`
+    help:
+      `broker URI, rabbitmq-stream://user:pass@host:5552/vhost; several nodes: user:pass@h1:5552,h2:5552/vhost (default ${
+        redactUri(DEFAULT_URI)
+      })`
+  },
+  "retry-for": {
+    env: "RABBITMQ_STREAM_RETRY_FOR",
+    help: "wait out a broker that is away (restart, node loss, not started yet) this long before failing; 0s: never",
+    default: "2m"
   }
 } as const satisfies FlagSpec
 
-/** The broker layer for `--uri`, else `RABBITMQ_STREAM_URI`, else guest on localhost:5552; checked now. */
-export const brokerLayer = (uri: string | undefined) =>
+/** The broker layer for `--uri` and `--retry-for` (else their env variables, else defaults); checked now. */
+export const brokerLayer = (values: Partial<Record<"uri" | "retry-for", string>>) =>
   Effect.gen(function*() {
-    const given = uri !== undefined ? Option.some(uri) : yield* flagOrEnv(uriFlag, {}, "uri")
+    const uri = yield* flagOrEnv(uriFlag, values, "uri")
     const config = yield* Either.mapLeft(
-      parseUri(Option.getOrElse(given, () => DEFAULT_URI)),
+      parseUri(Option.getOrElse(uri, () => DEFAULT_URI)),
       (e) => new UsageError({ message: e.message })
     )
-    return StreamBroker.layer(config)
+    const retry = yield* durationFlag("retry-for", Option.getOrElse(yield* flagOrEnv(uriFlag, values, "retry-for"), () => "2m"))
+    return StreamBroker.layer({ ...config, retry: retryFor(retry) })
   })
 
 /** Turns the outcome of a command into one line on stderr and an exit code. */
@@ -141,6 +150,19 @@ const report = <A, E>(exit: Exit.Exit<A, E>): number => {
 const redact = (text: string) => text.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, "$1***@")
 
 let gracefulStop: (() => void) | undefined
+
+/**
+ * The last resort that keeps every command responsive to signals: the library bounds each wait
+ * (a graceful stop takes at most about 10 s, an interruption less), and if anything still holds
+ * the process past these deadlines it exits anyway, saying so.
+ */
+const STOP_DEADLINE = Duration.seconds(20)
+const INTERRUPT_DEADLINE = Duration.seconds(5)
+const deadline = (after: Duration.Duration, code: number) =>
+  setTimeout(() => {
+    process.stderr.write(`error: did not stop within ${Duration.format(after)} of the signal; exiting\n`)
+    process.exit(code)
+  }, Duration.toMillis(after)).unref()
 
 /**
  * For the scope's lifetime, the first SIGINT/SIGTERM completes the returned effect instead of
@@ -196,8 +218,13 @@ const runMainWith = PlatformRuntime.makeRunMain(({ fiber }) => {
     // A command that asked for a graceful stop gets the first signal; a second one interrupts.
     const stop = gracefulStop
     gracefulStop = undefined
-    if (stop) stop()
-    else fiber.unsafeInterruptAsFork(fiber.id())
+    if (stop) {
+      stop()
+      deadline(STOP_DEADLINE, ExitCode.failure)
+    } else {
+      fiber.unsafeInterruptAsFork(fiber.id())
+      deadline(INTERRUPT_DEADLINE, ExitCode.interrupted)
+    }
   }
   process.on("SIGINT", onSignal)
   process.on("SIGTERM", onSignal)
@@ -210,7 +237,7 @@ const runMainWith = PlatformRuntime.makeRunMain(({ fiber }) => {
   })
 })
 
-/** Warnings and errors the library logs: one line each on stderr ("warning: ..."). */
+/** What the library logs (reconnects, warnings): one line each on stderr ("warning: ...", "info: ..."). */
 const stderrLogger = Logger.make(({ logLevel, message }) => {
   const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
   process.stderr.write(`${logLevel.label === "WARN" ? "warning" : logLevel.label.toLowerCase()}: ${redact(text)}\n`)
@@ -220,7 +247,7 @@ export const runMain = <E, A>(program: Effect.Effect<A, E>): void =>
   runMainWith(
     program.pipe(
       Effect.provide(Logger.replace(Logger.defaultLogger, stderrLogger)),
-      Logger.withMinimumLogLevel(LogLevel.Warning)
+      Logger.withMinimumLogLevel(LogLevel.Info)
     ),
     { disableErrorReporting: true, disablePrettyLogger: true }
   )

@@ -33,7 +33,7 @@ const main = command(
     Effect.gen(function*() {
       const stream = Option.getOrThrow(yield* flagOrEnv(flags, values, "stream"))
       const consumerName = Option.getOrThrow(yield* flagOrEnv(flags, values, "name"))
-      const broker = yield* brokerLayer(values.uri)
+      const broker = yield* brokerLayer(values)
       const offsets = yield* offsetStoreLayer(values["offset-store"])
       const report = yield* inspectOffset(stream, consumerName).pipe(
         Effect.provide(offsets.pipe(Layer.provideMerge(broker)))

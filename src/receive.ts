@@ -4,7 +4,7 @@
  * prints the first and last offsets and exits. SIGINT/SIGTERM stop it cleanly: offset stored,
  * summary printed, exit 0.
  */
-import { Console, Effect, Layer, Option } from "effect"
+import { Console, Data, Effect, Layer, Option } from "effect"
 import {
   brokerLayer,
   command,
@@ -49,6 +49,8 @@ const flags = {
   ...offsetStoreFlag,
   ...uriFlag
 } as const
+
+class StoreNotConfirmed extends Data.TaggedError("StoreNotConfirmed")<{ readonly message: string }> {}
 
 const showOffset = Option.match({ onNone: () => "none", onSome: (offset: bigint) => offset.toString() })
 
@@ -97,7 +99,7 @@ const main = command(
           : {}),
         signal: yield* stopSignal
       }
-      const broker = yield* brokerLayer(values.uri)
+      const broker = yield* brokerLayer(values)
       const offsets = yield* offsetStoreLayer(values["offset-store"])
       yield* Console.log("Started consuming...")
       const summary = yield* receive({
@@ -121,8 +123,13 @@ const main = command(
       )
       yield* Console.log(`Consumed ${summary.messages} messages.`)
       if (!summary.storeConfirmed) {
-        yield* Console.error(
-          `warning: the stored offset ${showOffset(summary.storedOffset)} could not be read back yet; the next run may repeat messages after an older offset`
+        // Exit 1: the next run may repeat what this one processed after the stored offset.
+        return yield* Effect.fail(
+          new StoreNotConfirmed({
+            message: `the final offset ${showOffset(summary.lastOffset)} was not confirmed stored (${
+              Option.getOrElse(summary.storeProblem, () => "unknown")
+            }); the next run resumes after ${showOffset(summary.storedOffset)}`
+          })
         )
       }
     })

@@ -11,6 +11,7 @@ const flags = {
   count: { env: "MESSAGE_COUNT", help: "messages to publish; the last one is \"marker\"", default: "100" },
   "max-length-bytes": { help: "stream retention: maximum size in bytes", default: "2000000000" },
   "max-age": { help: "stream retention: maximum age, e.g. 7D or 12h" },
+  "initial-cluster-size": { help: "on a cluster: nodes holding the stream (leader and replicas) when it is created" },
   producer: {
     env: "RABBITMQ_STREAM_PRODUCER",
     help: "a producer name: the broker deduplicates, so running the same send again publishes only what is missing"
@@ -31,14 +32,16 @@ const main = command(
         Option.getOrThrow(yield* flagOrEnv(flags, values, "max-length-bytes"))
       )
       const maxAge = values["max-age"]
-      const broker = yield* brokerLayer(values.uri)
+      const clusterSize = values["initial-cluster-size"]
+      const initialClusterSize = clusterSize === undefined ? undefined : yield* positiveInteger("initial-cluster-size", clusterSize)
+      const broker = yield* brokerLayer(values)
       yield* Console.log(`Publishing ${count} messages...`)
       const producerName = Option.getOrUndefined(yield* flagOrEnv(flags, values, "producer"))
       const summary = yield* send({
         stream,
         messages: tutorialMessages(count),
         ...(producerName !== undefined ? { producerName } : {}),
-        retention: { maxLengthBytes, ...(maxAge !== undefined ? { maxAge } : {}) }
+        retention: { maxLengthBytes, maxAge, initialClusterSize }
       }).pipe(Effect.provide(broker))
       if (summary.skipped > 0) {
         yield* Console.log(`Skipped ${summary.skipped} messages already published by producer "${producerName}".`)

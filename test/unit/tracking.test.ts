@@ -308,22 +308,6 @@ describe("a lost connection", () => {
       expect(summary.messages).toBe(14)
       expect(summary.stoppedBy).toBe("count")
     }).pipe(Effect.provide(serverSide)))
-
-  it.effect("gives up after reconnectAttempts and fails with ConnectionLost", () =>
-    Effect.gen(function*() {
-      yield* send({ stream: "s", messages: bodies(2) })
-      const memory = yield* MemoryBroker
-      const fiber = yield* Effect.fork(
-        receive({ stream: "s", consumerName: "c", stop: { marker: false }, reconnectAttempts: 2 }).pipe(Effect.flip)
-      )
-      for (let i = 0; i < 3; i++) {
-        yield* TestClock.adjust("1 minute")
-        yield* memory.loseConnection
-      }
-      yield* TestClock.adjust("1 minute")
-      const error = yield* Fiber.join(fiber)
-      expect(error._tag).toBe("ConnectionLost")
-    }).pipe(Effect.provide(serverSide)))
 })
 
 describe("a stop signal while reconnecting", () => {

@@ -1,0 +1,152 @@
+// The connection supervisor and the one retry policy, on the memory broker with TestClock: a broker
+// that goes away and comes back, one that stays away too long, wrong credentials, a stop signal
+// during an outage, and a named producer across an outage.
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber, Layer, Option, Stream, TestClock } from "effect"
+import {
+  bodyText,
+  type MemoryBrokerOptions,
+  MemoryBroker,
+  OffsetStore,
+  receive,
+  retryFor,
+  send,
+  type StopConditions,
+  StreamBroker,
+  TrackingStrategy
+} from "../../src/StreamOffsets.ts"
+
+const layers = (options: MemoryBrokerOptions = {}) =>
+  OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layerMemory({ chunkSize: 4, ...options })))
+
+/** The connection states as they change, as short labels. */
+const watchStates = Effect.gen(function*() {
+  const states: Array<string> = []
+  yield* (yield* StreamBroker).connectionChanges.pipe(
+    Stream.runForEach((state) =>
+      Effect.sync(() => void states.push(state._tag === "Connecting" ? `Connecting ${state.attempt}` : state._tag))
+    ),
+    Effect.fork
+  )
+  return states
+})
+
+const bodies = (n: number, prefix = "m") => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
+
+/** Receives on "s" as "c" into `seen`, in a fiber. */
+const receiving = (seen: Array<string>, stop: StopConditions) =>
+  Effect.fork(receive({
+    stream: "s",
+    consumerName: "c",
+    stop,
+    tracking: TrackingStrategy.None(),
+    onMessage: (message) => Effect.sync(() => void seen.push(bodyText(message)))
+  }))
+
+describe("a broker that goes away and comes back", () => {
+  it.effect("receive waits it out and resumes after the last message processed; the state shows every step", () =>
+    Effect.gen(function*() {
+      const broker = yield* StreamBroker
+      const memory = yield* MemoryBroker
+      const states = yield* watchStates
+      yield* send({ stream: "s", messages: bodies(8) })
+      const seen: Array<string> = []
+      const fiber = yield* receiving(seen, { marker: false, count: 14 })
+      yield* TestClock.adjust("1 second")
+      expect(seen).toEqual(bodies(8))
+
+      yield* memory.down()
+      yield* TestClock.adjust("30 seconds")
+      const during = yield* broker.connectionState
+      expect(during._tag).toBe("Connecting")
+      expect(during._tag === "Connecting" && during.attempt).toBeGreaterThan(5)
+      expect(during._tag === "Connecting" && during.lastError).toContain("ECONNREFUSED")
+
+      yield* memory.up
+      yield* TestClock.adjust("10 seconds")
+      expect((yield* broker.connectionState)._tag).toBe("Connected")
+      yield* send({ stream: "s", messages: bodies(6, "after") })
+      yield* TestClock.adjust("1 second")
+      const summary = yield* Fiber.join(fiber)
+      expect(seen).toEqual([...bodies(8), ...bodies(6, "after")])
+      expect(summary.stoppedBy).toBe("count")
+      expect(states[0]).toBe("Connected")
+      expect(states).toContain("Connecting 1")
+      expect(states).toContain("Connecting 5")
+      expect(states.at(-1)).toBe("Connected")
+    }).pipe(Effect.provide(layers())))
+
+  it.effect("a named producer finishes across it: the stream holds every message exactly once", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      const fiber = yield* Effect.fork(send({ stream: "s", messages: bodies(10), producerName: "p" }))
+      yield* TestClock.adjust("100 millis")
+      expect(fiber.unsafePoll()).toBeNull() // still waiting for the confirm of m5
+      yield* memory.down()
+      yield* TestClock.adjust("20 seconds")
+      yield* memory.up
+      yield* TestClock.adjust("10 seconds")
+      const summary = yield* Fiber.join(fiber)
+      expect(summary.confirmed).toBe(summary.sent)
+      const stored = (yield* memory.messages("s")).map(bodyText)
+      expect(stored).toEqual(bodies(10))
+    }).pipe(Effect.provide(
+      // The broker never confirms m5 the first time: the send is still waiting when the broker goes.
+      layers({ dropConfirm: (() => {
+        let dropped = false
+        return (body: Uint8Array) => !dropped && new TextDecoder().decode(body) === "m5" && (dropped = true)
+      })() })
+    )))
+})
+
+describe("a broker that stays away longer than the policy", () => {
+  it.effect("receive fails with a typed error that says it gave up; the state is Disconnected", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      const states = yield* watchStates
+      yield* send({ stream: "s", messages: bodies(3) })
+      const fiber = yield* Effect.fork(Effect.flip(receiving([], { marker: false }).pipe(Effect.flatMap(Fiber.join))))
+      yield* TestClock.adjust("1 second")
+      yield* memory.down()
+      for (let i = 0; i < 12; i++) yield* TestClock.adjust("5 seconds")
+      const error = yield* Fiber.join(fiber)
+      expect(error._tag).toBe("BrokerError")
+      expect(error.message).toContain("gave up after")
+      // (The final store that follows starts over, so the state need not stay Disconnected.)
+      expect(states).toContain("Disconnected")
+    }).pipe(Effect.provide(layers({ retry: retryFor("10 seconds") }))))
+
+  it.effect("wrong credentials are never retried: the first attempt fails for good", () =>
+    Effect.gen(function*() {
+      const broker = yield* StreamBroker
+      const memory = yield* MemoryBroker
+      yield* memory.down("credentials")
+      // No clock adjustment: a retry would wait for the TestClock and never return.
+      const error = yield* Effect.flip(broker.streamExists("s"))
+      expect(error.message).toContain("authentication failed")
+      expect(error.message).not.toContain("gave up")
+      const state = yield* broker.connectionState
+      expect(state._tag).toBe("Disconnected")
+    }).pipe(Effect.provide(layers())))
+})
+
+describe("a stop signal during an outage", () => {
+  it.effect("ends receive within the final-store bound; the summary says the store was not confirmed", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      yield* send({ stream: "s", messages: bodies(3) })
+      const signal = yield* Effect.makeLatch(false)
+      const seen: Array<string> = []
+      const fiber = yield* receiving(seen, { marker: false, signal: signal.await })
+      yield* TestClock.adjust("1 second")
+      yield* memory.down()
+      yield* TestClock.adjust("3 seconds")
+      yield* signal.open
+      yield* TestClock.adjust("5 seconds")
+      const summary = yield* Fiber.join(fiber)
+      expect(summary.stoppedBy).toBe("signal")
+      expect(summary.messages).toBe(3)
+      expect(summary.storeConfirmed).toBe(false)
+      expect(Option.getOrThrow(summary.storeProblem)).toContain("not confirmed within 5s")
+    }).pipe(Effect.provide(layers())))
+})
