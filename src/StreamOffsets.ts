@@ -615,22 +615,21 @@ const superviseConnection = <C>(options: {
 
     const connectUnderPolicy = Effect.gen(function*() {
       const since = yield* now
-      const outage = { attempts: 0, lastError: undefined as string | undefined }
+      const outage = { attempts: 0, lastError: undefined as string | undefined, warned: false }
       const attempt = Effect.suspend(() => {
         outage.attempts++
         const current = ConnectionState.Connecting({ attempt: outage.attempts, since, lastError: outage.lastError })
         return Effect.zipRight(SubscriptionRef.set(state, current), options.connect(outage.attempts))
-      }).pipe(
-        Effect.tapError((error) =>
-          Effect.suspend(() => {
-            const first = outage.lastError === undefined
-            outage.lastError = error.message
-            return first && error.retryable ? Effect.logWarning(`${error.message}; retrying`) : Effect.void
-          })
-        )
-      )
+      }).pipe(Effect.tapError((error) => Effect.sync(() => void (outage.lastError = error.message))))
+      // Said once per outage, and only when the policy does try again.
+      const policy = Schedule.onDecision(options.policy, (_, decision) =>
+        Effect.suspend(() => {
+          if (decision._tag !== "Continue" || outage.warned) return Effect.void
+          outage.warned = true
+          return Effect.logWarning(`${outage.lastError}; retrying`)
+        }))
       return yield* attempt.pipe(
-        Effect.retry({ schedule: options.policy, while: (error) => error.retryable === true }),
+        Effect.retry({ schedule: policy, while: (error) => error.retryable === true }),
         Effect.tapBoth({
           onFailure: (error) => Effect.flatMap(now, (at) => SubscriptionRef.set(state, ConnectionState.Disconnected({ since: at, reason: error.message }))),
           onSuccess: ({ endpoint }) =>
@@ -1958,7 +1957,15 @@ export const receive = <E = never, R = never>(
     // waits for a broker that is away; the summary says what happened instead.
     const confirmStoreTimeout = Duration.decode(options.confirmStoreTimeout ?? "5 seconds")
     let storeProblem = Option.none<string>()
-    const finalStore = Effect.zipRight(storeIfAhead, confirmStore).pipe(
+    // Made once per last processed message: a stop after the consumer's own finalizer stored does
+    // not wait a second time for a broker that is away.
+    let finalStoreMadeAt: { readonly last: bigint | undefined } | undefined
+    const finalStore = Effect.suspend(() => {
+      if (finalStoreMadeAt !== undefined && finalStoreMadeAt.last === last) return Effect.void
+      finalStoreMadeAt = { last }
+      return finalStoreOnce
+    })
+    const finalStoreOnce = Effect.zipRight(storeIfAhead, confirmStore).pipe(
       Effect.interruptible,
       Effect.timeoutFail({
         duration: confirmStoreTimeout,

@@ -78,9 +78,21 @@ describe("bad input: one line, an exit code, no stack trace", () => {
     expectOneLine(await cli("bun", "receive", ["--stream", stream]), 1, `stream "${stream}" does not exist`)
   })
 
-  it("nothing listening on the port fails fast (1) without the password", async () => {
-    const r = await cli("bun", "send", ["--uri", "rabbitmq-stream://guest:topsecret@localhost:1/%2f"])
+  it("nothing listening on the port, --retry-for 0s: fails at once (1) without the password", async () => {
+    const r = await cli("bun", "send", ["--uri", "rabbitmq-stream://guest:topsecret@localhost:1/%2f", "--retry-for", "0s"])
     expectOneLine(r, 1, "cannot connect to rabbitmq-stream://guest@localhost:1/%2F")
+    expect(r.stderr).not.toContain("topsecret")
+  })
+
+  it("nothing listening yet: a warning at once, retries for --retry-for, then one error line (1)", async () => {
+    const started = Date.now()
+    const r = await cli("node", "send", ["--uri", "rabbitmq-stream://guest:topsecret@localhost:1/%2f", "--retry-for", "3s"])
+    expect(Date.now() - started).toBeGreaterThan(3000)
+    const lines = r.stderr.trim().split("\n")
+    expect(lines).toHaveLength(2)
+    expect(lines[0]).toMatch(/^warning: cannot connect to .*localhost:1.*; retrying$/)
+    expect(lines[1]).toMatch(/^error: .*cannot connect to .*\(gave up after \d+ attempts\)$/)
+    expect(r.code).toBe(1)
     expect(r.stderr).not.toContain("topsecret")
   })
 

@@ -3,27 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { cli, parseSummary, run, start, withClient, withStream } from "./helpers.ts"
-
-/** Waits until the stream holds at least one chunk (the broker's stats: cheap enough to poll). */
-const waitForMessages = (stream: string) =>
-  withClient(async (client) => {
-    const deadline = Date.now() + 30_000
-    while (Date.now() < deadline) {
-      const stats = await client.streamStatsRequest(stream).catch(() => undefined)
-      if (stats && stats.committedChunkId >= 0n) return
-      await new Promise((r) => setTimeout(r, 10))
-    }
-    throw new Error(`no message reached ${stream} within 30 s`)
-  })
-
-/** Consumes the whole stream once: offsets 0 .. total-1 and `total` messages means no gap, no duplicate. */
-const expectEachMessageOnce = async (stream: string, total: number) => {
-  const check = await cli("bun", "receive", [
-    "--stream", stream, "--name", "check", "--no-marker", "--until-end", "--tracking", "none"
-  ])
-  expect(parseSummary(check.stdout)).toEqual({ first: 0n, last: BigInt(total - 1), messages: total })
-}
+import { cli, expectEachMessageOnce, parseSummary, run, start, waitForMessages, withStream } from "./helpers.ts"
 
 /** Closes every client connection of the test broker. */
 const cutConnections = async () => {

@@ -3,6 +3,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { type Client, connect } from "rabbitmq-stream-js-client"
+import { expect } from "vitest"
 
 export const root = path.resolve(import.meta.dirname, "../..")
 const bin = path.join(root, "node_modules/.bin")
@@ -15,9 +16,14 @@ export interface Run {
   readonly stderr: string
 }
 
-export const run = (command: string, args: ReadonlyArray<string>, extraEnv: Record<string, string> = {}) =>
+export const run = (
+  command: string,
+  args: ReadonlyArray<string>,
+  extraEnv: Record<string, string> = {},
+  timeout = 60_000
+) =>
   new Promise<Run>((resolve) => {
-    const options = { cwd: root, env: { ...env, ...extraEnv }, timeout: 60_000, maxBuffer: 256 * 1024 * 1024 }
+    const options = { cwd: root, env: { ...env, ...extraEnv }, timeout, maxBuffer: 256 * 1024 * 1024 }
     execFile(command, args, options, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === "number" ? error.code : 1) : 0
       resolve({ code, stdout, stderr })
@@ -128,4 +134,24 @@ export const withStream = async (name: string, f: (stream: string) => Promise<vo
   } finally {
     await deleteStream(stream)
   }
+}
+
+/** Waits until the stream holds at least one chunk (the broker's stats: cheap enough to poll). */
+export const waitForMessages = (stream: string) =>
+  withClient(async (client) => {
+    const deadline = Date.now() + 30_000
+    while (Date.now() < deadline) {
+      const stats = await client.streamStatsRequest(stream).catch(() => undefined)
+      if (stats && stats.committedChunkId >= 0n) return
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    throw new Error(`no message reached ${stream} within 30 s`)
+  })
+
+/** Consumes the whole stream once: offsets 0 .. total-1 and `total` messages means no gap, no duplicate. */
+export const expectEachMessageOnce = async (stream: string, total: number) => {
+  const check = await cli("bun", "receive", [
+    "--stream", stream, "--name", "check", "--no-marker", "--until-end", "--tracking", "none"
+  ])
+  expect(parseSummary(check.stdout)).toEqual({ first: 0n, last: BigInt(total - 1), messages: total })
 }
