@@ -2076,7 +2076,11 @@ export const receive = <E = never, R = never>(
       retryable: isTransient,
       progress: () => messages,
       onRetry: (error) => Effect.logWarning(`${(error as { message: string }).message}; resuming after offset ${last ?? "none"}`)
-    }).pipe(Effect.tapError(() => finalStore))
+    }).pipe(
+      // A failure or an interruption outside a subscription (between two of them, during an
+      // outage) still stores the last processed offset, within the bound.
+      Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : finalStore)
+    )
     // The stop signal wins wherever the consumer is (consuming, subscribing, waiting out an
     // outage): consuming is interrupted, and the last message fully processed is stored (bounded).
     if (stop.signal) {

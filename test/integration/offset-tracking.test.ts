@@ -99,3 +99,26 @@ describe("offset tracking on RabbitMQ", () => {
       expect(error._tag).toBe("StreamNotFound")
     }).pipe(Effect.provide(live)))
 })
+
+describe("the layer's process listeners (the client throws into the process)", () => {
+  const counts = () => [process.listenerCount("uncaughtException"), process.listenerCount("unhandledRejection")]
+  it.live("are there while a StreamBroker layer is open (once for two layers) and gone when the last closes", () =>
+    Effect.gen(function*() {
+      const before = counts()
+      const during = yield* Effect.scoped(Effect.gen(function*() {
+        yield* Layer.build(StreamBroker.layer(config))
+        const one = counts()
+        yield* Layer.build(StreamBroker.layer(config))
+        return [one, counts()]
+      }))
+      expect(during).toEqual([before.map((n) => n + 1), before.map((n) => n + 1)])
+      expect(counts()).toEqual(before)
+    }))
+
+  it.live("a connection's state is observable: Connected, naming the endpoint", () =>
+    Effect.gen(function*() {
+      const state = yield* Effect.flatMap(StreamBroker, (broker) => broker.connectionState)
+      expect(state._tag).toBe("Connected")
+      expect(state._tag === "Connected" && state.endpoint).toContain("localhost")
+    }).pipe(Effect.provide(StreamBroker.layer(config))))
+})

@@ -150,3 +150,21 @@ describe("a stop signal during an outage", () => {
       expect(Option.getOrThrow(summary.storeProblem)).toContain("not confirmed within 5s")
     }).pipe(Effect.provide(layers())))
 })
+
+describe("an interrupted receive during an outage", () => {
+  it.effect("tries the final store, and finishes its finalizers within the final-store bound", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      yield* send({ stream: "s", messages: bodies(3) })
+      const fiber = yield* receiving([], { marker: false })
+      yield* TestClock.adjust("1 second")
+      yield* memory.down()
+      yield* TestClock.adjust("1 second")
+      const interrupted = yield* Effect.fork(Fiber.interrupt(fiber))
+      yield* TestClock.adjust("4 seconds")
+      expect(interrupted.unsafePoll()).toBeNull() // still trying to store
+      yield* TestClock.adjust("1 second")
+      // Done by now: a finalizer that waited for the broker would still be running.
+      expect(interrupted.unsafePoll()).not.toBeNull()
+    }).pipe(Effect.provide(layers())))
+})
