@@ -718,7 +718,25 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
     // Confirms arrive on the connection, not the publisher: route them by publisher id and connection.
     const confirmRoutes = new Map<string, Queue.Queue<Confirmation>>()
     const routeKey = (publisherId: number, connectionId: string) => `${publisherId}@${connectionId}`
-    const openBuffers = new Set<DeliveryBuffer>()
+    // What each client carries (publishers, consumers): when the client is replaced, they fail with
+    // ConnectionLost (closing a client does not call their listeners), so their workflows move on.
+    const attached = new Map<Client, Set<() => void>>()
+    const attach = (client: Client, onLost: () => void) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          if (!supervisor.isCurrent(client)) return onLost()
+          const set = attached.get(client) ?? new Set()
+          attached.set(client, set.add(onLost))
+        }),
+        () => Effect.sync(() => void attached.get(client)?.delete(onLost))
+      )
+    const closeClient = (client: Client) =>
+      Effect.suspend(() => {
+        const carried = attached.get(client) ?? new Set()
+        attached.delete(client)
+        for (const onLost of carried) onLost()
+        return release(() => client.close())
+      })
     const connecting = new Set<(error: unknown) => void>()
 
     // One attempt on one endpoint: bounded, with the client's own failures turned into errors.
@@ -785,16 +803,11 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
       where: describeConnection(config),
       policy,
       connect: connectOnce,
-      close: (client) => release(() => client.close())
+      close: closeClient
     })
     yield* watchClientFailures({
       connecting,
-      open: (error) => {
-        supervisor.loseCurrent(`the client failed: ${errorText(error)}`)
-        for (const buffer of openBuffers) {
-          buffer.fail(new ConnectionLost({ during: "consuming", reason: `the client failed: ${errorText(error)}` }))
-        }
-      }
+      open: (error) => supervisor.loseCurrent(`the client failed: ${errorText(error)}`)
     })
     yield* supervisor.client
 
@@ -887,6 +900,11 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
             )
         )
         confirmRoutes.set(routeKey(raw.publisherId, raw.getConnectionInfo().id), confirmations)
+        yield* attach(client, () =>
+          Deferred.unsafeDone(
+            lost,
+            Exit.fail(new ConnectionLost({ during: `publishing to "${stream}"`, reason: "its connection was replaced" }))
+          ))
         const lastPublishingId = name === undefined
           ? 0n
           : yield* call(`query the last publishing id of "${name}" on "${stream}"`, () => raw.getLastPublishingId())
@@ -916,17 +934,13 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
       Effect.gen(function*() {
         yield* requireStream(options.stream)
         const buffer = new DeliveryBuffer(options.bufferSize ?? 1024)
-        yield* Effect.acquireRelease(
-          Effect.sync(() => void openBuffers.add(buffer)),
-          () => Effect.sync(() => void openBuffers.delete(buffer))
-        )
         const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
         // The client awaits this handler before it grants more credit: while the buffer is full the
         // returned promise waits, and so does the broker. It never throws into the client.
         const handle = (message: Message): Promise<void> | void => buffer.push(toStreamMessage(message))
         const sac = options.singleActive
         const on: { client?: Client } = {}
-        yield* Effect.acquireRelease(
+        const [client] = yield* Effect.acquireRelease(
           call(
             `subscribe to "${options.stream}"`,
             (c) => {
@@ -955,6 +969,8 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
               Effect.sync(() => buffer.end())
             )
         )
+        const during = `consuming "${options.stream}"`
+        yield* attach(client, () => buffer.fail(new ConnectionLost({ during, reason: "its connection was replaced" })))
         return Stream.repeatEffectChunkOption(buffer.pull)
       })
 
