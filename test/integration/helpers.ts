@@ -114,8 +114,8 @@ export const parseSummary = (stdout: string) => {
 }
 
 /** A raw client on the test broker, closed after `f`. */
-export const withClient = async <A>(f: (client: Client) => Promise<A>): Promise<A> => {
-  const client = await connect({ hostname: "localhost", port, username: "guest", password: "guest", vhost: "/" })
+export const withClient = async <A>(f: (client: Client) => Promise<A>, onPort = port): Promise<A> => {
+  const client = await connect({ hostname: "localhost", port: onPort, username: "guest", password: "guest", vhost: "/" })
   try {
     return await f(client)
   } finally {
@@ -126,18 +126,18 @@ export const withClient = async <A>(f: (client: Client) => Promise<A>): Promise<
 export const deleteStream = (stream: string) =>
   withClient((client) => client.deleteStream({ stream }).catch(() => undefined))
 
-/** A uniquely named stream for `f`, deleted after it. */
-export const withStream = async (name: string, f: (stream: string) => Promise<void>) => {
+/** A uniquely named stream for `f`, deleted after it (on the broker at `port`). */
+export const withStream = async (name: string, f: (stream: string) => Promise<void>, onPort = port) => {
   const stream = uniqueStream(name)
   try {
     await f(stream)
   } finally {
-    await deleteStream(stream)
+    await withClient((client) => client.deleteStream({ stream }).catch(() => undefined), onPort).catch(() => undefined)
   }
 }
 
 /** Waits until the stream holds at least one chunk (the broker's stats: cheap enough to poll). */
-export const waitForMessages = (stream: string) =>
+export const waitForMessages = (stream: string, onPort = port) =>
   withClient(async (client) => {
     const deadline = Date.now() + 30_000
     while (Date.now() < deadline) {
@@ -146,12 +146,12 @@ export const waitForMessages = (stream: string) =>
       await new Promise((r) => setTimeout(r, 10))
     }
     throw new Error(`no message reached ${stream} within 30 s`)
-  })
+  }, onPort)
 
 /** Consumes the whole stream once: offsets 0 .. total-1 and `total` messages means no gap, no duplicate. */
-export const expectEachMessageOnce = async (stream: string, total: number) => {
+export const expectEachMessageOnce = async (stream: string, total: number, extraArgs: ReadonlyArray<string> = []) => {
   const check = await cli("bun", "receive", [
-    "--stream", stream, "--name", "check", "--no-marker", "--until-end", "--tracking", "none"
+    "--stream", stream, "--name", "check", "--no-marker", "--until-end", "--tracking", "none", ...extraArgs
   ])
   expect(parseSummary(check.stdout)).toEqual({ first: 0n, last: BigInt(total - 1), messages: total })
 }

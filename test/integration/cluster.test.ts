@@ -1,0 +1,77 @@
+// A 3-node RabbitMQ cluster on this machine (`broker.sh cluster up`: streams on localhost:5561-5563)
+// and a URI that names all three: the node of the first endpoint (the locator, and the stream's
+// leader, which is placed on the node that declared it) stops for real under a running receive
+// and under a running named send; both finish, every message exactly once; the node rejoins.
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { cli, expectEachMessageOnce, run, start, waitForMessages, withStream } from "./helpers.ts"
+
+const uri = "rabbitmq-stream://guest:guest@localhost:5561,localhost:5562,localhost:5563/%2f"
+const onCluster = ["--uri", uri]
+
+const cluster = async (...args: Array<string>) => {
+  const result = await run("bash", ["scripts/broker.sh", "cluster", ...args], {}, 300_000)
+  expect(result.code, result.stderr).toBe(0)
+}
+
+beforeAll(() => cluster("up"), 300_000)
+afterAll(() => cluster("down"), 300_000)
+
+/** Runs `f` with node 1 stopped part-way (by `stop`), and always starts node 1 again after it. */
+const withNodeOneBack = async (f: () => Promise<void>) => {
+  try {
+    await f()
+  } finally {
+    await cluster("start-node", "1")
+  }
+}
+
+describe("a cluster node lost under a running receive", () => {
+  it("receive moves to another node, resumes after the last message processed: every message exactly once", () =>
+    withStream("cluster-receive", async (stream) => {
+      const total = 300_000
+      const sent = await cli("bun", "send", [...onCluster, "--stream", stream, "--count", String(total), "--initial-cluster-size", "3"])
+      expect(sent.code, sent.stderr).toBe(0)
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cluster-"))
+      try {
+        await withNodeOneBack(async () => {
+          const consumer = start("node", "receive", [
+            ...onCluster, "--stream", stream, "--name", "c", "--no-marker", "--until-end", "--tracking", "none", "--print"
+          ], { stdoutFile: path.join(dir, "out") })
+          await consumer.waitFor("First message received.")
+          await cluster("stop-node", "1")
+          const exit = await consumer.exit
+          expect(exit.code, exit.stderr).toBe(0)
+          const offsets = exit.stdout.split("\n").flatMap((line) => (/^\d+\t/.test(line) ? [Number(line.split("\t")[0])] : []))
+          expect(offsets.length).toBe(total)
+          expect(new Set(offsets).size).toBe(total)
+          expect(exit.stdout).toContain(`Done consuming, first offset 0, last offset ${total - 1}.`)
+        })
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
+    }, 5562), 300_000)
+})
+
+describe("a cluster node lost under a running named send", () => {
+  it("send moves to the new leader and finishes: the stream holds every message exactly once", () =>
+    withStream("cluster-send", async (stream) => {
+      const total = 300_000
+      await withNodeOneBack(async () => {
+        const producer = start("node", "send", [
+          ...onCluster, "--stream", stream, "--count", String(total), "--producer", "p", "--initial-cluster-size", "3"
+        ])
+        await producer.waitFor("Publishing")
+        await waitForMessages(stream, 5562)
+        await cluster("stop-node", "1")
+        const exit = await producer.exit
+        expect(exit.code, exit.stderr).toBe(0)
+        expect(exit.stdout).toContain("Messages confirmed: true.")
+        expect(exit.stderr).toContain("was lost")
+      })
+      // Node 1 is back: the check reads through all three endpoints.
+      await expectEachMessageOnce(stream, total, onCluster)
+    }, 5562), 300_000)
+})
