@@ -31,7 +31,7 @@ const withNodeOneBack = async (f: () => Promise<void>) => {
 describe("a cluster node lost under a running receive", () => {
   it("receive moves to another node, resumes after the last message processed: every message exactly once", () =>
     withStream("cluster-receive", async (stream) => {
-      const total = 300_000
+      const total = 500_000
       const sent = await cli("bun", "send", [...onCluster, "--stream", stream, "--count", String(total), "--initial-cluster-size", "3"])
       expect(sent.code, sent.stderr).toBe(0)
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cluster-"))
@@ -44,6 +44,7 @@ describe("a cluster node lost under a running receive", () => {
           await cluster("stop-node", "1")
           const exit = await consumer.exit
           expect(exit.code, exit.stderr).toBe(0)
+          expect(exit.stderr).toContain("was lost")
           const offsets = exit.stdout.split("\n").flatMap((line) => (/^\d+\t/.test(line) ? [Number(line.split("\t")[0])] : []))
           expect(offsets.length).toBe(total)
           expect(new Set(offsets).size).toBe(total)
@@ -58,7 +59,7 @@ describe("a cluster node lost under a running receive", () => {
 describe("a cluster node lost under a running named send", () => {
   it("send moves to the new leader and finishes: the stream holds every message exactly once", () =>
     withStream("cluster-send", async (stream) => {
-      const total = 300_000
+      const total = 1_000_000
       await withNodeOneBack(async () => {
         const producer = start("node", "send", [
           ...onCluster, "--stream", stream, "--count", String(total), "--producer", "p", "--initial-cluster-size", "3"
