@@ -55,6 +55,23 @@ export interface Endpoint {
   readonly port: number
 }
 
+/**
+ * TLS (`rabbitmq-stream+tls://`). The broker's certificate chain and host name are always verified
+ * unless `insecureSkipVerify` says otherwise; the same options serve every connection (locator,
+ * publishers, consumers), which go to the host the broker advertises.
+ */
+export interface TlsOptions {
+  /** PEM of the CA(s) that signed the broker's certificate. Default: the runtime's trusted CAs. */
+  readonly ca?: string | Uint8Array | undefined
+  /** PEM client certificate and its key, for brokers that require one (mutual TLS). */
+  readonly cert?: string | Uint8Array | undefined
+  readonly key?: Redacted.Redacted<string | Uint8Array> | undefined
+  /** The name the broker's certificate must carry, when it differs from the host connected to. */
+  readonly servername?: string | undefined
+  /** Accept any certificate, verifying nothing. Never the default; a warning is logged on every connect. */
+  readonly insecureSkipVerify?: boolean | undefined
+}
+
 /** Where the broker is. Build it with {@link parseUri} or read it with {@link ConnectionConfig.fromEnv}. */
 export interface ConnectionConfig {
   /**
@@ -78,6 +95,8 @@ export interface ConnectionConfig {
    * from 100 ms to 5 s with jitter, for at most 2 minutes per outage (a rolling restart).
    */
   readonly retry?: Schedule.Schedule<unknown, StreamError> | undefined
+  /** Connect with TLS (set by a `rabbitmq-stream+tls://` URI); certificates are verified. */
+  readonly tls?: TlsOptions | undefined
 }
 
 export const DEFAULT_URI = "rabbitmq-stream://guest:guest@localhost:5552/%2f"
@@ -98,10 +117,12 @@ export const retryFor = (duration: Duration.DurationInput): Schedule.Schedule<un
       Schedule.upTo(duration)
     )
 
-const URI_SHAPE = "rabbitmq-stream://user:pass@host:5552/vhost (several nodes: host1:5552,host2:5552)"
+const URI_SHAPE =
+  "rabbitmq-stream://user:pass@host:5552/vhost or rabbitmq-stream+tls://user:pass@host:5551/vhost (several nodes: host1:5552,host2:5552)"
 
 /**
- * Parses `rabbitmq-stream://user:pass@host:port/vhost`, or with several nodes
+ * Parses `rabbitmq-stream://user:pass@host:port/vhost`, `rabbitmq-stream+tls://...` (TLS, with
+ * verification; default port 5551), or with several nodes
  * `rabbitmq-stream://user:pass@host1:port1,host2:port2/vhost`. The vhost is URL-encoded (`%2f`
  * is `/`); an empty path means `/`; the port defaults to 5552. Errors never contain the password.
  */
@@ -110,13 +131,14 @@ export const parseUri = (uri: string): Either.Either<ConnectionConfig, InvalidAr
   const match = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/(?:([^@/]*)@)?([^/?#]*)(?:\/([^?#]*))?$/.exec(uri.trim())
   if (!match) return invalid(`malformed URI ${redactUri(uri)}`)
   const [, scheme, userinfo, hosts, path] = match
-  if (scheme!.toLowerCase() !== "rabbitmq-stream") {
+  const tls = scheme!.toLowerCase() === "rabbitmq-stream+tls"
+  if (!tls && scheme!.toLowerCase() !== "rabbitmq-stream") {
     return invalid(`unsupported URI scheme "${scheme}:" in ${redactUri(uri)}`)
   }
   const endpoints: Array<Endpoint> = []
   for (const part of hosts!.split(",")) {
     const node = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(part)
-    const port = node?.[3] === undefined ? 5552 : Number(node[3])
+    const port = node?.[3] === undefined ? (tls ? 5551 : 5552) : Number(node[3])
     if (!node || port < 1 || port > 65535) return invalid(`URI ${redactUri(uri)} has a malformed host "${part}"`)
     endpoints.push({ host: (node[1] ?? node[2]!).toLowerCase(), port })
   }
@@ -133,7 +155,7 @@ export const parseUri = (uri: string): Either.Either<ConnectionConfig, InvalidAr
   const username = userinfo === undefined || userinfo === "" ? "guest" : decode(colon < 0 ? userinfo : userinfo.slice(0, colon))
   const password = userinfo === undefined || userinfo === "" ? "guest" : colon < 0 ? "" : decode(userinfo.slice(colon + 1))
   if (username === undefined || password === undefined) return invalid(`URI ${redactUri(uri)} has a malformed user or password`)
-  return Either.right({ endpoints, username, password: Redacted.make(password), vhost })
+  return Either.right({ endpoints, username, password: Redacted.make(password), vhost, ...(tls ? { tls: {} } : {}) })
 }
 
 /** The URI with its password replaced by `***`: safe to print. */
@@ -144,7 +166,7 @@ const describeEndpoints = (endpoints: ReadonlyArray<Endpoint>) =>
 
 /** A printable description of where a config points, without the password. */
 export const describeConnection = (config: ConnectionConfig, endpoints = config.endpoints): string =>
-  `rabbitmq-stream://${config.username}@${describeEndpoints(endpoints)}/${encodeURIComponent(config.vhost)}`
+  `rabbitmq-stream${config.tls ? "+tls" : ""}://${config.username}@${describeEndpoints(endpoints)}/${encodeURIComponent(config.vhost)}`
 
 export const ConnectionConfig: {
   readonly fromEnv: Config.Config<ConnectionConfig>
@@ -615,18 +637,20 @@ const superviseConnection = <C>(options: {
 
     const connectUnderPolicy = Effect.gen(function*() {
       const since = yield* now
-      const outage = { attempts: 0, lastError: undefined as string | undefined, warned: false }
+      const outage = { attempts: 0, lastError: undefined as ConnectionError | undefined, warned: false }
       const attempt = Effect.suspend(() => {
         outage.attempts++
-        const current = ConnectionState.Connecting({ attempt: outage.attempts, since, lastError: outage.lastError })
+        const current = ConnectionState.Connecting({ attempt: outage.attempts, since, lastError: outage.lastError?.message })
         return Effect.zipRight(SubscriptionRef.set(state, current), options.connect(outage.attempts))
-      }).pipe(Effect.tapError((error) => Effect.sync(() => void (outage.lastError = error.message))))
-      // Said once per outage, and only when the policy does try again.
+      }).pipe(Effect.tapError((error) => Effect.sync(() => void (outage.lastError = error))))
+      // Said once per outage, and only when the policy does try again (it is asked even for an
+      // error that `while` then refuses to retry).
       const policy = Schedule.onDecision(options.policy, (_, decision) =>
         Effect.suspend(() => {
-          if (decision._tag !== "Continue" || outage.warned) return Effect.void
+          const error = outage.lastError
+          if (decision._tag !== "Continue" || outage.warned || error?.retryable !== true) return Effect.void
           outage.warned = true
-          return Effect.logWarning(`${outage.lastError}; retrying`)
+          return Effect.logWarning(`${error.message}; retrying`)
         }))
       return yield* attempt.pipe(
         Effect.retry({ schedule: policy, while: (error) => error.retryable === true }),
@@ -745,6 +769,9 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
       const where = describeConnection(config, [endpoint])
       const created: { client?: Client } = {}
       return Effect.gen(function*() {
+        if (config.tls?.insecureSkipVerify) {
+          yield* Effect.logWarning(`TLS certificate verification is OFF for ${where}: anyone on the way can pose as the broker`)
+        }
         const connectFailed = yield* Deferred.make<never, ConnectionError>()
         const fail = (error: unknown) => Deferred.unsafeDone(connectFailed, Exit.fail(connectError(where, error)))
         yield* Effect.acquireRelease(Effect.sync(() => connecting.add(fail)), () => Effect.sync(() => connecting.delete(fail)))
@@ -758,6 +785,7 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
                 username: config.username,
                 password: Redacted.value(config.password),
                 vhost: config.vhost,
+                ...(config.tls ? { ssl: clientTls(config.tls) } : {}),
                 connectionName: config.connectionName ?? "effect-stream-offsets",
                 listeners: {
                   publish_confirm: (confirm, connectionId) => {
@@ -1124,7 +1152,53 @@ const isConnectionFailure = (error: unknown): boolean =>
 
 const errorText = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
+/**
+ * The client's TLS options: passed to `tls.connect` as they are, so the runtime verifies the chain
+ * and the host name. Never `true`: the client turns that into "verify nothing".
+ */
+const clientTls = (tls: TlsOptions) => {
+  const pem = (value: string | Uint8Array | undefined) =>
+    value === undefined ? undefined : typeof value === "string" ? value : decoder.decode(value)
+  const options = {
+    ca: pem(tls.ca),
+    cert: pem(tls.cert),
+    key: pem(tls.key === undefined ? undefined : Redacted.value(tls.key)),
+    servername: tls.servername,
+    rejectUnauthorized: tls.insecureSkipVerify !== true
+  }
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as {
+    readonly rejectUnauthorized: boolean
+  }
+}
+
+/** TLS failures, by the code the runtime gives (OpenSSL, BoringSSL and rustls word them differently). */
+const tlsProblem = (cause: unknown): string | undefined => {
+  const code = typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : ""
+  const text = `${code} ${errorText(cause)}`
+  if (/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_UNTRUSTED|UnknownIssuer|unknown ?ca(?!.*alert)/i.test(text)) {
+    return `the broker's certificate is not trusted (${code || errorText(cause)}): give the CA that signed it (--ca, tls.ca)`
+  }
+  if (/CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|expired/i.test(text)) {
+    return `the broker's certificate is expired or not yet valid (${code || errorText(cause)})`
+  }
+  if (/ALTNAME|hostname|NotValidForName|does not match/i.test(text)) {
+    return `the broker's certificate is not for this host name (${code || errorText(cause)}): connect by the name in the certificate, or set tls.servername`
+  }
+  if (/CERTIFICATE_REQUIRED|certificate required|HANDSHAKE_FAILURE/i.test(text)) {
+    return `the broker requires a client certificate (${code || errorText(cause)}): give one with --cert and --key (tls.cert, tls.key)`
+  }
+  if (/ALERT_UNKNOWN_CA|ALERT_BAD_CERTIFICATE|alert.*(unknown ca|bad certificate)/i.test(text)) {
+    return `the broker did not accept the client certificate (${code || errorText(cause)})`
+  }
+  if (/WRONG_VERSION_NUMBER|wrong version number|packet length too long|CorruptMessage|InvalidContentType/i.test(text)) {
+    return `this port does not speak TLS (${code || errorText(cause)}): use rabbitmq-stream:// for it, or the broker's TLS port`
+  }
+  return undefined
+}
+
 const connectError = (where: string, cause: unknown): ConnectionError => {
+  const tls = tlsProblem(cause)
+  if (tls !== undefined) return new ConnectionError({ message: `cannot connect to ${where}: ${tls}`, cause, retryable: false })
   const code = responseCode(cause)
   // An unknown vhost makes the client misread the broker's answer to Open (a RangeError).
   const openFailed = cause instanceof Error && /open_response/.test(cause.stack ?? "")

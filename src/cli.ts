@@ -6,7 +6,8 @@
 import { KeyValueStore, Runtime as PlatformRuntime } from "@effect/platform"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
-import { Cause, Config, Console, Data, Deferred, Duration, Effect, Either, Exit, Layer, Logger, LogLevel, Option, type Scope } from "effect"
+import { Cause, Config, Console, Data, Deferred, Duration, Effect, Either, Exit, Layer, Logger, LogLevel, Option, Redacted, type Scope } from "effect"
+import * as fs from "node:fs"
 import process from "node:process"
 import { DEFAULT_URI, OffsetStore, parseUri, redactUri, retryFor, StreamBroker } from "./StreamOffsets.ts"
 
@@ -105,11 +106,11 @@ export const consumerNameFlag = (help: string) =>
     FlagSpec
 
 /** The connection flags every command has. */
-export const uriFlag = {
+export const connectionFlags = {
   uri: {
     env: "RABBITMQ_STREAM_URI",
     help:
-      `broker URI, rabbitmq-stream://user:pass@host:5552/vhost; several nodes: user:pass@h1:5552,h2:5552/vhost (default ${
+      `broker URI, rabbitmq-stream://user:pass@host:5552/vhost, or rabbitmq-stream+tls://...:5551/vhost for TLS; several nodes: user:pass@h1:5552,h2:5552/vhost (default ${
         redactUri(DEFAULT_URI)
       })`
   },
@@ -117,20 +118,63 @@ export const uriFlag = {
     env: "RABBITMQ_STREAM_RETRY_FOR",
     help: "wait out a broker that is away (restart, node loss, not started yet) this long before failing; 0s: never",
     default: "2m"
+  },
+  ca: {
+    env: "RABBITMQ_STREAM_CA",
+    help: "TLS (rabbitmq-stream+tls://): PEM file of the CA that signed the broker's certificate (default: the system's CAs)"
+  },
+  cert: { env: "RABBITMQ_STREAM_CERT", help: "TLS: PEM file of a client certificate, for brokers that require one" },
+  key: { env: "RABBITMQ_STREAM_KEY", help: "TLS: PEM file of the key of --cert" },
+  "insecure-skip-verify": {
+    help: "TLS: accept any broker certificate, verifying nothing (a warning on every connect)",
+    boolean: true
   }
 } as const satisfies FlagSpec
 
-/** The broker layer for `--uri` and `--retry-for` (else their env variables, else defaults); checked now. */
-export const brokerLayer = (values: Partial<Record<"uri" | "retry-for", string>>) =>
+/** The broker layer for the connection flags (else their env variables, else defaults); checked now. */
+export const brokerLayer = (values: Partial<Record<keyof typeof connectionFlags, string>>) =>
   Effect.gen(function*() {
-    const uri = yield* flagOrEnv(uriFlag, values, "uri")
+    const get = (name: keyof typeof connectionFlags) =>
+      Effect.map(flagOrEnv(connectionFlags, values, name), Option.getOrUndefined)
     const config = yield* Either.mapLeft(
-      parseUri(Option.getOrElse(uri, () => DEFAULT_URI)),
+      parseUri((yield* get("uri")) ?? DEFAULT_URI),
       (e) => new UsageError({ message: e.message })
     )
-    const retry = yield* durationFlag("retry-for", Option.getOrElse(yield* flagOrEnv(uriFlag, values, "retry-for"), () => "2m"))
-    return StreamBroker.layer({ ...config, retry: retryFor(retry) })
+    const retry = yield* durationFlag("retry-for", (yield* get("retry-for")) ?? "2m")
+    const [ca, cert, key] = [yield* get("ca"), yield* get("cert"), yield* get("key")]
+    const insecureSkipVerify = values["insecure-skip-verify"] === "true"
+    if (config.tls === undefined) {
+      if (ca !== undefined || cert !== undefined || key !== undefined || insecureSkipVerify) {
+        return yield* new UsageError({
+          message: "--ca, --cert, --key and --insecure-skip-verify are for TLS: use a rabbitmq-stream+tls:// URI"
+        })
+      }
+      return StreamBroker.layer({ ...config, retry: retryFor(retry) })
+    }
+    if ((cert === undefined) !== (key === undefined)) {
+      return yield* new UsageError({ message: "--cert and --key go together (a client certificate and its key)" })
+    }
+    const tls = {
+      ca: ca === undefined ? undefined : yield* readPem("ca", ca),
+      cert: cert === undefined ? undefined : yield* readPem("cert", cert),
+      key: key === undefined ? undefined : Redacted.make(yield* readPem("key", key)),
+      insecureSkipVerify
+    }
+    return StreamBroker.layer({ ...config, retry: retryFor(retry), tls })
   })
+
+/** A PEM file named by a flag; unreadable or not PEM is a usage error naming the flag. */
+const readPem = (flag: string, file: string): Effect.Effect<string, UsageError> =>
+  Effect.try({
+    try: () => fs.readFileSync(file, "utf8"),
+    catch: (e) =>
+      new UsageError({ message: `cannot read --${flag} ${file}: ${(e as { code?: string }).code ?? String(e)}` })
+  }).pipe(
+    Effect.filterOrFail(
+      (text) => text.includes("-----BEGIN "),
+      () => new UsageError({ message: `--${flag} ${file} is not a PEM file (no "-----BEGIN" line)` })
+    )
+  )
 
 /** Turns the outcome of a command into one line on stderr and an exit code. */
 const report = <A, E>(exit: Exit.Exit<A, E>): number => {

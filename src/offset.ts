@@ -12,7 +12,7 @@ import {
   offsetStoreLayer,
   runMain,
   streamFlag,
-  uriFlag
+  connectionFlags
 } from "./cli.ts"
 import { inspectOffset } from "./StreamOffsets.ts"
 
@@ -20,7 +20,7 @@ const flags = {
   ...streamFlag("stream to inspect"),
   ...consumerNameFlag("the consumer whose offset to show"),
   ...offsetStoreFlag,
-  ...uriFlag
+  ...connectionFlags
 } as const
 
 const show = Option.match({ onNone: () => "none", onSome: (offset: bigint) => offset.toString() })

@@ -18,7 +18,7 @@ import {
   stopSignal,
   streamFlag,
   UsageError,
-  uriFlag
+  connectionFlags
 } from "./cli.ts"
 import {
   bodyText,
@@ -47,7 +47,7 @@ const flags = {
   print: { help: "print each message as OFFSET<tab>BODY (stdout)", boolean: true },
   "single-active": { help: "share the stream with the other consumers of this name, one active at a time", boolean: true },
   ...offsetStoreFlag,
-  ...uriFlag
+  ...connectionFlags
 } as const
 
 class StoreNotConfirmed extends Data.TaggedError("StoreNotConfirmed")<{ readonly message: string }> {}

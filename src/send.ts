@@ -3,7 +3,7 @@
  * exits only when the broker has confirmed every one.
  */
 import { Console, Effect, Option } from "effect"
-import { brokerLayer, command, flagOrEnv, positiveInteger, runMain, streamFlag, uriFlag } from "./cli.ts"
+import { brokerLayer, command, flagOrEnv, positiveInteger, runMain, streamFlag, connectionFlags } from "./cli.ts"
 import { send, tutorialMessages } from "./StreamOffsets.ts"
 
 const flags = {
@@ -16,7 +16,7 @@ const flags = {
     env: "RABBITMQ_STREAM_PRODUCER",
     help: "a producer name: the broker deduplicates, so running the same send again publishes only what is missing"
   },
-  ...uriFlag
+  ...connectionFlags
 }
 
 const main = command(
