@@ -1,7 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Either, Redacted } from "effect"
 import { ConnectionConfig, describeConnection, parseUri, redactUri } from "../../src/StreamOffsets.ts"
-import { parseFlags } from "../../src/cli.ts"
+import { brokerLayer, parseFlags } from "../../src/cli.ts"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 
 describe("connection URI", () => {
   it("parses user, password, host, port and an encoded vhost", () => {
@@ -74,4 +77,45 @@ describe("CLI flags", () => {
       "--stream needs a value (see --help)"
     )
   })
+})
+
+describe("TLS URIs and flags", () => {
+  it("rabbitmq-stream+tls:// turns TLS on (verification on) with default port 5551, several nodes too", () => {
+    const one = Either.getOrThrow(parseUri("rabbitmq-stream+tls://u:p@broker/%2f"))
+    expect(one.tls).toEqual({})
+    expect(one.endpoints).toEqual([{ host: "broker", port: 5551 }])
+    expect(describeConnection(one)).toBe("rabbitmq-stream+tls://u@broker:5551/%2F")
+    const many = Either.getOrThrow(parseUri("rabbitmq-stream+tls://u:p@a:6000,b/%2f"))
+    expect(many.endpoints).toEqual([{ host: "a", port: 6000 }, { host: "b", port: 5551 }])
+    expect(Either.getOrThrow(parseUri("rabbitmq-stream://u:p@a/")).tls).toBeUndefined()
+  })
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tls-flags-"))
+  const pem = path.join(dir, "ca.pem")
+  fs.writeFileSync(pem, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+  const notPem = path.join(dir, "notes.txt")
+  fs.writeFileSync(notPem, "hello")
+  const usage = (values: Parameters<typeof brokerLayer>[0]) =>
+    brokerLayer(values).pipe(Effect.flip, Effect.map((e) => e.message))
+
+  it.effect("TLS flags: PEM files read, bad ones named, TLS-only flags refused on a plain URI", () =>
+    Effect.gen(function*() {
+      const tlsUri = "rabbitmq-stream+tls://u:p@localhost/%2f"
+      yield* brokerLayer({ uri: tlsUri, ca: pem })
+      expect(yield* usage({ uri: "rabbitmq-stream://u:p@localhost/%2f", ca: pem })).toContain(
+        "are for TLS: use a rabbitmq-stream+tls:// URI"
+      )
+      expect(yield* usage({ uri: tlsUri, cert: pem })).toBe("--cert and --key go together (a client certificate and its key)")
+      expect(yield* usage({ uri: tlsUri, ca: path.join(dir, "missing.pem") })).toContain("cannot read --ca")
+      expect(yield* usage({ uri: tlsUri, ca: notPem })).toContain("is not a PEM file")
+      expect(yield* usage({ uri: "rabbitmq-stream://u:p@localhost/%2f", "insecure-skip-verify": "true" })).toContain(
+        "for TLS"
+      )
+    }))
+
+  it.effect("the CA may come from RABBITMQ_STREAM_CA; a flag wins over it", () =>
+    Effect.gen(function*() {
+      expect(yield* usage({ uri: "rabbitmq-stream+tls://u:p@localhost/%2f" })).toContain("cannot read --ca /nope.pem")
+      yield* brokerLayer({ uri: "rabbitmq-stream+tls://u:p@localhost/%2f", ca: pem })
+    }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["RABBITMQ_STREAM_CA", "/nope.pem"]])))))
 })
