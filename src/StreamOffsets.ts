@@ -716,6 +716,13 @@ const superviseConnection = <C>(options: {
     } satisfies ConnectionSupervisor<C>
   })
 
+/** What a broker shape tells about its supervised connection. */
+const supervisedFields = <C>(supervisor: ConnectionSupervisor<C>, policy: Schedule.Schedule<unknown, StreamError>) => ({
+  retry: policy,
+  connectionState: SubscriptionRef.get(supervisor.state),
+  connectionChanges: supervisor.state.changes
+})
+
 /**
  * Worth trying again: a lost connection, a broker that refused or did not answer, a stream between
  * leaders (code 6, or not on any node while a cluster elects one). Not: credentials, vhost, a
@@ -1050,9 +1057,7 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
       bounds,
       storeOffset,
       queryOffset,
-      retry: policy,
-      connectionState: SubscriptionRef.get(supervisor.state),
-      connectionChanges: supervisor.state.changes
+      ...supervisedFields(supervisor, policy)
     }
   })
 
@@ -1555,9 +1560,7 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
       bounds,
       storeOffset,
       queryOffset,
-      retry: policy,
-      connectionState: SubscriptionRef.get(supervisor.state),
-      connectionChanges: supervisor.state.changes
+      ...supervisedFields(supervisor, policy)
     }
     const inspect: MemoryBrokerShape = {
       entries: (stream) => Effect.sync(() => [...(streams.get(stream)?.log ?? [])]),
