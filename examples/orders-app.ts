@@ -11,7 +11,7 @@
  *
  * In your own project, import from "effect-stream-offsets" instead of "../src/StreamOffsets.ts".
  */
-import { KeyValueStore } from "@effect/platform"
+import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"

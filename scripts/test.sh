@@ -7,6 +7,15 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
 
 bash scripts/broker.sh up
+# The terminal tests type into a real pseudo-terminal through tmux (a Debian package), and the TLS
+# tests make a foreign CA with openssl.
+for tool in tmux openssl; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    echo "== installing $tool"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool"; } >/dev/null ||
+      { echo "could not install $tool with apt-get: the terminal and TLS tests need it" >&2; exit 1; }
+  }
+done
 echo "== type check"
 tsc --noEmit
 echo "== vitest"

@@ -12,7 +12,7 @@
  *
  * The module runs unchanged on Node, Bun and Deno.
  */
-import { KeyValueStore } from "@effect/platform"
+import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import { Buffer } from "node:buffer"
 import process from "node:process"
 import { setImmediate } from "node:timers"

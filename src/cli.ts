@@ -3,7 +3,8 @@
  * and a `runMain` that runs finalizers on SIGINT/SIGTERM on Node, Bun and Deno alike.
  * No business logic: that is in StreamOffsets.ts.
  */
-import { KeyValueStore, Runtime as PlatformRuntime } from "@effect/platform"
+import * as KeyValueStore from "@effect/platform/KeyValueStore"
+import * as PlatformRuntime from "@effect/platform/Runtime"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import { Cause, Config, Console, Data, Deferred, Duration, Effect, Either, Exit, Layer, Logger, LogLevel, Option, Redacted, type Scope } from "effect"
@@ -201,6 +202,7 @@ let gracefulStop: (() => void) | undefined
  * the process past these deadlines it exits anyway, saying so.
  */
 const STOP_DEADLINE = Duration.seconds(20)
+const SAME_SIGNAL_WITHIN_MS = 1000
 const INTERRUPT_DEADLINE = Duration.seconds(5)
 const deadline = (after: Duration.Duration, code: number) =>
   setTimeout(() => {
@@ -258,7 +260,14 @@ export const offsetStoreLayer = (value: string | undefined) => {
 const runMainWith = PlatformRuntime.makeRunMain(({ fiber }) => {
   // Keep the process alive while the program waits on the network or on timers.
   const keepAlive = setInterval(() => {}, 2 ** 31 - 1)
+  let firstSignalAt: number | undefined
   const onSignal = () => {
+    // In a terminal, Ctrl-C reaches the program twice under `bun run` and `deno task` (the
+    // terminal signals the process group, and the runner forwards its own copy): signals within
+    // a second of the first are that same Ctrl-C, not a second one.
+    const now = Date.now()
+    if (firstSignalAt !== undefined && now - firstSignalAt < SAME_SIGNAL_WITHIN_MS) return
+    firstSignalAt ??= now
     // A command that asked for a graceful stop gets the first signal; a second one interrupts.
     const stop = gracefulStop
     gracefulStop = undefined
