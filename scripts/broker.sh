@@ -4,25 +4,39 @@
 #   scripts/broker.sh up|down|restart|status|logs|cut                        (npm run broker -- up)
 #   scripts/broker.sh cluster up|down|reset|status|logs|stop-node N|start-node N
 #                                                                 (npm run broker -- cluster up)
+#   scripts/broker.sh mtls up|down|status|logs                       (npm run broker -- mtls up)
 #
 # `up` gives a broker on localhost:$RABBITMQ_STREAM_PORT (default 5552), guest/guest, vhost "/",
-# stream.advertised_host = localhost, and returns only once a stream can really be declared.
-# It tries, in order:
-#   1. a stream-capable broker already answering on the port: nothing to do;
+# stream.advertised_host = localhost, with TLS streams on localhost:$RABBITMQ_STREAM_TLS_PORT
+# (default 5551; no client certificate asked for), and returns only once a stream can really be
+# declared on both. It tries, in order:
+#   1. a stream-capable broker already answering on the port: nothing to do (unless this script
+#      started it and its settings are out of date, e.g. it lacks TLS: then it is restarted);
 #   2. a working Docker engine: the rabbitmq:4-management image;
 #   3. Debian whose apt candidate for rabbitmq-server is >= 3.13 (Debian 13): the native package;
 #   4. otherwise (Debian 12 ships 3.10.8, which the client cannot use): a Debian 13 (trixie) root
 #      made with debootstrap under $BROKER_ROOT, run under chroot (node rabbit@<short host name>).
+#   Only route 4 is tested (on Debian 12 without Docker); routes 2 and 3 get the same settings.
 # `down` stops only a broker that `up` started (recorded in $BROKER_STATE_DIR/mode).
 # `restart` stops that broker's Erlang VM and starts it again (data kept), returning once a
 #   stream can be declared again: for tests of clients that must survive a broker restart.
+# `status` says whether streams (plain, and TLS with the test CA) can be declared (exit 1 unless both).
 # `cut` closes every client connection of that broker (for fault tests: clients must recover).
+#
+# TLS: a test CA and certificates made once with openssl in $BROKER_STATE_DIR/tls (made again only
+# when missing or about to expire), RSA 2048 / SHA-256, valid 10 years:
+#   ca.pem, ca-key.pem          the CA ("effect-stream-offsets test CA"): clients trust ca.pem
+#   server.pem, server-key.pem  the brokers' certificate, for the name localhost only (no IP:
+#                               connecting to 127.0.0.1 fails verification, on purpose)
+#   client.pem, client-key.pem  a client certificate ("effect-stream-offsets test client")
+# The brokers read their copies from /etc/rabbitmq/tls (in the root, on the host, in the container).
+# These keys are for tests only: never trust this CA anywhere else.
 #
 # `cluster ...` runs three more RabbitMQ 4 nodes from the same trixie root (built if missing),
 # independent of the single broker, which may run at the same time:
 #   node rabbit-N@<short host name>, N = 1..3: streams on localhost:556N (advertised as
-#   localhost:556N), AMQP on 568N, Erlang distribution on 2568N, no management plugin; data, logs,
-#   config and pid file under $BROKER_ROOT/var/lib/rabbitmq/cluster/rabbit-N.
+#   localhost:556N), AMQP on 568N, Erlang distribution on 2568N, no management plugin, no TLS;
+#   data, logs, config and pid file under $BROKER_ROOT/var/lib/rabbitmq/cluster/rabbit-N.
 #   cluster up            start what is missing, form the cluster the first time (join rabbit-1),
 #                         return when all three run clustered and each accepts a stream declaration
 #   cluster stop-node N   stop node N's Erlang VM (a node going away); returns when 556N is closed
@@ -32,23 +46,41 @@
 #   cluster status        one line per node (exit 1 unless all three are up)
 #   cluster logs          the end of each node's log
 #
+# `mtls ...` runs one more node from the trixie root, on demand, for mutual-TLS tests: node
+#   rabbit-mtls@<short host name>, TLS streams only on localhost:$RABBITMQ_STREAM_MTLS_PORT
+#   (default 5541, advertised as localhost:5541; no plain stream listener), a client certificate
+#   signed by the test CA required (client.pem/client-key.pem), AMQP on 5691, distribution on
+#   25691; data, logs and config under $BROKER_ROOT/var/lib/rabbitmq/mtls.
+#   mtls up       start it unless it runs; return when a TLS connection with the client
+#                 certificate can declare a stream
+#   mtls down     stop that node only (the single broker and the cluster keep running)
+#   mtls status   whether it accepts a stream declaration (exit 1 if not)
+#   mtls logs     the end of its log
+#
 # Environment:
-#   RABBITMQ_STREAM_PORT   stream port of the single broker (default 5552)
-#   BROKER_STATE_DIR       state and logs (default /var/lib/effect-stream-offsets)
-#   BROKER_ROOT            the trixie root (default $BROKER_STATE_DIR/trixie)
-#   BROKER_WAIT_SECONDS    how long each wait for a broker or node lasts (default 120)
-#   BROKER_DOCKER_NAME     container name (default effect-stream-offsets-rabbitmq)
+#   RABBITMQ_STREAM_PORT       stream port of the single broker (default 5552)
+#   RABBITMQ_STREAM_TLS_PORT   TLS stream port of the single broker (default 5551)
+#   RABBITMQ_STREAM_MTLS_PORT  TLS stream port of the mutual-TLS node (default 5541)
+#   BROKER_STATE_DIR           state, logs and TLS material (default /var/lib/effect-stream-offsets)
+#   BROKER_ROOT                the trixie root (default $BROKER_STATE_DIR/trixie)
+#   BROKER_WAIT_SECONDS        how long each wait for a broker or node lasts (default 120)
+#   BROKER_DOCKER_NAME         container name (default effect-stream-offsets-rabbitmq)
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 port=${RABBITMQ_STREAM_PORT:-5552}
+tls_port=${RABBITMQ_STREAM_TLS_PORT:-5551}
+mtls_port=${RABBITMQ_STREAM_MTLS_PORT:-5541}
 state=${BROKER_STATE_DIR:-/var/lib/effect-stream-offsets}
 root=${BROKER_ROOT:-$state/trixie}
 wait_seconds=${BROKER_WAIT_SECONDS:-120}
 container=${BROKER_DOCKER_NAME:-effect-stream-offsets-rabbitmq}
 log=$state/broker.log
 cluster_log=$state/cluster.log
-export RABBITMQ_STREAM_PORT=$port
+mtls_log=$state/mtls.log
+tls=$state/tls        # the TLS material on the host (clients read ca.pem, client.pem, client-key.pem)
+broker_tls=/etc/rabbitmq/tls # the brokers' copy: in the root, on the host (native), in the container
+export RABBITMQ_STREAM_PORT=$port RABBITMQ_STREAM_TLS_PORT=$tls_port RABBITMQ_STREAM_MTLS_PORT=$mtls_port
 
 # RabbitMQ names a node <name>@<short host name>. The chroot shares the host's UTS namespace (and
 # gets a copy of /etc/hosts, which resolves it), so the host's short name is the one the nodes in
@@ -65,19 +97,21 @@ die() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/${1:-$port}") 2>/dev/null; }
 probe() { node "$here/broker-probe.mjs" 2>>"$log"; }
+# A stream declaration over TLS on the single broker's TLS port, trusting the test CA.
+tls_probe() { PROBE_PORT=$tls_port PROBE_TLS_CA=$tls/ca.pem node "$here/broker-probe.mjs" 2>>"$log"; }
 mode() { cat "$state/mode" 2>/dev/null || true; }
 
-# Wait until a stream can be declared, or fail with the log to read.
+# Wait until a stream can be declared, in plain TCP and over TLS, or fail with the log to read.
 wait_ready() {
   local what=$1 deadline=$((SECONDS + wait_seconds))
   while ((SECONDS < deadline)); do
-    if port_open && PROBE_TIMEOUT_MS=10000 probe; then
-      say "ready: $what on localhost:$port"
+    if port_open && PROBE_TIMEOUT_MS=10000 probe && port_open "$tls_port" && PROBE_TIMEOUT_MS=10000 tls_probe; then
+      say "ready: $what: streams on localhost:$port, TLS on localhost:$tls_port (CA: $tls/ca.pem)"
       return 0
     fi
     sleep 2
   done
-  die "$what did not accept streams on localhost:$port within ${wait_seconds}s; read $log"
+  die "$what did not accept streams on localhost:$port and TLS on localhost:$tls_port within ${wait_seconds}s; read $log"
 }
 
 # Wait until nothing listens on a port any more (the VM behind it is gone).
@@ -89,24 +123,206 @@ wait_closed() {
   done
 }
 
+# ---------------------------------------------------------------- TLS material
+# True when certificate $1 is valid for at least another day, its key $2 matches it and, given a
+# CA file $3, it was signed by that CA.
+cert_ok() {
+  local cert=$1 key=$2 ca=${3:-}
+  [ -s "$cert" ] && [ -s "$key" ] || return 1
+  openssl x509 -in "$cert" -noout -checkend 86400 >/dev/null 2>&1 || return 1
+  [ "$(openssl x509 -in "$cert" -noout -pubkey 2>/dev/null)" = "$(openssl pkey -in "$key" -pubout 2>/dev/null)" ] || return 1
+  [ -z "$ca" ] || openssl verify -CAfile "$ca" "$cert" >/dev/null 2>&1
+}
+
+# openssl's settings for the three certificates (sections ca, server, client): no dependence on
+# the system's openssl.cnf.
+tls_openssl_conf() {
+  cat <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+}
+
+# Issue $tls/$1.pem and $tls/$1-key.pem for subject $2, with the extensions of section $1 above,
+# signed by the test CA.
+tls_issue() {
+  local name=$1 subject=$2 cnf=$tls/openssl.cnf
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tls/$name-key.pem" &&
+    openssl req -new -config "$cnf" -key "$tls/$name-key.pem" -subj "$subject" -out "$tls/$name.csr" &&
+    openssl x509 -req -in "$tls/$name.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca-key.pem" \
+      -set_serial "0x$(openssl rand -hex 16)" -days 3650 -sha256 \
+      -extfile "$cnf" -extensions "$name" -out "$tls/$name.pem" &&
+    rm -f "$tls/$name.csr"
+}
+
+# The test CA and the server and client certificates in $tls, each made only when missing, about
+# to expire, not matching its key, or (server and client) not signed by the current CA.
+tls_material() {
+  mkdir -p "$tls"
+  : >>"$log"
+  command -v openssl >/dev/null 2>&1 || {
+    say "installing openssl"
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y openssl; } >>"$log" 2>&1 ||
+      die "could not install openssl with apt-get; read $log"
+  }
+  # Two commands at once (say, up and mtls up) make it once.
+  exec 7>"$state/tls.lock"
+  flock 7
+  tls_openssl_conf >"$tls/openssl.cnf"
+  if ! cert_ok "$tls/ca.pem" "$tls/ca-key.pem"; then
+    say "making a test CA in $tls"
+    rm -f "$tls/server.pem" "$tls/client.pem" # signed by the CA being replaced
+    { openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tls/ca-key.pem" &&
+      openssl req -x509 -new -config "$tls/openssl.cnf" -extensions ca -key "$tls/ca-key.pem" \
+        -subj "/CN=effect-stream-offsets test CA" -days 3650 -sha256 -out "$tls/ca.pem"; } >>"$log" 2>&1 ||
+      die "could not make a CA in $tls with openssl; read $log"
+  fi
+  if ! cert_ok "$tls/server.pem" "$tls/server-key.pem" "$tls/ca.pem"; then
+    say "making a server certificate for localhost in $tls"
+    tls_issue server "/CN=localhost" >>"$log" 2>&1 || die "could not make $tls/server.pem with openssl; read $log"
+  fi
+  if ! cert_ok "$tls/client.pem" "$tls/client-key.pem" "$tls/ca.pem"; then
+    say "making a client certificate in $tls"
+    tls_issue client "/CN=effect-stream-offsets test client" >>"$log" 2>&1 ||
+      die "could not make $tls/client.pem with openssl; read $log"
+  fi
+  # Test keys: the client's is readable by whoever runs the tests, the CA's and the server's are not.
+  { chmod 755 "$tls" && chmod 600 "$tls/ca-key.pem" "$tls/server-key.pem" &&
+    chmod 644 "$tls/ca.pem" "$tls/server.pem" "$tls/client.pem" "$tls/client-key.pem"; } ||
+    die "could not set the modes of the files in $tls"
+  exec 7>&-
+}
+
+# A line that changes whenever the server certificate does: written into each TLS broker's config,
+# so that a broker running with an older certificate is restarted to take the new one.
+tls_stamp() { echo "# server certificate $(openssl x509 -in "$tls/server.pem" -noout -fingerprint -sha256 2>/dev/null)"; }
+
+# True when directory $1 holds the current CA, server certificate and server key.
+tls_installed() {
+  local f
+  for f in ca.pem server.pem server-key.pem; do cmp -s "$tls/$f" "$1/$f" || return 1; done
+}
+
+# Copy the CA, server certificate and key to directory $1 (/etc/rabbitmq/tls as the broker sees
+# it), for a broker that runs as user rabbitmq; $2... is the command prefix that runs chown where
+# the broker runs (in_root for the trixie root: its rabbitmq user is not the host's).
+tls_install() {
+  local dir=$1 f
+  shift
+  mkdir -p "$dir" || die "could not create $dir"
+  for f in ca.pem server.pem server-key.pem; do
+    { cp "$tls/$f" "$dir/$f.new" && mv -f "$dir/$f.new" "$dir/$f"; } || die "could not copy $tls/$f to $dir"
+  done
+  { chmod 750 "$dir" && chmod 644 "$dir/ca.pem" "$dir/server.pem" && chmod 600 "$dir/server-key.pem" &&
+    "$@" chown -R rabbitmq:rabbitmq "$broker_tls"; } || die "could not hand $dir to user rabbitmq"
+}
+
 rabbit_conf() {
-  # Config for a broker we run: advertise localhost, listen on the chosen stream port.
+  # Config for a broker we run: advertise localhost, plain streams on the chosen port, TLS streams
+  # on the TLS port with the test CA's server certificate, no client certificate asked for (the
+  # TLS port is advertised by itself: that of the only TLS listener). Streams take the global
+  # ssl_options: they have none of their own.
+  tls_stamp
   cat <<EOF
 stream.advertised_host = localhost
 stream.listeners.tcp.1 = $port
+stream.listeners.ssl.1 = $tls_port
+ssl_options.cacertfile = $broker_tls/ca.pem
+ssl_options.certfile = $broker_tls/server.pem
+ssl_options.keyfile = $broker_tls/server-key.pem
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
 loopback_users = none
 EOF
 }
 
 # ---------------------------------------------------------------- docker
+# Not tested here (no Docker engine on the machine this was written on): the container gets the
+# same settings as the trixie root, from a config file and a copy of the TLS material mounted
+# into /etc/rabbitmq.
 docker_works() { command -v docker >/dev/null 2>&1 && timeout 10 docker info >/dev/null 2>&1; }
+docker_dir=$state/docker
+# The ports a container was made with, as a label: one made by an older version of this script
+# (without TLS) or for other ports is made again.
+docker_ports() { echo "$port,$tls_port"; }
+docker_label() { docker inspect -f '{{index .Config.Labels "effect-stream-offsets.ports"}}' "$container" 2>/dev/null; }
+
+docker_conf() {
+  # The container listens on 5552 and 5551, published on the host as $port and $tls_port: it
+  # advertises the host's ports.
+  tls_stamp
+  cat <<EOF
+stream.advertised_host = localhost
+stream.advertised_port = $port
+stream.listeners.ssl.1 = 5551
+stream.advertised_tls_port = $tls_port
+ssl_options.cacertfile = $broker_tls/ca.pem
+ssl_options.certfile = $broker_tls/server.pem
+ssl_options.keyfile = $broker_tls/server-key.pem
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+loopback_users = none
+EOF
+}
+
+# True when the container exists with the current ports, config and TLS material.
+docker_current() {
+  [ "$(docker_label)" = "$(docker_ports)" ] && tls_installed "$docker_dir/tls" &&
+    [ "$(docker_conf)" = "$(cat "$docker_dir/rabbitmq.conf" 2>/dev/null)" ]
+}
 
 up_docker() {
-  say "starting $container (rabbitmq:4-management) with Docker"
+  local changed=''
+  tls_material
+  mkdir -p "$docker_dir/tls"
+  if ! tls_installed "$docker_dir/tls"; then
+    # The image's rabbitmq user (not the host's) reads the mounted copy: world-readable, which is
+    # fine for test material only.
+    { cp "$tls/ca.pem" "$tls/server.pem" "$tls/server-key.pem" "$docker_dir/tls/" &&
+      chmod 644 "$docker_dir/tls/"*.pem; } || die "could not copy the TLS material to $docker_dir/tls"
+    changed=1
+  fi
+  if [ "$(docker_conf)" != "$(cat "$docker_dir/rabbitmq.conf" 2>/dev/null)" ]; then
+    docker_conf >"$docker_dir/rabbitmq.conf"
+    changed=1
+  fi
+  if docker ps -a --format '{{.Names}}' | grep -qx "$container" && [ "$(docker_label)" != "$(docker_ports)" ]; then
+    say "removing $container: it was made without TLS or for other ports (its data goes with it)"
+    docker rm -f "$container" >>"$log" 2>&1 || die "docker rm -f $container failed; read $log"
+  fi
   if docker ps -a --format '{{.Names}}' | grep -qx "$container"; then
-    docker start "$container" >>"$log" 2>&1 || die "docker start $container failed; read $log"
+    if [ -n "$changed" ] && [ "$(docker inspect -f '{{.State.Running}}' "$container" 2>/dev/null)" = true ]; then
+      say "restarting $container to take new settings (TLS on localhost:$tls_port)"
+      docker restart "$container" >>"$log" 2>&1 || die "docker restart $container failed; read $log"
+    else
+      say "starting $container (rabbitmq:4-management) with Docker"
+      docker start "$container" >>"$log" 2>&1 || die "docker start $container failed; read $log"
+    fi
   else
-    docker run -d --name "$container" -p "$port:5552" -p 15672:15672 \
+    say "starting $container (rabbitmq:4-management) with Docker"
+    docker run -d --name "$container" --label "effect-stream-offsets.ports=$(docker_ports)" \
+      -p "$port:5552" -p "$tls_port:5551" -p 15672:15672 \
+      -v "$docker_dir/tls:$broker_tls:ro" \
+      -v "$docker_dir/rabbitmq.conf:/etc/rabbitmq/conf.d/90-effect-stream-offsets.conf:ro" \
       -e RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-rabbitmq_stream advertised_host localhost" \
       rabbitmq:4-management >>"$log" 2>&1 || die "docker run rabbitmq:4-management failed; read $log"
   fi
@@ -120,6 +336,7 @@ up_docker() {
 }
 
 # ---------------------------------------------------------------- native (Debian 13+)
+# Not tested here either (Debian 12): the same config as the trixie root, in /etc/rabbitmq.
 apt_candidate() { apt-cache policy rabbitmq-server 2>/dev/null | awk '/Candidate:/ { print $2 }'; }
 
 candidate_ok() {
@@ -129,10 +346,20 @@ candidate_ok() {
 }
 
 up_native() {
+  tls_material
   say "installing Debian's rabbitmq-server $(apt_candidate)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y rabbitmq-server >>"$log" 2>&1 || die "apt-get install rabbitmq-server failed; read $log"
   mkdir -p /etc/rabbitmq
-  rabbit_conf >/etc/rabbitmq/rabbitmq.conf
+  if [ "$(rabbit_conf)" != "$(cat /etc/rabbitmq/rabbitmq.conf 2>/dev/null)" ] || ! tls_installed "$broker_tls"; then
+    # New settings (another port, TLS, a new certificate): a running broker must restart to take them.
+    if rabbitmqctl -q status >/dev/null 2>&1; then
+      say "stopping Debian's rabbitmq-server to take new settings (TLS on localhost:$tls_port)"
+      rabbitmqctl stop >>"$log" 2>&1
+      wait_closed "$port" "rabbitmq-server"
+    fi
+    tls_install "$broker_tls"
+    rabbit_conf >/etc/rabbitmq/rabbitmq.conf
+  fi
   rabbitmq-plugins --offline enable rabbitmq_stream rabbitmq_stream_management >>"$log" 2>&1 || die "could not enable rabbitmq_stream; read $log"
   if ! rabbitmqctl -q status >/dev/null 2>&1; then
     (HOME=/var/lib/rabbitmq rabbitmq-server -detached >>"$log" 2>&1) || die "rabbitmq-server did not start; read $log"
@@ -261,11 +488,15 @@ build_root() {
 }
 
 up_chroot() {
+  tls_material
   [ -f "$root/.effect-stream-offsets-complete" ] || build_root
   mount_root
-  if [ "$(rabbit_conf)" != "$(cat "$root/etc/rabbitmq/rabbitmq.conf" 2>/dev/null)" ]; then
-    # New settings (another port): a running broker must restart to take them.
+  if [ "$(rabbit_conf)" != "$(cat "$root/etc/rabbitmq/rabbitmq.conf" 2>/dev/null)" ] || ! tls_installed "$root$broker_tls"; then
+    # New settings (another port, TLS, a new certificate): a running broker must restart to take them.
+    [ -n "$(node_pids "$single")" ] && say "stopping $single to take new settings (TLS on localhost:$tls_port)"
     stop_node "$single" "$log"
+    # The broker runs as the root's user rabbitmq (rabbitmq-server switches to it).
+    tls_install "$root$broker_tls" in_root
     rabbit_conf >"$root/etc/rabbitmq/rabbitmq.conf"
   fi
   in_root rabbitmq-plugins --offline enable rabbitmq_stream rabbitmq_stream_management >>"$log" 2>&1 ||
@@ -273,6 +504,7 @@ up_chroot() {
   if [ -z "$(node_pids "$single")" ] || ! in_root rabbitmqctl -n "$single" -q status >/dev/null 2>&1; then
     # A broker killed without a clean stop leaves processes behind: clear them.
     stop_node "$single" "$log"
+    port_open "$tls_port" && die "localhost:$tls_port (TLS streams) is taken by something else; free it or set RABBITMQ_STREAM_TLS_PORT"
     say "starting rabbitmq-server ($single) in $root"
     # The name is RabbitMQ's default, given explicitly so that stop_node finds this VM by it.
     in_root env RABBITMQ_NODENAME="$single" rabbitmq-server -detached >>"$log" 2>&1 ||
@@ -284,12 +516,36 @@ up_chroot() {
 }
 
 # ---------------------------------------------------------------- commands
+# True when the broker answering on $port is one this script started and it runs with older
+# settings (another port, no TLS yet, an older certificate): `up` then restarts it.
+outdated() {
+  case "$(mode)" in
+  chroot)
+    [ -n "$(node_pids "$single")" ] &&
+      { [ "$(rabbit_conf)" != "$(cat "$root/etc/rabbitmq/rabbitmq.conf" 2>/dev/null)" ] || ! tls_installed "$root$broker_tls"; }
+    ;;
+  native) [ "$(rabbit_conf)" != "$(cat /etc/rabbitmq/rabbitmq.conf 2>/dev/null)" ] || ! tls_installed "$broker_tls" ;;
+  docker) docker_works && ! docker_current ;;
+  *) return 1 ;;
+  esac
+}
+
 cmd_up() {
   mkdir -p "$state"
   : >>"$log"
+  tls_material
   if port_open; then
     if PROBE_TIMEOUT_MS=10000 probe; then
-      say "a stream-capable broker already answers on localhost:$port; nothing to do"
+      if outdated; then
+        say "the broker on localhost:$port ($(mode)) runs with older settings (no TLS on localhost:$tls_port, or an older certificate): restarting it"
+        "up_$(mode)"
+        return
+      fi
+      if port_open "$tls_port" && PROBE_TIMEOUT_MS=10000 tls_probe; then
+        say "a stream-capable broker already answers on localhost:$port and with TLS on localhost:$tls_port; nothing to do"
+      else
+        say "a stream-capable broker already answers on localhost:$port; nothing to do (but TLS on localhost:$tls_port does not work with $tls/ca.pem: $(tail -n 1 "$log"))"
+      fi
       return 0
     fi
     die "something answers on localhost:$port but a stream cannot be declared there ($(tail -n 1 "$log")); stop it or set RABBITMQ_STREAM_PORT"
@@ -328,9 +584,14 @@ cmd_restart() {
   local t0=$SECONDS
   case "$(mode)" in
   docker)
-    say "restarting $container"
-    docker restart "$container" >>"$log" 2>&1 || die "docker restart $container failed; read $log"
-    wait_ready "RabbitMQ in Docker container $container"
+    tls_material
+    if docker_current; then
+      say "restarting $container"
+      docker restart "$container" >>"$log" 2>&1 || die "docker restart $container failed; read $log"
+      wait_ready "RabbitMQ in Docker container $container"
+    else
+      up_docker # new settings: it restarts or makes the container again
+    fi
     ;;
   native)
     say "stopping Debian's rabbitmq-server"
@@ -350,10 +611,16 @@ cmd_restart() {
 }
 
 cmd_status() {
-  if port_open && PROBE_TIMEOUT_MS=5000 probe; then
-    say "up: streams on localhost:$port (started by: $(mode || true))"
+  local started=''
+  [ -n "$(mode)" ] && started=" (started by this script: $(mode))"
+  if ! { port_open && PROBE_TIMEOUT_MS=5000 probe; }; then
+    say "down: no stream-capable broker on localhost:$port$started"
+    return 1
+  fi
+  if [ -s "$tls/ca.pem" ] && port_open "$tls_port" && PROBE_TIMEOUT_MS=5000 tls_probe; then
+    say "up: streams on localhost:$port, TLS on localhost:$tls_port (CA: $tls/ca.pem)$started"
   else
-    say "down: no stream-capable broker on localhost:$port"
+    say "up: streams on localhost:$port, but no TLS on localhost:$tls_port with CA $tls/ca.pem ($(tail -n 1 "$log"))$started; up restarts a broker it started to add it"
     return 1
   fi
 }
@@ -385,25 +652,33 @@ stream_port() { echo $((5560 + $1)); }
 node_dir() { echo "/var/lib/rabbitmq/cluster/rabbit-$1"; } # inside the root
 node_log() { echo "$root$(node_dir "$1")/log/rabbit-$1@$host.log"; }
 
-# Run a command in the root with node N's environment: its own name, ports, data, logs, config
-# and plugins (stream only: the management plugin's fixed port 15672 is the single broker's).
-# One scheduler per VM and no busy waiting: four Erlang VMs share two cores here.
-in_node() {
-  local n=$1 d
-  d=$(node_dir "$1")
-  shift
+# Run a command in the root as a node of its own besides the single broker (a cluster node, the
+# mutual-TLS node): node name $1 (rabbit-X@host), AMQP port $2, distribution port $3, and its own
+# data, logs, config, pid file and plugins (stream only: the management plugin's fixed port 15672
+# is the single broker's) under directory $4 of the root. One scheduler per VM and no busy
+# waiting: up to five Erlang VMs share two cores here.
+in_named_node() {
+  local name=$1 amqp=$2 dist=$3 d=$4
+  shift 4
   in_root env \
-    RABBITMQ_NODENAME="$(node_name "$n")" \
-    RABBITMQ_NODE_PORT=$((5680 + n)) \
-    RABBITMQ_DIST_PORT=$((25680 + n)) \
+    RABBITMQ_NODENAME="$name" \
+    RABBITMQ_NODE_PORT="$amqp" \
+    RABBITMQ_DIST_PORT="$dist" \
     RABBITMQ_MNESIA_BASE="$d/mnesia" \
     RABBITMQ_LOG_BASE="$d/log" \
-    RABBITMQ_PID_FILE="$d/rabbit-$n.pid" \
+    RABBITMQ_PID_FILE="$d/${name%@*}.pid" \
     RABBITMQ_CONFIG_FILE="$d/rabbitmq.conf" \
     RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config" \
     RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" \
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+S 1:1 +sbwt none +sbwtdcpu none +sbwtdio none" \
     "$@"
+}
+
+# Run a command in the root with cluster node N's environment.
+in_node() {
+  local n=$1
+  shift
+  in_named_node "$(node_name "$n")" $((5680 + n)) $((25680 + n)) "$(node_dir "$n")" "$@"
 }
 
 ctl() {
@@ -439,6 +714,16 @@ cluster_view() {
     })'
 }
 
+# One Erlang cookie for all nodes and the CLI ($HOME is shared). In a fresh root the first VM
+# writes it; nodes starting at once could each write their own, so write it before they start.
+ensure_cookie() {
+  if [ ! -s "$root/var/lib/rabbitmq/.erlang.cookie" ]; then
+    in_root sh -c 'umask 077 && tr -dc A-Z </dev/urandom | head -c 20 >/var/lib/rabbitmq/.erlang.cookie &&
+      chmod 400 /var/lib/rabbitmq/.erlang.cookie && chown rabbitmq:rabbitmq /var/lib/rabbitmq/.erlang.cookie' ||
+      die "could not write the Erlang cookie in $root/var/lib/rabbitmq"
+  fi
+}
+
 # The root, its mounts, and each node's directories and config (a running node whose config
 # changed is stopped here, so that starting it again takes the new settings).
 cluster_prepare() {
@@ -447,13 +732,7 @@ cluster_prepare() {
   : >>"$cluster_log"
   [ -f "$root/.effect-stream-offsets-complete" ] || build_root
   mount_root
-  # One Erlang cookie for all nodes and the CLI ($HOME is shared). In a fresh root the first VM
-  # writes it; three starting at once could each write their own, so write it before they start.
-  if [ ! -s "$root/var/lib/rabbitmq/.erlang.cookie" ]; then
-    in_root sh -c 'umask 077 && tr -dc A-Z </dev/urandom | head -c 20 >/var/lib/rabbitmq/.erlang.cookie &&
-      chmod 400 /var/lib/rabbitmq/.erlang.cookie && chown rabbitmq:rabbitmq /var/lib/rabbitmq/.erlang.cookie' ||
-      die "could not write the Erlang cookie in $root/var/lib/rabbitmq"
-  fi
+  ensure_cookie
   for n in "${nodes[@]}"; do
     d=$root$(node_dir "$n")
     mkdir -p "$d/mnesia" "$d/log"
@@ -677,6 +956,114 @@ cmd_cluster() {
   esac
 }
 
+# ---------------------------------------------------------------- mutual-TLS node (on demand)
+mtls_node=rabbit-mtls@$host
+mtls_dir=/var/lib/rabbitmq/mtls # inside the root
+mtls_node_log() { echo "$root$mtls_dir/log/$mtls_node.log"; }
+in_mtls() { in_named_node "$mtls_node" 5691 25691 "$mtls_dir" "$@"; }
+
+mtls_conf() {
+  # TLS streams only (stream.listeners.tcp = none: no plain listener, not even the default 5552),
+  # a client certificate signed by the test CA required, clients sent to localhost:$mtls_port
+  # (advertised_tls_port only says so: without it the TLS listener's port is advertised anyway).
+  tls_stamp
+  cat <<EOF
+stream.listeners.tcp = none
+stream.listeners.ssl.1 = $mtls_port
+stream.advertised_host = localhost
+stream.advertised_tls_port = $mtls_port
+ssl_options.cacertfile = $broker_tls/ca.pem
+ssl_options.certfile = $broker_tls/server.pem
+ssl_options.keyfile = $broker_tls/server-key.pem
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = true
+loopback_users = none
+EOF
+}
+
+# A stream declaration over TLS with the test CA and the client certificate.
+mtls_probe() {
+  PROBE_PORT=$mtls_port PROBE_TLS_CA=$tls/ca.pem PROBE_TLS_CERT=$tls/client.pem PROBE_TLS_KEY=$tls/client-key.pem \
+    node "$here/broker-probe.mjs" 2>>"$mtls_log"
+}
+
+mtls_up() {
+  local t0=$SECONDS d deadline
+  mkdir -p "$state"
+  : >>"$mtls_log"
+  tls_material
+  [ -f "$root/.effect-stream-offsets-complete" ] || build_root
+  mount_root
+  ensure_cookie
+  d=$root$mtls_dir
+  mkdir -p "$d/mnesia" "$d/log"
+  if [ "$(mtls_conf)" != "$(cat "$d/rabbitmq.conf" 2>/dev/null)" ] || ! tls_installed "$root$broker_tls"; then
+    # New settings (another port, a new certificate): a running node must restart to take them.
+    [ -n "$(node_pids "$mtls_node")" ] && say "stopping $mtls_node to take new settings"
+    stop_node "$mtls_node" "$mtls_log"
+    tls_installed "$root$broker_tls" || tls_install "$root$broker_tls" in_root
+    mtls_conf >"$d/rabbitmq.conf"
+  fi
+  echo "[rabbitmq_stream]." >"$d/enabled_plugins"
+  in_root chown rabbitmq:rabbitmq "$mtls_dir" "$mtls_dir/mnesia" "$mtls_dir/log" || die "could not chown $d to rabbitmq"
+  if [ -z "$(node_pids "$mtls_node")" ]; then
+    port_open "$mtls_port" && die "localhost:$mtls_port is taken by something other than $mtls_node; free it or set RABBITMQ_STREAM_MTLS_PORT"
+    say "starting $mtls_node (TLS streams with client certificates on localhost:$mtls_port)"
+    in_mtls rabbitmq-server -detached >>"$mtls_log" 2>&1 || die "$mtls_node did not start; read $mtls_log and $(mtls_node_log)"
+  fi
+  deadline=$((SECONDS + wait_seconds))
+  until port_open "$mtls_port" && PROBE_TIMEOUT_MS=10000 mtls_probe; do
+    [ -n "$(node_pids "$mtls_node")" ] || die "$mtls_node stopped while starting; read $(mtls_node_log)"
+    ((SECONDS < deadline)) ||
+      die "$mtls_node did not accept a stream declaration with the client certificate on localhost:$mtls_port within ${wait_seconds}s ($(tail -n 1 "$mtls_log")); read $(mtls_node_log)"
+    sleep 2
+  done
+  say "ready in $((SECONDS - t0))s: $mtls_node, TLS streams on localhost:$mtls_port for clients with a certificate (CA: $tls/ca.pem, certificate: $tls/client.pem, key: $tls/client-key.pem)"
+}
+
+mtls_down() {
+  if [ ! -d "$root" ] || [ -z "$(node_pids "$mtls_node")" ]; then
+    say "$mtls_node is not running; nothing to stop"
+    return 0
+  fi
+  say "stopping $mtls_node"
+  stop_node "$mtls_node" "$mtls_log"
+  wait_closed "$mtls_port" "$mtls_node"
+  release_root
+  say "stopped $mtls_node (localhost:$mtls_port closed)"
+}
+
+mtls_status() {
+  if [ -z "$(node_pids "$mtls_node")" ]; then
+    say "$mtls_node: down (mtls up starts it: TLS streams with client certificates on localhost:$mtls_port)"
+    return 1
+  fi
+  if port_open "$mtls_port" && PROBE_TIMEOUT_MS=5000 mtls_probe; then
+    say "$mtls_node: up, TLS streams on localhost:$mtls_port for clients with a certificate (CA: $tls/ca.pem, certificate: $tls/client.pem, key: $tls/client-key.pem)"
+  else
+    say "$mtls_node: VM running, but no stream declaration with the client certificate on localhost:$mtls_port ($(tail -n 1 "$mtls_log"))"
+    return 1
+  fi
+}
+
+cmd_mtls() {
+  case "${1:-}" in
+  up) mtls_up ;;
+  down) mtls_down ;;
+  status) mtls_status ;;
+  logs)
+    [ -f "$mtls_log" ] && tail -n 30 "$mtls_log"
+    echo "==> $(mtls_node_log) <=="
+    tail -n 50 "$(mtls_node_log)" 2>/dev/null
+    return 0
+    ;;
+  *)
+    echo "usage: scripts/broker.sh mtls up|down|status|logs" >&2
+    exit 2
+    ;;
+  esac
+}
+
 case "${1:-}" in
 up) cmd_up ;;
 down) cmd_down ;;
@@ -688,8 +1075,12 @@ cluster)
   shift
   cmd_cluster "$@"
   ;;
+mtls)
+  shift
+  cmd_mtls "$@"
+  ;;
 *)
-  echo "usage: scripts/broker.sh up|down|restart|status|logs|cut | cluster up|down|reset|status|logs|stop-node N|start-node N" >&2
+  echo "usage: scripts/broker.sh up|down|restart|status|logs|cut | cluster up|down|reset|status|logs|stop-node N|start-node N | mtls up|down|status|logs" >&2
   exit 2
   ;;
 esac
