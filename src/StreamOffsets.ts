@@ -523,6 +523,8 @@ interface ClientFailureTarget {
 }
 const clientFailureTargets = new Set<ClientFailureTarget>()
 
+const SOCKET_NOISE = /ERR_SOCKET_CLOSED|ECANCELED|Socket is closed/
+
 const isClientError = (error: unknown): boolean =>
   error instanceof Error && typeof error.stack === "string" && error.stack.includes("rabbitmq-stream-js-client")
 
@@ -538,12 +540,15 @@ const setProcessListeners = (on: boolean) => {
 }
 
 const onProcessError = (event: keyof typeof processListeners, error: unknown) => {
+  const connecting = [...clientFailureTargets].flatMap((target) => [...target.connecting])
   if (isClientError(error)) {
-    const connecting = [...clientFailureTargets].flatMap((target) => [...target.connecting])
     if (connecting.length > 0) for (const fail of connecting) fail(error)
     else for (const target of clientFailureTargets) target.open(error)
     return
   }
+  // On Bun and Deno a failed TLS handshake also rejects a second, internal promise (a closed or
+  // cancelled socket, no client frame in its stack): the attempt fails on its own, so drop it.
+  if (connecting.length > 0 && SOCKET_NOISE.test(`${(error as { code?: string })?.code} ${errorText(error)}`)) return
   if (process.listenerCount(event) > 1) return // the application handles it
   setProcessListeners(false)
   clientFailureTargets.clear()
@@ -606,6 +611,8 @@ interface ConnectionSupervisor<C> {
   readonly loseCurrent: (reason: string) => void
   /** False once `client` was lost or replaced: closing its consumers is pointless then. */
   readonly isCurrent: (client: C) => boolean
+  /** True once a connection was made: a failure before that is more likely a mistake than an outage. */
+  readonly everConnected: () => boolean
   readonly state: SubscriptionRef.SubscriptionRef<ConnectionState>
 }
 
@@ -712,6 +719,7 @@ const superviseConnection = <C>(options: {
       lost,
       loseCurrent: (reason) => connection.current !== undefined && lost(connection.current, reason),
       isCurrent: (c) => c === connection.current && connection.lostBecause === undefined,
+      everConnected: () => connection.everConnected,
       state
     } satisfies ConnectionSupervisor<C>
   })
@@ -736,6 +744,8 @@ const isTransient = (error: unknown): boolean =>
     : error instanceof BrokerError
     ? !(error.cause instanceof ConnectionError) && (error.code === 6 || TRANSIENT_REASON.test(error.reason))
     : false
+const SOCKET_CLOSED_IN_HANDSHAKE = /before secure TLS connection|Socket is closed|ERR_SOCKET_CLOSED|ECONNRESET/
+
 const TRANSIENT_REASON = /not found on any node|no answer within|EPIPE|ECONNRESET|ECONNREFUSED|ERR_STREAM_DESTROYED|ERR_STREAM_WRITE_AFTER_END|socket has been ended|closed/i
 
 const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerShape, ConnectionError, Scope.Scope> =>
@@ -780,7 +790,8 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
           yield* Effect.logWarning(`TLS certificate verification is OFF for ${where}: anyone on the way can pose as the broker`)
         }
         const connectFailed = yield* Deferred.make<never, ConnectionError>()
-        const fail = (error: unknown) => Deferred.unsafeDone(connectFailed, Exit.fail(connectError(where, error)))
+        const fail = (error: unknown) =>
+          Deferred.unsafeDone(connectFailed, Exit.fail(connectError(where, error, !supervisor.everConnected())))
         yield* Effect.acquireRelease(Effect.sync(() => connecting.add(fail)), () => Effect.sync(() => connecting.delete(fail)))
         return yield* Effect.raceFirst(
           Deferred.await(connectFailed),
@@ -808,10 +819,14 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
                   },
                   connection_closed: () => {
                     if (created.client) supervisor.lost(created.client, "the connection was closed")
+                    // Closed before the handshake finished: the client would wait forever. A
+                    // moment later, so that the error that closed it (a certificate, say), which
+                    // Deno reports after the close, is the one said.
+                    else setTimeout(() => fail(new HandshakeClosed()), 200)
                   }
                 }
               }),
-            (cause) => connectError(where, cause),
+            (cause) => connectError(where, cause, !supervisor.everConnected()),
             // Connected after we gave up on it: nobody will use it.
             (late) => void late.close().catch(() => undefined)
           )
@@ -1201,9 +1216,28 @@ const tlsProblem = (cause: unknown): string | undefined => {
   return undefined
 }
 
-const connectError = (where: string, cause: unknown): ConnectionError => {
+/** The broker closed the connection before the stream protocol's handshake was done. */
+class HandshakeClosed extends Error {
+  constructor() {
+    super("the broker closed the connection during the handshake")
+  }
+}
+
+/**
+ * What a failed connection attempt means. `first`: no connection was ever made, so a closed
+ * handshake is most likely the wrong kind of port (TLS vs plain): said so, and not retried; once
+ * connected, the same is a broker restarting: retried.
+ */
+const connectError = (where: string, cause: unknown, first: boolean): ConnectionError => {
   const tls = tlsProblem(cause)
   if (tls !== undefined) return new ConnectionError({ message: `cannot connect to ${where}: ${tls}`, cause, retryable: false })
+  const isTls = where.startsWith("rabbitmq-stream+tls:")
+  if (cause instanceof HandshakeClosed || (isTls && SOCKET_CLOSED_IN_HANDSHAKE.test(errorText(cause)))) {
+    const hint = isTls
+      ? "is this the broker's TLS port? (plain ports take rabbitmq-stream://)"
+      : "is this a TLS port? (use rabbitmq-stream+tls:// for it)"
+    return new ConnectionError({ message: `cannot connect to ${where}: ${cause instanceof HandshakeClosed ? cause.message : `the connection closed during the TLS handshake (${errorText(cause)})`}: ${hint}`, cause, retryable: !first })
+  }
   const code = responseCode(cause)
   // An unknown vhost makes the client misread the broker's answer to Open (a RangeError).
   const openFailed = cause instanceof Error && /open_response/.test(cause.stack ?? "")
