@@ -39,6 +39,12 @@ import {
 
 // ------------------------------------------------------------------------------------------ flags
 const argv = process.argv.slice(2)
+const KNOWN_FLAGS = ["sizes", "rounds", "uri", "deadline", "json", "only"]
+const unknown = argv.filter((a) => a.startsWith("--") && !KNOWN_FLAGS.includes(a.slice(2).split("=")[0]!))
+if (unknown.length > 0) {
+  console.error(`error: unknown flag ${unknown[0]} (flags: ${KNOWN_FLAGS.map((f) => `--${f}`).join(" ")})`)
+  process.exit(2)
+}
 const flag = (name: string): string | undefined => {
   const i = argv.indexOf(`--${name}`)
   if (i >= 0) return argv[i + 1]

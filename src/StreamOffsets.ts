@@ -378,7 +378,8 @@ const brokerError = (operation: string) => (error: unknown): BrokerError => {
 }
 
 const STREAM_NAME = /^[^\s]{1,255}$/
-const validateStreamName = (stream: string): Effect.Effect<void, InvalidArgument> =>
+/** A stream name the broker takes: 1 to 255 characters, no white space, not starting with "amq.". */
+export const validateStreamName = (stream: string): Effect.Effect<void, InvalidArgument> =>
   STREAM_NAME.test(stream) && !stream.startsWith("amq.")
     ? Effect.void
     : Effect.fail(
@@ -386,6 +387,39 @@ const validateStreamName = (stream: string): Effect.Effect<void, InvalidArgument
         message: `invalid stream name "${stream}": use 1 to 255 characters, no spaces, not starting with "amq."`
       })
     )
+
+/**
+ * A consumer or producer name (the broker's offset-tracking reference, the deduplication name): 1 to
+ * 255 bytes of UTF-8. The broker silently ignores a store under a longer one.
+ */
+export const validateName = (what: "consumer name" | "producer name", name: string): Effect.Effect<void, InvalidArgument> => {
+  const bytes = new TextEncoder().encode(name).length
+  return bytes >= 1 && bytes <= 255
+    ? Effect.void
+    : Effect.fail(
+      new InvalidArgument({ message: `the ${what} must be 1 to 255 bytes long, got ${bytes === 0 ? "an empty one" : `${bytes} bytes`}` })
+    )
+}
+
+/** A stream argument `max-age` as the broker takes it: a positive number and one of Y M D h m s. */
+const MAX_AGE = /^[1-9][0-9]*[YMDhms]$/
+/** The retention arguments a stream can be declared with: checked before the broker sees them. */
+export const validateRetention = (retention: Retention): Effect.Effect<void, InvalidArgument> => {
+  const positive = (n: number | undefined) => n === undefined || (Number.isSafeInteger(n) && n > 0)
+  if (retention.maxAge !== undefined && !MAX_AGE.test(retention.maxAge)) {
+    return Effect.fail(
+      new InvalidArgument({ message: `max-age must be a number and a unit (Y, M, D, h, m, s), e.g. 7D or 12h, got "${retention.maxAge}"` })
+    )
+  }
+  for (const [name, value] of [
+    ["max-length-bytes", retention.maxLengthBytes],
+    ["stream-max-segment-size-bytes", retention.maxSegmentSizeBytes],
+    ["initial-cluster-size", retention.initialClusterSize]
+  ] as const) {
+    if (!positive(value)) return Effect.fail(new InvalidArgument({ message: `${name} must be a positive integer, got ${value}` }))
+  }
+  return Effect.void
+}
 
 // =============================================================================================
 // 3. StreamBroker: everything the workflows ask of the broker
@@ -1727,12 +1761,12 @@ export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stre
 export interface SendOptions {
   readonly stream: string
   /** The bodies to publish, in order. Default {@link tutorialMessages}(100). */
-  readonly messages?: Iterable<Uint8Array | string>
-  readonly retention?: Retention
+  readonly messages?: Iterable<Uint8Array | string> | undefined
+  readonly retention?: Retention | undefined
   /** How long to wait, after the last send, for the remaining confirms. Default 10 s. */
-  readonly confirmTimeout?: Duration.DurationInput
+  readonly confirmTimeout?: Duration.DurationInput | undefined
   /** At most this many messages wait for a confirm; sending pauses beyond it. Default 10,000. */
-  readonly maxInFlight?: number
+  readonly maxInFlight?: number | undefined
   /**
    * A named producer: message i (from 0) gets publishing id i + 1 and the broker deduplicates by
    * it. Running the same send again (e.g. after it was killed) publishes only the messages above
@@ -1740,7 +1774,7 @@ export interface SendOptions {
    * one sequence of messages: use a new name for a new batch. A named producer also survives a
    * lost connection: it reconnects, and what the broker did not confirm is sent again.
    */
-  readonly producerName?: string
+  readonly producerName?: string | undefined
 }
 
 export interface SendSummary {
@@ -1780,6 +1814,8 @@ export const send = (
     const broker = yield* StreamBroker
     const stream = options.stream
     yield* validateStreamName(stream)
+    if (options.producerName !== undefined) yield* validateName("producer name", options.producerName)
+    yield* validateRetention(options.retention ?? DEFAULT_RETENTION)
     const confirmTimeout = Duration.decode(options.confirmTimeout ?? DEFAULT_TIMEOUT)
     const maxInFlight = Math.max(1, options.maxInFlight ?? 10_000)
     yield* broker.declareStream(stream, options.retention ?? DEFAULT_RETENTION)
@@ -1932,15 +1968,15 @@ export const DEFAULT_AUTO_TRACKING: TrackingStrategy = TrackingStrategy.Auto({ m
 /** What ends a consumer. With none of them it runs until `signal` completes or it is interrupted. */
 export interface StopConditions {
   /** Stop after the message for which this is true. Default {@link isTutorialMarker}; `false`: no marker. */
-  readonly marker?: ((message: StreamMessage) => boolean) | false
+  readonly marker?: ((message: StreamMessage) => boolean) | false | undefined
   /** Stop after this many messages. */
-  readonly count?: number
+  readonly count?: number | undefined
   /** Stop once the last message that was in the stream when consuming started is processed. */
-  readonly untilEnd?: boolean
+  readonly untilEnd?: boolean | undefined
   /** Stop when no message comes for this long. */
-  readonly idleTimeout?: Duration.DurationInput
+  readonly idleTimeout?: Duration.DurationInput | undefined
   /** Stop (cleanly, with a summary) when this completes: e.g. on SIGINT. */
-  readonly signal?: Effect.Effect<void>
+  readonly signal?: Effect.Effect<void> | undefined
 }
 
 export type StopReason = "marker" | "count" | "end" | "idle" | "signal"
@@ -1950,32 +1986,32 @@ export interface ReceiveOptions<E = never, R = never> {
   /** The consumer's name: the reference its offset is tracked under. */
   readonly consumerName: string
   /** Where to start when no offset is stored (or it is ignored). Default the first message. */
-  readonly start?: StartPosition
+  readonly start?: StartPosition | undefined
   /** Start at `start` even when an offset is stored. Default false. */
-  readonly ignoreStoredOffset?: boolean
+  readonly ignoreStoredOffset?: boolean | undefined
   /** Default {@link DEFAULT_TRACKING}: every 10 messages, and at the stop. */
-  readonly tracking?: TrackingStrategy
+  readonly tracking?: TrackingStrategy | undefined
   /** Default: stop at the marker. */
-  readonly stop?: StopConditions
+  readonly stop?: StopConditions | undefined
   /**
    * Share the stream with the other consumers of this name, one active at a time. The one that
    * becomes active resumes after the stored offset; the one that stops stores (and confirms) first.
    */
-  readonly singleActive?: boolean
+  readonly singleActive?: boolean | undefined
   /**
    * The final store and its read-back take at most this long, whatever the broker does (so a stop
    * is never held up by a broker that is away); the summary says whether it was confirmed.
    * Default 5 s.
    */
-  readonly confirmStoreTimeout?: Duration.DurationInput
+  readonly confirmStoreTimeout?: Duration.DurationInput | undefined
   /** What to do with each message, in order. A failure stops the consumer before that offset. */
-  readonly onMessage?: (message: StreamMessage, index: number) => Effect.Effect<void, E, R>
+  readonly onMessage?: ((message: StreamMessage, index: number) => Effect.Effect<void, E, R>) | undefined
   /**
    * Messages buffered from the broker. Default 1024. (After a lost connection, a broker restart or
    * a new stream leader, the consumer subscribes again under the broker's retry policy and resumes
    * after the last message processed.)
    */
-  readonly bufferSize?: number
+  readonly bufferSize?: number | undefined
 }
 
 export interface ReceiveSummary {
@@ -2013,9 +2049,13 @@ export const receive = <E = never, R = never>(
     const stop = options.stop ?? {}
     const isMarker = stop.marker === undefined ? isTutorialMarker : stop.marker
     yield* validateStreamName(stream)
+    yield* validateName("consumer name", consumerName)
     yield* validateTracking(tracking)
     if (stop.count !== undefined && !(Number.isInteger(stop.count) && stop.count > 0)) {
       return yield* Effect.fail(new InvalidArgument({ message: `the stop count must be a positive integer, got ${stop.count}` }))
+    }
+    if (stop.idleTimeout !== undefined && Duration.toMillis(stop.idleTimeout) <= 0) {
+      return yield* Effect.fail(new InvalidArgument({ message: "the idle timeout must be longer than 0" }))
     }
     // Say so when the stream is missing, rather than "no offset" or an empty wait.
     if (!(yield* broker.streamExists(stream))) return yield* Effect.fail(new StreamNotFound({ stream }))
@@ -2274,9 +2314,14 @@ const nothingBefore = (end: Option.Option<bigint>, start: StartPosition): boolea
 
 const validateTracking = (tracking: TrackingStrategy): Effect.Effect<void, InvalidArgument> => {
   const count = tracking._tag === "Manual" ? tracking.every : tracking._tag === "Auto" ? tracking.messages : 1
-  return Number.isInteger(count) && count > 0
-    ? Effect.void
-    : Effect.fail(new InvalidArgument({ message: `the tracking message count must be a positive integer, got ${count}` }))
+  if (!(Number.isInteger(count) && count > 0)) {
+    return Effect.fail(new InvalidArgument({ message: `the tracking message count must be a positive integer, got ${count}` }))
+  }
+  // A zero interval would store in a loop that never yields (and never ends).
+  if (tracking._tag === "Auto" && !(Duration.toMillis(tracking.interval) > 0)) {
+    return Effect.fail(new InvalidArgument({ message: "the auto tracking interval must be longer than 0" }))
+  }
+  return Effect.void
 }
 
 const startLabel = StartPosition.$match({
@@ -2310,6 +2355,7 @@ export const inspectOffset = (
     const broker = yield* StreamBroker
     const offsets = yield* OffsetStore
     yield* validateStreamName(stream)
+    yield* validateName("consumer name", consumerName)
     const bounds = yield* broker.bounds(stream)
     const storedOffset = yield* offsets.query(consumerName, stream)
     const lag = Option.match(bounds.lastOffset, {

@@ -71,7 +71,23 @@ export const flagOrEnv = <S extends FlagSpec>(
   const fromEnv = env === undefined ? Effect.succeed(Option.none<string>()) : Config.option(Config.string(env))
   return fromEnv.pipe(
     Effect.orElseSucceed(() => Option.none<string>()),
+    // An empty variable (`MESSAGE_COUNT=`) is no value: the default applies.
+    Effect.map(Option.filter((value) => value !== "")),
     Effect.map(Option.orElse(() => Option.fromNullable(fallback)))
+  )
+}
+
+/** What an error about a value names: its flag, or the environment variable it came from. */
+export const sourceOf = <S extends FlagSpec>(
+  spec: S,
+  values: Partial<Record<keyof S, string>>,
+  name: keyof S & string
+): Effect.Effect<string> => {
+  const env = spec[name]!.env
+  if (values[name] !== undefined || env === undefined) return Effect.succeed(`--${name}`)
+  return Config.option(Config.string(env)).pipe(
+    Effect.map((value) => (Option.isSome(value) && value.value !== "" ? env : `--${name}`)),
+    Effect.orElseSucceed(() => `--${name}`)
   )
 }
 
@@ -91,11 +107,11 @@ const runtimeName = (): string => {
   return versions["bun"] ? `Bun ${versions["bun"]}` : versions["deno"] ? `Deno ${versions["deno"]}` : `Node ${process.version}`
 }
 
-/** A positive integer flag, or a usage error naming the flag. */
-export const positiveInteger = (flag: string, value: string): Effect.Effect<number, UsageError> =>
+/** A positive integer, or a usage error naming where it came from (`--count`, `MESSAGE_COUNT`). */
+export const positiveInteger = (label: string, value: string): Effect.Effect<number, UsageError> =>
   /^[0-9]+$/.test(value) && Number(value) > 0 && Number.isSafeInteger(Number(value))
     ? Effect.succeed(Number(value))
-    : Effect.fail(new UsageError({ message: `--${flag} must be a positive integer, got "${value}"` }))
+    : Effect.fail(new UsageError({ message: `${label} must be a positive integer, got "${value}"` }))
 
 /** `--stream`, with the help text of the command. */
 export const streamFlag = (help: string) =>
@@ -141,7 +157,9 @@ export const brokerLayer = (values: Partial<Record<keyof typeof connectionFlags,
       parseUri((yield* get("uri")) ?? DEFAULT_URI),
       (e) => new UsageError({ message: e.message })
     )
-    const retry = yield* durationFlag("retry-for", (yield* get("retry-for")) ?? "2m")
+    const retry = yield* durationFlag(yield* sourceOf(connectionFlags, values, "retry-for"), (yield* get("retry-for")) ?? "2m", {
+      zero: true
+    })
     const [ca, cert, key] = [yield* get("ca"), yield* get("cert"), yield* get("key")]
     const insecureSkipVerify = values["insecure-skip-verify"] === "true"
     if (config.tls === undefined) {
@@ -222,11 +240,16 @@ export const stopSignal: Effect.Effect<Effect.Effect<void>, never, Scope.Scope> 
   () => Effect.sync(() => void (gracefulStop = undefined))
 )
 
-/** "500ms", "5s", "2m", "1h". */
-export const durationFlag = (flag: string, value: string): Effect.Effect<Duration.Duration, UsageError> => {
+/** "500ms", "5s", "2m", "1h"; longer than 0 unless `zero` is allowed (it means "never" somewhere). */
+export const durationFlag = (
+  label: string,
+  value: string,
+  options: { readonly zero?: boolean } = {}
+): Effect.Effect<Duration.Duration, UsageError> => {
   const match = /^([0-9]+)(ms|s|m|h)$/.exec(value.trim())
-  if (!match) return Effect.fail(new UsageError({ message: `--${flag} must be a duration such as 500ms, 5s, 2m or 1h, got "${value}"` }))
+  if (!match) return Effect.fail(new UsageError({ message: `${label} must be a duration such as 500ms, 5s, 2m or 1h, got "${value}"` }))
   const n = Number(match[1])
+  if (n === 0 && !options.zero) return Effect.fail(new UsageError({ message: `${label} must be longer than 0, got "${value}"` }))
   const unit = match[2]
   return Effect.succeed(
     unit === "ms" ? Duration.millis(n) : unit === "s" ? Duration.seconds(n) : unit === "m" ? Duration.minutes(n) : Duration.hours(n)
@@ -238,15 +261,28 @@ export const offsetStoreFlag = {
   "offset-store": { help: "where offsets are kept: server, or file:DIR", default: "server" }
 } as const satisfies FlagSpec
 
-export const offsetStoreLayer = (value: string | undefined) => {
+/** A `file:DIR` offset store that cannot be used: one line, exit 1. */
+export class OffsetStoreUnavailable extends Data.TaggedError("OffsetStoreUnavailable")<{ readonly message: string }> {}
+
+/**
+ * The offset store of `--offset-store`. `readOnly` (the `offset` command): a `file:DIR` that does
+ * not exist is not created, it is a usage error.
+ */
+export const offsetStoreLayer = (value: string | undefined, options: { readonly readOnly?: boolean } = {}) => {
   const choice = value ?? "server"
   if (choice === "server") return Effect.succeed(OffsetStore.layerServer)
   if (choice.startsWith("file:") && choice.length > 5) {
+    const dir = choice.slice(5)
+    if (options.readOnly && !fs.existsSync(dir)) {
+      return Effect.fail(new UsageError({ message: `--offset-store ${choice}: the directory ${dir} does not exist` }))
+    }
     return Effect.succeed(
       OffsetStore.layerKeyValueStore.pipe(
-        Layer.provide(KeyValueStore.layerFileSystem(choice.slice(5))),
+        Layer.provide(KeyValueStore.layerFileSystem(dir)),
         Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer)),
-        Layer.orDie
+        Layer.mapError((e) =>
+          new OffsetStoreUnavailable({ message: `cannot use --offset-store ${choice}: ${e.message.split("\n")[0]}` })
+        )
       )
     )
   }

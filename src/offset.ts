@@ -34,7 +34,8 @@ const main = command(
       const stream = Option.getOrThrow(yield* flagOrEnv(flags, values, "stream"))
       const consumerName = Option.getOrThrow(yield* flagOrEnv(flags, values, "name"))
       const broker = yield* brokerLayer(values)
-      const offsets = yield* offsetStoreLayer(values["offset-store"])
+      // Reading offsets creates nothing: a file store that is not there is a mistake.
+      const offsets = yield* offsetStoreLayer(values["offset-store"], { readOnly: true })
       const report = yield* inspectOffset(stream, consumerName).pipe(
         Effect.provide(offsets.pipe(Layer.provideMerge(broker)))
       )

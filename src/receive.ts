@@ -23,6 +23,8 @@ import {
 import {
   bodyText,
   receive,
+  validateName,
+  validateStreamName,
   StartPosition,
   type StopConditions,
   TrackingStrategy
@@ -79,12 +81,19 @@ const main = command(
       const start = yield* parseStart((yield* get("offset"))!)
       const mode = (yield* get("tracking"))!
       const every = values["store-every"]
+      // A flag the chosen strategy would ignore is a mistake worth saying.
+      if (mode !== "auto" && values["store-interval"] !== undefined) {
+        return yield* new UsageError({ message: `--store-interval is for --tracking auto, not ${mode}` })
+      }
+      if (mode === "none" && every !== undefined) {
+        return yield* new UsageError({ message: "--store-every is for --tracking manual or auto, not none" })
+      }
       const tracking = mode === "manual"
-        ? TrackingStrategy.Manual({ every: every === undefined ? 10 : yield* positiveInteger("store-every", every) })
+        ? TrackingStrategy.Manual({ every: every === undefined ? 10 : yield* positiveInteger("--store-every", every) })
         : mode === "auto"
         ? TrackingStrategy.Auto({
-          messages: every === undefined ? 10_000 : yield* positiveInteger("store-every", every),
-          interval: yield* durationFlag("store-interval", (yield* get("store-interval"))!)
+          messages: every === undefined ? 10_000 : yield* positiveInteger("--store-every", every),
+          interval: yield* durationFlag("--store-interval", (yield* get("store-interval"))!)
         })
         : mode === "none"
         ? TrackingStrategy.None()
@@ -92,13 +101,16 @@ const main = command(
       const marker = (yield* get("marker"))!
       const stop: StopConditions = {
         marker: values["no-marker"] ? false : (message) => bodyText(message) === marker,
-        ...(values.count !== undefined ? { count: yield* positiveInteger("count", values.count) } : {}),
-        ...(values["until-end"] ? { untilEnd: true } : {}),
-        ...(values["idle-timeout"] !== undefined
-          ? { idleTimeout: yield* durationFlag("idle-timeout", values["idle-timeout"]) }
-          : {}),
+        count: values.count === undefined ? undefined : yield* positiveInteger("--count", values.count),
+        untilEnd: values["until-end"] === "true",
+        idleTimeout: values["idle-timeout"] === undefined
+          ? undefined
+          : yield* durationFlag("--idle-timeout", values["idle-timeout"]),
         signal: yield* stopSignal
       }
+      // Everything checked before anything is printed or connected.
+      yield* validateStreamName(stream)
+      yield* validateName("consumer name", consumerName)
       const broker = yield* brokerLayer(values)
       const offsets = yield* offsetStoreLayer(values["offset-store"])
       yield* Console.log("Started consuming...")

@@ -3,8 +3,8 @@
  * exits only when the broker has confirmed every one.
  */
 import { Console, Effect, Option } from "effect"
-import { brokerLayer, command, flagOrEnv, positiveInteger, runMain, streamFlag, connectionFlags } from "./cli.ts"
-import { send, tutorialMessages } from "./StreamOffsets.ts"
+import { brokerLayer, command, connectionFlags, flagOrEnv, positiveInteger, runMain, sourceOf, streamFlag } from "./cli.ts"
+import { send, tutorialMessages, validateName, validateRetention, validateStreamName } from "./StreamOffsets.ts"
 
 const flags = {
   ...streamFlag("stream to publish to"),
@@ -25,23 +25,30 @@ const main = command(
   flags,
   (values) =>
     Effect.gen(function*() {
-      const stream = Option.getOrThrow(yield* flagOrEnv(flags, values, "stream"))
-      const count = yield* positiveInteger("count", Option.getOrThrow(yield* flagOrEnv(flags, values, "count")))
-      const maxLengthBytes = yield* positiveInteger(
-        "max-length-bytes",
-        Option.getOrThrow(yield* flagOrEnv(flags, values, "max-length-bytes"))
-      )
-      const maxAge = values["max-age"]
+      const get = (name: keyof typeof flags) => Effect.map(flagOrEnv(flags, values, name), Option.getOrUndefined)
+      const integer = (name: keyof typeof flags & string, value: string) =>
+        Effect.flatMap(sourceOf(flags, values, name), (label) => positiveInteger(label, value))
+      const stream = (yield* get("stream"))!
+      const count = yield* integer("count", (yield* get("count"))!)
+      const maxLengthBytes = yield* integer("max-length-bytes", (yield* get("max-length-bytes"))!)
       const clusterSize = values["initial-cluster-size"]
-      const initialClusterSize = clusterSize === undefined ? undefined : yield* positiveInteger("initial-cluster-size", clusterSize)
+      const retention = {
+        maxLengthBytes,
+        maxAge: values["max-age"],
+        initialClusterSize: clusterSize === undefined ? undefined : yield* integer("initial-cluster-size", clusterSize)
+      }
+      const producerName = yield* get("producer")
+      // Everything checked before anything is printed or connected.
+      yield* validateStreamName(stream)
+      yield* validateRetention(retention)
+      if (producerName !== undefined) yield* validateName("producer name", producerName)
       const broker = yield* brokerLayer(values)
-      yield* Console.log(`Publishing ${count} messages...`)
-      const producerName = Option.getOrUndefined(yield* flagOrEnv(flags, values, "producer"))
+      yield* Console.log(`Publishing ${count} ${count === 1 ? "message" : "messages"}...`)
       const summary = yield* send({
         stream,
         messages: tutorialMessages(count),
-        ...(producerName !== undefined ? { producerName } : {}),
-        retention: { maxLengthBytes, maxAge, initialClusterSize }
+        producerName,
+        retention
       }).pipe(Effect.provide(broker))
       if (summary.skipped > 0) {
         yield* Console.log(`Skipped ${summary.skipped} messages already published by producer "${producerName}".`)

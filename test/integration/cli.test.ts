@@ -1,6 +1,9 @@
 // The send/receive CLIs end to end, as a user runs them, on Node, Bun and Deno, against a real broker.
 import { describe, expect, it } from "@effect/vitest"
-import { cli, type Run, type Runtime, runtimes, uniqueStream, withStream } from "./helpers.ts"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { cli, type Run, run, type Runtime, runtimes, uniqueStream, withStream } from "./helpers.ts"
 
 const sendOk = async (runtime: Runtime, stream: string) => {
   const r = await cli(runtime, "send", ["--stream", stream])
@@ -107,6 +110,49 @@ describe("bad input: one line, an exit code, no stack trace", () => {
   it("an unknown vhost: one line (1), the client's crash contained", async () => {
     const r = await cli("bun", "receive", ["--uri", "rabbitmq-stream://guest:guest@localhost:5552/no-such-vhost"])
     expectOneLine(r, 1, "the virtual host does not exist or the user may not use it")
+  })
+
+  it("every flag is checked before anything is printed or connected: one line, exit 2", async () => {
+    const cases: ReadonlyArray<readonly [string, ReadonlyArray<string>, string]> = [
+      ["receive", ["--tracking", "auto", "--store-interval", "0s"], "--store-interval must be longer than 0"],
+      ["receive", ["--tracking", "auto", "--store-interval", "0ms"], "--store-interval must be longer than 0"],
+      ["receive", ["--idle-timeout", "0s"], "--idle-timeout must be longer than 0"],
+      ["receive", ["--store-interval", "5s"], "--store-interval is for --tracking auto, not manual"],
+      ["receive", ["--tracking", "none", "--store-every", "5"], "--store-every is for --tracking manual or auto"],
+      ["receive", ["--name", "n".repeat(256)], "the consumer name must be 1 to 255 bytes long, got 256 bytes"],
+      ["receive", ["--stream", "has space"], "invalid stream name"],
+      ["send", ["--max-age", "banana"], "max-age must be a number and a unit"],
+      ["send", ["--max-age", "7 days"], "max-age must be a number and a unit"],
+      ["send", ["--producer", ""], "the producer name must be 1 to 255 bytes long, got an empty one"],
+      ["send", ["--initial-cluster-size", "0"], "--initial-cluster-size must be a positive integer"],
+      ["offset", ["--name", "n".repeat(300)], "the consumer name must be 1 to 255 bytes long"]
+    ]
+    for (const [script, args, text] of cases) {
+      const r = await cli("bun", script, args)
+      expectOneLine(r, 2, text)
+      expect(r.stdout, `${script} ${args.join(" ")}`).toBe("")
+    }
+  })
+
+  it("an empty environment variable is no value; a bad one is named by its variable", async () => {
+    const empty = await cli("bun", "send", ["--stream", uniqueStream("empty-env"), "--uri", "rabbitmq-stream://guest:guest@localhost:1/%2f", "--retry-for", "0s"], { MESSAGE_COUNT: "" })
+    expect(empty.stdout).toContain("Publishing 100 messages...")
+    expectOneLine(await cli("bun", "send", [], { MESSAGE_COUNT: "abc" }), 2, 'MESSAGE_COUNT must be a positive integer, got "abc"')
+    expectOneLine(await cli("bun", "send", ["--count", "x"], { MESSAGE_COUNT: "5" }), 2, '--count must be a positive integer, got "x"')
+    const one = await cli("bun", "send", ["--uri", "rabbitmq-stream://guest:guest@localhost:1/%2f", "--retry-for", "0s", "--count", "1"])
+    expect(one.stdout).toContain("Publishing 1 message...")
+  })
+
+  it("--offset-store file: a directory that cannot be made is one line (1); offset never creates one (2)", async () => {
+    expectOneLine(await cli("bun", "receive", ["--offset-store", "file:/proc/nope", "--stream", uniqueStream("x")]), 1, "cannot use --offset-store file:/proc/nope")
+    const dir = path.join(os.tmpdir(), `never-made-${process.pid}`)
+    expectOneLine(await cli("bun", "offset", ["--offset-store", `file:${dir}`]), 2, `the directory ${dir} does not exist`)
+    expect(fs.existsSync(dir)).toBe(false)
+  })
+
+  it("the benchmark refuses an unknown flag (a typo would otherwise run the full default)", async () => {
+    const r = await run("node", ["scripts/run.mjs", "bench/bench.ts", "--size", "1000"])
+    expectOneLine(r, 2, "unknown flag --size")
   })
 
   it("--help prints the flags and the runtime that runs them, and exits 0", async () => {

@@ -38,9 +38,9 @@ export const runtimes = {
 }
 export type Runtime = keyof typeof runtimes
 
-export const cli = (runtime: Runtime, script: string, args: ReadonlyArray<string>) => {
+export const cli = (runtime: Runtime, script: string, args: ReadonlyArray<string>, extraEnv: Record<string, string> = {}) => {
   const [command, argv] = runtimes[runtime](script, args)
-  return run(command, argv)
+  return run(command, argv, extraEnv)
 }
 
 /** A CLI process that keeps running: read its output as it comes, signal it, await its end. */

@@ -129,3 +129,23 @@ describe("send", () => {
       expect(yield* (yield* StreamBroker).streamExists("has space")).toBe(false)
     }).pipe(Effect.provide(StreamBroker.layerMemory())))
 })
+
+describe("send refuses bad input before it touches the broker", () => {
+  it.effect("max-age, names and sizes the broker would choke on or ignore: InvalidArgument, nothing declared", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      const refused = (options: Partial<Parameters<typeof send>[0]>) =>
+        send({ stream: "s", messages: ["a"], ...options }).pipe(Effect.flip, Effect.map((e) => [e._tag, e.message]))
+      expect(yield* refused({ retention: { maxAge: "banana" } })).toEqual([
+        "InvalidArgument",
+        'max-age must be a number and a unit (Y, M, D, h, m, s), e.g. 7D or 12h, got "banana"'
+      ])
+      expect((yield* refused({ retention: { maxAge: "7 days" } }))[0]).toBe("InvalidArgument")
+      expect((yield* refused({ retention: { maxLengthBytes: 0 } }))[1]).toContain("max-length-bytes must be a positive integer")
+      expect((yield* refused({ producerName: "" }))[1]).toContain("producer name must be 1 to 255 bytes")
+      expect((yield* refused({ producerName: "é".repeat(128) }))[1]).toContain("got 256 bytes")
+      expect(Option.isNone(yield* memory.retention("s"))).toBe(true)
+      // The limits themselves are fine.
+      yield* send({ stream: "s", messages: ["a"], producerName: "p".repeat(255), retention: { maxAge: "7D" } })
+    }).pipe(Effect.provide(StreamBroker.layerMemory())))
+})

@@ -327,3 +327,18 @@ describe("a stop signal while reconnecting", () => {
       expect(yield* history).toEqual([2n])
     }).pipe(Effect.provide(memory)))
 })
+
+describe("receive refuses bad input before it subscribes", () => {
+  it.effect("a zero auto interval (it would store in a loop that never ends), a zero idle timeout, a name the broker ignores", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: ["a"] })
+      const refused = (options: Partial<ReceiveOptions>) =>
+        receive({ stream: "s", consumerName: "c", ...options }).pipe(Effect.flip, Effect.map((e) => e.message))
+      expect(yield* refused({ tracking: TrackingStrategy.Auto({ messages: 10, interval: 0 }) })).toBe(
+        "the auto tracking interval must be longer than 0"
+      )
+      expect(yield* refused({ stop: { idleTimeout: "0 millis" } })).toBe("the idle timeout must be longer than 0")
+      expect(yield* refused({ consumerName: "c".repeat(256) })).toBe("the consumer name must be 1 to 255 bytes long, got 256 bytes")
+      expect(yield* history).toEqual([])
+    }).pipe(Effect.provide(memory)))
+})
