@@ -1761,7 +1761,7 @@ export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stre
 export interface SendOptions {
   readonly stream: string
   /** The bodies to publish, in order. Default {@link tutorialMessages}(100). */
-  readonly messages?: Iterable<Uint8Array | string> | undefined
+  readonly messages?: Iterable<Uint8Array | string> | AsyncIterable<Uint8Array | string> | undefined
   readonly retention?: Retention | undefined
   /** How long to wait, after the last send, for the remaining confirms. Default 10 s. */
   readonly confirmTimeout?: Duration.DurationInput | undefined
@@ -1843,7 +1843,15 @@ export const send = (
     const timedOut = () => new ConfirmTimeout({ stream, unconfirmed: sent - confirmed, timeout: confirmTimeout })
 
     // The messages and where we are in them survive a lost connection.
-    const messages = (options.messages ?? tutorialMessages(100))[Symbol.iterator]()
+    const source = options.messages ?? tutorialMessages(100)
+    // A plain loop over an iterable (the common, fast case); an async one (a file, stdin) is awaited
+    // message by message, interruptibly.
+    const syncMessages = Symbol.iterator in source ? source[Symbol.iterator]() : undefined
+    const asyncMessages = syncMessages === undefined ? (source as AsyncIterable<Uint8Array | string>)[Symbol.asyncIterator]() : undefined
+    const nextMessage = Effect.tryPromise({
+      try: () => asyncMessages!.next(),
+      catch: (error) => new InvalidArgument({ message: `could not read the messages to send: ${errorText(error)}` })
+    })
     let index = 0n
     const batchSize = Math.min(5000, Math.ceil(maxInFlight / 2))
     let batch: Array<Uint8Array> = []
@@ -1902,7 +1910,7 @@ export const send = (
           })
         })
         while (sending) {
-          const next = messages.next()
+          const next = syncMessages ? syncMessages.next() : yield* nextMessage
           if (next.done) {
             sending = false
             break

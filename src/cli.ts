@@ -240,6 +240,28 @@ export const stopSignal: Effect.Effect<Effect.Effect<void>, never, Scope.Scope> 
   () => Effect.sync(() => void (gracefulStop = undefined))
 )
 
+/**
+ * For the scope's lifetime, when stderr is a terminal: one line on stderr, rewritten every second,
+ * with the count, the rate and the time so far; erased at the end. Nothing when stderr is a pipe
+ * or a file.
+ */
+export const progress = (what: string, count: () => number): Effect.Effect<void, never, Scope.Scope> => {
+  if (!process.stderr.isTTY) return Effect.void
+  const started = Date.now()
+  const line = () => {
+    const seconds = (Date.now() - started) / 1000
+    const n = count()
+    process.stderr.write(`\r\x1b[K${n.toLocaleString("en")} ${what}, ${Math.round(n / Math.max(seconds, 0.001)).toLocaleString("en")}/s, ${seconds.toFixed(0)}s`)
+  }
+  return Effect.acquireRelease(
+    Effect.sync(() => setInterval(line, 1000)),
+    (timer) => Effect.sync(() => {
+      clearInterval(timer)
+      process.stderr.write("\r\x1b[K")
+    })
+  ).pipe(Effect.asVoid)
+}
+
 /** "500ms", "5s", "2m", "1h"; longer than 0 unless `zero` is allowed (it means "never" somewhere). */
 export const durationFlag = (
   label: string,

@@ -1,44 +1,104 @@
 /**
  * `offset`: where a consumer stands on a stream, without consuming: its stored offset (or none),
- * the stream's first and last offsets, and the lag.
+ * the stream's first and last offsets, and the lag. `--set` moves the stored offset (also back,
+ * which the workflows never do: here it is an explicit act).
  */
-import { Console, Effect, Layer, Option } from "effect"
+import { Console, Effect, Layer, Option, Schedule } from "effect"
 import {
   brokerLayer,
   command,
+  connectionFlags,
   consumerNameFlag,
   flagOrEnv,
   offsetStoreFlag,
   offsetStoreLayer,
   runMain,
   streamFlag,
-  connectionFlags
+  UsageError
 } from "./cli.ts"
-import { inspectOffset } from "./StreamOffsets.ts"
+import { inspectOffset, type OffsetReport, OffsetStore, validateName, validateStreamName } from "./StreamOffsets.ts"
 
 const flags = {
   ...streamFlag("stream to inspect"),
   ...consumerNameFlag("the consumer whose offset to show"),
+  set: {
+    help:
+      "store this offset for the consumer first: first (it resumes at the stream's first message), last (it resumes after the last message now in the stream), or an offset N (it resumes after N)"
+  },
+  json: { help: "print the report as one JSON object (offsets as strings, null when none)", boolean: true },
   ...offsetStoreFlag,
   ...connectionFlags
 } as const
 
 const show = Option.match({ onNone: () => "none", onSome: (offset: bigint) => offset.toString() })
+const json = Option.match({ onNone: () => null, onSome: (offset: bigint) => offset.toString() })
+
+/**
+ * The offset to store for `--set`. A consumer resumes at stored + 1, so "first" is the offset
+ * before the first one; when the stream starts at 0 that cannot be stored.
+ */
+const target = (value: string, report: OffsetReport): Effect.Effect<bigint, UsageError> => {
+  if (/^[0-9]+$/.test(value)) return Effect.succeed(BigInt(value))
+  if (value === "last") {
+    return Option.match(report.lastOffset, {
+      onNone: () => Effect.fail(new UsageError({ message: `--set last: stream "${report.stream}" holds no message` })),
+      onSome: Effect.succeed
+    })
+  }
+  if (value === "first") {
+    const first = Option.getOrElse(report.firstOffset, () => 0n)
+    return first > 0n
+      ? Effect.succeed(first - 1n)
+      : Effect.fail(
+        new UsageError({
+          message:
+            "--set first: the stream starts at offset 0 and an offset below it cannot be stored; run receive with --ignore-stored --offset first instead"
+        })
+      )
+  }
+  return Effect.fail(new UsageError({ message: `--set must be first, last or an offset, got "${value}"` }))
+}
 
 const main = command(
   "offset",
-  "Shows a consumer's stored offset and the stream's first and last offsets, without consuming.",
+  "Shows a consumer's stored offset and the stream's first and last offsets, without consuming; --set stores one.",
   flags,
   (values) =>
     Effect.gen(function*() {
       const stream = Option.getOrThrow(yield* flagOrEnv(flags, values, "stream"))
       const consumerName = Option.getOrThrow(yield* flagOrEnv(flags, values, "name"))
+      yield* validateStreamName(stream)
+      yield* validateName("consumer name", consumerName)
+      if (values.set !== undefined && !/^([0-9]+|first|last)$/.test(values.set)) {
+        return yield* new UsageError({ message: `--set must be first, last or an offset, got "${values.set}"` })
+      }
       const broker = yield* brokerLayer(values)
-      // Reading offsets creates nothing: a file store that is not there is a mistake.
-      const offsets = yield* offsetStoreLayer(values["offset-store"], { readOnly: true })
-      const report = yield* inspectOffset(stream, consumerName).pipe(
-        Effect.provide(offsets.pipe(Layer.provideMerge(broker)))
-      )
+      // Reading offsets creates nothing: a file store that is not there is a mistake (unless --set).
+      const offsets = yield* offsetStoreLayer(values["offset-store"], { readOnly: values.set === undefined })
+      const report = yield* Effect.gen(function*() {
+        const before = yield* inspectOffset(stream, consumerName)
+        if (values.set === undefined) return before
+        const offset = yield* target(values.set, before)
+        const store = yield* OffsetStore
+        yield* store.store(consumerName, stream, offset)
+        // The broker does not acknowledge a store: read it back before saying it is done.
+        yield* store.query(consumerName, stream).pipe(
+          Effect.filterOrFail((seen) => Option.contains(seen, offset), () => "not yet" as const),
+          Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 100, while: (e) => e === "not yet" }),
+          Effect.catchIf((e) => e === "not yet", () => Effect.logWarning(`the stored offset ${offset} could not be read back yet`))
+        )
+        return yield* inspectOffset(stream, consumerName)
+      }).pipe(Effect.provide(offsets.pipe(Layer.provideMerge(broker))))
+      if (values.json) {
+        return yield* Console.log(JSON.stringify({
+          stream: report.stream,
+          consumer: report.consumerName,
+          storedOffset: json(report.storedOffset),
+          firstOffset: json(report.firstOffset),
+          lastOffset: json(report.lastOffset),
+          lag: json(report.lag)
+        }))
+      }
       yield* Console.log(`stream: ${report.stream}`)
       yield* Console.log(`consumer: ${report.consumerName}`)
       yield* Console.log(`stored offset: ${show(report.storedOffset)}`)

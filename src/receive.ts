@@ -5,6 +5,7 @@
  * summary printed, exit 0.
  */
 import { Console, Data, Effect, Layer, Option } from "effect"
+import { Buffer } from "node:buffer"
 import {
   brokerLayer,
   command,
@@ -14,6 +15,7 @@ import {
   offsetStoreFlag,
   offsetStoreLayer,
   positiveInteger,
+  progress,
   runMain,
   stopSignal,
   streamFlag,
@@ -27,6 +29,7 @@ import {
   validateStreamName,
   StartPosition,
   type StopConditions,
+  type StreamMessage,
   TrackingStrategy
 } from "./StreamOffsets.ts"
 
@@ -46,13 +49,38 @@ const flags = {
   count: { help: "stop after N messages" },
   "until-end": { help: "stop after the last message that was in the stream at the start", boolean: true },
   "idle-timeout": { help: "stop when no message comes for this long, e.g. 30s" },
-  print: { help: "print each message as OFFSET<tab>BODY (stdout)", boolean: true },
+  print: { help: "print each message as OFFSET<tab>BODY on stdout (status lines then go to stderr)", boolean: true },
+  json: {
+    help:
+      "print each message as one JSON object a line on stdout: offset (a string), body (UTF-8 text, or base64 with \"encoding\": \"base64\"), applicationProperties (status lines then go to stderr)",
+    boolean: true
+  },
   "single-active": { help: "share the stream with the other consumers of this name, one active at a time", boolean: true },
   ...offsetStoreFlag,
   ...connectionFlags
 } as const
 
 class StoreNotConfirmed extends Data.TaggedError("StoreNotConfirmed")<{ readonly message: string }> {}
+
+const toTextLine = (message: StreamMessage) => `${message.offset}\t${bodyText(message)}`
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
+/** One message as one JSON line; nothing is lost: offsets as strings, bodies that are not UTF-8 in base64. */
+const toJsonLine = (message: StreamMessage) => {
+  let body: { body: string; encoding?: "base64" }
+  try {
+    body = { body: strictUtf8.decode(message.body) }
+  } catch {
+    body = { body: Buffer.from(message.body).toString("base64"), encoding: "base64" }
+  }
+  return JSON.stringify({
+    offset: message.offset.toString(),
+    ...body,
+    ...(message.applicationProperties && Object.keys(message.applicationProperties).length > 0
+      ? { applicationProperties: message.applicationProperties }
+      : {})
+  })
+}
 
 const showOffset = Option.match({ onNone: () => "none", onSome: (offset: bigint) => offset.toString() })
 
@@ -108,13 +136,18 @@ const main = command(
           : yield* durationFlag("--idle-timeout", values["idle-timeout"]),
         signal: yield* stopSignal
       }
+      if (values.print && values.json) return yield* new UsageError({ message: "--print and --json: choose one" })
+      // With messages on stdout, stdout is data: the status lines go to stderr.
+      const output = values.json ? toJsonLine : values.print ? toTextLine : undefined
+      const status = output === undefined ? Console.log : Console.error
       // Everything checked before anything is printed or connected.
       yield* validateStreamName(stream)
       yield* validateName("consumer name", consumerName)
       const broker = yield* brokerLayer(values)
       const offsets = yield* offsetStoreLayer(values["offset-store"])
-      yield* Console.log("Started consuming...")
-      const summary = yield* receive({
+      yield* status("Started consuming...")
+      let consumed = 0
+      const summary = yield* Effect.scoped(Effect.zipRight(progress("messages", () => consumed), receive({
         stream,
         consumerName,
         start,
@@ -122,18 +155,18 @@ const main = command(
         tracking,
         stop,
         singleActive: values["single-active"] === "true",
-        onMessage: values.print
-          ? (message, index) =>
-            Effect.zipRight(
-              index === 0 ? Console.log("First message received.") : Effect.void,
-              Console.log(`${message.offset}\t${bodyText(message)}`)
-            )
-          : (_, index) => index === 0 ? Console.log("First message received.") : Effect.void
-      }).pipe(Effect.provide(offsets.pipe(Layer.provideMerge(broker))))
-      yield* Console.log(
+        onMessage: (message, index) => {
+          consumed = index + 1
+          return Effect.zipRight(
+            index === 0 ? status("First message received.") : Effect.void,
+            output === undefined ? Effect.void : Console.log(output(message))
+          )
+        }
+      }))).pipe(Effect.provide(offsets.pipe(Layer.provideMerge(broker))))
+      yield* status(
         `Done consuming, first offset ${showOffset(summary.firstOffset)}, last offset ${showOffset(summary.lastOffset)}.`
       )
-      yield* Console.log(`Consumed ${summary.messages} messages.`)
+      yield* status(`Consumed ${summary.messages} messages.`)
       if (!summary.storeConfirmed) {
         // Exit 1: the next run may repeat what this one processed after the stored offset.
         return yield* Effect.fail(

@@ -3,12 +3,18 @@
  * exits only when the broker has confirmed every one.
  */
 import { Console, Effect, Option } from "effect"
-import { brokerLayer, command, connectionFlags, flagOrEnv, positiveInteger, runMain, sourceOf, streamFlag } from "./cli.ts"
+import * as fs from "node:fs"
+import process from "node:process"
+import { Buffer } from "node:buffer"
+import { brokerLayer, command, connectionFlags, flagOrEnv, positiveInteger, runMain, sourceOf, streamFlag, UsageError } from "./cli.ts"
 import { send, tutorialMessages, validateName, validateRetention, validateStreamName } from "./StreamOffsets.ts"
 
 const flags = {
   ...streamFlag("stream to publish to"),
   count: { env: "MESSAGE_COUNT", help: "messages to publish; the last one is \"marker\"", default: "100" },
+  from: {
+    help: "publish the lines of this file (- for stdin) instead, one message per line, as they are (no marker added)"
+  },
   "max-length-bytes": { help: "stream retention: maximum size in bytes", default: "2000000000" },
   "max-age": { help: "stream retention: maximum age, e.g. 7D or 12h" },
   "initial-cluster-size": { help: "on a cluster: nodes holding the stream (leader and replicas) when it is created" },
@@ -17,6 +23,24 @@ const flags = {
     help: "a producer name: the broker deduplicates, so running the same send again publishes only what is missing"
   },
   ...connectionFlags
+}
+
+/**
+ * The lines of a file or stdin, as bytes (split at "\n" only, so any byte sequence but a newline
+ * goes through as it is), read as they are needed: a large file is never held whole. Reading starts
+ * at the first line asked for.
+ */
+async function* lines(from: string): AsyncGenerator<Uint8Array> {
+  let rest: Buffer = Buffer.alloc(0)
+  for await (const chunk of from === "-" ? process.stdin : fs.createReadStream(from)) {
+    let data: Buffer = rest.length === 0 ? chunk as Buffer : Buffer.concat([rest, chunk as Buffer])
+    for (let newline = data.indexOf(10); newline >= 0; newline = data.indexOf(10)) {
+      yield data.subarray(0, newline)
+      data = data.subarray(newline + 1)
+    }
+    rest = data
+  }
+  if (rest.length > 0) yield rest
 }
 
 const main = command(
@@ -29,6 +53,13 @@ const main = command(
       const integer = (name: keyof typeof flags & string, value: string) =>
         Effect.flatMap(sourceOf(flags, values, name), (label) => positiveInteger(label, value))
       const stream = (yield* get("stream"))!
+      const from = values.from
+      if (from !== undefined && (values.count !== undefined)) {
+        return yield* new UsageError({ message: "--from and --count: the lines of --from are the messages, choose one" })
+      }
+      if (from !== undefined && from !== "-" && !fs.existsSync(from)) {
+        return yield* new UsageError({ message: `--from ${from}: no such file` })
+      }
       const count = yield* integer("count", (yield* get("count"))!)
       const maxLengthBytes = yield* integer("max-length-bytes", (yield* get("max-length-bytes"))!)
       const clusterSize = values["initial-cluster-size"]
@@ -43,16 +74,21 @@ const main = command(
       yield* validateRetention(retention)
       if (producerName !== undefined) yield* validateName("producer name", producerName)
       const broker = yield* brokerLayer(values)
-      yield* Console.log(`Publishing ${count} ${count === 1 ? "message" : "messages"}...`)
+      yield* Console.log(
+        from === undefined
+          ? `Publishing ${count} ${count === 1 ? "message" : "messages"}...`
+          : `Publishing the lines of ${from === "-" ? "stdin" : from}...`
+      )
       const summary = yield* send({
         stream,
-        messages: tutorialMessages(count),
+        messages: from === undefined ? tutorialMessages(count) : lines(from),
         producerName,
         retention
       }).pipe(Effect.provide(broker))
       if (summary.skipped > 0) {
         yield* Console.log(`Skipped ${summary.skipped} messages already published by producer "${producerName}".`)
       }
+      if (from !== undefined) yield* Console.log(`Published ${summary.sent} messages.`)
       yield* Console.log(`Messages confirmed: ${summary.confirmed === summary.sent}.`)
     })
 )

@@ -48,7 +48,7 @@ describe("a cluster node lost under a running receive", () => {
           const offsets = exit.stdout.split("\n").flatMap((line) => (/^\d+\t/.test(line) ? [Number(line.split("\t")[0])] : []))
           expect(offsets.length).toBe(total)
           expect(new Set(offsets).size).toBe(total)
-          expect(exit.stdout).toContain(`Done consuming, first offset 0, last offset ${total - 1}.`)
+          expect(exit.stderr).toContain(`Done consuming, first offset 0, last offset ${total - 1}.`)
         })
       } finally {
         fs.rmSync(dir, { recursive: true, force: true })

@@ -90,9 +90,10 @@ export const start = (
     // "close", not "exit": output still in the pipe when the process ends is read first.
     child.on("close", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout: readStdout(), stderr }))
   )
+  /** Waits for `text` on stdout or stderr (status lines are on stderr when stdout carries data). */
   const waitFor = async (text: string, timeoutMs = 30_000) => {
     const deadline = Date.now() + timeoutMs
-    while (!readStdout().includes(text)) {
+    while (!readStdout().includes(text) && !stderr.includes(text)) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for "${text}"; stdout: ${readStdout()}; stderr: ${stderr}`)
       if (child.exitCode !== null) throw new Error(`exited before "${text}"; stdout: ${readStdout()}; stderr: ${stderr}`)
       await new Promise((r) => setTimeout(r, 10))

@@ -38,7 +38,7 @@ describe("the broker restarted under a running receive", () => {
         expect(new Set(offsets).size).toBe(total)
         expect(Math.min(...offsets.slice(0, 1000))).toBe(0)
         expect(offsets.at(-1)).toBe(total - 1)
-        expect(exit.stdout).toContain(`Done consuming, first offset 0, last offset ${total - 1}.`)
+        expect(exit.stderr).toContain(`Done consuming, first offset 0, last offset ${total - 1}.`)
       } finally {
         fs.rmSync(dir, { recursive: true, force: true })
       }
