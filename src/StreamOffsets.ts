@@ -2,13 +2,20 @@
  * effect-stream-offsets: RabbitMQ Streams offset tracking as Effect programs.
  *
  * Read top to bottom:
- *   1. Configuration        connection URI, retention, start positions
- *   2. Errors               tagged errors with a one-line message each
- *   3. StreamBroker         everything the workflows ask of the broker (service + real layer on
- *                           rabbitmq-stream-js-client + in-memory layer that behaves like a stream)
- *   4. OffsetStore          where a consumer's offset lives (server-side layer, in-memory layer)
- *   5. Producer workflow    declare the stream, publish, wait for every confirm
- *   6. Consumer workflow    resume after the stored offset, take until the marker, track offsets
+ *   1. Configuration        connection URI (several nodes, TLS), the retry policy, the connection
+ *                           state, retention, start positions
+ *   2. Errors               tagged errors with a one-line message each; input checks
+ *   3. StreamBroker         everything the workflows ask of the broker: the service, then
+ *      3a.                  the real layer on rabbitmq-stream-js-client: the client's process-level
+ *                           failures (scoped), interruptible client calls, the connection
+ *                           supervisor (one client, replaced when lost, under the retry policy)
+ *      3b.                  the in-memory layer that behaves like a stream (and like an outage)
+ *   4. OffsetStore          where a consumer's offset lives (server-side, in-memory, KeyValueStore)
+ *      Metrics
+ *   5. Producer workflow    declare the stream, publish, wait for every confirm; recover
+ *   6. Consumer workflow    resume after the stored offset, take until the marker, track offsets;
+ *                           recover; the stop signal and the bounded final store
+ *   7. Inspecting offsets   a consumer's stored offset, the stream's bounds, the lag
  *
  * The module runs unchanged on Node, Bun and Deno.
  */
