@@ -748,7 +748,7 @@ const superviseConnection = <C>(options: {
       const reconnect = Effect.zipRight(
         Effect.logWarning(`the connection to ${options.where} was lost (${reason}); reconnecting`),
         Effect.ignore(client)
-      )
+      ).pipe(Effect.withSpan("StreamOffsets.reconnect"))
       runFork(Effect.forkIn(reconnect, scope))
     }
 
@@ -1958,7 +1958,7 @@ export const send = (
     })
     yield* Metric.incrementBy(messagesSent, sent)
     return { stream, sent, confirmed, skipped } satisfies SendSummary
-  }).pipe(Effect.withSpan("send"))
+  }).pipe(Effect.withSpan("StreamOffsets.send"))
 
 // =============================================================================================
 // 6. Consumer workflow
@@ -2286,7 +2286,7 @@ export const receive = <E = never, R = never>(
       storeConfirmed,
       storeProblem
     } satisfies ReceiveSummary
-  }).pipe(Effect.withSpan("receive"))
+  }).pipe(Effect.withSpan("StreamOffsets.receive"))
 
 /**
  * Runs `session` until it succeeds. After a failure that `retryable` accepts (a lost connection, a
@@ -2382,4 +2382,4 @@ export const inspectOffset = (
         }))
     })
     return { stream, consumerName, storedOffset, ...bounds, lag } satisfies OffsetReport
-  }).pipe(Effect.withSpan("inspectOffset"))
+  }).pipe(Effect.withSpan("StreamOffsets.inspectOffset"))
