@@ -1,5 +1,5 @@
 // Runs a TypeScript entry file on the runtime that runs this script: package scripts say
-// `node scripts/run.mjs src/send.ts`, which is Node under `npm run` and Bun under `bun run`
+// `node scripts/run.mjs src/main.ts send`, which is Node under `npm run` and Bun under `bun run`
 // (bunfig.toml makes Bun run `node` itself). Bun runs TypeScript natively; Node through tsx.
 import { resolve } from "node:path"
 import process from "node:process"

@@ -7,7 +7,12 @@ import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import * as PlatformRuntime from "@effect/platform/Runtime"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
-import { Cause, Config, Console, Data, Deferred, Duration, Effect, Either, Exit, Layer, Logger, LogLevel, Option, Redacted, type Scope } from "effect"
+import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
+import * as Command from "@effect/cli/Command"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Options from "@effect/cli/Options"
+import * as ValidationError from "@effect/cli/ValidationError"
+import { Cause, Config, Data, Deferred, Duration, Effect, Either, Exit, Layer, Logger, LogLevel, Option, Redacted, type Scope } from "effect"
 import * as fs from "node:fs"
 import process from "node:process"
 import { DEFAULT_URI, OffsetStore, parseUri, redactUri, retryFor, StreamBroker } from "./StreamOffsets.ts"
@@ -363,15 +368,67 @@ export const runMain = <E, A>(program: Effect.Effect<A, E>): void =>
     { disableErrorReporting: true, disablePrettyLogger: true }
   )
 
-/** Reads the flags, prints `--help`, runs the command. */
-export const command = <S extends FlagSpec, E>(
-  name: string,
+/**
+ * A subcommand for @effect/cli, from a flag spec: every flag is an optional text option (or a
+ * switch), described with its environment variable and default; the values reach `run` as given
+ * on the command line, and `flagOrEnv` applies the environment and defaults (so flags win).
+ */
+export const command = <S extends FlagSpec, E, const Name extends string>(
+  name: Name,
   summary: string,
   spec: S,
   run: (flags: Partial<Record<keyof S, string>>) => Effect.Effect<void, E, Scope.Scope>
-): Effect.Effect<void, E | UsageError> =>
-  Effect.gen(function*() {
-    const { help, values } = yield* parseFlags(process.argv.slice(2), spec)
-    if (help) return yield* Console.log(usage(name, summary, spec))
-    yield* Effect.scoped(run(values))
-  })
+): Command.Command<Name, never, E | UsageError, unknown> => {
+  const options: Record<string, Options.Options<Option.Option<string>>> = {}
+  for (const [flag, { env, help, default: fallback, boolean }] of Object.entries(spec)) {
+    if (!boolean) flagsWithValues.add(flag)
+    const extra = [env ? `env ${env}` : undefined, fallback !== undefined ? `default ${fallback}` : undefined]
+      .filter(Boolean)
+    const description = `${help}${extra.length ? ` (${extra.join(", ")})` : ""}`
+    const option = boolean
+      ? Options.boolean(flag).pipe(Options.map((on) => (on ? Option.some("true") : Option.none())))
+      : Options.optional(Options.text(flag))
+    options[flag] = Options.withDescription(option, description)
+  }
+  return Command.make(name, options, (parsed) => {
+    const values: Partial<Record<keyof S, string>> = {}
+    for (const [flag, value] of Object.entries(parsed)) {
+      if (Option.isSome(value as Option.Option<string>)) values[flag as keyof S] = (value as Option.Some<string>).value
+    }
+    return Effect.scoped(run(values))
+  }).pipe(Command.withDescription(summary)) as unknown as Command.Command<Name, never, E | UsageError, unknown>
+}
+
+/** The one command, `stream-offsets send|receive|offset`, with `--help`, `--version` and completions. */
+export const runCli = <Name extends string, E, A>(root: Command.Command<Name, never, E, A>, version: string): void => {
+  const cli = Command.run(root, { name: `stream-offsets (effect-stream-offsets on ${runtimeName()})`, version })
+  runMain(
+    cli(process.argv).pipe(
+      // Its parse errors are printed by @effect/cli as help text (several lines): we print one
+      // line instead (see `report`), so its own printing goes nowhere.
+      Effect.catchIf(ValidationError.isValidationError, (e) =>
+        Effect.fail(new UsageError({ message: usageLine(e) }))),
+      Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeTerminal.layer)),
+      (program) => Effect.consoleWith((console) => Effect.withConsole(program, { ...console, error: () => Effect.void }))
+    )
+  )
+}
+
+/** The flags that take a value, of every command: a known one that @effect/cli reports as unknown lacks its value. */
+const flagsWithValues = new Set<string>()
+
+/** One line for a parse error of @effect/cli, pointing at --help. */
+const usageLine = (error: ValidationError.ValidationError): string => {
+  const text: string = "error" in error ? HelpDoc.toAnsiText(error.error) : ""
+  const first = text.replace(/\x1b\[[0-9;]*m/g, "").split("\n").map((line: string) => line.trim()).find((line: string) => line !== "")
+  const unknown = /^Received unknown argument: '(.*)'$/.exec(first ?? "")
+  if (unknown) {
+    const flag = /^--([a-z][a-z-]*)$/.exec(unknown[1]!)?.[1]
+    if (flag !== undefined && flagsWithValues.has(flag)) return `--${flag} needs a value (see --help)`
+    return flag !== undefined ? `unknown flag --${flag} (see --help)` : `unexpected argument "${unknown[1]}" (see --help)`
+  }
+  return `${first ?? "invalid command line"} (see --help)`
+}
+
+/** A status line on stderr (not through Console.error, which @effect/cli's printing uses). */
+export const statusLine = (line: string): Effect.Effect<void> => Effect.sync(() => void process.stderr.write(`${line}\n`))

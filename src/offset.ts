@@ -12,7 +12,6 @@ import {
   flagOrEnv,
   offsetStoreFlag,
   offsetStoreLayer,
-  runMain,
   streamFlag,
   UsageError
 } from "./cli.ts"
@@ -59,7 +58,7 @@ const target = (value: string, report: OffsetReport): Effect.Effect<bigint, Usag
   return Effect.fail(new UsageError({ message: `--set must be first, last or an offset, got "${value}"` }))
 }
 
-const main = command(
+export const offsetCommand = command(
   "offset",
   "Shows a consumer's stored offset and the stream's first and last offsets, without consuming; --set stores one.",
   flags,
@@ -108,4 +107,3 @@ const main = command(
     })
 )
 
-runMain(main)

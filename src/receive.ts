@@ -16,7 +16,7 @@ import {
   offsetStoreLayer,
   positiveInteger,
   progress,
-  runMain,
+  statusLine,
   stopSignal,
   streamFlag,
   UsageError,
@@ -97,7 +97,7 @@ const parseStart = (value: string): Effect.Effect<StartPosition, UsageError> => 
     )
 }
 
-const main = command(
+export const receiveCommand = command(
   "receive",
   "Consumes a RabbitMQ stream from where this consumer left off until a stop condition (the marker by default).",
   flags,
@@ -139,7 +139,7 @@ const main = command(
       if (values.print && values.json) return yield* new UsageError({ message: "--print and --json: choose one" })
       // With messages on stdout, stdout is data: the status lines go to stderr.
       const output = values.json ? toJsonLine : values.print ? toTextLine : undefined
-      const status = output === undefined ? Console.log : Console.error
+      const status = output === undefined ? Console.log : statusLine
       // Everything checked before anything is printed or connected.
       yield* validateStreamName(stream)
       yield* validateName("consumer name", consumerName)
@@ -180,4 +180,3 @@ const main = command(
     })
 )
 
-runMain(main)

@@ -6,7 +6,7 @@ import { Console, Effect, Option } from "effect"
 import * as fs from "node:fs"
 import process from "node:process"
 import { Buffer } from "node:buffer"
-import { brokerLayer, command, connectionFlags, flagOrEnv, positiveInteger, runMain, sourceOf, streamFlag, UsageError } from "./cli.ts"
+import { brokerLayer, command, connectionFlags, flagOrEnv, positiveInteger, sourceOf, streamFlag, UsageError } from "./cli.ts"
 import { send, tutorialMessages, validateName, validateRetention, validateStreamName } from "./StreamOffsets.ts"
 
 const flags = {
@@ -43,7 +43,7 @@ async function* lines(from: string): AsyncGenerator<Uint8Array> {
   if (rest.length > 0) yield rest
 }
 
-const main = command(
+export const sendCommand = command(
   "send",
   "Publishes messages to a RabbitMQ stream and waits until every one is confirmed.",
   flags,
@@ -93,4 +93,3 @@ const main = command(
     })
 )
 
-runMain(main)

@@ -58,12 +58,13 @@ export interface Running {
  * with their own code, whatever the program then does), as a service manager would run it.
  */
 const direct = {
-  node: (script: string, args: ReadonlyArray<string>) => ["node", ["scripts/run.mjs", entry(script), ...args]] as const,
-  bun: (script: string, args: ReadonlyArray<string>) => ["bun", [entry(script), ...args]] as const,
-  deno: (script: string, args: ReadonlyArray<string>) => ["deno", ["run", "-A", entry(script), ...args]] as const
+  node: (script: string, args: ReadonlyArray<string>) => ["node", ["scripts/run.mjs", ...entry(script), ...args]] as const,
+  bun: (script: string, args: ReadonlyArray<string>) => ["bun", [...entry(script), ...args]] as const,
+  deno: (script: string, args: ReadonlyArray<string>) => ["deno", ["run", "-A", ...entry(script), ...args]] as const
 }
-/** `receive` is src/receive.ts; a path such as `../examples/orders-app` is relative to src/. */
-const entry = (script: string) => path.join("src", `${script}.ts`)
+/** `receive` is `src/main.ts receive`; a path such as `../examples/orders-app` is a file relative to src/. */
+const entry = (script: string): ReadonlyArray<string> =>
+  ["send", "receive", "offset"].includes(script) ? ["src/main.ts", script] : [path.join("src", `${script}.ts`)]
 
 /**
  * Starts a CLI process. With `stdoutFile`, its stdout goes to that file instead of a pipe: Node

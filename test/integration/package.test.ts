@@ -28,6 +28,15 @@ describe("the npm package", () => {
     }
   })
 
+  it("has a built bin, stream-offsets, that runs on Node without tsx", () => {
+    const [pack] = JSON.parse(npm("pack", "--dry-run", "--json", "--ignore-scripts")) as Array<{ files: Array<{ path: string }> }>
+    expect(pack!.files.map((f) => f.path)).toContain("dist/main.js")
+    const version = execFileSync("node", ["dist/main.js", "--version"], { cwd: root, encoding: "utf8" }).trim()
+    expect(version).toBe(JSON.parse(npm("pkg", "get", "version")))
+    const help = execFileSync("node", ["dist/main.js", "receive", "--help"], { cwd: root, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } })
+    expect(help).toContain("RABBITMQ_STREAM_CONSUMER_NAME")
+  })
+
   it("type-checks a consumer project against the built declarations", () => {
     // Fails (throws) on any type error in test/fixtures/consumer-project.ts.
     execFileSync(
