@@ -33,37 +33,6 @@ export interface FlagSpec {
   }
 }
 
-/** Parses `--flag value` and `--flag=value`; `--help` gives `{ help: true }`. */
-export const parseFlags = <S extends FlagSpec>(
-  argv: ReadonlyArray<string>,
-  spec: S
-): Either.Either<{ readonly help: boolean; readonly values: Partial<Record<keyof S, string>> }, UsageError> => {
-  const values: Partial<Record<keyof S, string>> = {}
-  let help = false
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    if (arg === "--help" || arg === "-h") {
-      help = true
-      continue
-    }
-    const match = /^--([a-z][a-z-]*)(?:=(.*))?$/.exec(arg)
-    if (!match) return Either.left(new UsageError({ message: `unexpected argument "${arg}" (see --help)` }))
-    const name = match[1]!
-    if (!(name in spec)) return Either.left(new UsageError({ message: `unknown flag --${name} (see --help)` }))
-    if (spec[name]!.boolean) {
-      if (match[2] !== undefined) return Either.left(new UsageError({ message: `--${name} takes no value (see --help)` }))
-      values[name as keyof S] = "true"
-      continue
-    }
-    const value = match[2] ?? argv[++i]
-    if (value === undefined || (match[2] === undefined && value.startsWith("--"))) {
-      return Either.left(new UsageError({ message: `--${name} needs a value (see --help)` }))
-    }
-    values[name as keyof S] = value
-  }
-  return Either.right({ help, values })
-}
-
 /** The flag, else its environment variable, else its default. */
 export const flagOrEnv = <S extends FlagSpec>(
   spec: S,
@@ -93,16 +62,6 @@ export const sourceOf = <S extends FlagSpec>(
   return Config.option(Config.string(env)).pipe(
     Effect.map((value) => (Option.isSome(value) && value.value !== "" ? env : `--${name}`)),
     Effect.orElseSucceed(() => `--${name}`)
-  )
-}
-
-export const usage = (command: string, summary: string, spec: FlagSpec): string => {
-  const lines = Object.entries(spec).map(([name, { env, help, default: d }]) => {
-    const extra = [env ? `env ${env}` : undefined, d !== undefined ? `default ${d}` : undefined].filter(Boolean)
-    return `  --${name.padEnd(24)} ${help}${extra.length ? ` (${extra.join(", ")})` : ""}`
-  })
-  return [`Usage: ${command} [flags]          (effect-stream-offsets on ${runtimeName()})`, "", summary, "", "Flags:", ...lines, `  --${"help".padEnd(24)} this text`].join(
-    "\n"
   )
 }
 

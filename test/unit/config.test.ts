@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Either, Redacted } from "effect"
 import { ConnectionConfig, describeConnection, parseUri, redactUri } from "../../src/StreamOffsets.ts"
-import { brokerLayer, parseFlags } from "../../src/cli.ts"
+import { brokerLayer } from "../../src/cli.ts"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -59,24 +59,6 @@ describe("connection URI", () => {
     }).pipe(Effect.withConfigProvider(
       ConfigProvider.fromMap(new Map([["RABBITMQ_STREAM_URI", "rabbitmq-stream://u:p@elsewhere:1/x"]]))
     )))
-})
-
-describe("CLI flags", () => {
-  const spec = { stream: { help: "" }, count: { help: "" } }
-  it("reads --flag value and --flag=value", () => {
-    expect(Either.getOrThrow(parseFlags(["--stream", "a", "--count=3"], spec)).values).toEqual({
-      stream: "a",
-      count: "3"
-    })
-  })
-  it("refuses unknown flags and missing values", () => {
-    expect(Either.flip(parseFlags(["--nope"], spec)).pipe(Either.getOrThrow).message).toBe(
-      "unknown flag --nope (see --help)"
-    )
-    expect(Either.flip(parseFlags(["--stream"], spec)).pipe(Either.getOrThrow).message).toBe(
-      "--stream needs a value (see --help)"
-    )
-  })
 })
 
 describe("TLS URIs and flags", () => {
