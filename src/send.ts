@@ -6,7 +6,17 @@ import { Console, Effect, Option } from "effect"
 import * as fs from "node:fs"
 import process from "node:process"
 import { Buffer } from "node:buffer"
-import { brokerLayer, command, connectionFlags, flagOrEnv, positiveInteger, sourceOf, streamFlag, UsageError } from "./cli.ts"
+import {
+  brokerLayer,
+  command,
+  connectionFlags,
+  flagOrEnv,
+  positiveInteger,
+  progress,
+  sourceOf,
+  streamFlag,
+  UsageError
+} from "./cli.ts"
 import { send, tutorialMessages, validateName, validateRetention, validateStreamName } from "./StreamOffsets.ts"
 
 const flags = {
@@ -41,6 +51,20 @@ async function* lines(from: string): AsyncGenerator<Uint8Array> {
     rest = data
   }
   if (rest.length > 0) yield rest
+}
+
+function* counted<A>(messages: Iterable<A>, taken: { n: number }): Generator<A> {
+  for (const message of messages) {
+    taken.n++
+    yield message
+  }
+}
+
+async function* countedAsync<A>(messages: AsyncIterable<A>, taken: { n: number }): AsyncGenerator<A> {
+  for await (const message of messages) {
+    taken.n++
+    yield message
+  }
 }
 
 export const sendCommand = command(
@@ -79,12 +103,17 @@ export const sendCommand = command(
           ? `Publishing ${count} ${count === 1 ? "message" : "messages"}...`
           : `Publishing the lines of ${from === "-" ? "stdin" : from}...`
       )
-      const summary = yield* send({
-        stream,
-        messages: from === undefined ? tutorialMessages(count) : lines(from),
-        producerName,
-        retention
-      }).pipe(Effect.provide(broker))
+      // Counted as the workflow takes them, for the progress line on a terminal.
+      const taken = { n: 0 }
+      const summary = yield* Effect.scoped(Effect.zipRight(
+        progress("messages handed to the broker", () => taken.n),
+        send({
+          stream,
+          messages: from === undefined ? counted(tutorialMessages(count), taken) : countedAsync(lines(from), taken),
+          producerName,
+          retention
+        })
+      )).pipe(Effect.provide(broker))
       if (summary.skipped > 0) {
         yield* Console.log(`Skipped ${summary.skipped} messages already published by producer "${producerName}".`)
       }
