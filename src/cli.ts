@@ -1,7 +1,9 @@
 /**
- * What the CLI entry files share: flags, environment fallbacks, one-line errors with exit codes,
- * and a `runMain` that runs finalizers on SIGINT/SIGTERM on Node, Bun and Deno alike.
- * No business logic: that is in StreamOffsets.ts.
+ * What the subcommands (send.ts, receive.ts, offset.ts, put together by main.ts) share: flag specs
+ * turned into @effect/cli options, environment fallbacks, the connection and offset-store layers,
+ * one-line errors with exit codes, the stop signal, the progress line, and a `runMain` that runs
+ * finalizers on SIGINT/SIGTERM on Node, Bun and Deno alike. No business logic: that is in
+ * StreamOffsets.ts.
  */
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import * as PlatformRuntime from "@effect/platform/Runtime"
