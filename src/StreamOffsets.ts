@@ -783,11 +783,16 @@ const isTransient = (error: unknown): boolean =>
     : error instanceof ConnectionError
     ? error.retryable === true
     : error instanceof BrokerError
-    ? !(error.cause instanceof ConnectionError) && (error.code === 6 || TRANSIENT_REASON.test(error.reason))
+    ? !(error.cause instanceof ConnectionError) &&
+      (error.code === 6 || NO_LEADER.test(error.reason) || connectionGone(error.reason))
     : false
 const SOCKET_CLOSED_IN_HANDSHAKE = /before secure TLS connection|Socket is closed|ERR_SOCKET_CLOSED|ECONNRESET/
 
-const TRANSIENT_REASON = /not found on any node|no answer within|EPIPE|ECONNRESET|ECONNREFUSED|ERR_STREAM_DESTROYED|ERR_STREAM_WRITE_AFTER_END|socket has been ended|closed/i
+/** A stream whose cluster is electing a leader (the client's words): wait, the connection is fine. */
+const NO_LEADER = /not found on any node/
+
+/** A request that failed because the connection is gone (or silent): the client must be replaced. */
+const connectionGone = (reason: string): boolean => /no answer within/.test(reason) || isConnectionFailure(reason)
 
 const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerShape, ConnectionError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -922,7 +927,7 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
             }),
             Effect.tapError((error) =>
               Effect.sync(() => {
-                if (error.code !== 6 && TRANSIENT_REASON.test(error.reason) && !/on any node/.test(error.reason)) {
+                if (connectionGone(error.reason)) {
                   supervisor.lost(client, error.reason)
                 }
               })

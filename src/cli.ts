@@ -44,14 +44,17 @@ export const flagOrEnv = <S extends FlagSpec>(
   const given = values[name]
   if (given !== undefined) return Effect.succeed(Option.some(given))
   const { env, default: fallback } = spec[name]!
-  const fromEnv = env === undefined ? Effect.succeed(Option.none<string>()) : Config.option(Config.string(env))
-  return fromEnv.pipe(
-    Effect.orElseSucceed(() => Option.none<string>()),
-    // An empty variable (`MESSAGE_COUNT=`) is no value: the default applies.
-    Effect.map(Option.filter((value) => value !== "")),
-    Effect.map(Option.orElse(() => Option.fromNullable(fallback)))
-  )
+  return Effect.map(envValue(env), Option.orElse(() => Option.fromNullable(fallback)))
 }
+
+/** An environment variable's value; an empty one (`MESSAGE_COUNT=`) is no value. */
+const envValue = (env: string | undefined): Effect.Effect<Option.Option<string>> =>
+  env === undefined
+    ? Effect.succeed(Option.none())
+    : Config.option(Config.string(env)).pipe(
+      Effect.orElseSucceed(() => Option.none<string>()),
+      Effect.map(Option.filter((value) => value !== ""))
+    )
 
 /** What an error about a value names: its flag, or the environment variable it came from. */
 export const sourceOf = <S extends FlagSpec>(
@@ -61,10 +64,7 @@ export const sourceOf = <S extends FlagSpec>(
 ): Effect.Effect<string> => {
   const env = spec[name]!.env
   if (values[name] !== undefined || env === undefined) return Effect.succeed(`--${name}`)
-  return Config.option(Config.string(env)).pipe(
-    Effect.map((value) => (Option.isSome(value) && value.value !== "" ? env : `--${name}`)),
-    Effect.orElseSucceed(() => `--${name}`)
-  )
+  return Effect.map(envValue(env), (value) => (Option.isSome(value) ? env : `--${name}`))
 }
 
 /** Which runtime runs this: shown by --help. */
@@ -139,25 +139,27 @@ export const brokerLayer = (values: Partial<Record<keyof typeof connectionFlags,
     if ((cert === undefined) !== (key === undefined)) {
       return yield* new UsageError({ message: "--cert and --key go together (a client certificate and its key)" })
     }
+    const pem = (name: "ca" | "cert" | "key", file: string) =>
+      Effect.flatMap(sourceOf(connectionFlags, values, name), (label) => readPem(label, file))
     const tls = {
-      ca: ca === undefined ? undefined : yield* readPem("ca", ca),
-      cert: cert === undefined ? undefined : yield* readPem("cert", cert),
-      key: key === undefined ? undefined : Redacted.make(yield* readPem("key", key)),
+      ca: ca === undefined ? undefined : yield* pem("ca", ca),
+      cert: cert === undefined ? undefined : yield* pem("cert", cert),
+      key: key === undefined ? undefined : Redacted.make(yield* pem("key", key)),
       insecureSkipVerify
     }
     return StreamBroker.layer({ ...config, retry: retryFor(retry), tls })
   })
 
-/** A PEM file named by a flag; unreadable or not PEM is a usage error naming the flag. */
-const readPem = (flag: string, file: string): Effect.Effect<string, UsageError> =>
+/** A PEM file; unreadable or not PEM is a usage error naming where it came from (`--ca`, `RABBITMQ_STREAM_CA`). */
+const readPem = (label: string, file: string): Effect.Effect<string, UsageError> =>
   Effect.try({
     try: () => fs.readFileSync(file, "utf8"),
     catch: (e) =>
-      new UsageError({ message: `cannot read --${flag} ${file}: ${(e as { code?: string }).code ?? String(e)}` })
+      new UsageError({ message: `cannot read ${label} ${file}: ${(e as { code?: string }).code ?? String(e)}` })
   }).pipe(
     Effect.filterOrFail(
       (text) => text.includes("-----BEGIN "),
-      () => new UsageError({ message: `--${flag} ${file} is not a PEM file (no "-----BEGIN" line)` })
+      () => new UsageError({ message: `${label} ${file} is not a PEM file (no "-----BEGIN" line)` })
     )
   )
 

@@ -97,7 +97,7 @@ describe("TLS URIs and flags", () => {
 
   it.effect("the CA may come from RABBITMQ_STREAM_CA; a flag wins over it", () =>
     Effect.gen(function*() {
-      expect(yield* usage({ uri: "rabbitmq-stream+tls://u:p@localhost/%2f" })).toContain("cannot read --ca /nope.pem")
+      expect(yield* usage({ uri: "rabbitmq-stream+tls://u:p@localhost/%2f" })).toContain("cannot read RABBITMQ_STREAM_CA /nope.pem")
       yield* brokerLayer({ uri: "rabbitmq-stream+tls://u:p@localhost/%2f", ca: pem })
     }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["RABBITMQ_STREAM_CA", "/nope.pem"]])))))
 })
