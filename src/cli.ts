@@ -170,11 +170,11 @@ const report = <A, E>(exit: Exit.Exit<A, E>): number => {
   const failure = Cause.failureOption(exit.cause)
   if (Option.isSome(failure)) {
     const error = failure.value as { readonly _tag?: string; readonly message?: string }
-    process.stderr.write(`error: ${redact(error.message ?? String(error))}\n`)
+    stderrLine(`error: ${redact(error.message ?? String(error))}`)
     return error._tag === "UsageError" || error._tag === "InvalidArgument" ? ExitCode.usage : ExitCode.failure
   }
   const defect = Cause.squash(exit.cause)
-  process.stderr.write(`internal error: ${redact(defect instanceof Error ? defect.message : String(defect))}\n`)
+  stderrLine(`internal error: ${redact(defect instanceof Error ? defect.message : String(defect))}`)
   return ExitCode.failure
 }
 
@@ -192,7 +192,7 @@ const SAME_SIGNAL_WITHIN_MS = 1000
 const INTERRUPT_DEADLINE = Duration.seconds(5)
 const deadline = (after: Duration.Duration, code: number) =>
   setTimeout(() => {
-    process.stderr.write(`error: did not stop within ${Duration.format(after)} of the signal; exiting\n`)
+    stderrLine(`error: did not stop within ${Duration.format(after)} of the signal; exiting`)
     process.exit(code)
   }, Duration.toMillis(after)).unref()
 
@@ -220,14 +220,28 @@ export const progress = (what: string, count: () => number): Effect.Effect<void,
     const seconds = (Date.now() - started) / 1000
     const n = count()
     process.stderr.write(`\r\x1b[K${n.toLocaleString("en")} ${what}, ${Math.round(n / Math.max(seconds, 0.001)).toLocaleString("en")}/s, ${seconds.toFixed(0)}s`)
+    progressShown = true
   }
   return Effect.acquireRelease(
     Effect.sync(() => setInterval(line, 1000)),
     (timer) => Effect.sync(() => {
       clearInterval(timer)
-      process.stderr.write("\r\x1b[K")
+      eraseProgress()
     })
   ).pipe(Effect.asVoid)
+}
+
+/** Whether the progress line is on the screen now (it has no newline: other lines must erase it first). */
+let progressShown = false
+const eraseProgress = () => {
+  if (progressShown) process.stderr.write("\r\x1b[K")
+  progressShown = false
+}
+
+/** One line on stderr, over the progress line if one is shown (the next tick draws it again below). */
+const stderrLine = (line: string) => {
+  eraseProgress()
+  process.stderr.write(`${line}\n`)
 }
 
 /** "500ms", "5s", "2m", "1h"; longer than 0 unless `zero` is allowed (it means "never" somewhere). */
@@ -319,7 +333,7 @@ const runMainWith = PlatformRuntime.makeRunMain(({ fiber }) => {
 /** What the library logs (reconnects, warnings): one line each on stderr ("warning: ...", "info: ..."). */
 const stderrLogger = Logger.make(({ logLevel, message }) => {
   const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
-  process.stderr.write(`${logLevel.label === "WARN" ? "warning" : logLevel.label.toLowerCase()}: ${redact(text)}\n`)
+  stderrLine(`${logLevel.label === "WARN" ? "warning" : logLevel.label.toLowerCase()}: ${redact(text)}`)
 })
 
 export const runMain = <E, A>(program: Effect.Effect<A, E>): void =>
@@ -394,4 +408,4 @@ const usageLine = (error: ValidationError.ValidationError): string => {
 }
 
 /** A status line on stderr (not through Console.error, which @effect/cli's printing uses). */
-export const statusLine = (line: string): Effect.Effect<void> => Effect.sync(() => void process.stderr.write(`${line}\n`))
+export const statusLine = (line: string): Effect.Effect<void> => Effect.sync(() => stderrLine(line))
