@@ -57,6 +57,6 @@ const app = Effect.gen(function*() {
 
 // One layer graph, provided once: the broker connection, the app's store, and the offset store on it.
 const store = KeyValueStore.layerFileSystem(dir).pipe(Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer)))
-const layer = Layer.mergeAll(StreamBroker.layerConfig, OffsetStore.layerKeyValueStore.pipe(Layer.provideMerge(store)))
+const layer = Layer.mergeAll(StreamBroker.layerConfig(), OffsetStore.layerKeyValueStore.pipe(Layer.provideMerge(store)))
 
 NodeRuntime.runMain(app.pipe(Effect.provide(layer)))

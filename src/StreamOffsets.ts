@@ -1,26 +1,31 @@
 /**
  * effect-stream-offsets: RabbitMQ Streams offset tracking as Effect programs.
  *
- * Read top to bottom:
- *   1. Configuration        connection URI (several nodes, TLS), the retry policy, the connection
- *                           state, retention, start positions
- *   2. Errors               tagged errors with a one-line message each; input checks
- *   3. StreamBroker         everything the workflows ask of the broker: the service, then
- *      3a.                  the real layer on rabbitmq-stream-js-client: the client's process-level
- *                           failures (scoped), interruptible client calls, the connection
- *                           supervisor (one client, replaced when lost, under the retry policy)
- *      3b.                  the in-memory layer that behaves like a stream (and like an outage)
- *   4. OffsetStore          where a consumer's offset lives (server-side, in-memory, KeyValueStore)
- *      Metrics
- *   5. Producer workflow    declare the stream, publish, wait for every confirm; recover
- *   6. Consumer workflow    resume after the stored offset, take until the marker, track offsets;
- *                           recover; the stop signal and the bounded final store
- *   7. Inspecting offsets   a consumer's stored offset, the stream's bounds, the lag
+ * Contents, in file order (public first, machinery last):
+ *   Models          messages, start positions, retention, confirmations, bounds, the connection
+ *                   state, tracking strategies, stop conditions
+ *   Errors          tagged errors with a one-line message each; the input checks
+ *   Configuration   where the broker is (a URI with several nodes, TLS); the retry policy
+ *   Services        StreamBroker (the real broker, the memory broker and MemoryBroker to look inside
+ *                   it); OffsetStore (server-side, memory and MemoryOffsetStore, KeyValueStore)
+ *   Workflows       send; consume (a Stream of messages to commit); receive (a workflow over the
+ *                   same consumer); inspectOffset
+ *   Metrics
+ *   --- internal ---
+ *   Send machinery      the message source, the confirm tracker, one publishing session
+ *   Consume machinery   the consumer (start, subscriptions, stop selection), the offset tracker
+ *   Recovery            the connection supervisor, `recovering`, what is transient
+ *   Real broker         process-level client failures, interruptible client calls, the client's
+ *                       internals (one function), connect, requests, publisher, subscribe, bounds
+ *   Memory broker       an append-only log in chunks, tracking entries, single active groups, outages
+ *   Offset stores       server-side, memory, KeyValueStore
+ *   Helpers
  *
  * The module runs unchanged on Node, Bun and Deno.
  */
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import { Buffer } from "node:buffer"
+import { createRequire } from "node:module"
 import process from "node:process"
 import { setImmediate } from "node:timers"
 import {
@@ -43,17 +48,296 @@ import {
   Redacted,
   Runtime,
   Schedule,
+  Schema,
   Scope,
   Stream,
   SubscriptionRef
 } from "effect"
 import { connect, Offset, type Client } from "rabbitmq-stream-js-client"
 
-/** The client's delivered message (its type lives on a deep path; derive it instead). */
-type Message = Parameters<Parameters<Client["declareConsumer"]>[1]>[0]
+// =============================================================================================
+// Models
+// =============================================================================================
+
+/** A message as the consumer sees it. */
+export interface StreamMessage {
+  readonly offset: bigint
+  readonly body: Uint8Array
+  readonly applicationProperties?: Readonly<Record<string, string | number>> | undefined
+}
+
+/**
+ * A message of {@link consume}. Commit it once it is processed: that marks it, and every message
+ * before it, done, and the tracking strategy stores its offset (at once when a store falls due,
+ * at the latest when the stream ends). A commit never moves the offset back, so committing only the
+ * last message of a batch is enough.
+ */
+export interface ConsumedMessage extends StreamMessage {
+  /** Its position in this run of the consumer, from 0. */
+  readonly index: number
+  readonly commit: Effect.Effect<void, OffsetStoreError>
+}
+
+const decoder = new TextDecoder()
+/** The body as UTF-8 text. */
+export const bodyText = (message: StreamMessage): string => decoder.decode(message.body)
+
+/** Where a consumer starts when no offset is stored (or when the stored one is ignored). */
+export type StartPosition = Data.TaggedEnum<{
+  First: {}
+  Last: {}
+  Next: {}
+  Offset: { readonly offset: bigint }
+  Timestamp: { readonly date: Date }
+}>
+export const StartPosition: Data.TaggedEnum.Constructor<StartPosition> = Data.taggedEnum<StartPosition>()
+
+/** Retention of a stream: what `send` declares. */
+export interface Retention {
+  /** `max-length-bytes`. Default 2 GB, as in the tutorial. */
+  readonly maxLengthBytes?: number | undefined
+  /** `max-age`, e.g. "7D", "12h". Default none. */
+  readonly maxAge?: string | undefined
+  /** `stream-max-segment-size-bytes`. Default the broker's (500 MB). */
+  readonly maxSegmentSizeBytes?: number | undefined
+  /**
+   * `initial-cluster-size`: on a cluster, how many nodes hold the stream (a leader and replicas).
+   * Default the broker's (every node, up to its limit). Not part of the comparison with an
+   * existing stream: the broker does not hold it against a later declaration.
+   */
+  readonly initialClusterSize?: number | undefined
+}
+
+export const DEFAULT_RETENTION: Retention = { maxLengthBytes: 2_000_000_000 }
+
+/** What a publisher's confirmations look like, in the order the broker sends them. */
+export type Confirmation = Data.TaggedEnum<{
+  Confirmed: { readonly publishingIds: ReadonlyArray<bigint> }
+  Rejected: { readonly publishingId: bigint; readonly code: number }
+}>
+export const Confirmation: Data.TaggedEnum.Constructor<Confirmation> = Data.taggedEnum<Confirmation>()
+
+/** What a stream holds right now: the first offset, and the offset of its last message. */
+export interface StreamBounds {
+  readonly firstOffset: Option.Option<bigint>
+  readonly lastOffset: Option.Option<bigint>
+}
+
+/**
+ * What the broker connection is doing, for users to watch ({@link StreamBrokerShape.connectionState}).
+ * Each transition is also logged once (a warning when the connection is lost or an attempt fails
+ * for the first time in an outage, info when it is back).
+ */
+export type ConnectionState = Data.TaggedEnum<{
+  /** Trying to connect: `attempt` of this outage, which began at `since`; the last error seen. */
+  Connecting: { readonly attempt: number; readonly since: Date; readonly lastError: string | undefined }
+  Connected: { readonly endpoint: string; readonly since: Date }
+  /** The retry policy gave up (or the failure is permanent); the next broker call starts over. */
+  Disconnected: { readonly since: Date; readonly reason: string }
+}>
+export const ConnectionState: Data.TaggedEnum.Constructor<ConnectionState> = Data.taggedEnum<ConnectionState>()
+
+/**
+ * When offsets are stored while consuming. Whatever the strategy, the last processed offset is
+ * also stored when the consumer stops (marker, count, end, idle, signal, failure, interruption).
+ */
+export type TrackingStrategy = Data.TaggedEnum<{
+  /** The tutorial's policy: after every `every` messages (and at the stop). */
+  Manual: { readonly every: number }
+  /** After `messages` messages, and at least every `interval` while messages come. */
+  Auto: { readonly messages: number; readonly interval: Duration.DurationInput }
+  /** Only at the stop. */
+  None: {}
+}>
+export const TrackingStrategy: Data.TaggedEnum.Constructor<TrackingStrategy> = Data.taggedEnum<TrackingStrategy>()
+export const DEFAULT_TRACKING: TrackingStrategy = TrackingStrategy.Manual({ every: 10 })
+export const DEFAULT_AUTO_TRACKING: TrackingStrategy = TrackingStrategy.Auto({ messages: 10_000, interval: "5 seconds" })
+
+/** What ends a consumer. With none of them it runs until `signal` completes or it is interrupted. */
+export interface StopConditions {
+  /** Stop after the message for which this is true. Default {@link isTutorialMarker}; `false`: no marker. */
+  readonly marker?: ((message: StreamMessage) => boolean) | false | undefined
+  /** Stop after this many messages. */
+  readonly count?: number | undefined
+  /** Stop once the last message that was in the stream when consuming started is processed. */
+  readonly untilEnd?: boolean | undefined
+  /** Stop when no message comes for this long. */
+  readonly idleTimeout?: Duration.DurationInput | undefined
+  /** Stop (cleanly, with a summary) when this completes: e.g. on SIGINT. */
+  readonly signal?: Effect.Effect<void> | undefined
+}
+
+export type StopReason = "marker" | "count" | "end" | "idle" | "signal"
+
+/** The tutorial's last message. */
+export const isTutorialMarker = (message: StreamMessage): boolean => bodyText(message) === "marker"
+
+/** The tutorial's messages: `hello 0` ... `hello N-2`, then `marker`. */
+export function* tutorialMessages(count: number): Generator<string> {
+  for (let i = 0; i < count - 1; i++) yield `hello ${i}`
+  if (count > 0) yield "marker"
+}
+// =============================================================================================
+// Errors
+// =============================================================================================
+
+/** The type of `Data.TaggedError(tag)`, spelled out so that the module's types are explicit. */
+type TaggedErrorClass<Tag extends string, A> = new(
+  args: A
+) => Cause.YieldableError & { readonly _tag: Tag } & Readonly<A>
+
+/** Bad input from the caller: a malformed URI, a non-positive count, an invalid stream name. */
+const InvalidArgumentBase: TaggedErrorClass<"InvalidArgument", { readonly message: string }> = Data.TaggedError("InvalidArgument")
+export class InvalidArgument extends InvalidArgumentBase {}
+
+/** The broker could not be reached or refused the connection (credentials, vhost). */
+const ConnectionErrorBase: TaggedErrorClass<"ConnectionError", {
+  readonly message: string
+  readonly cause?: unknown
+  /** True for a broker that may answer later (refused, reset, no answer); false for credentials or vhost. */
+  readonly retryable?: boolean
+}> = Data.TaggedError("ConnectionError")
+export class ConnectionError extends ConnectionErrorBase {}
+
+const ConnectionLostBase: TaggedErrorClass<"ConnectionLost", { readonly during: string; readonly reason: string }> = Data
+  .TaggedError("ConnectionLost")
+/** An open connection was lost (the broker restarted, the network dropped): worth retrying. */
+export class ConnectionLost extends ConnectionLostBase {
+  override get message(): string {
+    return `the connection to the broker was lost while ${this.during}: ${this.reason}`
+  }
+}
+
+/** The stream does not exist. */
+const StreamNotFoundBase: TaggedErrorClass<"StreamNotFound", { readonly stream: string }> = Data.TaggedError("StreamNotFound")
+export class StreamNotFound extends StreamNotFoundBase {
+  override get message(): string {
+    return `stream "${this.stream}" does not exist: run send first, or check --stream`
+  }
+}
+
+/** The stream exists with other arguments (retention) than the ones declared. */
+const StreamPreconditionFailedBase: TaggedErrorClass<"StreamPreconditionFailed", { readonly stream: string }> = Data.TaggedError("StreamPreconditionFailed")
+export class StreamPreconditionFailed extends StreamPreconditionFailedBase {
+  override get message(): string {
+    return `stream "${this.stream}" already exists with different arguments (retention): declare it with the same ones, or use another stream name`
+  }
+}
+
+/** A broker command failed; `code` is the protocol's response code when the broker sent one. */
+const BrokerErrorBase: TaggedErrorClass<"BrokerError", {
+  readonly operation: string
+  readonly code?: number
+  readonly reason: string
+  readonly cause?: unknown
+}> = Data.TaggedError("BrokerError")
+export class BrokerError extends BrokerErrorBase {
+  override get message(): string {
+    return `${this.operation} failed: ${this.reason}`
+  }
+}
+
+/** The broker refused a published message (it is NOT in the stream). */
+const PublishErrorBase: TaggedErrorClass<"PublishError", {
+  readonly stream: string
+  readonly publishingId: bigint
+  readonly code: number
+}> = Data.TaggedError("PublishError")
+export class PublishError extends PublishErrorBase {
+  override get message(): string {
+    return `the broker rejected message ${this.publishingId} on stream "${this.stream}" with code ${this.code} (${codeName(this.code)})`
+  }
+}
+
+/** Not every published message was confirmed in time: they may or may not be in the stream. */
+const ConfirmTimeoutBase: TaggedErrorClass<"ConfirmTimeout", {
+  readonly stream: string
+  readonly unconfirmed: number
+  readonly timeout: Duration.Duration
+}> = Data.TaggedError("ConfirmTimeout")
+export class ConfirmTimeout extends ConfirmTimeoutBase {
+  override get message(): string {
+    return `${this.unconfirmed} message(s) on stream "${this.stream}" were not confirmed within ${Duration.format(this.timeout)}`
+  }
+}
+
+/** The offset store could not store or query an offset. */
+const OffsetStoreErrorBase: TaggedErrorClass<"OffsetStoreError", {
+  readonly operation: "store" | "query"
+  readonly consumerName: string
+  readonly stream: string
+  readonly cause: unknown
+}> = Data.TaggedError("OffsetStoreError")
+export class OffsetStoreError extends OffsetStoreErrorBase {
+  override get message(): string {
+    return `could not ${this.operation} the offset of consumer "${this.consumerName}" on stream "${this.stream}": ${
+      errorText(this.cause)
+    }`
+  }
+}
+
+/** What the broker can answer with: every workflow may fail with these. */
+export type StreamError = BrokerError | StreamNotFound | StreamPreconditionFailed | ConnectionError | ConnectionLost
+
+/** How `send` can fail. */
+export type SendError =
+  | InvalidArgument
+  | BrokerError
+  | StreamNotFound
+  | StreamPreconditionFailed
+  | PublishError
+  | ConfirmTimeout
+  | ConnectionLost
+
+/** How `consume` and `receive` can fail (besides what `onMessage` fails with). */
+export type ConsumeError = StreamError | OffsetStoreError | InvalidArgument
+
+const STREAM_NAME = /^[^\s]{1,255}$/
+/** A stream name the broker takes: 1 to 255 characters, no white space, not starting with "amq.". */
+export const validateStreamName = (stream: string): Effect.Effect<void, InvalidArgument> =>
+  STREAM_NAME.test(stream) && !stream.startsWith("amq.")
+    ? Effect.void
+    : Effect.fail(
+      new InvalidArgument({
+        message: `invalid stream name "${stream}": use 1 to 255 characters, no spaces, not starting with "amq."`
+      })
+    )
+
+/**
+ * A consumer or producer name (the broker's offset-tracking reference, the deduplication name): 1 to
+ * 255 bytes of UTF-8. The broker silently ignores a store under a longer one.
+ */
+export const validateName = (what: "consumer name" | "producer name", name: string): Effect.Effect<void, InvalidArgument> => {
+  const bytes = new TextEncoder().encode(name).length
+  return bytes >= 1 && bytes <= 255
+    ? Effect.void
+    : Effect.fail(
+      new InvalidArgument({ message: `the ${what} must be 1 to 255 bytes long, got ${bytes === 0 ? "an empty one" : `${bytes} bytes`}` })
+    )
+}
+
+/** A stream argument `max-age` as the broker takes it: a positive number and one of Y M D h m s. */
+const MAX_AGE = /^[1-9][0-9]*[YMDhms]$/
+/** The retention arguments a stream can be declared with: checked before the broker sees them. */
+export const validateRetention = (retention: Retention): Effect.Effect<void, InvalidArgument> => {
+  const positive = (n: number | undefined) => n === undefined || (Number.isSafeInteger(n) && n > 0)
+  if (retention.maxAge !== undefined && !MAX_AGE.test(retention.maxAge)) {
+    return Effect.fail(
+      new InvalidArgument({ message: `max-age must be a number and a unit (Y, M, D, h, m, s), e.g. 7D or 12h, got "${retention.maxAge}"` })
+    )
+  }
+  for (const [name, value] of [
+    ["max-length-bytes", retention.maxLengthBytes],
+    ["stream-max-segment-size-bytes", retention.maxSegmentSizeBytes],
+    ["initial-cluster-size", retention.initialClusterSize]
+  ] as const) {
+    if (!positive(value)) return Effect.fail(new InvalidArgument({ message: `${name} must be a positive integer, got ${value}` }))
+  }
+  return Effect.void
+}
 
 // =============================================================================================
-// 1. Configuration
+// Configuration
 // =============================================================================================
 
 /** One broker node to connect to. */
@@ -191,253 +475,13 @@ export const ConnectionConfig: {
   )
 }
 
-/**
- * What the broker connection is doing, for users to watch ({@link StreamBrokerShape.connectionState}).
- * Each transition is also logged once (a warning when the connection is lost or an attempt fails
- * for the first time in an outage, info when it is back).
- */
-export type ConnectionState = Data.TaggedEnum<{
-  /** Trying to connect: `attempt` of this outage, which began at `since`; the last error seen. */
-  Connecting: { readonly attempt: number; readonly since: Date; readonly lastError: string | undefined }
-  Connected: { readonly endpoint: string; readonly since: Date }
-  /** The retry policy gave up (or the failure is permanent); the next broker call starts over. */
-  Disconnected: { readonly since: Date; readonly reason: string }
-}>
-export const ConnectionState: Data.TaggedEnum.Constructor<ConnectionState> = Data.taggedEnum<ConnectionState>()
-
-/** Retention of a stream: what `send` declares. */
-export interface Retention {
-  /** `max-length-bytes`. Default 2 GB, as in the tutorial. */
-  readonly maxLengthBytes?: number | undefined
-  /** `max-age`, e.g. "7D", "12h". Default none. */
-  readonly maxAge?: string | undefined
-  /** `stream-max-segment-size-bytes`. Default the broker's (500 MB). */
-  readonly maxSegmentSizeBytes?: number | undefined
-  /**
-   * `initial-cluster-size`: on a cluster, how many nodes hold the stream (a leader and replicas).
-   * Default the broker's (every node, up to its limit). Not part of the comparison with an
-   * existing stream: the broker does not hold it against a later declaration.
-   */
-  readonly initialClusterSize?: number | undefined
-}
-
-export const DEFAULT_RETENTION: Retention = { maxLengthBytes: 2_000_000_000 }
-
-/** Where a consumer starts when no offset is stored (or when the stored one is ignored). */
-export type StartPosition = Data.TaggedEnum<{
-  First: {}
-  Last: {}
-  Next: {}
-  Offset: { readonly offset: bigint }
-  Timestamp: { readonly date: Date }
-}>
-export const StartPosition: Data.TaggedEnum.Constructor<StartPosition> = Data.taggedEnum<StartPosition>()
-
-/** A message as the consumer sees it. */
-export interface StreamMessage {
-  readonly offset: bigint
-  readonly body: Uint8Array
-  readonly applicationProperties?: Readonly<Record<string, string | number>>
-}
-
-const decoder = new TextDecoder()
-/** The body as UTF-8 text. */
-export const bodyText = (message: StreamMessage): string => decoder.decode(message.body)
-
 // =============================================================================================
-// 2. Errors
+// Services
 // =============================================================================================
 
-/** The type of `Data.TaggedError(tag)`, spelled out so that the module's types are explicit. */
-type TaggedErrorClass<Tag extends string, A> = new(
-  args: A
-) => Cause.YieldableError & { readonly _tag: Tag } & Readonly<A>
-
-/** Bad input from the caller: a malformed URI, a non-positive count, an invalid stream name. */
-const InvalidArgumentBase: TaggedErrorClass<"InvalidArgument", { readonly message: string }> = Data.TaggedError("InvalidArgument")
-export class InvalidArgument extends InvalidArgumentBase {}
-
-/** The broker could not be reached or refused the connection (credentials, vhost). */
-const ConnectionLostBase: TaggedErrorClass<"ConnectionLost", { readonly during: string; readonly reason: string }> = Data
-  .TaggedError("ConnectionLost")
-const ConnectionErrorBase: TaggedErrorClass<"ConnectionError", {
-  readonly message: string
-  readonly cause?: unknown
-  /** True for a broker that may answer later (refused, reset, no answer); false for credentials or vhost. */
-  readonly retryable?: boolean
-}> = Data.TaggedError("ConnectionError")
-export class ConnectionError extends ConnectionErrorBase {}
-
-/** An open connection was lost (the broker restarted, the network dropped): worth retrying. */
-export class ConnectionLost extends ConnectionLostBase {
-  override get message(): string {
-    return `the connection to the broker was lost while ${this.during}: ${this.reason}`
-  }
-}
-
-/** The stream does not exist. */
-const StreamNotFoundBase: TaggedErrorClass<"StreamNotFound", { readonly stream: string }> = Data.TaggedError("StreamNotFound")
-export class StreamNotFound extends StreamNotFoundBase {
-  override get message(): string {
-    return `stream "${this.stream}" does not exist: run send first, or check --stream`
-  }
-}
-
-/** The stream exists with other arguments (retention) than the ones declared. */
-const StreamPreconditionFailedBase: TaggedErrorClass<"StreamPreconditionFailed", { readonly stream: string }> = Data.TaggedError("StreamPreconditionFailed")
-export class StreamPreconditionFailed extends StreamPreconditionFailedBase {
-  override get message(): string {
-    return `stream "${this.stream}" already exists with different arguments (retention): declare it with the same ones, or use another stream name`
-  }
-}
-
-/** A broker command failed; `code` is the protocol's response code when the broker sent one. */
-const BrokerErrorBase: TaggedErrorClass<"BrokerError", {
-  readonly operation: string
-  readonly code?: number
-  readonly reason: string
-  readonly cause?: unknown
-}> = Data.TaggedError("BrokerError")
-export class BrokerError extends BrokerErrorBase {
-  override get message(): string {
-    return `${this.operation} failed: ${this.reason}`
-  }
-}
-
-/** The broker refused a published message (it is NOT in the stream). */
-const PublishErrorBase: TaggedErrorClass<"PublishError", {
-  readonly stream: string
-  readonly publishingId: bigint
-  readonly code: number
-}> = Data.TaggedError("PublishError")
-export class PublishError extends PublishErrorBase {
-  override get message(): string {
-    return `the broker rejected message ${this.publishingId} on stream "${this.stream}" with code ${this.code} (${codeName(this.code)})`
-  }
-}
-
-/** Not every published message was confirmed in time: they may or may not be in the stream. */
-const ConfirmTimeoutBase: TaggedErrorClass<"ConfirmTimeout", {
-  readonly stream: string
-  readonly unconfirmed: number
-  readonly timeout: Duration.Duration
-}> = Data.TaggedError("ConfirmTimeout")
-export class ConfirmTimeout extends ConfirmTimeoutBase {
-  override get message(): string {
-    return `${this.unconfirmed} message(s) on stream "${this.stream}" were not confirmed within ${Duration.format(this.timeout)}`
-  }
-}
-
-/** The offset store could not store or query an offset. */
-const OffsetStoreErrorBase: TaggedErrorClass<"OffsetStoreError", {
-  readonly operation: "store" | "query"
-  readonly consumerName: string
-  readonly stream: string
-  readonly cause: unknown
-}> = Data.TaggedError("OffsetStoreError")
-export class OffsetStoreError extends OffsetStoreErrorBase {
-  override get message(): string {
-    return `could not ${this.operation} the offset of consumer "${this.consumerName}" on stream "${this.stream}": ${
-      errorText(this.cause)
-    }`
-  }
-}
-
-export type StreamError = BrokerError | StreamNotFound | StreamPreconditionFailed | ConnectionError | ConnectionLost
-
-/** Response codes of the stream protocol that this module names. */
-const RESPONSE_CODES: Record<number, string> = {
-  2: "stream does not exist",
-  3: "subscription id already exists",
-  4: "subscription id does not exist",
-  5: "stream already exists",
-  6: "stream not available",
-  7: "SASL mechanism not supported",
-  8: "authentication failure",
-  9: "SASL error",
-  10: "SASL challenge",
-  11: "SASL authentication failure loopback",
-  12: "virtual host access failure",
-  13: "unknown frame",
-  14: "frame too large",
-  15: "internal error",
-  16: "access refused",
-  17: "precondition failed",
-  18: "publisher does not exist",
-  19: "no offset"
-}
-const codeName = (code: number) => RESPONSE_CODES[code] ?? "unknown code"
-
-/** The client reports failures as `Error("... code N")`: recover N. */
-const responseCode = (error: unknown): number | undefined => {
-  const match = /(?:code|->) (\d+)/.exec(error instanceof Error ? error.message : String(error))
-  return match ? Number(match[1]) : undefined
-}
-
-const brokerError = (operation: string) => (error: unknown): BrokerError => {
-  const code = responseCode(error)
-  const reason = code !== undefined
-    ? `${codeName(code)} (code ${code})`
-    : error instanceof Error
-    ? error.message
-    : String(error)
-  return new BrokerError({ operation, reason, cause: error, ...(code !== undefined ? { code } : {}) })
-}
-
-const STREAM_NAME = /^[^\s]{1,255}$/
-/** A stream name the broker takes: 1 to 255 characters, no white space, not starting with "amq.". */
-export const validateStreamName = (stream: string): Effect.Effect<void, InvalidArgument> =>
-  STREAM_NAME.test(stream) && !stream.startsWith("amq.")
-    ? Effect.void
-    : Effect.fail(
-      new InvalidArgument({
-        message: `invalid stream name "${stream}": use 1 to 255 characters, no spaces, not starting with "amq."`
-      })
-    )
-
-/**
- * A consumer or producer name (the broker's offset-tracking reference, the deduplication name): 1 to
- * 255 bytes of UTF-8. The broker silently ignores a store under a longer one.
- */
-export const validateName = (what: "consumer name" | "producer name", name: string): Effect.Effect<void, InvalidArgument> => {
-  const bytes = new TextEncoder().encode(name).length
-  return bytes >= 1 && bytes <= 255
-    ? Effect.void
-    : Effect.fail(
-      new InvalidArgument({ message: `the ${what} must be 1 to 255 bytes long, got ${bytes === 0 ? "an empty one" : `${bytes} bytes`}` })
-    )
-}
-
-/** A stream argument `max-age` as the broker takes it: a positive number and one of Y M D h m s. */
-const MAX_AGE = /^[1-9][0-9]*[YMDhms]$/
-/** The retention arguments a stream can be declared with: checked before the broker sees them. */
-export const validateRetention = (retention: Retention): Effect.Effect<void, InvalidArgument> => {
-  const positive = (n: number | undefined) => n === undefined || (Number.isSafeInteger(n) && n > 0)
-  if (retention.maxAge !== undefined && !MAX_AGE.test(retention.maxAge)) {
-    return Effect.fail(
-      new InvalidArgument({ message: `max-age must be a number and a unit (Y, M, D, h, m, s), e.g. 7D or 12h, got "${retention.maxAge}"` })
-    )
-  }
-  for (const [name, value] of [
-    ["max-length-bytes", retention.maxLengthBytes],
-    ["stream-max-segment-size-bytes", retention.maxSegmentSizeBytes],
-    ["initial-cluster-size", retention.initialClusterSize]
-  ] as const) {
-    if (!positive(value)) return Effect.fail(new InvalidArgument({ message: `${name} must be a positive integer, got ${value}` }))
-  }
-  return Effect.void
-}
-
-// =============================================================================================
-// 3. StreamBroker: everything the workflows ask of the broker
-// =============================================================================================
-
-/** What a publisher's confirmations look like, in the order the broker sends them. */
-export type Confirmation = Data.TaggedEnum<{
-  Confirmed: { readonly publishingIds: ReadonlyArray<bigint> }
-  Rejected: { readonly publishingId: bigint; readonly code: number }
-}>
-export const Confirmation: Data.TaggedEnum.Constructor<Confirmation> = Data.taggedEnum<Confirmation>()
+// ---------------------------------------------------------------------------------------------
+// StreamBroker: everything the workflows ask of the broker
+// ---------------------------------------------------------------------------------------------
 
 /** A publisher on one stream. Release its scope to close it. */
 export interface Publisher {
@@ -476,14 +520,9 @@ export interface SubscribeOptions {
   readonly singleActive?: {
     readonly name: string
     readonly onActivate: Effect.Effect<StartPosition>
-  }
+  } | undefined
 }
 
-/** What a stream holds right now: the first offset, and the offset of its last message. */
-export interface StreamBounds {
-  readonly firstOffset: Option.Option<bigint>
-  readonly lastOffset: Option.Option<bigint>
-}
 
 export interface StreamBrokerShape {
   /** Creates the stream, or succeeds when it exists with the same arguments. */
@@ -523,16 +562,22 @@ export interface StreamBrokerShape {
   readonly connectionChanges: Stream.Stream<ConnectionState>
 }
 
+
 const StreamBrokerTag: Context.TagClass<StreamBroker, "effect-stream-offsets/StreamBroker", StreamBrokerShape> = Context
   .Tag("effect-stream-offsets/StreamBroker")<StreamBroker, StreamBrokerShape>()
 export class StreamBroker extends StreamBrokerTag {
-  /** The real broker over one connection of `rabbitmq-stream-js-client`. */
+  /** The real broker over rabbitmq-stream-js-client: one supervised connection for the layer's life. */
   static readonly layer = (config: ConnectionConfig): Layer.Layer<StreamBroker, ConnectionError> =>
     Layer.scoped(StreamBroker, makeClientBroker(config))
-  /** The real broker, configured by `RABBITMQ_STREAM_URI`. */
-  static readonly layerConfig: Layer.Layer<StreamBroker, ConnectionError | ConfigError.ConfigError> =
-    Layer.unwrapEffect(Effect.map(ConnectionConfig.fromEnv, (config) => StreamBroker.layer(config)))
-  /** A broker in memory that behaves like a stream; inspect it through {@link MemoryBroker}. */
+  /**
+   * The real broker, configured from a `Config`: by default {@link ConnectionConfig.fromEnv}
+   * (`RABBITMQ_STREAM_URI`); or any `Config<ConnectionConfig>`, or a record of one `Config` per field.
+   */
+  static readonly layerConfig = (
+    config: Config.Config.Wrap<ConnectionConfig> = ConnectionConfig.fromEnv
+  ): Layer.Layer<StreamBroker, ConnectionError | ConfigError.ConfigError> =>
+    Layer.unwrapEffect(Effect.map(Config.unwrap(config), StreamBroker.layer))
+  /** A broker in memory that behaves like a stream (and like an outage); look inside with {@link MemoryBroker}. */
   static readonly layerMemory = (options: MemoryBrokerOptions = {}): Layer.Layer<StreamBroker | MemoryBroker> =>
     Layer.scopedContext(
       Effect.map(makeMemoryBroker(options), ({ broker, inspect }) =>
@@ -540,10 +585,1151 @@ export class StreamBroker extends StreamBrokerTag {
     )
 }
 
+export interface MemoryBrokerOptions {
+  /** Messages per chunk (the unit of delivery, as on the broker). Default 16. */
+  readonly chunkSize?: number | undefined
+  /** Delay before each confirm (use TestClock to drive it). Default none. */
+  readonly confirmDelay?: Duration.DurationInput | undefined
+  /** Return a response code to reject the message (it is not appended); undefined accepts it. */
+  readonly rejectPublish?: ((body: Uint8Array, publishingId: bigint) => number | undefined) | undefined
+  /** Return true to never confirm the message (it is appended). */
+  readonly dropConfirm?: ((body: Uint8Array, publishingId: bigint) => boolean) | undefined
+  /** The retry policy, as {@link ConnectionConfig.retry}. Default {@link retryFor}(2 minutes). */
+  readonly retry?: Schedule.Schedule<unknown, StreamError> | undefined
+}
+
+/** One entry of an in-memory stream's log: a message or an offset-tracking record. */
+export type MemoryEntry =
+  | { readonly _tag: "Message"; readonly offset: bigint; readonly body: Uint8Array; readonly timestamp: number }
+  | { readonly _tag: "Tracking"; readonly offset: bigint; readonly reference: string; readonly value: bigint; readonly timestamp: number }
+
+/** Looks inside the in-memory broker from tests. */
+export interface MemoryBrokerShape {
+  /** The whole log of a stream, tracking entries included (empty when the stream does not exist). */
+  readonly entries: (stream: string) => Effect.Effect<ReadonlyArray<MemoryEntry>>
+  /** The messages of a stream, in offset order. */
+  readonly messages: (stream: string) => Effect.Effect<ReadonlyArray<StreamMessage>>
+  /** The arguments a stream was declared with. */
+  readonly retention: (stream: string) => Effect.Effect<Option.Option<Retention>>
+  /** Drops the connection under every open publisher and subscription: they fail with ConnectionLost. */
+  readonly loseConnection: Effect.Effect<void>
+  /**
+   * The broker goes away: connections are lost, and connecting fails until {@link up} - with a
+   * transient error (`"unreachable"`, the default: retried under the policy) or a permanent one
+   * (`"credentials"`: never retried).
+   */
+  readonly down: (failure?: "unreachable" | "credentials") => Effect.Effect<void>
+  /** The broker is back: the next connection attempt succeeds. */
+  readonly up: Effect.Effect<void>
+}
+const MemoryBrokerTag: Context.TagClass<MemoryBroker, "effect-stream-offsets/MemoryBroker", MemoryBrokerShape> = Context
+  .Tag("effect-stream-offsets/MemoryBroker")<MemoryBroker, MemoryBrokerShape>()
+/** The memory broker's inspection handle, provided by {@link StreamBroker.layerMemory}. */
+export class MemoryBroker extends MemoryBrokerTag {}
+
 // ---------------------------------------------------------------------------------------------
-// 3a. The real broker on rabbitmq-stream-js-client
+// OffsetStore: where a consumer's offset lives
 // ---------------------------------------------------------------------------------------------
 
+export interface OffsetStoreShape {
+  /** The offset last stored for this consumer on this stream, `None` when nothing is stored. */
+  readonly query: (consumerName: string, stream: string) => Effect.Effect<Option.Option<bigint>, OffsetStoreError>
+  /** Stores the offset of the last message processed. */
+  readonly store: (consumerName: string, stream: string, offset: bigint) => Effect.Effect<void, OffsetStoreError>
+}
+
+/** Looks inside the in-memory OffsetStore from tests. */
+export interface MemoryOffsetStoreShape {
+  /** Every store, in order. */
+  readonly history: Effect.Effect<
+    ReadonlyArray<{ readonly consumerName: string; readonly stream: string; readonly offset: bigint }>
+  >
+}
+const MemoryOffsetStoreTag: Context.TagClass<
+  MemoryOffsetStore,
+  "effect-stream-offsets/MemoryOffsetStore",
+  MemoryOffsetStoreShape
+> = Context.Tag("effect-stream-offsets/MemoryOffsetStore")<MemoryOffsetStore, MemoryOffsetStoreShape>()
+/** The memory offset store's inspection handle, provided by {@link OffsetStore.layerMemory}. */
+export class MemoryOffsetStore extends MemoryOffsetStoreTag {}
+
+const OffsetStoreTag: Context.TagClass<OffsetStore, "effect-stream-offsets/OffsetStore", OffsetStoreShape> = Context
+  .Tag("effect-stream-offsets/OffsetStore")<OffsetStore, OffsetStoreShape>()
+export class OffsetStore extends OffsetStoreTag {
+  /** Offsets kept by the broker, next to the stream. */
+  static readonly layerServer: Layer.Layer<OffsetStore, never, StreamBroker> = Layer.effect(
+    this,
+    Effect.map(StreamBroker, serverOffsetStore)
+  )
+  /** Offsets kept in memory; look inside with {@link MemoryOffsetStore}. */
+  static readonly layerMemory: Layer.Layer<OffsetStore | MemoryOffsetStore> = Layer.effectContext(
+    Effect.sync(memoryOffsetStore)
+  )
+  /**
+   * Offsets kept in a KeyValueStore of the caller's choice (e.g. `KeyValueStore.layerFileSystem(dir)`,
+   * next to the app's own data): one key per stream and consumer, the offset in decimal.
+   */
+  static readonly layerKeyValueStore: Layer.Layer<OffsetStore, never, KeyValueStore.KeyValueStore> = Layer.effect(
+    this,
+    Effect.map(KeyValueStore.KeyValueStore, keyValueOffsetStore)
+  )
+}
+
+// =============================================================================================
+// Workflows
+// =============================================================================================
+
+// ---------------------------------------------------------------------------------------------
+// send: declare the stream, publish, wait for every confirm
+// ---------------------------------------------------------------------------------------------
+
+export interface SendOptions {
+  readonly stream: string
+  /** The bodies to publish, in order. Default {@link tutorialMessages}(100). */
+  readonly messages?: Iterable<Uint8Array | string> | AsyncIterable<Uint8Array | string> | undefined
+  readonly retention?: Retention | undefined
+  /** How long to wait, after the last send, for the remaining confirms. Default 10 s. */
+  readonly confirmTimeout?: Duration.DurationInput | undefined
+  /** At most this many messages wait for a confirm; sending pauses beyond it. Default 10,000. */
+  readonly maxInFlight?: number | undefined
+  /**
+   * A named producer: message i (from 0) gets publishing id i + 1 and the broker deduplicates by
+   * it. Running the same send again (e.g. after it was killed) publishes only the messages above
+   * the broker's last id for this name: the stream gets each message exactly once. One name is
+   * one sequence of messages: use a new name for a new batch. A named producer also survives a
+   * lost connection: it reconnects, and what the broker did not confirm is sent again.
+   */
+  readonly producerName?: string | undefined
+}
+
+export interface SendSummary {
+  readonly stream: string
+  readonly sent: number
+  readonly confirmed: number
+  /** Messages a named producer had already published (not sent again). */
+  readonly skipped: number
+}
+
+/**
+ * Declares the stream (idempotently, with retention), publishes every message, and succeeds only
+ * when the broker has confirmed every one. A rejection fails with {@link PublishError}; confirms
+ * that do not come fail with {@link ConfirmTimeout}. Nothing is reported confirmed that was not.
+ */
+export const send: (options: SendOptions) => Effect.Effect<SendSummary, SendError, StreamBroker> = Effect.fn(
+  "StreamOffsets.send"
+)(function*(options: SendOptions) {
+  const broker = yield* StreamBroker
+  const { producerName, stream } = options
+  const retention = options.retention ?? DEFAULT_RETENTION
+  yield* validateStreamName(stream)
+  if (producerName !== undefined) yield* validateName("producer name", producerName)
+  yield* validateRetention(retention)
+  yield* broker.declareStream(stream, retention)
+
+  const named = producerName !== undefined
+  const maxInFlight = Math.max(1, options.maxInFlight ?? 10_000)
+  const confirmTimeout = Duration.decode(options.confirmTimeout ?? DEFAULT_TIMEOUT)
+  const confirms = yield* makeConfirmTracker({ stream, named, maxInFlight, confirmTimeout })
+  // The messages, and where we are in them, outlive a lost connection.
+  const source = makeMessageSource(options.messages ?? tutorialMessages(100), {
+    named,
+    batchSize: Math.min(5000, Math.ceil(maxInFlight / 2))
+  })
+  // A lost connection ends a session wherever it waits (sends on a dead socket never settle). A
+  // named producer then starts another one on a new publisher (the broker drops what it has); an
+  // unnamed one cannot tell what the broker has, and fails.
+  const session = Effect.scoped(Effect.gen(function*() {
+    const publisher = yield* broker.publisher(stream, { name: producerName })
+    yield* Effect.raceFirst(publishAll(publisher, confirms, source), publisher.lost)
+  }))
+  yield* recovering(broker.retry, session, {
+    retryable: (error) => named && isTransient(error),
+    progress: () => confirms.confirmed(),
+    onRetry: (error) =>
+      Effect.logWarning(`${error.message}; ${confirms.unconfirmed()} message(s) to confirm, publishing again`)
+  })
+  yield* Metric.incrementBy(messagesSent, confirms.sent())
+  return { stream, sent: confirms.sent(), confirmed: confirms.confirmed(), skipped: source.skipped() }
+})
+
+// ---------------------------------------------------------------------------------------------
+// consume and receive: resume after the stored offset, stop at a condition, track offsets
+// ---------------------------------------------------------------------------------------------
+
+export interface ConsumeOptions {
+  readonly stream: string
+  /** The consumer's name: the reference its offset is tracked under. */
+  readonly consumerName: string
+  /** Where to start when no offset is stored (or it is ignored). Default the first message. */
+  readonly start?: StartPosition | undefined
+  /** Start at `start` even when an offset is stored. Default false. */
+  readonly ignoreStoredOffset?: boolean | undefined
+  /** Default {@link DEFAULT_TRACKING}: every 10 messages, and at the stop. */
+  readonly tracking?: TrackingStrategy | undefined
+  /** Default: stop at the marker. */
+  readonly stop?: StopConditions | undefined
+  /**
+   * Share the stream with the other consumers of this name, one active at a time. The one that
+   * becomes active resumes after the stored offset; the one that stops stores (and confirms) first.
+   */
+  readonly singleActive?: boolean | undefined
+  /**
+   * The final store and its read-back take at most this long, whatever the broker does (so a stop
+   * is never held up by a broker that is away); the summary says whether it was confirmed.
+   * Default 5 s.
+   */
+  readonly confirmStoreTimeout?: Duration.DurationInput | undefined
+  /**
+   * Messages buffered from the broker; a full buffer holds the broker back (backpressure).
+   * Default 1024. After a lost connection, a broker restart or a new stream leader, the consumer
+   * subscribes again under the broker's retry policy and resumes after the last message it
+   * delivered.
+   */
+  readonly bufferSize?: number | undefined
+}
+
+export interface ReceiveOptions<E = never, R = never> extends ConsumeOptions {
+  /** What to do with each message, in order. A failure stops the consumer before that offset. */
+  readonly onMessage?: ((message: StreamMessage, index: number) => Effect.Effect<void, E, R>) | undefined
+}
+
+export interface ReceiveSummary {
+  readonly messages: number
+  readonly firstOffset: Option.Option<bigint>
+  readonly lastOffset: Option.Option<bigint>
+  /** Where the consumer started, and whether that came from a stored offset. */
+  readonly start: StartPosition
+  readonly resumed: boolean
+  /** Why it stopped. */
+  readonly stoppedBy: StopReason
+  /** The offset stored last (by this run or before), and whether reading it back confirmed it. */
+  readonly storedOffset: Option.Option<bigint>
+  readonly storeConfirmed: boolean
+  /** Why the final store was not confirmed (the broker away, no answer within the bound). */
+  readonly storeProblem: Option.Option<string>
+}
+
+/**
+ * The consumer as a Stream, for pipelines (`groupedWithin`, `mapEffect` with concurrency, sinks).
+ * It starts after the stored offset (or at `start`), emits messages in order until a stop
+ * condition (the marker, the count or the end is the last message emitted; an idle timeout or
+ * the `signal` ends it at the next pull), and follows the broker through outages. Offsets are
+ * tracked as the downstream *commits* messages ({@link ConsumedMessage.commit}), not as it pulls
+ * them: a batch taken by `groupedWithin` and lost in a crash is delivered again. When the stream
+ * ends, however it ends, the last committed offset is stored and read back (bounded by
+ * `confirmStoreTimeout`; a warning says when it was not confirmed); a commit that comes after
+ * that stores at once.
+ */
+export const consume = (
+  options: ConsumeOptions
+): Stream.Stream<ConsumedMessage, ConsumeError, StreamBroker | OffsetStore> =>
+  Stream.unwrapScoped(Effect.gen(function*() {
+    const consumer = yield* makeConsumer(options)
+    const ended = { value: false }
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        ended.value = true
+        const { storeProblem } = consumer.tracker.progress()
+        return Option.match(storeProblem, {
+          onNone: () => Effect.void,
+          onSome: (problem) => Effect.logWarning(`the final offset of "${options.consumerName}" was not confirmed stored: ${problem}`)
+        })
+      })
+    )
+    const commit = (offset: bigint, count: number) =>
+      Effect.suspend(() => {
+        consumer.tracker.processed(offset, count)
+        return ended.value ? consumer.tracker.storeIfAhead : consumer.tracker.storeDue
+      })
+    const selections = options.stop?.signal === undefined
+      ? consumer.selections
+      : Stream.interruptWhen(consumer.selections, options.stop.signal)
+    return Stream.mapConcatChunk(selections, ({ firstIndex, messages }) =>
+      Chunk.map(messages, (message, i): ConsumedMessage => new Consumed(message, firstIndex + i, commit)))
+  })).pipe(Stream.withSpan("StreamOffsets.consume"))
+
+/**
+ * The tutorial's consumer, over the same machinery as {@link consume}: resumes after the stored
+ * offset (or starts at `start`), hands each message to `onMessage`, stores offsets by the tracking
+ * strategy, and stores the last processed offset whenever it stops (stop condition, failure or
+ * interruption) before it unsubscribes. Stores only move forward. The summary says what was
+ * processed and why it stopped.
+ */
+export const receive = <E = never, R = never>(
+  options: ReceiveOptions<E, R>
+): Effect.Effect<ReceiveSummary, E | ConsumeError, R | StreamBroker | OffsetStore> =>
+  Effect.scoped(Effect.gen(function*() {
+    const consumer = yield* makeConsumer(options)
+    const run = Stream.runFoldEffect(
+      consumer.selections,
+      "signal" as StopReason,
+      (stoppedBy, selection) => Effect.as(processSelection(consumer.tracker, selection, options.onMessage), selection.stop ?? stoppedBy)
+    )
+    // The stop signal wins wherever the consumer is (processing, subscribing, waiting out an
+    // outage): consuming is interrupted, and the last message fully processed is stored (bounded).
+    const signal = options.stop?.signal
+    const stoppedBy = signal === undefined ? yield* run : yield* Effect.raceFirst(run, Effect.as(signal, "signal" as const))
+    yield* consumer.tracker.finalStore
+    return consumer.summary(stoppedBy)
+  })).pipe(Effect.withSpan("StreamOffsets.receive"))
+
+// ---------------------------------------------------------------------------------------------
+// inspectOffset: where a consumer stands, without consuming
+// ---------------------------------------------------------------------------------------------
+
+export interface OffsetReport {
+  readonly stream: string
+  readonly consumerName: string
+  readonly storedOffset: Option.Option<bigint>
+  readonly firstOffset: Option.Option<bigint>
+  readonly lastOffset: Option.Option<bigint>
+  /** Offsets between the stored one and the last message (an upper bound on messages: tracking entries take offsets too). */
+  readonly lag: Option.Option<bigint>
+}
+
+/** Where a consumer stands on a stream: its stored offset, the stream's bounds, the lag. */
+export const inspectOffset: (
+  stream: string,
+  consumerName: string
+) => Effect.Effect<OffsetReport, InvalidArgument | BrokerError | StreamNotFound | OffsetStoreError, StreamBroker | OffsetStore> = Effect
+  .fn("StreamOffsets.inspectOffset")(function*(stream: string, consumerName: string) {
+    const broker = yield* StreamBroker
+    const offsets = yield* OffsetStore
+    yield* validateStreamName(stream)
+    yield* validateName("consumer name", consumerName)
+    const bounds = yield* broker.bounds(stream)
+    const storedOffset = yield* offsets.query(consumerName, stream)
+    const lag = Option.match(bounds.lastOffset, {
+      onNone: () => 0n,
+      onSome: (lastOffset) =>
+        Option.match(storedOffset, {
+          onNone: () => lastOffset + 1n - Option.getOrElse(bounds.firstOffset, () => 0n),
+          onSome: (stored) => (lastOffset > stored ? lastOffset - stored : 0n)
+        })
+    })
+    return { stream, consumerName, storedOffset, ...bounds, lag: Option.some(lag) } satisfies OffsetReport
+  })
+
+// =============================================================================================
+// Metrics
+// =============================================================================================
+
+export const messagesSent: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_sent", { incremental: true })
+export const messagesConfirmed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_confirmed", { incremental: true })
+/** Messages delivered to the consumer's processing (receive's onMessage, consume's downstream). */
+export const messagesConsumed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_consumed", { incremental: true })
+export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_offsets_stored", { incremental: true })
+
+// =============================================================================================
+// --- internal --- everything below is machinery: not exported, or exported for tests only
+// =============================================================================================
+
+// ---------------------------------------------------------------------------------------------
+// Send machinery: the message source, the confirm tracker, one publishing session
+// ---------------------------------------------------------------------------------------------
+
+/** A batch of bodies to publish; a named producer's carry consecutive publishing ids from `firstId`. @internal */
+export interface Batch {
+  readonly bodies: ReadonlyArray<Uint8Array>
+  readonly firstId: bigint | undefined
+}
+
+/** The messages to send, read a batch at a time; a batch stays pending until it is published. */
+interface MessageSource {
+  /** The pending batch, else the next one (empty at the end): a named producer skips ids up to `skipUpTo`. */
+  readonly next: (skipUpTo: bigint) => Effect.Effect<Batch, InvalidArgument>
+  /** The pending batch was published: the next call reads on. */
+  readonly taken: () => void
+  /** Messages skipped because the broker already had them (a named producer run again). */
+  readonly skipped: () => number
+}
+
+const makeMessageSource = (
+  messages: Iterable<Uint8Array | string> | AsyncIterable<Uint8Array | string>,
+  options: { readonly named: boolean; readonly batchSize: number }
+): MessageSource => {
+  // A plain loop over an iterable (the common, fast case); an async one (a file, stdin) is awaited
+  // message by message, interruptibly.
+  const sync = Symbol.iterator in messages ? messages[Symbol.iterator]() : undefined
+  const async = sync === undefined ? (messages as AsyncIterable<Uint8Array | string>)[Symbol.asyncIterator]() : undefined
+  const readAsync = Effect.tryPromise({
+    try: () => async!.next(),
+    catch: (error) => new InvalidArgument({ message: `could not read the messages to send: ${errorText(error)}` })
+  })
+  const state = { position: 0n, skipped: 0, done: false, pending: undefined as Batch | undefined }
+  const next = (skipUpTo: bigint) =>
+    Effect.gen(function*() {
+      if (state.pending !== undefined) return state.pending
+      const bodies: Array<Uint8Array> = []
+      let firstId: bigint | undefined
+      while (bodies.length < options.batchSize && !state.done) {
+        const item = sync ? sync.next() : yield* readAsync
+        if (item.done) {
+          state.done = true
+          break
+        }
+        state.position++
+        if (options.named && state.position <= skipUpTo) {
+          state.skipped++
+          continue
+        }
+        if (options.named) firstId ??= state.position
+        bodies.push(typeof item.value === "string" ? Buffer.from(item.value, "utf8") : item.value)
+      }
+      state.pending = { bodies, firstId }
+      return state.pending
+    })
+  return { next, taken: () => void (state.pending = undefined), skipped: () => state.skipped }
+}
+
+/**
+ * What `send` knows of its messages: how many were sent and confirmed, the window of messages in
+ * flight, and (for a named producer) the bodies not confirmed yet, by publishing id, to send again
+ * on a new publisher. Confirms only count once, for ids this producer sent.
+ * @internal exported for its unit tests
+ */
+export interface ConfirmTracker {
+  readonly sent: () => number
+  readonly confirmed: () => number
+  readonly unconfirmed: () => number
+  /** Waits for room for `size` more messages in flight; a full window waits at most the confirm timeout. */
+  readonly reserve: (size: number) => Effect.Effect<void, ConfirmTimeout>
+  /** Records a batch handed to the publisher. */
+  readonly sending: (batch: Batch) => void
+  readonly confirmation: (confirmation: Confirmation) => Effect.Effect<void>
+  /** On a new publisher: what the broker has (ids up to `lastPublishingId`) is confirmed; the rest is to send again. */
+  readonly reconcile: (lastPublishingId: bigint) => Effect.Effect<Batch>
+  /** True once a message was rejected. */
+  readonly rejected: Effect.Effect<boolean>
+  /** Nothing more will be sent: succeeds when every message sent is confirmed, fails on a rejection or after the timeout. */
+  readonly allConfirmed: Effect.Effect<void, PublishError | ConfirmTimeout>
+}
+
+/** @internal exported for its unit tests */
+export const makeConfirmTracker = (options: {
+  readonly stream: string
+  readonly named: boolean
+  readonly maxInFlight: number
+  readonly confirmTimeout: Duration.Duration
+}): Effect.Effect<ConfirmTracker> =>
+  Effect.gen(function*() {
+    const { confirmTimeout, maxInFlight, named, stream } = options
+    const window = yield* Effect.makeSemaphore(maxInFlight)
+    // Completed when the last message sent has been confirmed; failed on the first rejection.
+    const done = yield* Deferred.make<void, PublishError>()
+    const state = { sent: 0, confirmed: 0, finished: false }
+    const pending = new Map<bigint, Uint8Array>()
+    const timedOut = () => new ConfirmTimeout({ stream, unconfirmed: state.sent - state.confirmed, timeout: confirmTimeout })
+    const settle = Effect.suspend(() =>
+      state.finished && state.confirmed >= state.sent ? Deferred.succeed(done, undefined) : Effect.void
+    )
+    const confirm = (n: number) => {
+      state.confirmed += n
+      return Effect.all([window.release(n), Metric.incrementBy(messagesConfirmed, n), settle], { discard: true })
+    }
+    return {
+      sent: () => state.sent,
+      confirmed: () => state.confirmed,
+      unconfirmed: () => state.sent - state.confirmed,
+      // Only a full window can wait for long: bound that wait, keep the common path cheap.
+      reserve: (size) =>
+        state.sent - state.confirmed + size > maxInFlight
+          ? Effect.timeoutFail(window.take(size), { duration: confirmTimeout, onTimeout: timedOut })
+          : window.take(size),
+      sending: ({ bodies, firstId }) => {
+        state.sent += bodies.length
+        if (firstId !== undefined) bodies.forEach((body, i) => pending.set(firstId + BigInt(i), body))
+      },
+      confirmation: Confirmation.$match({
+        Confirmed: ({ publishingIds }) => {
+          if (!named) return confirm(publishingIds.length)
+          let n = 0
+          for (const id of publishingIds) if (pending.delete(id)) n++
+          return confirm(n)
+        },
+        Rejected: ({ code, publishingId }) => Deferred.fail(done, new PublishError({ stream, publishingId, code })).pipe(Effect.asVoid)
+      }),
+      reconcile: (lastPublishingId) =>
+        Effect.suspend(() => {
+          let n = 0
+          for (const id of pending.keys()) {
+            if (id <= lastPublishingId) {
+              pending.delete(id)
+              n++
+            }
+          }
+          const ids = [...pending.keys()].sort((x, y) => (x < y ? -1 : 1))
+          const batch: Batch = { bodies: ids.map((id) => pending.get(id)!), firstId: ids[0] }
+          return Effect.as(confirm(n), batch)
+        }),
+      rejected: Deferred.isDone(done),
+      allConfirmed: Effect.suspend(() => {
+        state.finished = true
+        return Effect.zipRight(settle, Effect.timeoutFail(Deferred.await(done), { duration: confirmTimeout, onTimeout: timedOut }))
+      })
+    }
+  })
+
+/** One publisher's life: send again what the broker lacks, publish the rest, wait for every confirm. */
+const publishAll = (publisher: Publisher, confirms: ConfirmTracker, source: MessageSource) =>
+  Effect.gen(function*() {
+    // Confirms come only for this publisher's ids, each once.
+    yield* Queue.take(publisher.confirmations).pipe(Effect.flatMap(confirms.confirmation), Effect.forever, Effect.forkScoped)
+    const again = yield* confirms.reconcile(publisher.lastPublishingId)
+    if (again.bodies.length > 0) yield* publisher.publish(again.bodies, again.firstId)
+    for (;;) {
+      const batch = yield* source.next(publisher.lastPublishingId)
+      if (batch.bodies.length === 0) break
+      // The batch leaves the source only once it has room: a session ended while waiting leaves it
+      // for the next one.
+      yield* confirms.reserve(batch.bodies.length)
+      source.taken()
+      confirms.sending(batch)
+      yield* publisher.publish(batch.bodies, batch.firstId)
+      if (yield* confirms.rejected) break
+    }
+    yield* publisher.flush
+    yield* confirms.allConfirmed
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Consume machinery: the consumer (start, subscriptions, stop selection), the offset tracker
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * What the consumer emits: the messages of one delivered chunk that are past the start, cut at the
+ * stop condition. The last selection says what stopped the consumer: the stop reason is data the
+ * stream carries, not a flag set on the side.
+ */
+/** @internal */
+export interface Selection {
+  readonly messages: Chunk.Chunk<StreamMessage>
+  /** How many messages the consumer emitted before this chunk: the index of its first message. */
+  readonly firstIndex: number
+  readonly stop: StopReason | undefined
+}
+
+/** One consumer of `consume` or `receive`: its selections, its offset tracker, its summary. */
+interface Consumer {
+  readonly selections: Stream.Stream<Selection, ConsumeError>
+  readonly tracker: OffsetTracker
+  readonly summary: (stoppedBy: StopReason) => ReceiveSummary
+}
+
+/**
+ * Checks the options, finds where to start, and builds the stream of selections: one subscription
+ * after another (a lost connection or a stream between leaders subscribes again, under the
+ * broker's retry policy, after the last message delivered), cut at the stop conditions. Whatever
+ * ends it, the last processed offset is stored when its scope closes (bounded).
+ */
+const makeConsumer = (
+  options: ConsumeOptions
+): Effect.Effect<Consumer, ConsumeError, StreamBroker | OffsetStore | Scope.Scope> =>
+  Effect.gen(function*() {
+    const broker = yield* StreamBroker
+    const offsets = yield* OffsetStore
+    const { consumerName, stream } = options
+    const tracking = options.tracking ?? DEFAULT_TRACKING
+    yield* validateConsumeOptions(options, tracking)
+    // Say so when the stream is missing, rather than "no offset" or an empty wait.
+    if (!(yield* broker.streamExists(stream))) return yield* Effect.fail(new StreamNotFound({ stream }))
+    const tracker = yield* makeOffsetTracker({
+      store: (offset) => offsets.store(consumerName, stream, offset),
+      query: offsets.query(consumerName, stream),
+      every: tracking._tag === "Manual" ? tracking.every : tracking._tag === "Auto" ? tracking.messages : Infinity,
+      confirmTimeout: Duration.decode(options.confirmStoreTimeout ?? "5 seconds")
+    })
+    // A failure or an interruption outside a subscription (between two, during an outage) still
+    // stores the last processed offset, within the bound.
+    yield* Effect.addFinalizer(() => tracker.finalStore)
+    const position = makePosition(options, tracker)
+    const start = yield* position.resolveStart
+    yield* Effect.annotateCurrentSpan({ stream, consumerName, start: startLabel(start) })
+    // "The end" is the last message in the stream now, before consuming starts.
+    const end = options.stop?.untilEnd ? (yield* broker.bounds(stream)).lastOffset : Option.none<bigint>()
+
+    const subscriptions = Stream.retry(
+      subscription(broker, options, tracking, tracker, position),
+      resubscribePolicy(broker.retry, position)
+    )
+    const selections = options.stop?.untilEnd && nothingBefore(end, start)
+      ? Stream.make<Array<Selection>>({ messages: Chunk.empty(), firstIndex: 0, stop: "end" })
+      : selectUntilStop(subscriptions, stopTest(options.stop, end), options.stop?.idleTimeout)
+    return {
+      selections: Stream.tap(selections, ({ messages }) => Metric.incrementBy(messagesConsumed, messages.length)),
+      tracker,
+      summary: (stoppedBy) => {
+        const progress = tracker.progress()
+        return {
+          messages: progress.messages,
+          firstOffset: progress.first,
+          lastOffset: progress.last,
+          start: position.start(),
+          resumed: position.resumed(),
+          stoppedBy,
+          storedOffset: progress.lastStored,
+          storeConfirmed: progress.storeConfirmed,
+          storeProblem: progress.storeProblem
+        }
+      }
+    }
+  })
+
+const validateConsumeOptions = (options: ConsumeOptions, tracking: TrackingStrategy): Effect.Effect<void, InvalidArgument> =>
+  Effect.gen(function*() {
+    const invalid = (message: string) => Effect.fail(new InvalidArgument({ message }))
+    yield* validateStreamName(options.stream)
+    yield* validateName("consumer name", options.consumerName)
+    const count = tracking._tag === "Manual" ? tracking.every : tracking._tag === "Auto" ? tracking.messages : 1
+    if (!(Number.isInteger(count) && count > 0)) {
+      return yield* invalid(`the tracking message count must be a positive integer, got ${count}`)
+    }
+    // A zero interval would store in a loop that never yields (and never ends).
+    if (tracking._tag === "Auto" && !(Duration.toMillis(tracking.interval) > 0)) {
+      return yield* invalid("the auto tracking interval must be longer than 0")
+    }
+    const stop = options.stop ?? {}
+    if (stop.count !== undefined && !(Number.isInteger(stop.count) && stop.count > 0)) {
+      return yield* invalid(`the stop count must be a positive integer, got ${stop.count}`)
+    }
+    if (stop.idleTimeout !== undefined && Duration.toMillis(stop.idleTimeout) <= 0) {
+      return yield* invalid("the idle timeout must be longer than 0")
+    }
+  })
+
+/**
+ * Where the consumer is in the stream: where it started (stored + 1, else the start position;
+ * resolved again on activation, single active, where its own progress counts too), and the last
+ * message it delivered, after which a new subscription resumes.
+ */
+interface Position {
+  readonly resolveStart: Effect.Effect<StartPosition, OffsetStoreError>
+  readonly start: () => StartPosition
+  readonly resumed: () => boolean
+  /** Where the next subscription starts. */
+  readonly subscribeAt: () => StartPosition
+  /** The messages of a chunk at or after the subscription's start (the broker starts at a chunk's beginning). */
+  readonly deliver: (chunk: Chunk.Chunk<StreamMessage>) => Chunk.Chunk<StreamMessage>
+  readonly lastDelivered: () => bigint | undefined
+}
+
+const makePosition = (options: ConsumeOptions, tracker: OffsetTracker): Position => {
+  const state = {
+    start: options.start ?? StartPosition.First(),
+    resumed: false,
+    subscribedAt: options.start ?? StartPosition.First(),
+    lastDelivered: undefined as bigint | undefined
+  }
+  const resolveStart = Effect.map(tracker.readStored, (stored) => {
+    const from = state.lastDelivered !== undefined
+      ? maxOffset(Option.some(state.lastDelivered), stored)
+      : options.ignoreStoredOffset
+      ? Option.none<bigint>()
+      : stored
+    state.start = Option.match(from, {
+      onNone: () => options.start ?? StartPosition.First(),
+      onSome: (offset) => StartPosition.Offset({ offset: offset + 1n })
+    })
+    state.resumed = Option.isSome(from)
+    state.subscribedAt = state.start
+    return state.start
+  })
+  return {
+    resolveStart,
+    start: () => state.start,
+    resumed: () => state.resumed,
+    subscribeAt: () => {
+      if (state.lastDelivered !== undefined) state.subscribedAt = StartPosition.Offset({ offset: state.lastDelivered + 1n })
+      return state.subscribedAt
+    },
+    deliver: (chunk) => {
+      // Anything below the requested offset was processed before (or was not asked for): dropped.
+      const floor = state.subscribedAt._tag === "Offset" ? state.subscribedAt.offset : -1n
+      const kept = Chunk.unsafeHead(chunk).offset >= floor ? chunk : Chunk.filter(chunk, (m) => m.offset >= floor)
+      if (Chunk.isNonEmpty(kept)) state.lastDelivered = Chunk.lastNonEmpty(kept).offset
+      return kept
+    },
+    lastDelivered: () => state.lastDelivered
+  }
+}
+
+/** One subscription's messages, from where the consumer is. */
+const subscription = (
+  broker: StreamBrokerShape,
+  options: ConsumeOptions,
+  tracking: TrackingStrategy,
+  tracker: OffsetTracker,
+  position: Position
+): Stream.Stream<StreamMessage, ConsumeError> =>
+  Stream.unwrapScoped(Effect.gen(function*() {
+    const deliveries = yield* broker.subscribe({
+      stream: options.stream,
+      start: position.subscribeAt(),
+      bufferSize: options.bufferSize,
+      singleActive: options.singleActive
+        ? { name: options.consumerName, onActivate: Effect.orDie(position.resolveStart) }
+        : undefined
+    })
+    // Registered after subscribing, so it runs before the consumer is closed: however the
+    // subscription ends, the last processed offset is stored (and confirmed) before stepping down.
+    // Not after a lost connection: the next subscription resumes from memory.
+    yield* Effect.addFinalizer((exit) =>
+      Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), isTransient) ? Effect.void : tracker.finalStore
+    )
+    if (tracking._tag === "Auto") {
+      yield* tracker.storeIfAhead.pipe(Effect.repeat(Schedule.spaced(tracking.interval)), Effect.forkScoped)
+    }
+    return Stream.mapChunks(deliveries, position.deliver)
+  }))
+
+/** The broker's retry policy, for transient failures only, saying where the consumer resumes. */
+const resubscribePolicy = (
+  policy: Schedule.Schedule<unknown, StreamError>,
+  position: Position
+): Schedule.Schedule<unknown, ConsumeError> =>
+  policy.pipe(
+    Schedule.mapInput((error: ConsumeError) => error as StreamError),
+    Schedule.whileInput((error: ConsumeError) => isTransient(error)),
+    Schedule.tapInput((error: ConsumeError) =>
+      isTransient(error)
+        ? Effect.logWarning(`${error.message}; resuming after offset ${position.lastDelivered() ?? "none"}`)
+        : Effect.void
+    )
+  )
+
+/** Which stop condition, if any, a message meets; `index` is its position in the consumer's run. */
+/** @internal */
+export type StopTest = (message: StreamMessage, index: number) => StopReason | undefined
+
+const stopTest = (stop: StopConditions = {}, end: Option.Option<bigint>): StopTest => {
+  const isMarker = stop.marker === undefined ? isTutorialMarker : stop.marker
+  return (message, index) =>
+    isMarker && isMarker(message)
+      ? "marker"
+      : stop.count !== undefined && index + 1 >= stop.count
+      ? "count"
+      : Option.isSome(end) && message.offset >= end.value
+      ? "end"
+      : undefined
+}
+
+/**
+ * Chunks of messages, each cut after the first message that meets a stop condition, which ends
+ * the stream; with an idle timeout, a wait that long for the next chunk ends it too ("idle").
+ * @internal exported for its unit tests
+ */
+export const selectUntilStop = <E, R>(
+  messages: Stream.Stream<StreamMessage, E, R>,
+  test: StopTest,
+  idleTimeout?: Duration.DurationInput | undefined
+): Stream.Stream<Selection, E, R> => {
+  const selections = messages.pipe(
+    Stream.chunks,
+    Stream.mapAccum(0, (emitted, chunk): readonly [number, Selection] => {
+      const all = Chunk.toReadonlyArray(chunk)
+      for (let i = 0; i < all.length; i++) {
+        const stop = test(all[i]!, emitted + i)
+        if (stop !== undefined) return [emitted + i + 1, { messages: Chunk.take(chunk, i + 1), firstIndex: emitted, stop }]
+      }
+      return [emitted + all.length, { messages: chunk, firstIndex: emitted, stop: undefined }]
+    }),
+    Stream.takeUntil((selection) => selection.stop !== undefined)
+  )
+  return idleTimeout === undefined
+    ? selections
+    : Stream.timeoutTo(selections, idleTimeout, Stream.make<Array<Selection>>({ messages: Chunk.empty(), firstIndex: 0, stop: "idle" }))
+}
+
+/** `receive`'s processing of a selection: each message to `onMessage`, then the store that fell due. */
+const processSelection = <E, R>(
+  tracker: OffsetTracker,
+  { firstIndex, messages }: Selection,
+  onMessage: ((message: StreamMessage, index: number) => Effect.Effect<void, E, R>) | undefined
+): Effect.Effect<void, E | OffsetStoreError, R> =>
+  onMessage === undefined
+    ? Effect.suspend(() => {
+      let index = firstIndex
+      for (const message of messages) tracker.processed(message.offset, ++index)
+      return tracker.storeDue
+    })
+    : Effect.zipRight(
+      Effect.forEach(messages, (message, i) =>
+        Effect.map(onMessage(message, firstIndex + i), () => tracker.processed(message.offset, firstIndex + i + 1)), {
+        discard: true
+      }),
+      tracker.storeDue
+    )
+
+/** A message of `consume`: its commit marks it processed in the consumer's tracker. */
+class Consumed implements ConsumedMessage {
+  readonly offset: bigint
+  readonly body: Uint8Array
+  readonly applicationProperties: Readonly<Record<string, string | number>> | undefined
+  readonly #commit: (offset: bigint, count: number) => Effect.Effect<void, OffsetStoreError>
+  constructor(
+    message: StreamMessage,
+    readonly index: number,
+    commit: (offset: bigint, count: number) => Effect.Effect<void, OffsetStoreError>
+  ) {
+    this.offset = message.offset
+    this.body = message.body
+    this.applicationProperties = message.applicationProperties
+    this.#commit = commit
+  }
+  get commit(): Effect.Effect<void, OffsetStoreError> {
+    return this.#commit(this.offset, this.index + 1)
+  }
+}
+
+/** What the offset tracker knows. @internal */
+export interface TrackerProgress {
+  /** Messages processed (committed) in this run. */
+  readonly messages: number
+  readonly first: Option.Option<bigint>
+  readonly last: Option.Option<bigint>
+  /** The highest offset stored, by this run or before it. */
+  readonly lastStored: Option.Option<bigint>
+  readonly storeConfirmed: boolean
+  readonly storeProblem: Option.Option<string>
+}
+
+/**
+ * The consumer's offsets: what was processed, when a store falls due, what was stored. Stores only
+ * move forward; the final store is made once per last processed offset, read back (the broker does
+ * not acknowledge a store) and bounded, and its outcome is kept for the summary.
+ * @internal exported for its unit tests
+ */
+export interface OffsetTracker {
+  readonly progress: () => TrackerProgress
+  /** The stored offset (stores never go below it, even when it is ignored for starting). */
+  readonly readStored: Effect.Effect<Option.Option<bigint>, OffsetStoreError>
+  /**
+   * Marks `offset` processed as the `count`-th message of the run (an older or repeated one is
+   * ignored). Plain and synchronous, for every message: a store that falls due waits for `storeDue`.
+   */
+  readonly processed: (offset: bigint, count: number) => void
+  /** Makes the store that fell due, at the offset of the message that made it due. */
+  readonly storeDue: Effect.Effect<void, OffsetStoreError>
+  /** Stores the last processed offset if it is ahead of the stored one. */
+  readonly storeIfAhead: Effect.Effect<void, OffsetStoreError>
+  /** The last processed offset, stored and read back within the bound; never fails. */
+  readonly finalStore: Effect.Effect<void>
+}
+
+/** @internal exported for its unit tests */
+export const makeOffsetTracker = (options: {
+  readonly store: (offset: bigint) => Effect.Effect<void, OffsetStoreError>
+  readonly query: Effect.Effect<Option.Option<bigint>, OffsetStoreError>
+  /** A store falls due after this many messages (Infinity: never). */
+  readonly every: number
+  readonly confirmTimeout: Duration.Duration
+}): Effect.Effect<OffsetTracker> =>
+  Effect.map(Effect.makeSemaphore(1), (lock) => {
+    const state = {
+      messages: 0,
+      first: undefined as bigint | undefined,
+      last: undefined as bigint | undefined,
+      sinceStore: 0,
+      due: undefined as bigint | undefined,
+      lastStored: Option.none<bigint>(),
+      storeConfirmed: false,
+      storeProblem: Option.none<string>(),
+      finalStoreMadeAt: undefined as { readonly last: bigint | undefined } | undefined
+    }
+    const storeAt = (offset: bigint) =>
+      lock.withPermits(1)(Effect.suspend(() =>
+        Option.isSome(state.lastStored) && offset <= state.lastStored.value
+          ? Effect.void
+          : Effect.tap(options.store(offset), () => void (state.lastStored = Option.some(offset)))
+      ))
+    const readStored = Effect.tap(options.query, (stored) => void (state.lastStored = maxOffset(state.lastStored, stored)))
+    const storeIfAhead = Effect.suspend(() => (state.last === undefined ? Effect.void : storeAt(state.last)))
+    // The broker does not acknowledge a store: read it back until it shows.
+    const readBack = Effect.suspend(() => {
+      const expected = state.lastStored
+      if (Option.isNone(expected)) return Effect.void
+      return options.query.pipe(
+        Effect.flatMap((seen) =>
+          Option.isSome(seen) && seen.value >= expected.value
+            ? Effect.void
+            : Effect.fail(`the stored offset reads ${Option.getOrElse(Option.map(seen, String), () => "none")}`)
+        ),
+        Effect.retry({ schedule: Schedule.spaced("20 millis"), while: (e) => typeof e === "string" })
+      )
+    })
+    // Bounded whatever the broker does, even inside a finalizer (hence interruptible): a stop never
+    // waits for a broker that is away; the summary says what happened instead.
+    const finalStoreOnce = Effect.zipRight(storeIfAhead, readBack).pipe(
+      Effect.interruptible,
+      Effect.timeoutFail({
+        duration: options.confirmTimeout,
+        onTimeout: () => `not confirmed within ${Duration.format(options.confirmTimeout)}`
+      }),
+      Effect.match({
+        onFailure: (problem) => {
+          state.storeConfirmed = false
+          state.storeProblem = Option.some(typeof problem === "string" ? problem : problem.message)
+        },
+        onSuccess: () => {
+          state.storeConfirmed = true
+          state.storeProblem = Option.none()
+        }
+      })
+    )
+    return {
+      progress: () => ({
+        messages: state.messages,
+        first: Option.fromNullable(state.first),
+        last: Option.fromNullable(state.last),
+        lastStored: state.lastStored,
+        storeConfirmed: state.storeConfirmed,
+        storeProblem: state.storeProblem
+      }),
+      readStored,
+      processed: (offset, count) => {
+        if (count <= state.messages) return
+        state.sinceStore += count - state.messages
+        state.messages = count
+        state.first ??= offset
+        state.last = offset
+        if (state.sinceStore >= options.every) {
+          state.due = offset
+          state.sinceStore = 0
+        }
+      },
+      // Per chunk, not per message: a delivered chunk can hold thousands of messages; one store.
+      storeDue: Effect.suspend(() => {
+        const offset = state.due
+        state.due = undefined
+        return offset === undefined ? Effect.void : storeAt(offset)
+      }),
+      storeIfAhead,
+      // Made once per last processed message: a stop after the consumer's own finalizer stored does
+      // not wait a second time for a broker that is away.
+      finalStore: Effect.suspend(() => {
+        if (state.finalStoreMadeAt !== undefined && state.finalStoreMadeAt.last === state.last) return Effect.void
+        state.finalStoreMadeAt = { last: state.last }
+        return finalStoreOnce
+      })
+    }
+  })
+
+const maxOffset = (a: Option.Option<bigint>, b: Option.Option<bigint>): Option.Option<bigint> =>
+  Option.isNone(a) ? b : Option.isNone(b) ? a : Option.some(a.value > b.value ? a.value : b.value)
+
+/** True when no message can lie between `start` and `end` (the last message offset, if any). */
+const nothingBefore = (end: Option.Option<bigint>, start: StartPosition): boolean =>
+  Option.match(end, {
+    onNone: () => true,
+    onSome: (last) => start._tag === "Next" || (start._tag === "Offset" && start.offset > last)
+  })
+
+const startLabel = StartPosition.$match({
+  First: () => "first",
+  Last: () => "last",
+  Next: () => "next",
+  Offset: ({ offset }) => `offset ${offset}`,
+  Timestamp: ({ date }) => `timestamp ${date.toISOString()}`
+})
+
+// ---------------------------------------------------------------------------------------------
+// Recovery: the connection supervisor, `recovering`, what is transient
+// ---------------------------------------------------------------------------------------------
+/** The connection supervisor of a StreamBroker layer: one client at a time, replaced when lost. */
+interface ConnectionSupervisor<C> {
+  /** The client in use; when there is none or it was lost, a new one, connected under the retry policy. */
+  readonly client: Effect.Effect<C, ConnectionError>
+  /** Says a connection of `client` was lost: reconnecting starts at once (ignored for a replaced client). */
+  readonly lost: (client: C, reason: string) => void
+  /** Says the client in use, if any, was lost. */
+  readonly loseCurrent: (reason: string) => void
+  /** False once `client` was lost or replaced: closing its consumers is pointless then. */
+  readonly isCurrent: (client: C) => boolean
+  /** True once a connection was made: a failure before that is more likely a mistake than an outage. */
+  readonly everConnected: () => boolean
+  readonly state: SubscriptionRef.SubscriptionRef<ConnectionState>
+}
+
+interface SupervisorOptions<C> {
+  readonly where: string
+  readonly policy: Schedule.Schedule<unknown, StreamError>
+  readonly connect: (attempt: number) => Effect.Effect<{ readonly client: C; readonly endpoint: string }, ConnectionError>
+  readonly close: (client: C) => Effect.Effect<void>
+}
+
+/**
+ * Owns the connection: connects under the retry policy (rotating through the endpoints, one per
+ * attempt), reconnects as soon as a connection is lost, publishes each transition in `state` and
+ * logs it once, and closes the client when the scope closes. Used by the real and the memory
+ * broker alike.
+ */
+const superviseConnection = <C>(options: SupervisorOptions<C>): Effect.Effect<ConnectionSupervisor<C>, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    const state = yield* SubscriptionRef.make<ConnectionState>(
+      ConnectionState.Connecting({ attempt: 1, since: new Date(yield* Clock.currentTimeMillis), lastError: undefined })
+    )
+    // The client in use, and why it must be replaced (undefined while it is fine).
+    const connection: { current: C | undefined; lostBecause: string | undefined; everConnected: boolean } = {
+      current: undefined,
+      lostBecause: undefined,
+      everConnected: false
+    }
+    const lock = yield* Effect.makeSemaphore(1)
+    const client = lock.withPermits(1)(Effect.suspend(() => {
+      if (connection.current !== undefined && connection.lostBecause === undefined) return Effect.succeed(connection.current)
+      const old = connection.current
+      connection.current = undefined
+      return Effect.zipRight(
+        old === undefined ? Effect.void : Effect.forkIn(options.close(old), scope),
+        Effect.tap(connectUnderPolicy(options, state, connection.everConnected), (connected) => {
+          connection.current = connected
+          connection.lostBecause = undefined
+          connection.everConnected = true
+        })
+      )
+    }))
+
+    const lost = (lostClient: C, reason: string) => {
+      if (lostClient !== connection.current || connection.lostBecause !== undefined) return
+      connection.lostBecause = reason
+      const reconnect = Effect.zipRight(
+        Effect.logWarning(`the connection to ${options.where} was lost (${reason}); reconnecting`),
+        Effect.ignore(client)
+      ).pipe(Effect.withSpan("StreamOffsets.reconnect"))
+      runFork(Effect.forkIn(reconnect, scope))
+    }
+
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => (connection.current === undefined ? Effect.void : options.close(connection.current)))
+    )
+    return {
+      client,
+      lost,
+      loseCurrent: (reason) => connection.current !== undefined && lost(connection.current, reason),
+      isCurrent: (c) => c === connection.current && connection.lostBecause === undefined,
+      everConnected: () => connection.everConnected,
+      state
+    } satisfies ConnectionSupervisor<C>
+  })
+
+/**
+ * One outage: attempts under the policy, each published in `state`; the first failure that will
+ * be retried is logged once, the success (after a first connection, or after several attempts)
+ * once; a policy that gives up says so in the error, which is then not retryable any more.
+ */
+const connectUnderPolicy = <C>(
+  options: SupervisorOptions<C>,
+  state: SubscriptionRef.SubscriptionRef<ConnectionState>,
+  everConnected: boolean
+): Effect.Effect<C, ConnectionError> =>
+  Effect.gen(function*() {
+    const now = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms))
+    const since = yield* now
+    const outage = { attempts: 0, lastError: undefined as ConnectionError | undefined, warned: false }
+    const attempt = Effect.suspend(() => {
+      outage.attempts++
+      const current = ConnectionState.Connecting({ attempt: outage.attempts, since, lastError: outage.lastError?.message })
+      return Effect.zipRight(SubscriptionRef.set(state, current), options.connect(outage.attempts))
+    }).pipe(Effect.tapError((error) => Effect.sync(() => void (outage.lastError = error))))
+    // Said once per outage, and only when the policy does try again (it is asked even for an
+    // error that `while` then refuses to retry).
+    const policy = Schedule.onDecision(options.policy, (_, decision) =>
+      Effect.suspend(() => {
+        const error = outage.lastError
+        if (decision._tag !== "Continue" || outage.warned || error?.retryable !== true) return Effect.void
+        outage.warned = true
+        return Effect.logWarning(`${error.message}; retrying`)
+      }))
+    return yield* attempt.pipe(
+      Effect.retry({ schedule: policy, while: (error) => error.retryable === true }),
+      Effect.tapBoth({
+        onFailure: (error) =>
+          Effect.flatMap(now, (at) => SubscriptionRef.set(state, ConnectionState.Disconnected({ since: at, reason: error.message }))),
+        onSuccess: ({ endpoint }) =>
+          Effect.gen(function*() {
+            const at = yield* now
+            yield* SubscriptionRef.set(state, ConnectionState.Connected({ endpoint, since: at }))
+            if (everConnected || outage.attempts > 1) {
+              const took = Duration.format(Duration.millis(at.getTime() - since.getTime()))
+              yield* Effect.logInfo(`connected to ${endpoint} after ${outage.attempts} attempt(s) in ${took}`)
+            }
+          })
+        }),
+      Effect.mapError((error) =>
+        error.retryable
+          ? new ConnectionError({ message: `${error.message} (gave up after ${outage.attempts} attempts)`, cause: error, retryable: false })
+          : error
+      ),
+      Effect.map(({ client }) => client)
+    )
+  })
+
+/** What a broker shape tells about its supervised connection. */
+const supervisedFields = <C>(supervisor: ConnectionSupervisor<C>, policy: Schedule.Schedule<unknown, StreamError>) => ({
+  retry: policy,
+  connectionState: SubscriptionRef.get(supervisor.state),
+  connectionChanges: supervisor.state.changes
+})
+
+/**
+ * Worth trying again: a lost connection, a broker that refused or did not answer, a stream between
+ * leaders (code 6, or not on any node while a cluster elects one). Not: credentials, vhost, a
+ * missing stream, a policy that already gave up.
+ */
+const isTransient = (error: unknown): boolean =>
+  error instanceof ConnectionLost
+    ? true
+    : error instanceof ConnectionError
+    ? error.retryable === true
+    : error instanceof BrokerError
+    ? !(error.cause instanceof ConnectionError) &&
+      (error.code === 6 || NO_LEADER.test(error.reason) || connectionGone(error.reason))
+    : false
+
+/** A stream whose cluster is electing a leader (the client's words): wait, the connection is fine. */
+const NO_LEADER = /not found on any node/
+
+/** A request that failed because the connection is gone (or silent): the client must be replaced. */
+const connectionGone = (reason: string): boolean => /no answer within/.test(reason) || isConnectionFailure(reason)
+
+/**
+ * Runs `session` until it succeeds. After a failure that `retryable` accepts (a lost connection, a
+ * stream between leaders) it runs again, pausing as the broker's retry policy says, and fails when
+ * the policy gives up. A session that made progress starts the policy over: a consumer that runs
+ * for weeks survives every outage, not only the first.
+ */
+const recovering = <A, E, R>(
+  policy: Schedule.Schedule<unknown, StreamError>,
+  session: Effect.Effect<A, E, R>,
+  options: {
+    readonly retryable: (error: E) => boolean
+    readonly progress: () => number
+    readonly onRetry: (error: E) => Effect.Effect<void>
+  }
+): Effect.Effect<A, E, R> =>
+  Effect.gen(function*() {
+    const driver = yield* Schedule.driver(policy)
+    for (;;) {
+      const before = options.progress()
+      const outcome = yield* Effect.either(session)
+      if (Either.isRight(outcome)) return outcome.right
+      const error = outcome.left
+      if (!options.retryable(error)) return yield* Effect.fail(error)
+      if (options.progress() > before) yield* driver.reset
+      yield* options.onRetry(error)
+      if (Either.isLeft(yield* Effect.either(driver.next(error as StreamError)))) return yield* Effect.fail(error)
+    }
+  })
+// ---------------------------------------------------------------------------------------------
+// Real broker: rabbitmq-stream-js-client, supervised
+// ---------------------------------------------------------------------------------------------
+
+/** The client's delivered message (its type lives on a deep path; derive it instead). */
+type Message = Parameters<Parameters<Client["declareConsumer"]>[1]>[0]
+
+/** Bound on one connection attempt and on one attempt of every other broker call, by default. */
 const DEFAULT_TIMEOUT = Duration.seconds(10)
 /** Closing a publisher, consumer or connection: short, so that a stop never waits long on a dead broker. */
 const RELEASE_TIMEOUT = Duration.seconds(5)
@@ -642,264 +1828,124 @@ const fromClient = <A, E>(
 const release = (close: () => Promise<unknown>): Effect.Effect<void> =>
   fromClient(close, () => undefined).pipe(Effect.timeout(RELEASE_TIMEOUT), Effect.ignore)
 
-/** The connection supervisor of a StreamBroker layer: one client at a time, replaced when lost. */
-interface ConnectionSupervisor<C> {
-  /** The client in use; when there is none or it was lost, a new one, connected under the retry policy. */
-  readonly client: Effect.Effect<C, ConnectionError>
-  /** Says a connection of `client` was lost: reconnecting starts at once (ignored for a replaced client). */
-  readonly lost: (client: C, reason: string) => void
-  /** Says the client in use, if any, was lost. */
-  readonly loseCurrent: (reason: string) => void
-  /** False once `client` was lost or replaced: closing its consumers is pointless then. */
-  readonly isCurrent: (client: C) => boolean
-  /** True once a connection was made: a failure before that is more likely a mistake than an outage. */
-  readonly everConnected: () => boolean
-  readonly state: SubscriptionRef.SubscriptionRef<ConnectionState>
+
+/**
+ * The client's private parts this module uses, in one place. Written for rabbitmq-stream-js-client
+ * 1.0.0 (pinned in package.json); every use checks the shape it needs and says so when it is not
+ * there, rather than misbehaving on another version.
+ *
+ * - `locatorConnection.storeOffset`: the connection-level StoreOffset. The public one lives on
+ *   consumers and treats `0n` as "my local offset" (0n is falsy): this one stores exactly the
+ *   value given, 0 included.
+ */
+const clientInternals = (client: Client) => {
+  const locator = (client as unknown as { locatorConnection?: Partial<LocatorConnection> }).locatorConnection
+  return {
+    storeOffset: (params: { stream: string; reference: string; offsetValue: bigint }): Promise<unknown> =>
+      typeof locator?.storeOffset === "function"
+        ? locator.storeOffset.call(locator, params)
+        : Promise.reject(
+          new Error(
+            `rabbitmq-stream-js-client ${CLIENT_VERSION} has no connection-level StoreOffset (written for ${CLIENT_VERSION_WRITTEN_FOR})`
+          )
+        )
+  }
+}
+interface LocatorConnection {
+  storeOffset(params: { stream: string; reference: string; offsetValue: bigint }): Promise<unknown>
+}
+const CLIENT_VERSION_WRITTEN_FOR = "1.0.0"
+/** The installed client's version, as its package.json says. */
+const CLIENT_VERSION: string = (() => {
+  try {
+    return String(createRequire(import.meta.url)("rabbitmq-stream-js-client/package.json").version)
+  } catch {
+    return "(unknown version)"
+  }
+})()
+
+/** What the real broker's parts share: the supervised client, requests on it, confirm routes. */
+interface ClientConnection {
+  readonly supervisor: ConnectionSupervisor<Client>
+  readonly policy: Schedule.Schedule<unknown, StreamError>
+  /**
+   * One broker request: on the client in use (reconnecting first if it was lost), bounded by the
+   * request timeout, tried again under the retry policy while the failure is transient. A
+   * request that times out or hits a dead socket marks the client lost.
+   */
+  readonly call: <A>(
+    operation: string,
+    f: (client: Client) => Promise<A>,
+    orphan?: (value: A) => void
+  ) => Effect.Effect<A, BrokerError>
+  /** Ties a publisher or consumer to its client: when the client is replaced, `onLost` is called. */
+  readonly attach: (client: Client, onLost: () => void) => Effect.Effect<void, never, Scope.Scope>
+  /** Confirms arrive on the connection, not the publisher: routed by publisher id and connection. */
+  readonly confirmRoutes: Map<string, Queue.Queue<Confirmation>>
+  readonly streamExists: (stream: string) => Effect.Effect<boolean, BrokerError>
+  readonly requireStream: (stream: string) => Effect.Effect<void, BrokerError | StreamNotFound>
 }
 
-/**
- * Owns the connection: connects under the retry policy (rotating through the endpoints, one per
- * attempt), reconnects as soon as a connection is lost, publishes each transition in `state` and
- * logs it once, and closes the client when the scope closes. Used by the real and the memory
- * broker alike.
- */
-const superviseConnection = <C>(options: {
-  readonly where: string
-  readonly policy: Schedule.Schedule<unknown, StreamError>
-  readonly connect: (attempt: number) => Effect.Effect<{ readonly client: C; readonly endpoint: string }, ConnectionError>
-  readonly close: (client: C) => Effect.Effect<void>
-}): Effect.Effect<ConnectionSupervisor<C>, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const scope = yield* Effect.scope
-    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
-    const now = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms))
-    const state = yield* SubscriptionRef.make<ConnectionState>(
-      ConnectionState.Connecting({ attempt: 1, since: yield* now, lastError: undefined })
-    )
-    // The client in use, and why it must be replaced (undefined while it is fine).
-    const connection: { current: C | undefined; lostBecause: string | undefined; everConnected: boolean } = {
-      current: undefined,
-      lostBecause: undefined,
-      everConnected: false
-    }
-
-    const connectUnderPolicy = Effect.gen(function*() {
-      const since = yield* now
-      const outage = { attempts: 0, lastError: undefined as ConnectionError | undefined, warned: false }
-      const attempt = Effect.suspend(() => {
-        outage.attempts++
-        const current = ConnectionState.Connecting({ attempt: outage.attempts, since, lastError: outage.lastError?.message })
-        return Effect.zipRight(SubscriptionRef.set(state, current), options.connect(outage.attempts))
-      }).pipe(Effect.tapError((error) => Effect.sync(() => void (outage.lastError = error))))
-      // Said once per outage, and only when the policy does try again (it is asked even for an
-      // error that `while` then refuses to retry).
-      const policy = Schedule.onDecision(options.policy, (_, decision) =>
-        Effect.suspend(() => {
-          const error = outage.lastError
-          if (decision._tag !== "Continue" || outage.warned || error?.retryable !== true) return Effect.void
-          outage.warned = true
-          return Effect.logWarning(`${error.message}; retrying`)
-        }))
-      return yield* attempt.pipe(
-        Effect.retry({ schedule: policy, while: (error) => error.retryable === true }),
-        Effect.tapBoth({
-          onFailure: (error) => Effect.flatMap(now, (at) => SubscriptionRef.set(state, ConnectionState.Disconnected({ since: at, reason: error.message }))),
-          onSuccess: ({ endpoint }) =>
-            Effect.gen(function*() {
-              const at = yield* now
-              yield* SubscriptionRef.set(state, ConnectionState.Connected({ endpoint, since: at }))
-              if (connection.everConnected || outage.attempts > 1) {
-                const took = Duration.format(Duration.millis(at.getTime() - since.getTime()))
-                yield* Effect.logInfo(`connected to ${endpoint} after ${outage.attempts} attempt(s) in ${took}`)
-              }
-              connection.everConnected = true
-            })
-        }),
-        Effect.mapError((error) =>
-          error.retryable
-            ? new ConnectionError({
-              message: `${error.message} (gave up after ${outage.attempts} attempts)`,
-              cause: error,
-              retryable: false
-            })
-            : error
-        ),
-        Effect.map(({ client }) => client)
-      )
-    })
-
-    const lock = yield* Effect.makeSemaphore(1)
-    const client = lock.withPermits(1)(Effect.suspend(() => {
-      if (connection.current !== undefined && connection.lostBecause === undefined) return Effect.succeed(connection.current)
-      const old = connection.current
-      connection.current = undefined
-      return Effect.zipRight(
-        old === undefined ? Effect.void : Effect.forkIn(options.close(old), scope),
-        Effect.tap(connectUnderPolicy, (connected) => {
-          connection.current = connected
-          connection.lostBecause = undefined
-        })
-      )
-    }))
-
-    const lost = (lostClient: C, reason: string) => {
-      if (lostClient !== connection.current || connection.lostBecause !== undefined) return
-      connection.lostBecause = reason
-      const reconnect = Effect.zipRight(
-        Effect.logWarning(`the connection to ${options.where} was lost (${reason}); reconnecting`),
-        Effect.ignore(client)
-      ).pipe(Effect.withSpan("StreamOffsets.reconnect"))
-      runFork(Effect.forkIn(reconnect, scope))
-    }
-
-    yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => (connection.current === undefined ? Effect.void : options.close(connection.current)))
-    )
-    return {
-      client,
-      lost,
-      loseCurrent: (reason) => connection.current !== undefined && lost(connection.current, reason),
-      isCurrent: (c) => c === connection.current && connection.lostBecause === undefined,
-      everConnected: () => connection.everConnected,
-      state
-    } satisfies ConnectionSupervisor<C>
-  })
-
-/** What a broker shape tells about its supervised connection. */
-const supervisedFields = <C>(supervisor: ConnectionSupervisor<C>, policy: Schedule.Schedule<unknown, StreamError>) => ({
-  retry: policy,
-  connectionState: SubscriptionRef.get(supervisor.state),
-  connectionChanges: supervisor.state.changes
-})
-
-/**
- * Worth trying again: a lost connection, a broker that refused or did not answer, a stream between
- * leaders (code 6, or not on any node while a cluster elects one). Not: credentials, vhost, a
- * missing stream, a policy that already gave up.
- */
-const isTransient = (error: unknown): boolean =>
-  error instanceof ConnectionLost
-    ? true
-    : error instanceof ConnectionError
-    ? error.retryable === true
-    : error instanceof BrokerError
-    ? !(error.cause instanceof ConnectionError) &&
-      (error.code === 6 || NO_LEADER.test(error.reason) || connectionGone(error.reason))
-    : false
-const SOCKET_CLOSED_IN_HANDSHAKE = /before secure TLS connection|Socket is closed|ERR_SOCKET_CLOSED|ECONNRESET/
-
-/** A stream whose cluster is electing a leader (the client's words): wait, the connection is fine. */
-const NO_LEADER = /not found on any node/
-
-/** A request that failed because the connection is gone (or silent): the client must be replaced. */
-const connectionGone = (reason: string): boolean => /no answer within/.test(reason) || isConnectionFailure(reason)
-
 const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerShape, ConnectionError, Scope.Scope> =>
+  Effect.map(connectClient(config), (connection): StreamBrokerShape => ({
+    declareStream: (stream, retention) =>
+      connection.call(`declare stream "${stream}"`, (c) => c.createStream({ stream, arguments: streamArguments(retention) }))
+        .pipe(
+          Effect.asVoid,
+          Effect.catchIf((e) => e.code === 17, () => Effect.fail(new StreamPreconditionFailed({ stream })))
+        ),
+    streamExists: connection.streamExists,
+    deleteStream: (stream) =>
+      connection.call(`delete stream "${stream}"`, (c) => c.deleteStream({ stream })).pipe(
+        Effect.asVoid,
+        Effect.catchIf((e) => e.code === 2, () => Effect.fail(new StreamNotFound({ stream })))
+      ),
+    publisher: (stream, options) => clientPublisher(connection, stream, options?.name),
+    subscribe: (options) => clientSubscribe(connection, options),
+    bounds: (stream) => clientBounds(connection, stream),
+    storeOffset: (reference, stream, offset) =>
+      connection.call(
+        `store offset ${offset} for "${reference}" on "${stream}"`,
+        (c) => clientInternals(c).storeOffset({ stream, reference, offsetValue: offset })
+      ).pipe(Effect.asVoid),
+    queryOffset: (reference, stream) =>
+      connection.call(`query the offset of "${reference}" on "${stream}"`, (c) => c.queryOffset({ reference, stream })).pipe(
+        Effect.map(Option.some),
+        Effect.catchIf((e) => e.code === 19, () => Effect.succeed(Option.none()))
+      ),
+    ...supervisedFields(connection.supervisor, connection.policy)
+  }))
+
+/** The supervised client of one layer, connected once before the layer is up. */
+const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection, ConnectionError, Scope.Scope> =>
   Effect.gen(function*() {
     const requestTimeout = Duration.decode(config.requestTimeout ?? DEFAULT_TIMEOUT)
-    const connectTimeout = Duration.decode(config.connectTimeout ?? DEFAULT_TIMEOUT)
     const policy = config.retry ?? retryFor(DEFAULT_RETRY_FOR)
     if (config.endpoints.length === 0) {
       return yield* Effect.fail(new ConnectionError({ message: "no endpoint to connect to", retryable: false }))
     }
-    // Confirms arrive on the connection, not the publisher: route them by publisher id and connection.
     const confirmRoutes = new Map<string, Queue.Queue<Confirmation>>()
-    const routeKey = (publisherId: number, connectionId: string) => `${publisherId}@${connectionId}`
     // What each client carries (publishers, consumers): when the client is replaced, they fail with
     // ConnectionLost (closing a client does not call their listeners), so their workflows move on.
     const attached = new Map<Client, Set<() => void>>()
-    const attach = (client: Client, onLost: () => void) =>
-      Effect.acquireRelease(
-        Effect.sync(() => {
-          if (!supervisor.isCurrent(client)) return onLost()
-          const set = attached.get(client) ?? new Set()
-          attached.set(client, set.add(onLost))
-        }),
-        () => Effect.sync(() => void attached.get(client)?.delete(onLost))
-      )
-    const closeClient = (client: Client) =>
-      Effect.suspend(() => {
-        const carried = attached.get(client) ?? new Set()
-        attached.delete(client)
-        for (const onLost of carried) onLost()
-        return release(() => client.close())
-      })
     const connecting = new Set<(error: unknown) => void>()
-
-    // One attempt on one endpoint: bounded, with the client's own failures turned into errors.
-    const connectOnce = (attempt: number) => {
-      const endpoint = config.endpoints[(attempt - 1) % config.endpoints.length]!
-      const where = describeConnection(config, [endpoint])
-      const created: { client?: Client } = {}
-      return Effect.gen(function*() {
-        if (config.tls?.insecureSkipVerify) {
-          yield* Effect.logWarning(`TLS certificate verification is OFF for ${where}: anyone on the way can pose as the broker`)
-        }
-        const connectFailed = yield* Deferred.make<never, ConnectionError>()
-        const fail = (error: unknown) =>
-          Deferred.unsafeDone(connectFailed, Exit.fail(connectError(where, error, !supervisor.everConnected())))
-        yield* Effect.acquireRelease(Effect.sync(() => connecting.add(fail)), () => Effect.sync(() => connecting.delete(fail)))
-        return yield* Effect.raceFirst(
-          Deferred.await(connectFailed),
-          fromClient(
-            () =>
-              connect({
-                hostname: endpoint.host,
-                port: endpoint.port,
-                username: config.username,
-                password: Redacted.value(config.password),
-                vhost: config.vhost,
-                ...(config.tls ? { ssl: clientTls(config.tls) } : {}),
-                connectionName: config.connectionName ?? "effect-stream-offsets",
-                listeners: {
-                  publish_confirm: (confirm, connectionId) => {
-                    const queue = confirmRoutes.get(routeKey(confirm.publisherId, connectionId))
-                    if (queue) Queue.unsafeOffer(queue, Confirmation.Confirmed({ publishingIds: confirm.publishingIds }))
-                  },
-                  publish_error: (error, connectionId) => {
-                    const queue = confirmRoutes.get(routeKey(error.publisherId, connectionId))
-                    if (queue) {
-                      const { publishingId, code } = error.publishingError
-                      Queue.unsafeOffer(queue, Confirmation.Rejected({ publishingId, code }))
-                    }
-                  },
-                  connection_closed: () => {
-                    if (created.client) supervisor.lost(created.client, "the connection was closed")
-                    // Closed before the handshake finished: the client would wait forever. A
-                    // moment later, so that the error that closed it (a certificate, say), which
-                    // Deno reports after the close, is the one said.
-                    else setTimeout(() => fail(new HandshakeClosed()), 200)
-                  }
-                }
-              }),
-            (cause) => connectError(where, cause, !supervisor.everConnected()),
-            // Connected after we gave up on it: nobody will use it.
-            (late) => void late.close().catch(() => undefined)
-          )
-        )
-      }).pipe(
-        Effect.scoped,
-        Effect.timeoutFail({
-          duration: connectTimeout,
-          onTimeout: () =>
-            new ConnectionError({
-              message:
-                `no answer from ${where} within ${Duration.format(connectTimeout)}: check the host, port, username, password and vhost`,
-              retryable: true
-            })
-        }),
-        Effect.map((client) => {
-          created.client = client
-          return { client, endpoint: where }
-        })
-      )
+    const hooks: ConnectHooks = {
+      connecting,
+      confirmRoutes,
+      lost: (client, reason) => supervisor.lost(client, reason),
+      first: () => !supervisor.everConnected()
     }
-
     const supervisor: ConnectionSupervisor<Client> = yield* superviseConnection({
       where: describeConnection(config),
       policy,
-      connect: connectOnce,
-      close: closeClient
+      connect: (attempt) => connectOnce(config, attempt, hooks),
+      close: (client) =>
+        Effect.suspend(() => {
+          const carried = attached.get(client) ?? new Set()
+          attached.delete(client)
+          for (const onLost of carried) onLost()
+          return release(() => client.close())
+        })
     })
     yield* watchClientFailures({
       connecting,
@@ -907,16 +1953,7 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
     })
     yield* supervisor.client
 
-    /**
-     * One broker request: on the client in use (reconnecting first if it was lost), bounded by the
-     * request timeout, tried again under the retry policy while the failure is transient. A
-     * request that times out or hits a dead socket marks the client lost.
-     */
-    const call = <A>(
-      operation: string,
-      f: (client: Client) => Promise<A>,
-      orphan?: (value: A) => void
-    ): Effect.Effect<A, BrokerError> =>
+    const call = <A>(operation: string, f: (client: Client) => Promise<A>, orphan?: (value: A) => void) =>
       Effect.flatMap(
         Effect.mapError(supervisor.client, (e) => new BrokerError({ operation, reason: e.message, cause: e })),
         (client) =>
@@ -925,18 +1962,9 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
               duration: requestTimeout,
               onTimeout: () => new BrokerError({ operation, reason: `no answer within ${Duration.format(requestTimeout)}` })
             }),
-            Effect.tapError((error) =>
-              Effect.sync(() => {
-                if (connectionGone(error.reason)) {
-                  supervisor.lost(client, error.reason)
-                }
-              })
-            )
+            Effect.tapError((error) => Effect.sync(() => connectionGone(error.reason) && supervisor.lost(client, error.reason)))
           )
-      ).pipe(
-        Effect.retry({ schedule: policy, while: isTransient }),
-        Effect.interruptible
-      )
+      ).pipe(Effect.retry({ schedule: policy, while: isTransient }), Effect.interruptible)
 
     const streamExists = (stream: string) =>
       call(`query metadata of "${stream}"`, async (c) => {
@@ -946,197 +1974,259 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
         return metadata?.streamName === stream && metadata.responseCode === 1
       })
 
-    const requireStream = (stream: string) =>
-      Effect.flatMap(streamExists(stream), (exists) => exists ? Effect.void : Effect.fail(new StreamNotFound({ stream })))
-
-    const declareStream = (stream: string, retention: Retention) =>
-      call(`declare stream "${stream}"`, (c) => c.createStream({ stream, arguments: streamArguments(retention) })).pipe(
-        Effect.asVoid,
-        Effect.catchIf((e) => e.code === 17, () => Effect.fail(new StreamPreconditionFailed({ stream })))
-      )
-
-    const deleteStream = (stream: string) =>
-      call(`delete stream "${stream}"`, (c) => c.deleteStream({ stream })).pipe(
-        Effect.asVoid,
-        Effect.catchIf((e) => e.code === 2, () => Effect.fail(new StreamNotFound({ stream })))
-      )
-
-    /** Fails `during` when a connection of `client` closes, and tells the supervisor. */
-    const onClosed = (client: () => Client | undefined, during: string, fail: (lost: ConnectionLost) => void) =>
-    (hadError: boolean) => {
-      const reason = hadError ? "the connection failed" : "the connection was closed"
-      const c = client()
-      if (c) supervisor.lost(c, reason)
-      fail(new ConnectionLost({ during, reason }))
-    }
-
-    const publisher = (stream: string, options?: { readonly name?: string | undefined }) =>
-      Effect.gen(function*() {
-        yield* requireStream(stream)
-        const confirmations = yield* Queue.unbounded<Confirmation>()
-        const name = options?.name
-        const lost = yield* Deferred.make<never, ConnectionLost>()
-        const on: { client?: Client } = {}
-        const connectionClosedListener = onClosed(() => on.client, `publishing to "${stream}"`, (e) =>
-          Deferred.unsafeDone(lost, Exit.fail(e)))
-        const [client, raw] = yield* Effect.acquireRelease(
-          call(
-            `declare a publisher on "${stream}"`,
-            (c) => {
-              on.client = c
-              return c.declarePublisher({ stream, connectionClosedListener, ...(name === undefined ? {} : { publisherRef: name }) })
-                .then((p) => [c, p] as const)
-            },
-            ([c, p]) => void c.deletePublisher(p.extendedId).catch(() => undefined)
-          ),
-          ([c, p]) =>
-            Effect.ensuring(
-              supervisor.isCurrent(c) ? release(() => c.deletePublisher(p.extendedId)) : Effect.void,
-              Effect.sync(() => confirmRoutes.delete(routeKey(p.publisherId, p.getConnectionInfo().id)))
-            )
-        )
-        confirmRoutes.set(routeKey(raw.publisherId, raw.getConnectionInfo().id), confirmations)
-        yield* attach(client, () =>
-          Deferred.unsafeDone(
-            lost,
-            Exit.fail(new ConnectionLost({ during: `publishing to "${stream}"`, reason: "its connection was replaced" }))
-          ))
-        const lastPublishingId = name === undefined
-          ? 0n
-          : yield* call(`query the last publishing id of "${name}" on "${stream}"`, () => raw.getLastPublishingId())
-        // One promise for a whole batch: the client batches frames itself, and the broker then
-        // writes large chunks (which consumers read much faster than small ones).
-        const publish = (bodies: ReadonlyArray<Uint8Array>, firstPublishingId?: bigint) =>
-          fromClient(
-            async () => {
-              for (let i = 0; i < bodies.length; i++) {
-                const body = toBuffer(bodies[i]!)
-                if (firstPublishingId === undefined) await raw.send(body)
-                else await raw.basicSend(firstPublishingId + BigInt(i), body)
-              }
-            },
-            // A write on a dropped connection fails (EPIPE, reset) or never settles (then `lost`).
-            (error) => {
-              if (!isConnectionFailure(error)) return brokerError(`publish to "${stream}"`)(error)
-              supervisor.lost(client, errorText(error))
-              return new ConnectionLost({ during: `publishing to "${stream}"`, reason: errorText(error) })
-            }
-          )
-        const flush = call(`flush the publisher on "${stream}"`, () => raw.flush()).pipe(Effect.asVoid)
-        return { stream, lastPublishingId, publish, flush, confirmations, lost: Deferred.await(lost) } satisfies Publisher
-      })
-
-    const subscribe = (options: SubscribeOptions) =>
-      Effect.gen(function*() {
-        yield* requireStream(options.stream)
-        const buffer = new DeliveryBuffer(options.bufferSize ?? 1024)
-        const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
-        // The client awaits this handler before it grants more credit: while the buffer is full the
-        // returned promise waits, and so does the broker. It never throws into the client.
-        const handle = (message: Message): Promise<void> | void => buffer.push(toStreamMessage(message))
-        const sac = options.singleActive
-        const on: { client?: Client } = {}
-        const [client] = yield* Effect.acquireRelease(
-          call(
-            `subscribe to "${options.stream}"`,
-            (c) => {
-              on.client = c
-              return c.declareConsumer(
-                {
-                  stream: options.stream,
-                  offset: toClientOffset(options.start),
-                  ...(sac
-                    ? {
-                      consumerRef: sac.name,
-                      singleActive: true,
-                      consumerUpdateListener: () => runPromise(Effect.map(sac.onActivate, toClientOffset))
-                    }
-                    : {}),
-                  connectionClosedListener: onClosed(() => on.client, `consuming "${options.stream}"`, (e) => buffer.fail(e))
-                },
-                handle
-              ).then((consumer) => [c, consumer] as const)
-            },
-            ([c, consumer]) => void c.closeConsumer(consumer.extendedId).catch(() => undefined)
-          ),
-          ([client, consumer]) =>
-            Effect.ensuring(
-              supervisor.isCurrent(client) ? release(() => client.closeConsumer(consumer.extendedId)) : Effect.void,
-              Effect.sync(() => buffer.end())
-            )
-        )
-        const during = `consuming "${options.stream}"`
-        yield* attach(client, () => buffer.fail(new ConnectionLost({ during, reason: "its connection was replaced" })))
-        return Stream.repeatEffectChunkOption(buffer.pull)
-      })
-
-    // The broker's stats give chunk ids, not the last message: a tracking entry is a chunk of its
-    // own. Offset.last() starts at the last chunk that holds messages: read it to find the last one.
-    // The broker sends that chunk at once after subscribing (1 s is ample on a live broker); its
-    // messages arrive together, so 200 ms without more means the chunk is complete.
-    const lastMessageOffset = (stream: string) =>
-      Effect.scoped(Effect.gen(function*() {
-        const messages = yield* subscribe({ stream, start: StartPosition.Last(), bufferSize: 100_000 })
-        const first = yield* Stream.runHead(Stream.chunks(messages)).pipe(Effect.timeout("1 second"), Effect.option)
-        if (Option.isNone(first) || Option.isNone(first.value)) return Option.none<bigint>()
-        const rest = yield* Stream.runCollect(Stream.timeout(messages, "200 millis"))
-        const all = Chunk.appendAll(first.value.value, rest)
-        return Chunk.isEmpty(all)
-          ? Option.none<bigint>()
-          : Option.some(Chunk.reduce(all, -1n, (max, m) => m.offset > max ? m.offset : max))
-      })).pipe(
-        Effect.catchTag("ConnectionLost", (e) =>
-          Effect.fail(new BrokerError({ operation: `read the last chunk of "${stream}"`, reason: e.message })))
-      )
-
-    const bounds = (stream: string) =>
-      Effect.gen(function*() {
-        yield* requireStream(stream)
-        const stats = yield* call(`stats of "${stream}"`, (c) => c.streamStatsRequest(stream))
-        if (stats.firstChunkId < 0n) return { firstOffset: Option.none(), lastOffset: Option.none() }
-        return { firstOffset: Option.some(stats.firstChunkId), lastOffset: yield* lastMessageOffset(stream) }
-      })
-
-    const storeOffset = (reference: string, stream: string, offset: bigint) =>
-      call(
-        `store offset ${offset} for "${reference}" on "${stream}"`,
-        (c) => locatorConnection(c).storeOffset({ stream, reference, offsetValue: offset })
-      ).pipe(Effect.asVoid)
-
-    const queryOffset = (reference: string, stream: string) =>
-      call(`query the offset of "${reference}" on "${stream}"`, (c) => c.queryOffset({ reference, stream })).pipe(
-        Effect.map(Option.some),
-        Effect.catchIf((e) => e.code === 19, () => Effect.succeed(Option.none()))
-      )
-
     return {
-      declareStream,
+      supervisor,
+      policy,
+      call,
+      attach: (client, onLost) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            if (!supervisor.isCurrent(client)) return onLost()
+            attached.set(client, (attached.get(client) ?? new Set()).add(onLost))
+          }),
+          () => Effect.sync(() => void attached.get(client)?.delete(onLost))
+        ),
+      confirmRoutes,
       streamExists,
-      deleteStream,
-      publisher,
-      subscribe,
-      bounds,
-      storeOffset,
-      queryOffset,
-      ...supervisedFields(supervisor, policy)
+      requireStream: (stream) =>
+        Effect.flatMap(streamExists(stream), (exists) => exists ? Effect.void : Effect.fail(new StreamNotFound({ stream })))
     }
   })
 
+/** What one connection attempt needs from the layer around it. */
+interface ConnectHooks {
+  /** The failure handlers of attempts under way (the client's process-level errors go there). */
+  readonly connecting: Set<(error: unknown) => void>
+  readonly confirmRoutes: Map<string, Queue.Queue<Confirmation>>
+  readonly lost: (client: Client, reason: string) => void
+  /** True before the first connection was made. */
+  readonly first: () => boolean
+}
+
+const routeKey = (publisherId: number, connectionId: string) => `${publisherId}@${connectionId}`
+
+/** One attempt on one endpoint: bounded, with the client's own failures turned into errors. */
+const connectOnce = (config: ConnectionConfig, attempt: number, hooks: ConnectHooks) => {
+  const endpoint = config.endpoints[(attempt - 1) % config.endpoints.length]!
+  const where = describeConnection(config, [endpoint])
+  const connectTimeout = Duration.decode(config.connectTimeout ?? DEFAULT_TIMEOUT)
+  const created: { client?: Client } = {}
+  return Effect.gen(function*() {
+    if (config.tls?.insecureSkipVerify) {
+      yield* Effect.logWarning(`TLS certificate verification is OFF for ${where}: anyone on the way can pose as the broker`)
+    }
+    const connectFailed = yield* Deferred.make<never, ConnectionError>()
+    const fail = (error: unknown) => Deferred.unsafeDone(connectFailed, Exit.fail(connectError(where, error, hooks.first())))
+    yield* Effect.acquireRelease(Effect.sync(() => hooks.connecting.add(fail)), () => Effect.sync(() => hooks.connecting.delete(fail)))
+    const route = (publisherId: number, connectionId: string) => hooks.confirmRoutes.get(routeKey(publisherId, connectionId))
+    return yield* Effect.raceFirst(
+      Deferred.await(connectFailed),
+      fromClient(
+        () =>
+          connect({
+            hostname: endpoint.host,
+            port: endpoint.port,
+            username: config.username,
+            password: Redacted.value(config.password),
+            vhost: config.vhost,
+            ...(config.tls ? { ssl: clientTls(config.tls) } : {}),
+            connectionName: config.connectionName ?? "effect-stream-offsets",
+            listeners: {
+              publish_confirm: ({ publisherId, publishingIds }, connectionId) => {
+                const queue = route(publisherId, connectionId)
+                if (queue) Queue.unsafeOffer(queue, Confirmation.Confirmed({ publishingIds }))
+              },
+              publish_error: ({ publisherId, publishingError: { code, publishingId } }, connectionId) => {
+                const queue = route(publisherId, connectionId)
+                if (queue) Queue.unsafeOffer(queue, Confirmation.Rejected({ publishingId, code }))
+              },
+              connection_closed: () => {
+                if (created.client) hooks.lost(created.client, "the connection was closed")
+                // Closed before the handshake finished: the client would wait forever. A moment
+                // later, so that the error that closed it (a certificate, say), which Deno reports
+                // after the close, is the one said.
+                else setTimeout(() => fail(new HandshakeClosed()), 200)
+              }
+            }
+          }),
+        (cause) => connectError(where, cause, hooks.first()),
+        // Connected after we gave up on it: nobody will use it.
+        (late) => void late.close().catch(() => undefined)
+      )
+    )
+  }).pipe(
+    Effect.scoped,
+    Effect.timeoutFail({
+      duration: connectTimeout,
+      onTimeout: () =>
+        new ConnectionError({
+          message: `no answer from ${where} within ${Duration.format(connectTimeout)}: check the host, port, username, password and vhost`,
+          retryable: true
+        })
+    }),
+    Effect.map((client) => {
+      created.client = client
+      return { client, endpoint: where }
+    })
+  )
+}
+
 /**
- * The client's connection-level StoreOffset. Its public `storeOffset` lives on consumers and treats
- * `0n` as "my local offset" (0n is falsy); this command stores exactly the value given, 0 included.
- * Private in rabbitmq-stream-js-client 1.0.0 (the version pinned in package.json).
+ * A publisher or consumer of the client as a scoped resource: declared with a request, released
+ * (bounded) unless its client is gone, and failed through `onLost` when its connection closes or
+ * its client is replaced. Gives the client it was declared on.
  */
-const locatorConnection = (client: Client): LocatorConnection =>
-  (client as unknown as { locatorConnection: LocatorConnection }).locatorConnection
+const clientResource = <A>(
+  connection: ClientConnection,
+  options: {
+    readonly operation: string
+    readonly during: string
+    readonly declare: (client: Client, connectionClosedListener: (hadError: boolean) => void) => Promise<A>
+    readonly close: (client: Client, resource: A) => Promise<unknown>
+    readonly onLost: (lost: ConnectionLost) => void
+  }
+): Effect.Effect<readonly [Client, A], BrokerError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const on: { client?: Client } = {}
+    const closed = (hadError: boolean) => {
+      const reason = hadError ? "the connection failed" : "the connection was closed"
+      if (on.client) connection.supervisor.lost(on.client, reason)
+      options.onLost(new ConnectionLost({ during: options.during, reason }))
+    }
+    const [client, resource] = yield* Effect.acquireRelease(
+      connection.call(
+        options.operation,
+        (c) => {
+          on.client = c
+          return options.declare(c, closed).then((resource) => [c, resource] as const)
+        },
+        ([c, resource]) => void options.close(c, resource).catch(() => undefined)
+      ),
+      ([c, resource]) => connection.supervisor.isCurrent(c) ? release(() => options.close(c, resource)) : Effect.void
+    )
+    yield* connection.attach(client, () =>
+      options.onLost(new ConnectionLost({ during: options.during, reason: "its connection was replaced" })))
+    return [client, resource] as const
+  })
+
+const clientPublisher = (connection: ClientConnection, stream: string, name: string | undefined) =>
+  Effect.gen(function*() {
+    yield* connection.requireStream(stream)
+    const confirmations = yield* Queue.unbounded<Confirmation>()
+    const lost = yield* Deferred.make<never, ConnectionLost>()
+    const during = `publishing to "${stream}"`
+    const [client, raw] = yield* clientResource(connection, {
+      operation: `declare a publisher on "${stream}"`,
+      during,
+      declare: (c, connectionClosedListener) =>
+        c.declarePublisher({ stream, connectionClosedListener, ...(name === undefined ? {} : { publisherRef: name }) }),
+      close: (c, p) => c.deletePublisher(p.extendedId),
+      onLost: (e) => Deferred.unsafeDone(lost, Exit.fail(e))
+    })
+    const route = routeKey(raw.publisherId, raw.getConnectionInfo().id)
+    yield* Effect.acquireRelease(
+      Effect.sync(() => connection.confirmRoutes.set(route, confirmations)),
+      () => Effect.sync(() => connection.confirmRoutes.delete(route))
+    )
+    const lastPublishingId = name === undefined
+      ? 0n
+      : yield* connection.call(`query the last publishing id of "${name}" on "${stream}"`, () => raw.getLastPublishingId())
+    // One promise for a whole batch: the client batches frames itself, and the broker then writes
+    // large chunks (which consumers read much faster than small ones).
+    const publish = (bodies: ReadonlyArray<Uint8Array>, firstPublishingId?: bigint) =>
+      fromClient(
+        async () => {
+          for (let i = 0; i < bodies.length; i++) {
+            const body = toBuffer(bodies[i]!)
+            if (firstPublishingId === undefined) await raw.send(body)
+            else await raw.basicSend(firstPublishingId + BigInt(i), body)
+          }
+        },
+        // A write on a dropped connection fails (EPIPE, reset) or never settles (then `lost`).
+        (error) => {
+          if (!isConnectionFailure(error)) return brokerError(`publish to "${stream}"`)(error)
+          connection.supervisor.lost(client, errorText(error))
+          return new ConnectionLost({ during, reason: errorText(error) })
+        }
+      )
+    const flush = connection.call(`flush the publisher on "${stream}"`, () => raw.flush()).pipe(Effect.asVoid)
+    return { stream, lastPublishingId, publish, flush, confirmations, lost: Deferred.await(lost) } satisfies Publisher
+  })
+
+const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions) =>
+  Effect.gen(function*() {
+    yield* connection.requireStream(options.stream)
+    const buffer = new DeliveryBuffer(options.bufferSize ?? 1024)
+    yield* Effect.addFinalizer(() => Effect.sync(() => buffer.end()))
+    const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
+    const sac = options.singleActive
+    yield* clientResource(connection, {
+      operation: `subscribe to "${options.stream}"`,
+      during: `consuming "${options.stream}"`,
+      declare: (c, connectionClosedListener) =>
+        c.declareConsumer(
+          {
+            stream: options.stream,
+            offset: toClientOffset(options.start),
+            ...(sac
+              ? {
+                consumerRef: sac.name,
+                singleActive: true,
+                consumerUpdateListener: () => runPromise(Effect.map(sac.onActivate, toClientOffset))
+              }
+              : {}),
+            connectionClosedListener
+          },
+          // The client awaits this handler before it grants more credit: while the buffer is full
+          // the returned promise waits, and so does the broker. It never throws into the client.
+          (message: Message) => buffer.push(toStreamMessage(message))
+        ),
+      close: (c, consumer) => c.closeConsumer(consumer.extendedId),
+      onLost: (e) => buffer.fail(e)
+    })
+    return Stream.repeatEffectChunkOption(buffer.pull)
+  })
+
+/**
+ * The broker's stats give chunk ids, not the last message: a tracking entry is a chunk of its own.
+ * Offset.last() starts at the last chunk that holds messages: read it to find the last one.
+ */
+const clientBounds = (connection: ClientConnection, stream: string) =>
+  Effect.gen(function*() {
+    yield* connection.requireStream(stream)
+    const stats = yield* connection.call(`stats of "${stream}"`, (c) => c.streamStatsRequest(stream))
+    if (stats.firstChunkId < 0n) return { firstOffset: Option.none(), lastOffset: Option.none() } satisfies StreamBounds
+    return { firstOffset: Option.some(stats.firstChunkId), lastOffset: yield* lastMessageOffset(connection, stream) } satisfies StreamBounds
+  })
+
+/**
+ * The offset of the stream's last message, read from its last chunk. Why waiting is safe: the
+ * broker sends that chunk at once after subscribing (1 s is ample on a live broker; none in that
+ * time means no message chunk), and a chunk's messages arrive together (the client hands them over
+ * one per microtask), so 200 ms without more means the chunk is complete. A chunk that is still
+ * being written is not a concern: "the end" is wherever the stream was when asked.
+ */
+const lastMessageOffset = (connection: ClientConnection, stream: string) =>
+  Effect.scoped(Effect.gen(function*() {
+    const messages = yield* clientSubscribe(connection, { stream, start: StartPosition.Last(), bufferSize: 100_000 })
+    const first = yield* Stream.runHead(Stream.chunks(messages)).pipe(Effect.timeout("1 second"), Effect.option)
+    if (Option.isNone(first) || Option.isNone(first.value)) return Option.none<bigint>()
+    const rest = yield* Stream.runCollect(Stream.timeout(messages, "200 millis"))
+    const all = Chunk.appendAll(first.value.value, rest)
+    return Chunk.isEmpty(all)
+      ? Option.none<bigint>()
+      : Option.some(Chunk.reduce(all, -1n, (max, m) => m.offset > max ? m.offset : max))
+  })).pipe(
+    Effect.catchTag("ConnectionLost", (e) =>
+      Effect.fail(new BrokerError({ operation: `read the last chunk of "${stream}"`, reason: e.message })))
+  )
+type DeliveryError = BrokerError | ConnectionLost
 
 /**
  * Between the client's delivery callback and a Stream: a bounded buffer. The callback pushes; once
  * the buffer is full it gets a promise that resolves when the stream has taken what is there, and
  * the client waits for it before it asks for more (backpressure) - no effect runs per message.
  */
-type DeliveryError = BrokerError | ConnectionLost
-
 class DeliveryBuffer {
   private items: Array<StreamMessage> = []
   private space: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined
@@ -1206,10 +2296,6 @@ class DeliveryBuffer {
   }
 }
 
-interface LocatorConnection {
-  storeOffset(params: { stream: string; reference: string; offsetValue: bigint }): Promise<unknown>
-}
-
 /** A socket-level failure: the connection is gone. */
 const isConnectionFailure = (error: unknown): boolean =>
   /EPIPE|ECONNRESET|ECONNREFUSED|ERR_STREAM_DESTROYED|ERR_STREAM_WRITE_AFTER_END|socket has been ended|closed/i.test(
@@ -1261,6 +2347,8 @@ const tlsProblem = (cause: unknown): string | undefined => {
   }
   return undefined
 }
+
+const SOCKET_CLOSED_IN_HANDSHAKE = /before secure TLS connection|Socket is closed|ERR_SOCKET_CLOSED|ECONNRESET/
 
 /** The broker closed the connection before the stream protocol's handshake was done. */
 class HandshakeClosed extends Error {
@@ -1325,49 +2413,8 @@ const toClientOffset = StartPosition.$match({
 })
 
 // ---------------------------------------------------------------------------------------------
-// 3b. The in-memory broker: append-only, broker-assigned offsets, tracking entries, chunks
+// Memory broker: an append-only log in chunks, tracking entries, single active groups, outages
 // ---------------------------------------------------------------------------------------------
-
-export interface MemoryBrokerOptions {
-  /** Messages per chunk (the unit of delivery, as on the broker). Default 16. */
-  readonly chunkSize?: number
-  /** Delay before each confirm (use TestClock to drive it). Default none. */
-  readonly confirmDelay?: Duration.DurationInput
-  /** Return a response code to reject the message (it is not appended); undefined accepts it. */
-  readonly rejectPublish?: (body: Uint8Array, publishingId: bigint) => number | undefined
-  /** Return true to never confirm the message (it is appended). */
-  readonly dropConfirm?: (body: Uint8Array, publishingId: bigint) => boolean
-  /** The retry policy, as {@link ConnectionConfig.retry}. Default {@link retryFor}(2 minutes). */
-  readonly retry?: Schedule.Schedule<unknown, StreamError> | undefined
-}
-
-/** One entry of an in-memory stream's log: a message or an offset-tracking record. */
-export type MemoryEntry =
-  | { readonly _tag: "Message"; readonly offset: bigint; readonly body: Uint8Array; readonly timestamp: number }
-  | { readonly _tag: "Tracking"; readonly offset: bigint; readonly reference: string; readonly value: bigint; readonly timestamp: number }
-
-/** Looks inside the in-memory broker from tests. */
-export interface MemoryBrokerShape {
-  /** The whole log of a stream, tracking entries included (empty when the stream does not exist). */
-  readonly entries: (stream: string) => Effect.Effect<ReadonlyArray<MemoryEntry>>
-  /** The messages of a stream, in offset order. */
-  readonly messages: (stream: string) => Effect.Effect<ReadonlyArray<StreamMessage>>
-  /** The arguments a stream was declared with. */
-  readonly retention: (stream: string) => Effect.Effect<Option.Option<Retention>>
-  /** Drops the connection under every open publisher and subscription: they fail with ConnectionLost. */
-  readonly loseConnection: Effect.Effect<void>
-  /**
-   * The broker goes away: connections are lost, and connecting fails until {@link up} - with a
-   * transient error (`"unreachable"`, the default: retried under the policy) or a permanent one
-   * (`"credentials"`: never retried).
-   */
-  readonly down: (failure?: "unreachable" | "credentials") => Effect.Effect<void>
-  /** The broker is back: the next connection attempt succeeds. */
-  readonly up: Effect.Effect<void>
-}
-const MemoryBrokerTag: Context.TagClass<MemoryBroker, "effect-stream-offsets/MemoryBroker", MemoryBrokerShape> = Context
-  .Tag("effect-stream-offsets/MemoryBroker")<MemoryBroker, MemoryBrokerShape>()
-export class MemoryBroker extends MemoryBrokerTag {}
 
 interface MemoryStream {
   readonly retention: Retention
@@ -1382,1009 +2429,377 @@ interface MemoryStream {
   grown: Deferred.Deferred<void>
 }
 
+/** What the memory broker's parts share. */
+interface MemoryState {
+  readonly options: MemoryBrokerOptions
+  readonly chunkSize: number
+  readonly streams: Map<string, MemoryStream>
+  /** The connection, supervised like the real one; a "client" is a token per connection. */
+  readonly supervisor: ConnectionSupervisor<object>
+  readonly availability: { failure: "unreachable" | "credentials" | undefined }
+  /** Every open publisher and subscription, for `loseConnection`. */
+  readonly open: Set<Deferred.Deferred<never, ConnectionLost>>
+  /** Single active consumer groups: the first member is active; when it leaves, the next one is. */
+  readonly groups: Map<string, Array<Deferred.Deferred<void>>>
+}
+
 const makeMemoryBroker = (options: MemoryBrokerOptions) =>
   Effect.gen(function*() {
-    const chunkSize = Math.max(1, options.chunkSize ?? 16)
-    const streams = new Map<string, MemoryStream>()
     const policy = options.retry ?? retryFor(DEFAULT_RETRY_FOR)
-
-    // The connection, supervised like the real one; a "client" is a token per connection.
-    const availability: { failure: "unreachable" | "credentials" | undefined } = { failure: undefined }
+    const availability: MemoryState["availability"] = { failure: undefined }
     const supervisor = yield* superviseConnection<object>({
       where: "the memory broker",
       policy,
-      connect: () =>
-        Effect.suspend(() =>
-          availability.failure === undefined
-            ? Effect.succeed({ client: {}, endpoint: "the memory broker" })
-            : Effect.fail(
-              new ConnectionError({
-                message: availability.failure === "unreachable"
-                  ? "cannot connect to the memory broker: connect ECONNREFUSED"
-                  : "cannot connect to the memory broker: authentication failed: check the username and password",
-                retryable: availability.failure === "unreachable"
-              })
-            )
-        ),
+      connect: () => memoryConnect(availability),
       close: () => Effect.void
     })
     yield* Effect.orDie(supervisor.client) // up at the start
-    /** Every operation needs the connection: while the broker is down it waits, as the real one does. */
-    const connected = (operation: string) =>
-      Effect.mapError(supervisor.client, (e) => new BrokerError({ operation, reason: e.message, cause: e }))
-
-    const get = (stream: string) =>
-      Effect.zipRight(
-        connected(`use stream "${stream}"`),
-        Effect.suspend(() => {
-          const s = streams.get(stream)
-          return s ? Effect.succeed(s) : Effect.fail(new StreamNotFound({ stream }))
-        })
-      )
-
-    const append = (s: MemoryStream, entry: (offset: bigint, timestamp: number) => MemoryEntry, newChunk: boolean) =>
-      Effect.gen(function*() {
-        const timestamp = yield* Clock.currentTimeMillis
-        if (newChunk || s.openChunkSize >= chunkSize || s.log.length === 0) {
-          s.chunkStarts.push(s.log.length)
-          s.openChunkSize = 0
-        }
-        const appended = entry(BigInt(s.log.length), timestamp)
-        s.log.push(appended)
-        // A tracking entry is a chunk of its own: the next message starts a new chunk.
-        s.openChunkSize = newChunk ? chunkSize : s.openChunkSize + 1
-        const grown = s.grown
-        s.grown = yield* Deferred.make<void>()
-        yield* Deferred.succeed(grown, undefined)
-        return appended.offset
-      })
-
-    const declareStream = (stream: string, retention: Retention) =>
-      Effect.gen(function*() {
-        yield* connected(`declare stream "${stream}"`)
-        const existing = streams.get(stream)
-        if (existing) {
-          return yield* sameArguments(existing.retention, retention)
-            ? Effect.void
-            : Effect.fail(new StreamPreconditionFailed({ stream }))
-        }
-        streams.set(stream, {
-          retention,
-          log: [],
-          chunkStarts: [],
-          openChunkSize: 0,
-          tracking: new Map(),
-          publishers: new Map(),
-          grown: yield* Deferred.make<void>()
-        })
-      })
-
-    const streamExists = (stream: string) =>
-      Effect.zipRight(connected(`query metadata of "${stream}"`), Effect.sync(() => streams.has(stream)))
-
-    const deleteStream = (stream: string) =>
-      Effect.flatMap(get(stream), () => Effect.sync(() => void streams.delete(stream)))
-
-    // Every open publisher and subscription, for `loseConnection`.
-    const connectionLost = new Set<Deferred.Deferred<never, ConnectionLost>>()
-
-    const publisher = (stream: string, publisherOptions?: { readonly name?: string | undefined }) =>
-      Effect.gen(function*() {
-        const s = yield* get(stream)
-        const scope = yield* Effect.scope
-        const confirmations = yield* Queue.unbounded<Confirmation>()
-        yield* Effect.addFinalizer(() => Queue.shutdown(confirmations))
-        const name = publisherOptions?.name
-        const lastPublishingId = name === undefined ? 0n : s.publishers.get(name) ?? 0n
-        const lost = yield* Effect.acquireRelease(
-          Effect.tap(Deferred.make<never, ConnectionLost>(), (d) => void connectionLost.add(d)),
-          (d) => Effect.sync(() => void connectionLost.delete(d))
-        )
-        let publishingId = lastPublishingId
-        const confirm = (c: Confirmation) =>
-          options.confirmDelay === undefined
-            ? Queue.offer(confirmations, c)
-            : Effect.forkIn(Effect.delay(Queue.offer(confirmations, c), options.confirmDelay), scope)
-        const sendOne = (body: Uint8Array, givenId?: bigint) =>
-          Effect.gen(function*() {
-            const id = givenId ?? publishingId + 1n
-            if (id > publishingId) publishingId = id
-            const code = options.rejectPublish?.(body, id)
-            if (code !== undefined) {
-              yield* confirm(Confirmation.Rejected({ publishingId: id, code }))
-              return id
-            }
-            // Deduplication: a named publisher's message at or below the broker's last id is
-            // confirmed and dropped.
-            const last = name === undefined ? undefined : s.publishers.get(name) ?? 0n
-            if (last !== undefined && id <= last) {
-              yield* confirm(Confirmation.Confirmed({ publishingIds: [id] }))
-              return id
-            }
-            if (name !== undefined) s.publishers.set(name, id)
-            yield* append(s, (offset, timestamp) => ({ _tag: "Message", offset, body, timestamp }), false)
-            if (!options.dropConfirm?.(body, id)) yield* confirm(Confirmation.Confirmed({ publishingIds: [id] }))
-            return id
-          })
-        const publish = (bodies: ReadonlyArray<Uint8Array>, firstPublishingId?: bigint) =>
-          Effect.forEach(
-            bodies,
-            (body, i) => sendOne(body, firstPublishingId === undefined ? undefined : firstPublishingId + BigInt(i)),
-            { discard: true }
-          )
-        return {
-          stream,
-          lastPublishingId,
-          publish,
-          flush: Effect.void,
-          confirmations,
-          lost: Deferred.await(lost)
-        } satisfies Publisher
-      })
-
-    const lastMessageChunk = (s: MemoryStream) => s.chunkStarts.findLast((c) => s.log[c]!._tag === "Message")
-
-    const startIndex = (s: MemoryStream, start: StartPosition): number =>
-      StartPosition.$match(start, {
-        First: () => 0,
-        Last: () => lastMessageChunk(s) ?? s.log.length,
-        Next: () => s.log.length,
-        Offset: ({ offset }) => {
-          if (offset >= BigInt(s.log.length)) return Number(offset)
-          const index = Number(offset < 0n ? 0n : offset)
-          return s.chunkStarts.findLast((c) => c <= index) ?? 0
-        },
-        Timestamp: ({ date }) => {
-          const chunk = s.chunkStarts.find((c) => s.log[c]!.timestamp >= date.getTime())
-          return chunk ?? s.log.length
-        }
-      })
-
-    // Single active consumer groups: the first member is active; when it leaves, the next one is.
-    const groups = new Map<string, Array<Deferred.Deferred<void>>>()
-    const joinGroup = (key: string) =>
-      Effect.acquireRelease(
-        Effect.gen(function*() {
-          const activated = yield* Deferred.make<void>()
-          const members = groups.get(key) ?? []
-          groups.set(key, [...members, activated])
-          if (members.length === 0) yield* Deferred.succeed(activated, undefined)
-          return activated
-        }),
-        (activated) =>
-          Effect.suspend(() => {
-            const members = (groups.get(key) ?? []).filter((m) => m !== activated)
-            groups.set(key, members)
-            return members[0] ? Deferred.succeed(members[0], undefined) : Effect.void
-          })
-      )
-
-    const subscribe = (options: SubscribeOptions) =>
-      Effect.gen(function*() {
-        const s = yield* get(options.stream)
-        const lost = yield* Effect.acquireRelease(
-          Effect.tap(Deferred.make<never, ConnectionLost>(), (d) => void connectionLost.add(d)),
-          (d) => Effect.sync(() => void connectionLost.delete(d))
-        )
-        const sac = options.singleActive
-        const activated = sac ? yield* joinGroup(JSON.stringify([options.stream, sac.name])) : undefined
-        let position = -1
-        const pull: Effect.Effect<Chunk.Chunk<StreamMessage>> = Effect.suspend(() => {
-          if (position < 0) {
-            // Not started: wait to be the active consumer (single active), then find the start.
-            return Effect.gen(function*() {
-              if (activated) yield* Deferred.await(activated)
-              position = startIndex(s, sac && activated ? yield* sac.onActivate : options.start)
-              return yield* pull
-            })
-          }
-          if (position >= s.log.length) return Effect.zipRight(Deferred.await(s.grown), pull)
-          // Deliver up to the end of the chunk that holds `position`.
-          const end = s.chunkStarts.find((c) => c > position) ?? s.log.length
-          const delivered: Array<StreamMessage> = []
-          for (; position < end; position++) {
-            const entry = s.log[position]!
-            if (entry._tag === "Message") delivered.push({ offset: entry.offset, body: entry.body })
-          }
-          return delivered.length === 0 ? pull : Effect.succeed(Chunk.unsafeFromArray(delivered))
-        })
-        return Stream.repeatEffectChunk(Effect.raceFirst(Deferred.await(lost), pull))
-      })
-
-    const bounds = (stream: string) =>
-      Effect.map(get(stream), (s): StreamBounds => {
-        const lastMessage = s.log.findLast((e) => e._tag === "Message")
-        return {
-          firstOffset: s.log.length === 0 ? Option.none() : Option.some(0n),
-          lastOffset: Option.fromNullable(lastMessage?.offset)
-        }
-      })
-
-    const storeOffset = (reference: string, stream: string, offset: bigint) =>
-      Effect.gen(function*() {
-        yield* connected(`store offset ${offset} for "${reference}" on "${stream}"`)
-        const s = streams.get(stream)
-        if (!s) {
-          return yield* Effect.fail(
-            new BrokerError({ operation: `store offset for "${reference}" on "${stream}"`, code: 2, reason: codeName(2) })
-          )
-        }
-        s.tracking.set(reference, offset)
-        yield* append(s, (o, timestamp) => ({ _tag: "Tracking", offset: o, reference, value: offset, timestamp }), true)
-      })
-
-    const queryOffset = (reference: string, stream: string) =>
-      Effect.zipRight(connected(`query the offset of "${reference}" on "${stream}"`), Effect.suspend(() => {
-        const s = streams.get(stream)
-        return s
-          ? Effect.succeed(Option.fromNullable(s.tracking.get(reference)))
-          : Effect.fail(
-            new BrokerError({ operation: `query the offset of "${reference}" on "${stream}"`, code: 2, reason: codeName(2) })
-          )
-      }))
-
-    const loseConnection = (reason: string) =>
-      Effect.zipRight(
-        Effect.sync(() => supervisor.loseCurrent(reason)),
-        Effect.forEach(connectionLost, (d) => Deferred.fail(d, new ConnectionLost({ during: "consuming", reason })), {
-          discard: true
-        })
-      )
-
+    const state: MemoryState = {
+      options,
+      chunkSize: Math.max(1, options.chunkSize ?? 16),
+      streams: new Map(),
+      supervisor,
+      availability,
+      open: new Set(),
+      groups: new Map()
+    }
     const broker: StreamBrokerShape = {
-      declareStream,
-      streamExists,
-      deleteStream,
-      publisher,
-      subscribe,
-      bounds,
-      storeOffset,
-      queryOffset,
+      declareStream: (stream, retention) => memoryDeclare(state, stream, retention),
+      streamExists: (stream) => Effect.zipRight(connected(state, `query metadata of "${stream}"`), Effect.sync(() => state.streams.has(stream))),
+      deleteStream: (stream) => Effect.flatMap(getStream(state, stream), () => Effect.sync(() => void state.streams.delete(stream))),
+      publisher: (stream, publisherOptions) => memoryPublisher(state, stream, publisherOptions?.name),
+      subscribe: (subscribeOptions) => memorySubscribe(state, subscribeOptions),
+      bounds: (stream) =>
+        Effect.map(getStream(state, stream), (s): StreamBounds => ({
+          firstOffset: s.log.length === 0 ? Option.none() : Option.some(0n),
+          lastOffset: Option.fromNullable(s.log.findLast((e) => e._tag === "Message")?.offset)
+        })),
+      storeOffset: (reference, stream, offset) =>
+        Effect.flatMap(trackedStream(state, `store offset ${offset} for "${reference}" on "${stream}"`, stream), (s) => {
+          s.tracking.set(reference, offset)
+          return append(state, s, (o, timestamp) => ({ _tag: "Tracking", offset: o, reference, value: offset, timestamp }), true)
+        }).pipe(Effect.asVoid),
+      queryOffset: (reference, stream) =>
+        Effect.map(
+          trackedStream(state, `query the offset of "${reference}" on "${stream}"`, stream),
+          (s) => Option.fromNullable(s.tracking.get(reference))
+        ),
       ...supervisedFields(supervisor, policy)
     }
+    const messages = (stream: string) =>
+      (state.streams.get(stream)?.log ?? []).flatMap((e) => e._tag === "Message" ? [{ offset: e.offset, body: e.body }] : [])
     const inspect: MemoryBrokerShape = {
-      entries: (stream) => Effect.sync(() => [...(streams.get(stream)?.log ?? [])]),
-      messages: (stream) =>
-        Effect.sync(() =>
-          (streams.get(stream)?.log ?? []).flatMap((e) =>
-            e._tag === "Message" ? [{ offset: e.offset, body: e.body }] : []
-          )
-        ),
-      retention: (stream) => Effect.sync(() => Option.fromNullable(streams.get(stream)?.retention)),
-      loseConnection: loseConnection("dropped by the test"),
+      entries: (stream) => Effect.sync(() => [...(state.streams.get(stream)?.log ?? [])]),
+      messages: (stream) => Effect.sync(() => messages(stream)),
+      retention: (stream) => Effect.sync(() => Option.fromNullable(state.streams.get(stream)?.retention)),
+      loseConnection: loseConnection(state, "dropped by the test"),
       down: (failure = "unreachable") =>
-        Effect.zipRight(Effect.sync(() => void (availability.failure = failure)), loseConnection("the broker went down")),
+        Effect.zipRight(Effect.sync(() => void (availability.failure = failure)), loseConnection(state, "the broker went down")),
       up: Effect.sync(() => void (availability.failure = undefined))
     }
     return { broker, inspect }
   })
 
+/** A connection attempt: fails as the real one would while the broker is "down". */
+const memoryConnect = (availability: MemoryState["availability"]) =>
+  Effect.suspend(() =>
+    availability.failure === undefined
+      ? Effect.succeed({ client: {}, endpoint: "the memory broker" })
+      : Effect.fail(
+        new ConnectionError({
+          message: availability.failure === "unreachable"
+            ? "cannot connect to the memory broker: connect ECONNREFUSED"
+            : "cannot connect to the memory broker: authentication failed: check the username and password",
+          retryable: availability.failure === "unreachable"
+        })
+      )
+  )
+
+/** Every operation needs the connection: while the broker is down it waits, as the real one does. */
+const connected = (state: MemoryState, operation: string) =>
+  Effect.mapError(state.supervisor.client, (e) => new BrokerError({ operation, reason: e.message, cause: e }))
+
+const getStream = (state: MemoryState, stream: string) =>
+  Effect.zipRight(
+    connected(state, `use stream "${stream}"`),
+    Effect.suspend(() => {
+      const s = state.streams.get(stream)
+      return s ? Effect.succeed(s) : Effect.fail(new StreamNotFound({ stream }))
+    })
+  )
+
+/** The stream for an offset store or query: a missing one is the broker's code 2, as on the wire. */
+const trackedStream = (state: MemoryState, operation: string, stream: string) =>
+  Effect.zipRight(
+    connected(state, operation),
+    Effect.suspend(() => {
+      const s = state.streams.get(stream)
+      return s ? Effect.succeed(s) : Effect.fail(new BrokerError({ operation, code: 2, reason: codeName(2) }))
+    })
+  )
+
+const memoryDeclare = (state: MemoryState, stream: string, retention: Retention) =>
+  Effect.gen(function*() {
+    yield* connected(state, `declare stream "${stream}"`)
+    const existing = state.streams.get(stream)
+    if (existing) {
+      return yield* sameArguments(existing.retention, retention) ? Effect.void : Effect.fail(new StreamPreconditionFailed({ stream }))
+    }
+    state.streams.set(stream, {
+      retention,
+      log: [],
+      chunkStarts: [],
+      openChunkSize: 0,
+      tracking: new Map(),
+      publishers: new Map(),
+      grown: yield* Deferred.make<void>()
+    })
+  })
+
 const sameArguments = (a: Retention, b: Retention) =>
   a.maxLengthBytes === b.maxLengthBytes && a.maxAge === b.maxAge && a.maxSegmentSizeBytes === b.maxSegmentSizeBytes
 
-// =============================================================================================
-// 4. OffsetStore: where a consumer's offset lives
-// =============================================================================================
+/** Appends an entry (a tracking entry is a chunk of its own) and wakes the subscriptions. */
+const append = (
+  state: MemoryState,
+  s: MemoryStream,
+  entry: (offset: bigint, timestamp: number) => MemoryEntry,
+  ownChunk: boolean
+) =>
+  Effect.gen(function*() {
+    const timestamp = yield* Clock.currentTimeMillis
+    if (ownChunk || s.openChunkSize >= state.chunkSize || s.log.length === 0) {
+      s.chunkStarts.push(s.log.length)
+      s.openChunkSize = 0
+    }
+    const appended = entry(BigInt(s.log.length), timestamp)
+    s.log.push(appended)
+    // After a chunk of its own, the next message starts a new chunk.
+    s.openChunkSize = ownChunk ? state.chunkSize : s.openChunkSize + 1
+    const grown = s.grown
+    s.grown = yield* Deferred.make<void>()
+    yield* Deferred.succeed(grown, undefined)
+    return appended.offset
+  })
 
-export interface OffsetStoreShape {
-  /** The offset last stored for this consumer on this stream, `None` when nothing is stored. */
-  readonly query: (consumerName: string, stream: string) => Effect.Effect<Option.Option<bigint>, OffsetStoreError>
-  /** Stores the offset of the last message processed. */
-  readonly store: (consumerName: string, stream: string, offset: bigint) => Effect.Effect<void, OffsetStoreError>
-}
+/** A publisher or subscription on the connection: failed with ConnectionLost when it is lost. */
+const openOnConnection = (state: MemoryState) =>
+  Effect.acquireRelease(
+    Effect.tap(Deferred.make<never, ConnectionLost>(), (d) => void state.open.add(d)),
+    (d) => Effect.sync(() => void state.open.delete(d))
+  )
 
-/** Looks inside the in-memory OffsetStore from tests. */
-export interface MemoryOffsetStoreShape {
-  /** Every store, in order. */
-  readonly history: Effect.Effect<
-    ReadonlyArray<{ readonly consumerName: string; readonly stream: string; readonly offset: bigint }>
-  >
-}
-const MemoryOffsetStoreTag: Context.TagClass<
-  MemoryOffsetStore,
-  "effect-stream-offsets/MemoryOffsetStore",
-  MemoryOffsetStoreShape
-> = Context.Tag("effect-stream-offsets/MemoryOffsetStore")<MemoryOffsetStore, MemoryOffsetStoreShape>()
-export class MemoryOffsetStore extends MemoryOffsetStoreTag {}
+const loseConnection = (state: MemoryState, reason: string) =>
+  Effect.zipRight(
+    Effect.sync(() => state.supervisor.loseCurrent(reason)),
+    Effect.forEach(state.open, (d) => Deferred.fail(d, new ConnectionLost({ during: "consuming", reason })), { discard: true })
+  )
 
-/** Server-side: the broker's own offset tracking (`StoreOffset` / `QueryOffset`). */
-const makeServerOffsetStore = Effect.map(StreamBroker, (broker): OffsetStoreShape => ({
+const memoryPublisher = (state: MemoryState, stream: string, name: string | undefined) =>
+  Effect.gen(function*() {
+    const { confirmDelay, dropConfirm, rejectPublish } = state.options
+    const s = yield* getStream(state, stream)
+    const scope = yield* Effect.scope
+    const confirmations = yield* Queue.unbounded<Confirmation>()
+    yield* Effect.addFinalizer(() => Queue.shutdown(confirmations))
+    const lost = yield* openOnConnection(state)
+    const lastPublishingId = name === undefined ? 0n : s.publishers.get(name) ?? 0n
+    const ids = { last: lastPublishingId }
+    const confirm = (c: Confirmation) =>
+      confirmDelay === undefined
+        ? Queue.offer(confirmations, c)
+        : Effect.forkIn(Effect.delay(Queue.offer(confirmations, c), confirmDelay), scope)
+    const sendOne = (body: Uint8Array, givenId: bigint | undefined) =>
+      Effect.suspend(() => {
+        const id = givenId ?? ids.last + 1n
+        if (id > ids.last) ids.last = id
+        const code = rejectPublish?.(body, id)
+        if (code !== undefined) return confirm(Confirmation.Rejected({ publishingId: id, code }))
+        // Deduplication: a named publisher's message at or below the broker's last id is
+        // confirmed and dropped.
+        const known = name === undefined ? undefined : s.publishers.get(name) ?? 0n
+        if (known !== undefined && id <= known) return confirm(Confirmation.Confirmed({ publishingIds: [id] }))
+        if (name !== undefined) s.publishers.set(name, id)
+        return Effect.zipRight(
+          append(state, s, (offset, timestamp) => ({ _tag: "Message", offset, body, timestamp }), false),
+          dropConfirm?.(body, id) ? Effect.void : confirm(Confirmation.Confirmed({ publishingIds: [id] }))
+        )
+      })
+    return {
+      stream,
+      lastPublishingId,
+      publish: (bodies, firstPublishingId) =>
+        Effect.forEach(
+          bodies,
+          (body, i) => sendOne(body, firstPublishingId === undefined ? undefined : firstPublishingId + BigInt(i)),
+          { discard: true }
+        ),
+      flush: Effect.void,
+      confirmations,
+      lost: Deferred.await(lost)
+    } satisfies Publisher
+  })
+
+const memorySubscribe = (state: MemoryState, options: SubscribeOptions) =>
+  Effect.gen(function*() {
+    const s = yield* getStream(state, options.stream)
+    const lost = yield* openOnConnection(state)
+    const sac = options.singleActive
+    const activated = sac ? yield* joinGroup(state, JSON.stringify([options.stream, sac.name])) : undefined
+    const cursor = { position: -1 }
+    const pull: Effect.Effect<Chunk.Chunk<StreamMessage>> = Effect.suspend(() => {
+      if (cursor.position < 0) {
+        // Not started: wait to be the active consumer (single active), then find the start.
+        return Effect.gen(function*() {
+          if (activated) yield* Deferred.await(activated)
+          cursor.position = startIndex(s, sac && activated ? yield* sac.onActivate : options.start)
+          return yield* pull
+        })
+      }
+      if (cursor.position >= s.log.length) return Effect.zipRight(Deferred.await(s.grown), pull)
+      // Deliver up to the end of the chunk that holds `position`.
+      const end = s.chunkStarts.find((c) => c > cursor.position) ?? s.log.length
+      const delivered: Array<StreamMessage> = []
+      for (; cursor.position < end; cursor.position++) {
+        const entry = s.log[cursor.position]!
+        if (entry._tag === "Message") delivered.push({ offset: entry.offset, body: entry.body })
+      }
+      return delivered.length === 0 ? pull : Effect.succeed(Chunk.unsafeFromArray(delivered))
+    })
+    return Stream.repeatEffectChunk(Effect.raceFirst(Deferred.await(lost), pull))
+  })
+
+/** Joins a single active group; the returned Deferred completes when this member becomes active. */
+const joinGroup = (state: MemoryState, key: string) =>
+  Effect.acquireRelease(
+    Effect.gen(function*() {
+      const activated = yield* Deferred.make<void>()
+      const members = state.groups.get(key) ?? []
+      state.groups.set(key, [...members, activated])
+      if (members.length === 0) yield* Deferred.succeed(activated, undefined)
+      return activated
+    }),
+    (activated) =>
+      Effect.suspend(() => {
+        const members = (state.groups.get(key) ?? []).filter((m) => m !== activated)
+        state.groups.set(key, members)
+        return members[0] ? Deferred.succeed(members[0], undefined) : Effect.void
+      })
+  )
+
+/** The index in the log where a subscription starts: as the broker, at the start of a chunk. */
+const startIndex = (s: MemoryStream, start: StartPosition): number =>
+  StartPosition.$match(start, {
+    First: () => 0,
+    Last: () => s.chunkStarts.findLast((c) => s.log[c]!._tag === "Message") ?? s.log.length,
+    Next: () => s.log.length,
+    Offset: ({ offset }) => {
+      if (offset >= BigInt(s.log.length)) return Number(offset)
+      const index = Number(offset < 0n ? 0n : offset)
+      return s.chunkStarts.findLast((c) => c <= index) ?? 0
+    },
+    Timestamp: ({ date }) => s.chunkStarts.find((c) => s.log[c]!.timestamp >= date.getTime()) ?? s.log.length
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Offset stores: server-side, memory, KeyValueStore
+// ---------------------------------------------------------------------------------------------
+
+/** An offset store from two functions that may fail with anything: failures become OffsetStoreError. */
+const offsetStoreOf = <E1, E2>(
+  query: (consumerName: string, stream: string) => Effect.Effect<Option.Option<bigint>, E1>,
+  store: (consumerName: string, stream: string, offset: bigint) => Effect.Effect<void, E2>
+): OffsetStoreShape => ({
   query: (consumerName, stream) =>
-    broker.queryOffset(consumerName, stream).pipe(
-      Effect.mapError((cause) => new OffsetStoreError({ operation: "query", consumerName, stream, cause }))
-    ),
+    Effect.mapError(query(consumerName, stream), (cause) => new OffsetStoreError({ operation: "query", consumerName, stream, cause })),
   store: (consumerName, stream, offset) =>
-    broker.storeOffset(consumerName, stream, offset).pipe(
-      Effect.tap(() => Metric.increment(offsetsStored)),
+    store(consumerName, stream, offset).pipe(
+      Effect.zipRight(Metric.increment(offsetsStored)),
       Effect.mapError((cause) => new OffsetStoreError({ operation: "store", consumerName, stream, cause }))
     )
-}))
+})
 
-const makeMemoryOffsetStore = Effect.sync(() => {
+/** Server-side: the broker's own offset tracking (`StoreOffset` / `QueryOffset`). */
+function serverOffsetStore(broker: StreamBrokerShape): OffsetStoreShape {
+  return offsetStoreOf(
+    (consumerName, stream) => broker.queryOffset(consumerName, stream),
+    (consumerName, stream, offset) => broker.storeOffset(consumerName, stream, offset)
+  )
+}
+
+function memoryOffsetStore(): Context.Context<OffsetStore | MemoryOffsetStore> {
   const stored = new Map<string, bigint>()
   const history: Array<{ consumerName: string; stream: string; offset: bigint }> = []
   const key = (consumerName: string, stream: string) => JSON.stringify([consumerName, stream])
-  const store: OffsetStoreShape = {
-    query: (consumerName, stream) => Effect.sync(() => Option.fromNullable(stored.get(key(consumerName, stream)))),
-    store: (consumerName, stream, offset) =>
+  const store = offsetStoreOf(
+    (consumerName, stream) => Effect.sync(() => Option.fromNullable(stored.get(key(consumerName, stream)))),
+    (consumerName, stream, offset) =>
       Effect.sync(() => {
         stored.set(key(consumerName, stream), offset)
         history.push({ consumerName, stream, offset })
       })
-  }
-  return Context.make(OffsetStore, store).pipe(
-    Context.add(MemoryOffsetStore, { history: Effect.sync(() => [...history]) })
   )
-})
+  return Context.make(OffsetStore, store).pipe(Context.add(MemoryOffsetStore, { history: Effect.sync(() => [...history]) }))
+}
 
-/**
- * Offsets kept in a KeyValueStore (e.g. `KeyValueStore.layerFileSystem(dir)`), next to the app's own
- * data. One key per stream and consumer; the value is the offset in decimal.
- */
-const makeKeyValueOffsetStore = Effect.map(KeyValueStore.KeyValueStore, (kv): OffsetStoreShape => {
+/** An offset as a KeyValueStore keeps it: decimal digits. */
+const StoredOffset = Schema.compose(Schema.Trim, Schema.BigInt).pipe(Schema.filter((offset) => offset >= 0n))
+
+function keyValueOffsetStore(kv: KeyValueStore.KeyValueStore): OffsetStoreShape {
   const key = (consumerName: string, stream: string) => `offset-${encodeURIComponent(stream)}-${encodeURIComponent(consumerName)}`
-  return {
-    query: (consumerName, stream) =>
-      kv.get(key(consumerName, stream)).pipe(
-        Effect.flatMap(Option.match({
-          onNone: () => Effect.succeed(Option.none<bigint>()),
-          onSome: (text) =>
-            /^[0-9]+$/.test(text.trim())
-              ? Effect.succeed(Option.some(BigInt(text.trim())))
-              : Effect.fail(new Error(`the stored value "${text.slice(0, 40)}" is not an offset`))
-        })),
-        Effect.mapError((cause) => new OffsetStoreError({ operation: "query", consumerName, stream, cause }))
-      ),
-    store: (consumerName, stream, offset) =>
-      kv.set(key(consumerName, stream), offset.toString()).pipe(
-        Effect.tap(() => Metric.increment(offsetsStored)),
-        Effect.mapError((cause) => new OffsetStoreError({ operation: "store", consumerName, stream, cause }))
-      )
-  }
-})
-
-const OffsetStoreTag: Context.TagClass<OffsetStore, "effect-stream-offsets/OffsetStore", OffsetStoreShape> = Context
-  .Tag("effect-stream-offsets/OffsetStore")<OffsetStore, OffsetStoreShape>()
-export class OffsetStore extends OffsetStoreTag {
-  /** Offsets kept in a KeyValueStore of the caller's choice: the workflows cannot tell the difference. */
-  static readonly layerKeyValueStore: Layer.Layer<OffsetStore, never, KeyValueStore.KeyValueStore> = Layer.effect(
-    this,
-    makeKeyValueOffsetStore
+  return offsetStoreOf(
+    (consumerName, stream) =>
+      Effect.flatMap(kv.get(key(consumerName, stream)), (text) =>
+        Option.isNone(text)
+          ? Effect.succeedNone
+          : Schema.decode(StoredOffset)(text.value).pipe(
+            Effect.map(Option.some),
+            Effect.mapError(() => new InvalidArgument({ message: `the stored value "${text.value.slice(0, 40)}" is not an offset` }))
+          )),
+    (consumerName, stream, offset) => kv.set(key(consumerName, stream), offset.toString())
   )
-  /** Offsets kept by the broker, next to the stream. */
-  static readonly layerServer: Layer.Layer<OffsetStore, never, StreamBroker> = Layer.effect(this, makeServerOffsetStore)
-  /** Offsets kept in memory; inspect them through {@link MemoryOffsetStore}. */
-  static readonly layerMemory: Layer.Layer<OffsetStore | MemoryOffsetStore> = Layer.effectContext(makeMemoryOffsetStore)
 }
 
-// =============================================================================================
-// Metrics
-// =============================================================================================
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
 
-export const messagesSent: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_sent", { bigint: false, incremental: true })
-export const messagesConfirmed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_confirmed", { incremental: true })
-export const messagesConsumed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_consumed", { incremental: true })
-export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_offsets_stored", { incremental: true })
+/** Response codes of the stream protocol that this module names. */
+const RESPONSE_CODES: Record<number, string> = {
+  2: "stream does not exist",
+  3: "subscription id already exists",
+  4: "subscription id does not exist",
+  5: "stream already exists",
+  6: "stream not available",
+  7: "SASL mechanism not supported",
+  8: "authentication failure",
+  9: "SASL error",
+  10: "SASL challenge",
+  11: "SASL authentication failure loopback",
+  12: "virtual host access failure",
+  13: "unknown frame",
+  14: "frame too large",
+  15: "internal error",
+  16: "access refused",
+  17: "precondition failed",
+  18: "publisher does not exist",
+  19: "no offset"
+}
+const codeName = (code: number) => RESPONSE_CODES[code] ?? "unknown code"
 
-// =============================================================================================
-// 5. Producer workflow
-// =============================================================================================
-
-export interface SendOptions {
-  readonly stream: string
-  /** The bodies to publish, in order. Default {@link tutorialMessages}(100). */
-  readonly messages?: Iterable<Uint8Array | string> | AsyncIterable<Uint8Array | string> | undefined
-  readonly retention?: Retention | undefined
-  /** How long to wait, after the last send, for the remaining confirms. Default 10 s. */
-  readonly confirmTimeout?: Duration.DurationInput | undefined
-  /** At most this many messages wait for a confirm; sending pauses beyond it. Default 10,000. */
-  readonly maxInFlight?: number | undefined
-  /**
-   * A named producer: message i (from 0) gets publishing id i + 1 and the broker deduplicates by
-   * it. Running the same send again (e.g. after it was killed) publishes only the messages above
-   * the broker's last id for this name: the stream gets each message exactly once. One name is
-   * one sequence of messages: use a new name for a new batch. A named producer also survives a
-   * lost connection: it reconnects, and what the broker did not confirm is sent again.
-   */
-  readonly producerName?: string | undefined
+/** The client reports failures as `Error("... code N")`: recover N. */
+const responseCode = (error: unknown): number | undefined => {
+  const match = /(?:code|->) (\d+)/.exec(error instanceof Error ? error.message : String(error))
+  return match ? Number(match[1]) : undefined
 }
 
-export interface SendSummary {
-  readonly stream: string
-  readonly sent: number
-  readonly confirmed: number
-  /** Messages a named producer had already published (not sent again). */
-  readonly skipped: number
+const brokerError = (operation: string) => (error: unknown): BrokerError => {
+  const code = responseCode(error)
+  const reason = code !== undefined
+    ? `${codeName(code)} (code ${code})`
+    : error instanceof Error
+    ? error.message
+    : String(error)
+  return new BrokerError({ operation, reason, cause: error, ...(code !== undefined ? { code } : {}) })
 }
 
-/** The tutorial's messages: `hello 0` ... `hello N-2`, then `marker`. */
-export function* tutorialMessages(count: number): Generator<string> {
-  for (let i = 0; i < count - 1; i++) yield `hello ${i}`
-  if (count > 0) yield "marker"
-}
-
-
-/**
- * Declares the stream (idempotently, with retention), publishes every message, and succeeds only
- * when the broker has confirmed every one. A rejection fails with {@link PublishError}; confirms
- * that do not come fail with {@link ConfirmTimeout}. Nothing is reported confirmed that was not.
- */
-export const send = (
-  options: SendOptions
-): Effect.Effect<
-  SendSummary,
-  | InvalidArgument
-  | BrokerError
-  | StreamNotFound
-  | StreamPreconditionFailed
-  | PublishError
-  | ConfirmTimeout
-  | ConnectionLost,
-  StreamBroker
-> =>
-  Effect.gen(function*() {
-    const broker = yield* StreamBroker
-    const stream = options.stream
-    yield* validateStreamName(stream)
-    if (options.producerName !== undefined) yield* validateName("producer name", options.producerName)
-    yield* validateRetention(options.retention ?? DEFAULT_RETENTION)
-    const confirmTimeout = Duration.decode(options.confirmTimeout ?? DEFAULT_TIMEOUT)
-    const maxInFlight = Math.max(1, options.maxInFlight ?? 10_000)
-    yield* broker.declareStream(stream, options.retention ?? DEFAULT_RETENTION)
-
-    const named = options.producerName !== undefined
-    const inFlight = yield* Effect.makeSemaphore(maxInFlight)
-    // Completed when the last message sent has been confirmed; failed on the first rejection.
-    const allConfirmed = yield* Deferred.make<void, PublishError>()
-    let sent = 0
-    let confirmed = 0
-    let skipped = 0
-    let sending = true
-    // A named producer keeps what is not confirmed yet, by publishing id, to send it again after a
-    // lost connection (the broker drops what it already has).
-    const unconfirmed = new Map<bigint, Uint8Array>()
-    const settleIfDone = Effect.suspend(() =>
-      !sending && confirmed >= sent ? Deferred.succeed(allConfirmed, undefined) : Effect.void
-    )
-    const markConfirmed = (n: number) => {
-      confirmed += n
-      return Effect.all([inFlight.release(n), Metric.incrementBy(messagesConfirmed, n), settleIfDone], {
-        discard: true
-      })
-    }
-    const timedOut = () => new ConfirmTimeout({ stream, unconfirmed: sent - confirmed, timeout: confirmTimeout })
-
-    // The messages and where we are in them survive a lost connection.
-    const source = options.messages ?? tutorialMessages(100)
-    // A plain loop over an iterable (the common, fast case); an async one (a file, stdin) is awaited
-    // message by message, interruptibly.
-    const syncMessages = Symbol.iterator in source ? source[Symbol.iterator]() : undefined
-    const asyncMessages = syncMessages === undefined ? (source as AsyncIterable<Uint8Array | string>)[Symbol.asyncIterator]() : undefined
-    const nextMessage = Effect.tryPromise({
-      try: () => asyncMessages!.next(),
-      catch: (error) => new InvalidArgument({ message: `could not read the messages to send: ${errorText(error)}` })
-    })
-    let index = 0n
-    const batchSize = Math.min(5000, Math.ceil(maxInFlight / 2))
-    let batch: Array<Uint8Array> = []
-    let batchFirstId: bigint | undefined
-
-    /** One publisher's life: resend what it lacks, publish the rest, wait for every confirm. */
-    const work = (publisher: Publisher) =>
-      Effect.gen(function*() {
-        // Confirms come only for this publisher's ids, each once.
-        yield* Queue.take(publisher.confirmations).pipe(
-          Effect.flatMap(Confirmation.$match({
-            Confirmed: ({ publishingIds }) => {
-              let n = publishingIds.length
-              if (named) {
-                n = 0
-                for (const id of publishingIds) if (unconfirmed.delete(id)) n++
-              }
-              return markConfirmed(n)
-            },
-            Rejected: ({ code, publishingId }) =>
-              Deferred.fail(allConfirmed, new PublishError({ stream, publishingId, code }))
-          })),
-          Effect.forever,
-          Effect.forkScoped
-        )
-        if (unconfirmed.size > 0) {
-          // After a lost connection: what the broker has is confirmed; the rest goes out again.
-          let n = 0
-          for (const id of unconfirmed.keys()) {
-            if (id <= publisher.lastPublishingId) {
-              unconfirmed.delete(id)
-              n++
-            }
-          }
-          yield* markConfirmed(n)
-          const ids = [...unconfirmed.keys()].sort((x, y) => (x < y ? -1 : 1))
-          if (ids.length > 0) yield* publisher.publish(ids.map((id) => unconfirmed.get(id)!), ids[0])
-        }
-
-        const publishBatch = Effect.suspend(() => {
-          const size = batch.length
-          if (size === 0) return Effect.void
-          // Only a full window can wait for long: bound that wait, keep the common path cheap.
-          const permits = sent - confirmed + size > maxInFlight
-            ? Effect.timeoutFail(inFlight.take(size), { duration: confirmTimeout, onTimeout: timedOut })
-            : inFlight.take(size)
-          // The batch leaves `batch` only once it has its permits: a session ended while waiting
-          // leaves it for the next one.
-          return Effect.flatMap(permits, () => {
-            const bodies = batch
-            const firstId = batchFirstId
-            batch = []
-            sent += size
-            if (firstId !== undefined) bodies.forEach((body, i) => unconfirmed.set(firstId + BigInt(i), body))
-            return publisher.publish(bodies, firstId)
-          })
-        })
-        while (sending) {
-          const next = syncMessages ? syncMessages.next() : yield* nextMessage
-          if (next.done) {
-            sending = false
-            break
-          }
-          index++
-          if (named && index <= publisher.lastPublishingId) {
-            skipped++
-            continue
-          }
-          if (batch.length === 0) batchFirstId = named ? index : undefined
-          batch.push(typeof next.value === "string" ? Buffer.from(next.value, "utf8") : next.value)
-          if (batch.length >= batchSize) {
-            yield* publishBatch
-            if (yield* Deferred.isDone(allConfirmed)) break
-          }
-        }
-        yield* publishBatch
-        sending = false
-        yield* publisher.flush
-        yield* settleIfDone
-        yield* Deferred.await(allConfirmed).pipe(
-          Effect.timeoutFail({ duration: confirmTimeout, onTimeout: timedOut })
-        )
-      })
-
-    // A lost connection ends a session wherever it waits (sends on a dead socket never settle). A
-    // named producer then starts another one on a new publisher (the broker drops what it has); an
-    // unnamed one cannot tell what the broker has, and fails.
-    const session = Effect.scoped(Effect.gen(function*() {
-      const publisher = yield* broker.publisher(stream, { name: options.producerName })
-      yield* Effect.raceFirst(work(publisher), publisher.lost)
-    }))
-    yield* recovering(broker.retry, session, {
-      retryable: (error) => named && isTransient(error),
-      progress: () => confirmed,
-      onRetry: (error) =>
-        Effect.logWarning(`${error.message}; ${sent - confirmed} message(s) to confirm, publishing again`)
-    })
-    yield* Metric.incrementBy(messagesSent, sent)
-    return { stream, sent, confirmed, skipped } satisfies SendSummary
-  }).pipe(Effect.withSpan("StreamOffsets.send"))
-
-// =============================================================================================
-// 6. Consumer workflow
-// =============================================================================================
-
-/**
- * When offsets are stored while consuming. Whatever the strategy, the last processed offset is
- * also stored when the consumer stops (marker, count, end, idle, signal, failure, interruption).
- */
-export type TrackingStrategy = Data.TaggedEnum<{
-  /** The tutorial's policy: after every `every` messages (and at the stop). */
-  Manual: { readonly every: number }
-  /** After `messages` messages, and at least every `interval` while messages come. */
-  Auto: { readonly messages: number; readonly interval: Duration.DurationInput }
-  /** Only at the stop. */
-  None: {}
-}>
-export const TrackingStrategy: Data.TaggedEnum.Constructor<TrackingStrategy> = Data.taggedEnum<TrackingStrategy>()
-export const DEFAULT_TRACKING: TrackingStrategy = TrackingStrategy.Manual({ every: 10 })
-export const DEFAULT_AUTO_TRACKING: TrackingStrategy = TrackingStrategy.Auto({ messages: 10_000, interval: "5 seconds" })
-
-/** What ends a consumer. With none of them it runs until `signal` completes or it is interrupted. */
-export interface StopConditions {
-  /** Stop after the message for which this is true. Default {@link isTutorialMarker}; `false`: no marker. */
-  readonly marker?: ((message: StreamMessage) => boolean) | false | undefined
-  /** Stop after this many messages. */
-  readonly count?: number | undefined
-  /** Stop once the last message that was in the stream when consuming started is processed. */
-  readonly untilEnd?: boolean | undefined
-  /** Stop when no message comes for this long. */
-  readonly idleTimeout?: Duration.DurationInput | undefined
-  /** Stop (cleanly, with a summary) when this completes: e.g. on SIGINT. */
-  readonly signal?: Effect.Effect<void> | undefined
-}
-
-export type StopReason = "marker" | "count" | "end" | "idle" | "signal"
-
-export interface ReceiveOptions<E = never, R = never> {
-  readonly stream: string
-  /** The consumer's name: the reference its offset is tracked under. */
-  readonly consumerName: string
-  /** Where to start when no offset is stored (or it is ignored). Default the first message. */
-  readonly start?: StartPosition | undefined
-  /** Start at `start` even when an offset is stored. Default false. */
-  readonly ignoreStoredOffset?: boolean | undefined
-  /** Default {@link DEFAULT_TRACKING}: every 10 messages, and at the stop. */
-  readonly tracking?: TrackingStrategy | undefined
-  /** Default: stop at the marker. */
-  readonly stop?: StopConditions | undefined
-  /**
-   * Share the stream with the other consumers of this name, one active at a time. The one that
-   * becomes active resumes after the stored offset; the one that stops stores (and confirms) first.
-   */
-  readonly singleActive?: boolean | undefined
-  /**
-   * The final store and its read-back take at most this long, whatever the broker does (so a stop
-   * is never held up by a broker that is away); the summary says whether it was confirmed.
-   * Default 5 s.
-   */
-  readonly confirmStoreTimeout?: Duration.DurationInput | undefined
-  /** What to do with each message, in order. A failure stops the consumer before that offset. */
-  readonly onMessage?: ((message: StreamMessage, index: number) => Effect.Effect<void, E, R>) | undefined
-  /**
-   * Messages buffered from the broker. Default 1024. (After a lost connection, a broker restart or
-   * a new stream leader, the consumer subscribes again under the broker's retry policy and resumes
-   * after the last message processed.)
-   */
-  readonly bufferSize?: number | undefined
-}
-
-export interface ReceiveSummary {
-  readonly messages: number
-  readonly firstOffset: Option.Option<bigint>
-  readonly lastOffset: Option.Option<bigint>
-  /** Where the consumer started, and whether that came from a stored offset. */
-  readonly start: StartPosition
-  readonly resumed: boolean
-  /** Why it stopped. */
-  readonly stoppedBy: StopReason
-  /** The offset stored last (by this run or before), and whether reading it back confirmed it. */
-  readonly storedOffset: Option.Option<bigint>
-  readonly storeConfirmed: boolean
-  /** Why the final store was not confirmed (the broker away, no answer within the bound). */
-  readonly storeProblem: Option.Option<string>
-}
-
-export const isTutorialMarker = (message: StreamMessage): boolean => bodyText(message) === "marker"
-
-/**
- * Resumes after the stored offset (or starts at `start`), processes messages until a stop
- * condition, stores offsets by the tracking strategy, and stores the last processed offset whenever
- * it stops (stop condition, failure or interruption), before it unsubscribes. Stores only move
- * forward.
- */
-export const receive = <E = never, R = never>(
-  options: ReceiveOptions<E, R>
-): Effect.Effect<ReceiveSummary, E | StreamError | OffsetStoreError | InvalidArgument, R | StreamBroker | OffsetStore> =>
-  Effect.gen(function*() {
-    const broker = yield* StreamBroker
-    const offsets = yield* OffsetStore
-    const { consumerName, stream } = options
-    const tracking = options.tracking ?? DEFAULT_TRACKING
-    const stop = options.stop ?? {}
-    const isMarker = stop.marker === undefined ? isTutorialMarker : stop.marker
-    yield* validateStreamName(stream)
-    yield* validateName("consumer name", consumerName)
-    yield* validateTracking(tracking)
-    if (stop.count !== undefined && !(Number.isInteger(stop.count) && stop.count > 0)) {
-      return yield* Effect.fail(new InvalidArgument({ message: `the stop count must be a positive integer, got ${stop.count}` }))
-    }
-    if (stop.idleTimeout !== undefined && Duration.toMillis(stop.idleTimeout) <= 0) {
-      return yield* Effect.fail(new InvalidArgument({ message: "the idle timeout must be longer than 0" }))
-    }
-    // Say so when the stream is missing, rather than "no offset" or an empty wait.
-    if (!(yield* broker.streamExists(stream))) return yield* Effect.fail(new StreamNotFound({ stream }))
-
-    // Offsets of the first and last messages fully processed.
-    let first: bigint | undefined
-    let last: bigint | undefined
-    // Where to start: stored + 1, else the start position. Recomputed on activation (single
-    // active), where this consumer's own progress counts too.
-    let resumed = false
-    let lastStored = Option.none<bigint>()
-    let floor = -1n
-    const resolveStart = Effect.gen(function*() {
-      const stored = yield* offsets.query(consumerName, stream)
-      // Even when the stored offset is ignored for starting, stores never go below it.
-      lastStored = maxOffset(lastStored, stored)
-      const resumeFrom = last !== undefined
-        ? maxOffset(Option.some(last), stored)
-        : options.ignoreStoredOffset
-        ? Option.none<bigint>()
-        : stored
-      const start = Option.match(resumeFrom, {
-        onNone: () => options.start ?? StartPosition.First(),
-        onSome: (offset) => StartPosition.Offset({ offset: offset + 1n })
-      })
-      resumed = Option.isSome(resumeFrom)
-      // The broker starts at the beginning of a chunk: anything below the requested offset was
-      // processed before (or was not asked for) and is dropped.
-      floor = start._tag === "Offset" ? start.offset : -1n
-      return start
-    })
-    let start = yield* resolveStart
-    yield* Effect.annotateCurrentSpan({ stream, consumerName, start: startLabel(start) })
-
-    // "The end" is the last message in the stream now, before consuming starts.
-    const end = stop.untilEnd ? (yield* broker.bounds(stream)).lastOffset : Option.none<bigint>()
-
-    let messages = 0
-    let sinceStore = 0
-    let stoppedBy: StopReason = "signal"
-    let storeConfirmed = false
-    const storeLock = yield* Effect.makeSemaphore(1)
-    const storeAt = (offset: bigint) =>
-      storeLock.withPermits(1)(Effect.suspend(() =>
-        Option.isSome(lastStored) && offset <= lastStored.value
-          ? Effect.void
-          : Effect.tap(offsets.store(consumerName, stream, offset), () => {
-            lastStored = Option.some(offset)
-          })
-      ))
-    const storeIfAhead = Effect.suspend(() => last === undefined ? Effect.void : storeAt(last))
-    // The broker does not acknowledge a store: read it back until it shows.
-    const confirmStore = Effect.suspend(() => {
-      const expected = lastStored
-      if (Option.isNone(expected)) return Effect.void
-      return offsets.query(consumerName, stream).pipe(
-        Effect.flatMap((seen) =>
-          Option.isSome(seen) && seen.value >= expected.value
-            ? Effect.void
-            : Effect.fail(`the stored offset reads ${Option.getOrElse(Option.map(seen, String), () => "none")}`)
-        ),
-        Effect.retry({ schedule: Schedule.spaced("20 millis"), while: (e) => typeof e === "string" })
-      )
-    })
-    // Bounded whatever the broker does, even inside a finalizer (hence interruptible): a stop never
-    // waits for a broker that is away; the summary says what happened instead.
-    const confirmStoreTimeout = Duration.decode(options.confirmStoreTimeout ?? "5 seconds")
-    let storeProblem = Option.none<string>()
-    // Made once per last processed message: a stop after the consumer's own finalizer stored does
-    // not wait a second time for a broker that is away.
-    let finalStoreMadeAt: { readonly last: bigint | undefined } | undefined
-    const finalStore = Effect.suspend(() => {
-      if (finalStoreMadeAt !== undefined && finalStoreMadeAt.last === last) return Effect.void
-      finalStoreMadeAt = { last }
-      return finalStoreOnce
-    })
-    const finalStoreOnce = Effect.zipRight(storeIfAhead, confirmStore).pipe(
-      Effect.interruptible,
-      Effect.timeoutFail({
-        duration: confirmStoreTimeout,
-        onTimeout: () => `not confirmed within ${Duration.format(confirmStoreTimeout)}`
-      }),
-      Effect.match({
-        onFailure: (problem) => {
-          storeConfirmed = false
-          storeProblem = Option.some(typeof problem === "string" ? problem : problem.message)
-        },
-        onSuccess: () => {
-          storeConfirmed = true
-          storeProblem = Option.none()
-        }
-      })
-    )
-
-    const storeEvery = tracking._tag === "Manual" ? tracking.every : tracking._tag === "Auto" ? tracking.messages : Infinity
-    // Per chunk, not per message: a store that falls due inside a chunk is made once the chunk is
-    // processed, at the offset of the last message that made it due (a delivered chunk can hold
-    // thousands of messages; one store, not hundreds).
-    let due: bigint | undefined
-    const processed = (message: StreamMessage) => {
-      messages++
-      first ??= message.offset
-      last = message.offset
-      if (++sinceStore >= storeEvery) {
-        due = message.offset
-        sinceStore = 0
-      }
-    }
-    const chunkDone = (size: number) =>
-      Effect.suspend(() => {
-        const offset = due
-        due = undefined
-        return Effect.zipRight(
-          Metric.incrementBy(messagesConsumed, size),
-          offset === undefined ? Effect.void : storeAt(offset)
-        )
-      })
-    const onMessage = options.onMessage
-    const processChunk = (chunk: Chunk.Chunk<StreamMessage>) =>
-      onMessage === undefined
-        ? Effect.suspend(() => {
-          for (const message of chunk) processed(message)
-          return chunkDone(chunk.length)
-        })
-        : Effect.zipRight(
-          Effect.forEach(chunk, (message) => Effect.map(onMessage(message, messages), () => processed(message)), {
-            discard: true
-          }),
-          chunkDone(chunk.length)
-        )
-
-    const stopAfter = (message: StreamMessage, index: number): boolean => {
-      if (isMarker && isMarker(message)) stoppedBy = "marker"
-      else if (stop.count !== undefined && index + 1 >= stop.count) stoppedBy = "count"
-      else if (Option.isSome(end) && message.offset >= end.value) stoppedBy = "end"
-      else return false
-      return true
-    }
-
-    // One subscription; after a lost connection (or a stream between leaders), another one resumes
-    // after the last message processed (anything below it that the broker sends again is dropped).
-    const subscription = Effect.gen(function*() {
-      if (last !== undefined) {
-        start = StartPosition.Offset({ offset: last + 1n })
-        floor = last + 1n
-      }
-      const deliveries = yield* broker.subscribe({
-        stream,
-        start,
-        bufferSize: options.bufferSize,
-        ...(options.singleActive
-          ? { singleActive: { name: consumerName, onActivate: Effect.orDie(Effect.tap(resolveStart, (s) => (start = s))) } }
-          : {})
-      })
-      // Registered after the subscription, so it runs before the consumer is closed: on failure
-      // and interruption the last processed offset is stored (and confirmed) before stepping down.
-      // Not after a lost connection: the next subscription resumes from memory.
-      yield* Effect.addFinalizer((exit) =>
-        Exit.isSuccess(exit) || Option.exists(Cause.failureOption(exit.cause), isTransient) ? Effect.void : finalStore
-      )
-      if (tracking._tag === "Auto") {
-        yield* storeIfAhead.pipe(Effect.repeat(Schedule.spaced(tracking.interval)), Effect.forkScoped)
-      }
-      let index = messages
-      let selected = deliveries.pipe(
-        Stream.filter((message) => message.offset >= floor),
-        Stream.takeUntil((message) => stopAfter(message, index++))
-      )
-      if (stop.untilEnd && nothingBefore(end, start)) {
-        // No message between the start and the end as it was: already at the end.
-        stoppedBy = "end"
-        selected = Stream.empty
-      }
-      if (stop.idleTimeout !== undefined) {
-        selected = Stream.timeout(selected, stop.idleTimeout).pipe(
-          Stream.onEnd(Effect.sync(() => {
-            if (stoppedBy === "signal") stoppedBy = "idle"
-          }))
-        )
-      }
-      yield* Stream.runForEachChunk(selected, processChunk)
-      yield* finalStore
-    })
-    const consuming = recovering(broker.retry, Effect.scoped(subscription), {
-      retryable: isTransient,
-      progress: () => messages,
-      onRetry: (error) => Effect.logWarning(`${(error as { message: string }).message}; resuming after offset ${last ?? "none"}`)
-    }).pipe(
-      // A failure or an interruption outside a subscription (between two of them, during an
-      // outage) still stores the last processed offset, within the bound.
-      Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : finalStore)
-    )
-    // The stop signal wins wherever the consumer is (consuming, subscribing, waiting out an
-    // outage): consuming is interrupted, and the last message fully processed is stored (bounded).
-    if (stop.signal) {
-      const signalled = yield* Effect.raceFirst(Effect.as(consuming, false), Effect.as(stop.signal, true))
-      if (signalled) {
-        stoppedBy = "signal"
-        yield* finalStore
-      }
-    } else {
-      yield* consuming
-    }
-
-    return {
-      messages,
-      firstOffset: Option.fromNullable(first),
-      lastOffset: Option.fromNullable(last),
-      start,
-      resumed,
-      stoppedBy,
-      storedOffset: lastStored,
-      storeConfirmed,
-      storeProblem
-    } satisfies ReceiveSummary
-  }).pipe(Effect.withSpan("StreamOffsets.receive"))
-
-/**
- * Runs `session` until it succeeds. After a failure that `retryable` accepts (a lost connection, a
- * stream between leaders) it runs again, pausing as the broker's retry policy says, and fails when
- * the policy gives up. A session that made progress starts the policy over: a consumer that runs
- * for weeks survives every outage, not only the first.
- */
-const recovering = <A, E, R>(
-  policy: Schedule.Schedule<unknown, StreamError>,
-  session: Effect.Effect<A, E, R>,
-  options: {
-    readonly retryable: (error: E) => boolean
-    readonly progress: () => number
-    readonly onRetry: (error: E) => Effect.Effect<void>
-  }
-): Effect.Effect<A, E, R> =>
-  Effect.gen(function*() {
-    const driver = yield* Schedule.driver(policy)
-    for (;;) {
-      const before = options.progress()
-      const outcome = yield* Effect.either(session)
-      if (Either.isRight(outcome)) return outcome.right
-      const error = outcome.left
-      if (!options.retryable(error)) return yield* Effect.fail(error)
-      if (options.progress() > before) yield* driver.reset
-      yield* options.onRetry(error)
-      if (Either.isLeft(yield* Effect.either(driver.next(error as StreamError)))) return yield* Effect.fail(error)
-    }
-  })
-
-const maxOffset = (a: Option.Option<bigint>, b: Option.Option<bigint>): Option.Option<bigint> =>
-  Option.isNone(a) ? b : Option.isNone(b) ? a : Option.some(a.value > b.value ? a.value : b.value)
-
-/** True when no message can lie between `start` and `end` (the last message offset, if any). */
-const nothingBefore = (end: Option.Option<bigint>, start: StartPosition): boolean =>
-  Option.match(end, {
-    onNone: () => true,
-    onSome: (last) => start._tag === "Next" || (start._tag === "Offset" && start.offset > last)
-  })
-
-const validateTracking = (tracking: TrackingStrategy): Effect.Effect<void, InvalidArgument> => {
-  const count = tracking._tag === "Manual" ? tracking.every : tracking._tag === "Auto" ? tracking.messages : 1
-  if (!(Number.isInteger(count) && count > 0)) {
-    return Effect.fail(new InvalidArgument({ message: `the tracking message count must be a positive integer, got ${count}` }))
-  }
-  // A zero interval would store in a loop that never yields (and never ends).
-  if (tracking._tag === "Auto" && !(Duration.toMillis(tracking.interval) > 0)) {
-    return Effect.fail(new InvalidArgument({ message: "the auto tracking interval must be longer than 0" }))
-  }
-  return Effect.void
-}
-
-const startLabel = StartPosition.$match({
-  First: () => "first",
-  Last: () => "last",
-  Next: () => "next",
-  Offset: ({ offset }) => `offset ${offset}`,
-  Timestamp: ({ date }) => `timestamp ${date.toISOString()}`
-})
-
-// =============================================================================================
-// 7. Inspecting offsets without consuming
-// =============================================================================================
-
-export interface OffsetReport {
-  readonly stream: string
-  readonly consumerName: string
-  readonly storedOffset: Option.Option<bigint>
-  readonly firstOffset: Option.Option<bigint>
-  readonly lastOffset: Option.Option<bigint>
-  /** Offsets between the stored one and the last message (an upper bound on messages: tracking entries take offsets too). */
-  readonly lag: Option.Option<bigint>
-}
-
-/** Where a consumer stands on a stream: its stored offset, the stream's bounds, the lag. */
-export const inspectOffset = (
-  stream: string,
-  consumerName: string
-): Effect.Effect<OffsetReport, InvalidArgument | BrokerError | StreamNotFound | OffsetStoreError, StreamBroker | OffsetStore> =>
-  Effect.gen(function*() {
-    const broker = yield* StreamBroker
-    const offsets = yield* OffsetStore
-    yield* validateStreamName(stream)
-    yield* validateName("consumer name", consumerName)
-    const bounds = yield* broker.bounds(stream)
-    const storedOffset = yield* offsets.query(consumerName, stream)
-    const lag = Option.match(bounds.lastOffset, {
-      onNone: () => Option.some(0n),
-      onSome: (lastOffset) =>
-        Option.some(Option.match(storedOffset, {
-          onNone: () => lastOffset + 1n - Option.getOrElse(bounds.firstOffset, () => 0n),
-          onSome: (stored) => (lastOffset > stored ? lastOffset - stored : 0n)
-        }))
-    })
-    return { stream, consumerName, storedOffset, ...bounds, lag } satisfies OffsetReport
-  }).pipe(Effect.withSpan("StreamOffsets.inspectOffset"))
