@@ -449,8 +449,8 @@ export const parseUri = (uri: string): Either.Either<ConnectionConfig, InvalidAr
   return Either.right({ endpoints, username, password: Redacted.make(password), vhost, ...(tls ? { tls: {} } : {}) })
 }
 
-/** The URI with its password replaced by `***`: safe to print. */
-export const redactUri = (uri: string): string => uri.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@")
+/** The URI - or every URI in a text, such as an error message - with its password replaced by `***`: safe to print. */
+export const redactUri = (text: string): string => text.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, "$1***@")
 
 const describeEndpoints = (endpoints: ReadonlyArray<Endpoint>) =>
   endpoints.map(({ host, port }) => `${host.includes(":") ? `[${host}]` : host}:${port}`).join(",")
@@ -815,10 +815,11 @@ export interface ReceiveSummary {
  * condition (the marker, the count or the end is the last message emitted; an idle timeout or
  * the `signal` ends it at the next pull), and follows the broker through outages. Offsets are
  * tracked as the downstream *commits* messages ({@link ConsumedMessage.commit}), not as it pulls
- * them: a batch taken by `groupedWithin` and lost in a crash is delivered again. When the stream
- * ends, however it ends, the last committed offset is stored and read back (bounded by
- * `confirmStoreTimeout`; a warning says when it was not confirmed); a commit that comes after
- * that stores at once.
+ * them: a batch taken by `groupedWithin` and lost in a crash is delivered again (at least once).
+ * When the stream ends, however it ends, the last committed offset is stored and read back
+ * (bounded by `confirmStoreTimeout`; a warning says when it was not confirmed). Operators that
+ * read ahead (`groupedWithin`, `buffer`) can see the stream end before their last elements are
+ * committed: such a late commit stores and reads back at once, and fails if that is not confirmed.
  */
 export const consume = (
   options: ConsumeOptions
@@ -836,10 +837,17 @@ export const consume = (
         })
       })
     )
+    // After the end, a commit makes a final store of its own (stored, read back, bounded).
+    const lateStore = Effect.flatMap(consumer.tracker.finalStore, () => {
+      const { storeProblem } = consumer.tracker.progress()
+      return Option.isNone(storeProblem) ? Effect.void : Effect.fail(
+        new OffsetStoreError({ operation: "store", consumerName: options.consumerName, stream: options.stream, cause: storeProblem.value })
+      )
+    })
     const commit = (offset: bigint, count: number) =>
       Effect.suspend(() => {
         consumer.tracker.processed(offset, count)
-        return ended.value ? consumer.tracker.storeIfAhead : consumer.tracker.storeDue
+        return ended.value ? lateStore : consumer.tracker.storeDue
       })
     const selections = options.stop?.signal === undefined
       ? consumer.selections
@@ -1444,22 +1452,9 @@ export const makeOffsetTracker = (options: {
       ))
     const readStored = Effect.tap(options.query, (stored) => void (state.lastStored = maxOffset(state.lastStored, stored)))
     const storeIfAhead = Effect.suspend(() => (state.last === undefined ? Effect.void : storeAt(state.last)))
-    // The broker does not acknowledge a store: read it back until it shows.
-    const readBack = Effect.suspend(() => {
-      const expected = state.lastStored
-      if (Option.isNone(expected)) return Effect.void
-      return options.query.pipe(
-        Effect.flatMap((seen) =>
-          Option.isSome(seen) && seen.value >= expected.value
-            ? Effect.void
-            : Effect.fail(`the stored offset reads ${Option.getOrElse(Option.map(seen, String), () => "none")}`)
-        ),
-        Effect.retry({ schedule: Schedule.spaced("20 millis"), while: (e) => typeof e === "string" })
-      )
-    })
     // Bounded whatever the broker does, even inside a finalizer (hence interruptible): a stop never
     // waits for a broker that is away; the summary says what happened instead.
-    const finalStoreOnce = Effect.zipRight(storeIfAhead, readBack).pipe(
+    const finalStoreOnce = Effect.zipRight(storeIfAhead, Effect.suspend(() => readBack(options.query, state.lastStored))).pipe(
       Effect.interruptible,
       Effect.timeoutFail({
         duration: options.confirmTimeout,
@@ -1513,6 +1508,22 @@ export const makeOffsetTracker = (options: {
       })
     }
   })
+
+/** The broker does not acknowledge a store: read it back until it shows (at or past `expected`). */
+const readBack = (
+  query: Effect.Effect<Option.Option<bigint>, OffsetStoreError>,
+  expected: Option.Option<bigint>
+): Effect.Effect<void, OffsetStoreError | string> =>
+  Option.isNone(expected)
+    ? Effect.void
+    : query.pipe(
+      Effect.flatMap((seen) =>
+        Option.isSome(seen) && seen.value >= expected.value
+          ? Effect.void
+          : Effect.fail(`the stored offset reads ${Option.getOrElse(Option.map(seen, String), () => "none")}`)
+      ),
+      Effect.retry({ schedule: Schedule.spaced("20 millis"), while: (e) => typeof e === "string" })
+    )
 
 const maxOffset = (a: Option.Option<bigint>, b: Option.Option<bigint>): Option.Option<bigint> =>
   Option.isNone(a) ? b : Option.isNone(b) ? a : Option.some(a.value > b.value ? a.value : b.value)

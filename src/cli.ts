@@ -170,15 +170,19 @@ const report = <A, E>(exit: Exit.Exit<A, E>): number => {
   const failure = Cause.failureOption(exit.cause)
   if (Option.isSome(failure)) {
     const error = failure.value as { readonly _tag?: string; readonly message?: string }
-    stderrLine(`error: ${redact(error.message ?? String(error))}`)
+    stderrLine(`error: ${redactUri(error.message ?? String(error))}`)
     return error._tag === "UsageError" || error._tag === "InvalidArgument" ? ExitCode.usage : ExitCode.failure
   }
   const defect = Cause.squash(exit.cause)
-  stderrLine(`internal error: ${redact(defect instanceof Error ? defect.message : String(defect))}`)
+  stderrLine(`internal error: ${redactUri(defect instanceof Error ? defect.message : String(defect))}`)
   return ExitCode.failure
 }
 
-const redact = (text: string) => text.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, "$1***@")
+/** An offset for people: the number, or "none". */
+export const showOffset: (offset: Option.Option<bigint>) => string = Option.match({
+  onNone: () => "none",
+  onSome: (offset: bigint) => offset.toString()
+})
 
 let gracefulStop: (() => void) | undefined
 
@@ -333,7 +337,7 @@ const runMainWith = PlatformRuntime.makeRunMain(({ fiber }) => {
 /** What the library logs (reconnects, warnings): one line each on stderr ("warning: ...", "info: ..."). */
 const stderrLogger = Logger.make(({ logLevel, message }) => {
   const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
-  stderrLine(`${logLevel.label === "WARN" ? "warning" : logLevel.label.toLowerCase()}: ${redact(text)}`)
+  stderrLine(`${logLevel.label === "WARN" ? "warning" : logLevel.label.toLowerCase()}: ${redactUri(text)}`)
 })
 
 export const runMain = <E, A>(program: Effect.Effect<A, E>): void =>

@@ -12,6 +12,7 @@ import {
   flagOrEnv,
   offsetStoreFlag,
   offsetStoreLayer,
+  showOffset,
   streamFlag,
   UsageError
 } from "./cli.ts"
@@ -29,7 +30,6 @@ const flags = {
   ...connectionFlags
 } as const
 
-const show = Option.match({ onNone: () => "none", onSome: (offset: bigint) => offset.toString() })
 const json = Option.match({ onNone: () => null, onSome: (offset: bigint) => offset.toString() })
 
 /**
@@ -100,10 +100,10 @@ export const offsetCommand = command(
       }
       yield* Console.log(`stream: ${report.stream}`)
       yield* Console.log(`consumer: ${report.consumerName}`)
-      yield* Console.log(`stored offset: ${show(report.storedOffset)}`)
-      yield* Console.log(`first offset: ${show(report.firstOffset)}`)
-      yield* Console.log(`last offset: ${show(report.lastOffset)}`)
-      yield* Console.log(`lag: ${show(report.lag)} offsets`)
+      yield* Console.log(`stored offset: ${showOffset(report.storedOffset)}`)
+      yield* Console.log(`first offset: ${showOffset(report.firstOffset)}`)
+      yield* Console.log(`last offset: ${showOffset(report.lastOffset)}`)
+      yield* Console.log(`lag: ${showOffset(report.lag)} offsets`)
     })
 )
 

@@ -16,6 +16,7 @@ import {
   offsetStoreLayer,
   positiveInteger,
   progress,
+  showOffset,
   statusLine,
   stopSignal,
   streamFlag,
@@ -82,7 +83,6 @@ const toJsonLine = (message: StreamMessage) => {
   })
 }
 
-const showOffset = Option.match({ onNone: () => "none", onSome: (offset: bigint) => offset.toString() })
 
 const parseStart = (value: string): Effect.Effect<StartPosition, UsageError> => {
   if (value === "first") return Effect.succeed(StartPosition.First())

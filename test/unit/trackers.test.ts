@@ -1,0 +1,203 @@
+// The state machines behind send and consume, on their own: the offset tracker, the confirm
+// tracker, and the stop selection.
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Duration, Effect, Exit, Fiber, Option, Stream, TestClock } from "effect"
+import {
+  Confirmation,
+  makeConfirmTracker,
+  makeOffsetTracker,
+  OffsetStoreError,
+  selectUntilStop,
+  type StreamMessage
+} from "../../src/StreamOffsets.ts"
+
+/** An offset store in a variable; `visible: false` stores that never read back (the broker away). */
+const fakeStore = (visible = true) => {
+  const state = { value: Option.none<bigint>(), stores: [] as Array<bigint> }
+  return {
+    state,
+    store: (offset: bigint) =>
+      Effect.sync(() => {
+        state.stores.push(offset)
+        if (visible) state.value = Option.some(offset)
+      }),
+    query: Effect.sync(() => state.value)
+  }
+}
+
+const tracker = (every: number, store = fakeStore()) =>
+  Effect.map(
+    makeOffsetTracker({ store: store.store, query: store.query, every, confirmTimeout: Duration.seconds(5) }),
+    (t) => ({ t, store })
+  )
+
+describe("the offset tracker", () => {
+  it.effect("a store falls due every N processed messages, at the offset that made it due", () =>
+    Effect.gen(function*() {
+      const { store, t } = yield* tracker(3)
+      for (let i = 1; i <= 7; i++) t.processed(BigInt(i * 10), i)
+      // Two stores fell due (after 3 and 6); storeDue makes one, at the latest due offset.
+      yield* t.storeDue
+      yield* t.storeDue
+      expect(store.state.stores).toEqual([60n])
+      expect(t.progress()).toMatchObject({ messages: 7, first: Option.some(10n), last: Option.some(70n) })
+    }))
+
+  it.effect("a count at or below the one seen is ignored: commits out of order change nothing", () =>
+    Effect.gen(function*() {
+      const { t } = yield* tracker(100)
+      t.processed(50n, 5)
+      t.processed(20n, 2)
+      expect(t.progress().last).toEqual(Option.some(50n))
+      expect(t.progress().messages).toBe(5)
+    }))
+
+  it.effect("stores only move forward, past what was stored before this run too", () =>
+    Effect.gen(function*() {
+      const store = fakeStore()
+      yield* store.store(40n)
+      const { t } = yield* tracker(1, store)
+      expect(yield* t.readStored).toEqual(Option.some(40n))
+      t.processed(30n, 1)
+      yield* t.storeDue
+      yield* t.storeIfAhead
+      expect(store.state.stores).toEqual([40n])
+      t.processed(41n, 2)
+      yield* t.storeDue
+      expect(store.state.stores).toEqual([40n, 41n])
+    }))
+
+  it.effect("the final store is read back, made once per last offset, and says so in its outcome", () =>
+    Effect.gen(function*() {
+      const { store, t } = yield* tracker(1000)
+      t.processed(7n, 1)
+      yield* t.finalStore
+      yield* t.finalStore
+      expect(store.state.stores).toEqual([7n])
+      expect(t.progress()).toMatchObject({ storeConfirmed: true, storeProblem: Option.none(), lastStored: Option.some(7n) })
+    }))
+
+  it.effect("a final store that never reads back ends at the bound, with the problem said", () =>
+    Effect.gen(function*() {
+      const { t } = yield* tracker(1000, fakeStore(false))
+      t.processed(7n, 1)
+      const fiber = yield* Effect.fork(t.finalStore)
+      yield* TestClock.adjust("5 seconds")
+      yield* Fiber.join(fiber)
+      expect(t.progress().storeConfirmed).toBe(false)
+      expect(Option.getOrThrow(t.progress().storeProblem)).toMatch(/not confirmed within 5s/)
+    }))
+
+  it.effect("a failing store is reported by the final store, not thrown", () =>
+    Effect.gen(function*() {
+      const t = yield* makeOffsetTracker({
+        store: () => Effect.fail(new OffsetStoreError({ operation: "store", consumerName: "c", stream: "s", cause: "disk full" })),
+        query: Effect.succeed(Option.none()),
+        every: 1,
+        confirmTimeout: Duration.seconds(5)
+      })
+      t.processed(1n, 1)
+      expect((yield* Effect.flip(t.storeDue))._tag).toBe("OffsetStoreError")
+      yield* t.finalStore
+      expect(Option.getOrThrow(t.progress().storeProblem)).toMatch(/disk full/)
+    }))
+})
+
+const confirms = (named: boolean, maxInFlight = 10) =>
+  makeConfirmTracker({ stream: "s", named, maxInFlight, confirmTimeout: Duration.seconds(10) })
+const body = (text: string) => new TextEncoder().encode(text)
+
+describe("the confirm tracker", () => {
+  it.effect("all confirmed only after the last confirm, and only once nothing more is sent", () =>
+    Effect.gen(function*() {
+      const c = yield* confirms(false)
+      c.sending({ bodies: [body("a"), body("b")], firstId: undefined })
+      yield* c.confirmation(Confirmation.Confirmed({ publishingIds: [1n] }))
+      const done = yield* Effect.fork(c.allConfirmed)
+      yield* TestClock.adjust("1 second")
+      expect(done.unsafePoll()).toBeNull()
+      yield* c.confirmation(Confirmation.Confirmed({ publishingIds: [2n] }))
+      yield* Fiber.join(done)
+      expect([c.sent(), c.confirmed(), c.unconfirmed()]).toEqual([2, 2, 0])
+    }))
+
+  it.effect("a rejection fails it with the message's id and code", () =>
+    Effect.gen(function*() {
+      const c = yield* confirms(false)
+      c.sending({ bodies: [body("a")], firstId: undefined })
+      yield* c.confirmation(Confirmation.Rejected({ publishingId: 1n, code: 17 }))
+      expect(yield* c.rejected).toBe(true)
+      const error = yield* Effect.flip(c.allConfirmed)
+      expect(error).toMatchObject({ _tag: "PublishError", publishingId: 1n, code: 17 })
+    }))
+
+  it.effect("a full window waits for confirms, at most the confirm timeout", () =>
+    Effect.gen(function*() {
+      const c = yield* confirms(false, 2)
+      yield* c.reserve(2)
+      c.sending({ bodies: [body("a"), body("b")], firstId: undefined })
+      const waiting = yield* Effect.fork(c.reserve(1))
+      yield* c.confirmation(Confirmation.Confirmed({ publishingIds: [1n] }))
+      yield* Fiber.join(waiting)
+      c.sending({ bodies: [body("c")], firstId: undefined })
+      const stuck = yield* Effect.fork(c.reserve(1))
+      yield* TestClock.adjust("10 seconds")
+      const exit = yield* Fiber.await(stuck)
+      expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("ConfirmTimeout")
+    }))
+
+  it.effect("a named producer counts a confirm once, for its own ids; on a new publisher the rest is sent again", () =>
+    Effect.gen(function*() {
+      const c = yield* confirms(true)
+      c.sending({ bodies: [body("a"), body("b"), body("c"), body("d")], firstId: 1n })
+      yield* c.confirmation(Confirmation.Confirmed({ publishingIds: [1n, 1n, 99n] }))
+      expect(c.confirmed()).toBe(1)
+      // The connection was lost; the broker has up to id 2.
+      const again = yield* c.reconcile(2n)
+      expect(again.firstId).toBe(3n)
+      expect(again.bodies.map((b) => new TextDecoder().decode(b))).toEqual(["c", "d"])
+      expect(c.confirmed()).toBe(2)
+    }))
+})
+
+const message = (offset: number, text = `m${offset}`): StreamMessage => ({ offset: BigInt(offset), body: body(text) })
+const chunks = (...sizes: Array<number>) => {
+  let offset = 0
+  return Stream.fromChunks(...sizes.map((n) => Chunk.fromIterable(Array.from({ length: n }, () => message(offset++)))))
+}
+
+describe("the stop selection", () => {
+  it.effect("cuts a chunk after the message that meets a condition, which ends the stream and says why", () =>
+    Effect.gen(function*() {
+      const selections = yield* selectUntilStop(
+        chunks(3, 3, 3),
+        (m) => (m.offset === 4n ? "marker" : undefined)
+      ).pipe(Stream.runCollect)
+      expect(Chunk.toArray(selections).map((s) => [s.firstIndex, s.messages.length, s.stop])).toEqual([
+        [0, 3, undefined],
+        [3, 2, "marker"]
+      ])
+    }))
+
+  it.effect("the index counts across chunks (a count condition)", () =>
+    Effect.gen(function*() {
+      const selections = yield* selectUntilStop(chunks(4, 4), (_, index) => (index + 1 >= 6 ? "count" : undefined)).pipe(
+        Stream.runCollect
+      )
+      expect(Chunk.toArray(selections).map((s) => [s.firstIndex, s.messages.length, s.stop])).toEqual([
+        [0, 4, undefined],
+        [4, 2, "count"]
+      ])
+    }))
+
+  it.effect("an idle timeout ends the stream with a last, empty selection that says idle", () =>
+    Effect.gen(function*() {
+      const fiber = yield* selectUntilStop(Stream.concat(chunks(2), Stream.never), () => undefined, "3 seconds").pipe(
+        Stream.runCollect,
+        Effect.fork
+      )
+      yield* TestClock.adjust("3 seconds")
+      const selections = Chunk.toArray(yield* Fiber.join(fiber))
+      expect(selections.map((s) => [s.messages.length, s.stop])).toEqual([[2, undefined], [0, "idle"]])
+    }))
+})
