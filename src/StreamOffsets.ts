@@ -879,6 +879,7 @@ export const receive = <E = never, R = never>(
     const stoppedBy = signal === undefined ? yield* run : yield* Effect.raceFirst(run, Effect.as(signal, "signal" as const))
     yield* consumer.tracker.finalStore
     return consumer.summary(stoppedBy)
+    // A span, not Effect.fn: Effect.fn would erase the generics of `onMessage` (E, R).
   })).pipe(Effect.withSpan("StreamOffsets.receive"))
 
 // ---------------------------------------------------------------------------------------------
@@ -1144,7 +1145,7 @@ const makeConsumer = (
     const tracker = yield* makeOffsetTracker({
       store: (offset) => offsets.store(consumerName, stream, offset),
       query: offsets.query(consumerName, stream),
-      every: tracking._tag === "Manual" ? tracking.every : tracking._tag === "Auto" ? tracking.messages : Infinity,
+      every: storeEvery(tracking) ?? Infinity,
       confirmTimeout: Duration.decode(options.confirmStoreTimeout ?? "5 seconds")
     })
     // A failure or an interruption outside a subscription (between two, during an outage) still
@@ -1188,8 +1189,8 @@ const validateConsumeOptions = (options: ConsumeOptions, tracking: TrackingStrat
     const invalid = (message: string) => Effect.fail(new InvalidArgument({ message }))
     yield* validateStreamName(options.stream)
     yield* validateName("consumer name", options.consumerName)
-    const count = tracking._tag === "Manual" ? tracking.every : tracking._tag === "Auto" ? tracking.messages : 1
-    if (!(Number.isInteger(count) && count > 0)) {
+    const count = storeEvery(tracking)
+    if (count !== undefined && !(Number.isInteger(count) && count > 0)) {
       return yield* invalid(`the tracking message count must be a positive integer, got ${count}`)
     }
     // A zero interval would store in a loop that never yields (and never ends).
@@ -1204,6 +1205,10 @@ const validateConsumeOptions = (options: ConsumeOptions, tracking: TrackingStrat
       return yield* invalid("the idle timeout must be longer than 0")
     }
   })
+
+/** After how many messages a store falls due; undefined: never (only at the stop). */
+const storeEvery = (tracking: TrackingStrategy): number | undefined =>
+  tracking._tag === "Manual" ? tracking.every : tracking._tag === "Auto" ? tracking.messages : undefined
 
 /**
  * Where the consumer is in the stream: where it started (stored + 1, else the start position;

@@ -35,16 +35,16 @@ export interface FlagSpec {
   }
 }
 
-/** The flag, else its environment variable, else its default. */
-export const flagOrEnv = <S extends FlagSpec>(
-  spec: S,
-  values: Partial<Record<keyof S, string>>,
-  name: keyof S & string
-): Effect.Effect<Option.Option<string>> => {
+/**
+ * Reads flags: the flag, else its environment variable, else its default (undefined when none).
+ * Flags with a default always have a value.
+ */
+export const flagReader = <S extends FlagSpec>(spec: S, values: Partial<Record<keyof S, string>>) =>
+(name: keyof S & string): Effect.Effect<string | undefined> => {
   const given = values[name]
-  if (given !== undefined) return Effect.succeed(Option.some(given))
+  if (given !== undefined) return Effect.succeed(given)
   const { env, default: fallback } = spec[name]!
-  return Effect.map(envValue(env), Option.orElse(() => Option.fromNullable(fallback)))
+  return Effect.map(envValue(env), (value) => Option.getOrUndefined(value) ?? fallback)
 }
 
 /** An environment variable's value; an empty one (`MESSAGE_COUNT=`) is no value. */
@@ -117,8 +117,7 @@ export const connectionFlags = {
 /** The broker layer for the connection flags (else their env variables, else defaults); checked now. */
 export const brokerLayer = (values: Partial<Record<keyof typeof connectionFlags, string>>) =>
   Effect.gen(function*() {
-    const get = (name: keyof typeof connectionFlags) =>
-      Effect.map(flagOrEnv(connectionFlags, values, name), Option.getOrUndefined)
+    const get = flagReader(connectionFlags, values)
     const config = yield* Either.mapLeft(
       parseUri((yield* get("uri")) ?? DEFAULT_URI),
       (e) => new UsageError({ message: e.message })
@@ -352,7 +351,7 @@ export const runMain = <E, A>(program: Effect.Effect<A, E>): void =>
 /**
  * A subcommand for @effect/cli, from a flag spec: every flag is an optional text option (or a
  * switch), described with its environment variable and default; the values reach `run` as given
- * on the command line, and `flagOrEnv` applies the environment and defaults (so flags win).
+ * on the command line, and `flagReader` applies the environment and defaults (so flags win).
  */
 export const command = <S extends FlagSpec, E, const Name extends string>(
   name: Name,

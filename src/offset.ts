@@ -9,7 +9,7 @@ import {
   command,
   connectionFlags,
   consumerNameFlag,
-  flagOrEnv,
+  flagReader,
   offsetStoreFlag,
   offsetStoreLayer,
   showOffset,
@@ -64,8 +64,9 @@ export const offsetCommand = command(
   flags,
   (values) =>
     Effect.gen(function*() {
-      const stream = Option.getOrThrow(yield* flagOrEnv(flags, values, "stream"))
-      const consumerName = Option.getOrThrow(yield* flagOrEnv(flags, values, "name"))
+      const get = flagReader(flags, values)
+      const stream = (yield* get("stream"))!
+      const consumerName = (yield* get("name"))!
       yield* validateStreamName(stream)
       yield* validateName("consumer name", consumerName)
       if (values.set !== undefined && !/^([0-9]+|first|last)$/.test(values.set)) {

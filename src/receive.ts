@@ -11,7 +11,7 @@ import {
   command,
   consumerNameFlag,
   durationFlag,
-  flagOrEnv,
+  flagReader,
   offsetStoreFlag,
   offsetStoreLayer,
   positiveInteger,
@@ -103,7 +103,7 @@ export const receiveCommand = command(
   flags,
   (values) =>
     Effect.gen(function*() {
-      const get = (name: keyof typeof flags) => Effect.map(flagOrEnv(flags, values, name), Option.getOrUndefined)
+      const get = flagReader(flags, values)
       const stream = (yield* get("stream"))!
       const consumerName = (yield* get("name"))!
       const start = yield* parseStart((yield* get("offset"))!)

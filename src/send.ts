@@ -2,7 +2,7 @@
  * `send`: declares the stream with retention, publishes N messages (the last one is `marker`) and
  * exits only when the broker has confirmed every one.
  */
-import { Console, Effect, Option } from "effect"
+import { Console, Effect } from "effect"
 import * as fs from "node:fs"
 import process from "node:process"
 import { Buffer } from "node:buffer"
@@ -10,7 +10,7 @@ import {
   brokerLayer,
   command,
   connectionFlags,
-  flagOrEnv,
+  flagReader,
   positiveInteger,
   progress,
   sourceOf,
@@ -73,7 +73,7 @@ export const sendCommand = command(
   flags,
   (values) =>
     Effect.gen(function*() {
-      const get = (name: keyof typeof flags) => Effect.map(flagOrEnv(flags, values, name), Option.getOrUndefined)
+      const get = flagReader(flags, values)
       const integer = (name: keyof typeof flags & string, value: string) =>
         Effect.flatMap(sourceOf(flags, values, name), (label) => positiveInteger(label, value))
       const stream = (yield* get("stream"))!

@@ -51,13 +51,13 @@ describe("examples/batch-sink.ts", () => {
     const out = path.join(dir, "events.jsonl")
     try {
       expect((await cli("bun", "send", ["--stream", stream, "--count", "1500"])).code).toBe(0)
-      const first = await cli("node", "../examples/batch-sink", ["--stream", stream, "--out", out, "--until-end"])
+      const first = await cli("node", "example:batches", ["--stream", stream, "--out", out, "--until-end"])
       expect(first.stderr).toBe("")
       expect(first.stdout).toMatch(/wrote 1500 messages in \d+ batches/)
 
       // A second run (Deno) resumes after the last batch written.
       expect((await cli("bun", "send", ["--stream", stream, "--count", "300"])).code).toBe(0)
-      const second = await cli("deno", "../examples/batch-sink", ["--stream", stream, "--out", out, "--until-end"])
+      const second = await cli("deno", "example:batches", ["--stream", stream, "--out", out, "--until-end"])
       expect(second.stdout).toMatch(/wrote 300 messages in \d+ batches/)
 
       // A third run (Bun) without an end: it writes what comes, then SIGINT stops it cleanly.
