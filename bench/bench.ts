@@ -26,6 +26,7 @@ import { Buffer } from "node:buffer"
 import process from "node:process"
 import { connect, Offset, type Client } from "rabbitmq-stream-js-client"
 import {
+  clientTuning,
   DEFAULT_URI,
   OffsetStore,
   describeConnection,
@@ -57,7 +58,7 @@ const uri = flag("uri") ?? process.env.RABBITMQ_STREAM_URI ?? DEFAULT_URI
 const deadlineSeconds = Number(flag("deadline") ?? "900")
 const jsonFile = flag("json")
 /** For profiling one side: run only these operations (default all). */
-const OPERATIONS = ["send", "raw-send", "receive", "raw-receive", "receive-manual"] as const
+const OPERATIONS = ["send", "raw-send", "tuned-send", "receive", "raw-receive", "tuned-receive", "receive-manual"] as const
 const only = flag("only")?.split(",").map((s) => s.trim())
 const selected = (op: (typeof OPERATIONS)[number]) => only === undefined || only.includes(op)
 if (
@@ -148,29 +149,37 @@ const log = (line: string) => console.log(`[${runtimeName}] ${line}`)
 
 // ------------------------------------------------------------------------------------------ raw client
 const confirmHandlers = new Map<string, (ids: ReadonlyArray<bigint>) => void>()
-const raw: Client = await withTimeout(
-  "raw connect",
-  15_000,
-  connect({
-    hostname: config.endpoints[0]!.host,
-    port: config.endpoints[0]!.port,
-    username: config.username,
-    password: Redacted.value(config.password),
-    vhost: config.vhost,
-    connectionName: "bench-raw",
-    listeners: {
-      publish_confirm: (confirm, connectionId) => confirmHandlers.get(`${confirm.publisherId}@${connectionId}`)?.(confirm.publishingIds)
-    }
-  })
-)
+const rawClient = (name: string) =>
+  withTimeout(
+    "raw connect",
+    15_000,
+    connect({
+      hostname: config.endpoints[0]!.host,
+      port: config.endpoints[0]!.port,
+      username: config.username,
+      password: Redacted.value(config.password),
+      vhost: config.vhost,
+      connectionName: name,
+      listeners: {
+        publish_confirm: (confirm, connectionId) =>
+          confirmHandlers.get(`${confirm.publisherId}@${connectionId}`)?.(confirm.publishingIds)
+      }
+    })
+  )
+/** The client as it ships. */
+const raw: Client = await rawClient("bench-raw")
+/** The client with this module's tuning (src/StreamOffsets.ts, `clientInternals`): the same loops on it. */
+const tuned: Client = await rawClient("bench-raw-tuned")
+clientTuning.tuneClient(tuned)
 
 const RETENTION = { "max-length-bytes": 2_000_000_000 }
 
 /** (b) the best plain loop: send each message, flush, wait until every message is confirmed. */
-const rawProduce = async (stream: string, n: number): Promise<number> => {
+const rawProduce = async (stream: string, n: number, client = raw): Promise<number> => {
   const t0 = performance.now()
-  await raw.createStream({ stream, arguments: RETENTION })
-  const publisher = await raw.declarePublisher({ stream })
+  await client.createStream({ stream, arguments: RETENTION })
+  const publisher = await client.declarePublisher({ stream })
+  if (client === tuned) clientTuning.tuneOwner(publisher)
   let confirmed = 0
   let done!: () => void
   const allConfirmed = new Promise<void>((resolve) => (done = resolve))
@@ -184,7 +193,7 @@ const rawProduce = async (stream: string, n: number): Promise<number> => {
     await publisher.send(Buffer.from("marker"))
     await publisher.flush()
     await allConfirmed
-    await raw.deletePublisher(publisher.extendedId)
+    await client.deletePublisher(publisher.extendedId)
   } finally {
     confirmHandlers.delete(key)
   }
@@ -192,19 +201,21 @@ const rawProduce = async (stream: string, n: number): Promise<number> => {
 }
 
 /** (d) a raw consumer from the first message, counting until the body is `marker`. */
-const rawConsume = async (stream: string, n: number): Promise<number> => {
+const rawConsume = async (stream: string, n: number, client = raw): Promise<number> => {
   const t0 = performance.now()
   let count = 0
   let done!: () => void
   const reachedMarker = new Promise<void>((resolve) => (done = resolve))
-  const consumer = await raw.declareConsumer({ stream, offset: Offset.first() }, (message) => {
+  const creditPolicy = client === tuned ? { creditPolicy: clientTuning.creditPolicy() } : {}
+  const consumer = await client.declareConsumer({ stream, offset: Offset.first(), ...creditPolicy }, (message) => {
     count++
     if (message.content.toString() === "marker") done()
   })
+  if (client === tuned) clientTuning.tuneOwner(consumer)
   try {
     await withTimeout(`raw consume ${n}`, opTimeout(n), reachedMarker)
   } finally {
-    await withTimeout("raw closeConsumer", 10_000, raw.closeConsumer(consumer.extendedId)).catch(() => {})
+    await withTimeout("raw closeConsumer", 10_000, client.closeConsumer(consumer.extendedId)).catch(() => {})
   }
   if (count !== n) throw new Error(`raw consumer counted ${count} messages, expected ${n}`)
   return performance.now() - t0
@@ -249,8 +260,11 @@ interface Sample {
   round: number
   ours: number // ms, NaN on failure
   raw: number
+  /** The raw loop on the tuned client (NaN when not run). */
+  tuned?: number
   oursMem?: Mem
   rawMem?: Mem
+  tunedMem?: Mem
 }
 const results = new Map<string, { n: number; kind: Kind; samples: Array<Sample> }>()
 const record = (n: number, kind: Kind, sample: Sample) => {
@@ -281,6 +295,7 @@ const rate = (n: number, ms: number) => (n / ms) * 1000
 const runRound = async (n: number, round: number) => {
   const oursStream = `bench-${runId}-${n}-${round}-ours`
   const rawStream = `bench-${runId}-${n}-${round}-raw`
+  const tunedStream = `bench-${runId}-${n}-${round}-tuned`
   const oursFirst = round % 2 === 0
   const consuming = selected("receive") || selected("raw-receive") || selected("receive-manual")
   try {
@@ -295,9 +310,15 @@ const runRound = async (n: number, round: number) => {
         b = await timed(`raw produce ${n}`, () => withTimeout(`raw produce ${n}`, opTimeout(n), rawProduce(rawStream, n)))
       }
     }
-    for (const step of oursFirst ? [produceOurs, produceRaw] : [produceRaw, produceOurs]) await step()
-    record(n, "produce", { round, ours: a, raw: b })
-    log(`N=${n} round ${round + 1} produce: ours ${fmtRate(rate(n, a))}/s, raw ${fmtRate(rate(n, b))}/s`)
+    let t = NaN
+    const produceTuned = async () => {
+      if (selected("tuned-send")) {
+        t = await timed(`tuned produce ${n}`, () => withTimeout(`tuned produce ${n}`, opTimeout(n), rawProduce(tunedStream, n, tuned)))
+      }
+    }
+    for (const step of oursFirst ? [produceOurs, produceRaw, produceTuned] : [produceTuned, produceRaw, produceOurs]) await step()
+    record(n, "produce", { round, ours: a, raw: b, tuned: t })
+    log(`N=${n} round ${round + 1} produce: ours ${fmtRate(rate(n, a))}/s, raw ${fmtRate(rate(n, b))}/s, tuned ${fmtRate(rate(n, t))}/s`)
     if (!consuming) return
 
     // consume: (c) vs (d), both from the stream the raw loop wrote (the one `send` wrote if that failed).
@@ -313,11 +334,15 @@ const runRound = async (n: number, round: number) => {
     const consumeRaw = async () => {
       if (selected("raw-receive")) d = await consumeMeasured(`raw consume ${n}`, () => rawConsume(source, n))
     }
-    for (const step of oursFirst ? [consumeOurs, consumeRaw] : [consumeRaw, consumeOurs]) await step()
-    record(n, "consume", { round, ours: c.ms, raw: d.ms, oursMem: c.mem, rawMem: d.mem })
+    let e = { ms: NaN, mem: NO_MEM }
+    const consumeTuned = async () => {
+      if (selected("tuned-receive")) e = await consumeMeasured(`tuned consume ${n}`, () => rawConsume(source, n, tuned))
+    }
+    for (const step of oursFirst ? [consumeOurs, consumeRaw, consumeTuned] : [consumeTuned, consumeRaw, consumeOurs]) await step()
+    record(n, "consume", { round, ours: c.ms, raw: d.ms, tuned: e.ms, oursMem: c.mem, rawMem: d.mem, tunedMem: e.mem })
     log(
       `N=${n} round ${round + 1} consume: ours ${fmtRate(rate(n, c.ms))}/s (${fmtMem(c.mem)}), ` +
-        `raw ${fmtRate(rate(n, d.ms))}/s (${fmtMem(d.mem)})`
+        `raw ${fmtRate(rate(n, d.ms))}/s (${fmtMem(d.mem)}), tuned ${fmtRate(rate(n, e.ms))}/s (${fmtMem(e.mem)})`
     )
 
     // The raw consumer again, on the stream `send` wrote: what our producer's chunking costs any consumer.
@@ -336,7 +361,7 @@ const runRound = async (n: number, round: number) => {
     }
   } finally {
     // Every publisher and consumer of this round is closed by now: delete the streams.
-    for (const stream of [oursStream, rawStream]) {
+    for (const stream of [oursStream, rawStream, tunedStream]) {
       await withTimeout(`delete ${stream}`, 10_000, raw.deleteStream({ stream })).catch(() => {})
     }
   }
@@ -374,26 +399,33 @@ const LABEL: Record<Kind, string> = {
 }
 const table = (): string => {
   const lines = [
-    `| runtime | N | workflow | ours msg/s | raw msg/s | ours/raw (min-max) | peak RSS MB (+growth) ours / raw | peak heap MB (+growth) ours / raw |`,
-    `|---|---:|---|---:|---:|---|---:|---:|`
+    `| runtime | N | workflow | ours msg/s | raw msg/s | raw tuned msg/s | ours/raw (min-max) | ours/tuned | peak RSS MB (+growth) ours / raw / tuned | peak heap MB (+growth) ours / raw |`,
+    `|---|---:|---|---:|---:|---:|---|---:|---:|---:|`
   ]
   const order: ReadonlyArray<Kind> = ["produce", "consume", "consume-manual10", "consume-send-stream"]
   const rows = [...results.values()].sort((x, y) => x.n - y.n || order.indexOf(x.kind) - order.indexOf(y.kind))
   for (const { n, kind, samples } of rows) {
     const oursRates = samples.map((s) => rate(n, s.ours))
     const rawRates = samples.map((s) => rate(n, s.raw))
+    const tunedRates = samples.map((s) => rate(n, s.tuned ?? NaN))
+    const tunedRatios = samples.map((s) => rate(n, s.ours) / rate(n, s.tuned ?? NaN)).filter(Number.isFinite)
     const ratios = samples.map((s) => rate(n, s.ours) / rate(n, s.raw)).filter(Number.isFinite)
     // The highest peak over the rounds, with the largest growth over the start of an operation.
     const peak = (pick: (s: Sample) => number | undefined) =>
       Math.max(-Infinity, ...samples.map((s) => pick(s) ?? NaN).filter(Number.isFinite))
-    const cell = (who: "oursMem" | "rawMem", what: "rss" | "heap") =>
+    const cell = (who: "oursMem" | "rawMem" | "tunedMem", what: "rss" | "heap") =>
       fmtPeak(peak((s) => s[who]?.[what]), peak((s) => s[who]?.[what === "rss" ? "rssGrowth" : "heapGrowth"]))
     const mem = kind === "produce"
       ? ["-", "-"]
-      : [`${cell("oursMem", "rss")} / ${cell("rawMem", "rss")}`, `${cell("oursMem", "heap")} / ${cell("rawMem", "heap")}`]
+      : [
+        `${cell("oursMem", "rss")} / ${cell("rawMem", "rss")} / ${cell("tunedMem", "rss")}`,
+        `${cell("oursMem", "heap")} / ${cell("rawMem", "heap")}`
+      ]
     const spread = ratios.length ? `${fmtRatio(median(ratios))} (${fmtRatio(Math.min(...ratios))}-${fmtRatio(Math.max(...ratios))})` : "-"
     lines.push(
-      `| ${runtime} | ${n.toLocaleString("en-US")} | ${LABEL[kind]} | ${cellRate(median(oursRates))} | ${cellRate(median(rawRates))} | ${spread} | ${mem[0]} | ${mem[1]} |`
+      `| ${runtime} | ${n.toLocaleString("en-US")} | ${LABEL[kind]} | ${cellRate(median(oursRates))} | ${cellRate(median(rawRates))} | ${
+        kind === "produce" || kind === "consume" ? cellRate(median(tunedRates)) : "-"
+      } | ${spread} | ${tunedRatios.length ? fmtRatio(median(tunedRatios)) : "-"} | ${mem[0]} | ${mem[1]} |`
     )
   }
   return lines.join("\n")
@@ -409,6 +441,7 @@ const finish = async (code: number) => {
   // The client's close can hang (e.g. after a stream went away under a consumer): bound it, then exit.
   await withTimeout("dispose", 5_000, ours.dispose()).catch(() => {})
   await withTimeout("close", 5_000, raw.close()).catch(() => {})
+  await withTimeout("close", 5_000, tuned.close()).catch(() => {})
   process.exit(code)
 }
 

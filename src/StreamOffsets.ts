@@ -28,6 +28,7 @@ import { Buffer } from "node:buffer"
 import { createRequire } from "node:module"
 import process from "node:process"
 import { setImmediate } from "node:timers"
+import { inspect } from "node:util"
 import {
   Cause,
   Chunk,
@@ -169,8 +170,15 @@ export interface StopConditions {
 
 export type StopReason = "marker" | "count" | "end" | "idle" | "signal"
 
-/** The tutorial's last message. */
-export const isTutorialMarker = (message: StreamMessage): boolean => bodyText(message) === "marker"
+/** The tutorial's last message: its body is `marker`. */
+export const isTutorialMarker = (message: StreamMessage): boolean => {
+  // Compared as bytes: decoding every body to text costs more than the rest of a consumer's work.
+  const body = message.body
+  if (body.length !== MARKER.length) return false
+  for (let i = 0; i < MARKER.length; i++) if (body[i] !== MARKER[i]) return false
+  return true
+}
+const MARKER = new TextEncoder().encode("marker")
 
 /** The tutorial's messages: `hello 0` ... `hello N-2`, then `marker`. */
 export function* tutorialMessages(count: number): Generator<string> {
@@ -1847,29 +1855,93 @@ const release = (close: () => Promise<unknown>): Effect.Effect<void> =>
 
 /**
  * The client's private parts this module uses, in one place. Written for rabbitmq-stream-js-client
- * 1.0.0 (pinned in package.json); every use checks the shape it needs and says so when it is not
- * there, rather than misbehaving on another version.
+ * 1.0.0 (pinned in package.json): what reaches inside checks the version and the shape it needs,
+ * and otherwise leaves the client as it is (the plain path), or says so in one line.
  *
- * - `locatorConnection.storeOffset`: the connection-level StoreOffset. The public one lives on
- *   consumers and treats `0n` as "my local offset" (0n is falsy): this one stores exactly the
- *   value given, 0 included.
+ * - `storeOffset`: the connection-level StoreOffset of the locator connection. The public one
+ *   lives on consumers and treats `0n` as "my local offset" (0n is falsy): this one stores exactly
+ *   the value given, 0 included.
+ * - `tune(connection)`, for each connection this module uses (the locator, and those of its
+ *   publishers and consumers):
+ *   - no debug formatting on the hot paths. The client builds its debug lines before it calls the
+ *     logger, even a silent one: `util.inspect` of every TCP read, of every frame written (after
+ *     copying it into an array of numbers), of every delivered chunk and confirm - most of its CPU
+ *     (README, Benchmark). `send` is replaced by the same code without its two debug lines;
+ *     `received` runs the client's decoder with `util.inspect`'s default options set to cheap
+ *     ones for that synchronous call only, and restored after it (nothing but the client's
+ *     decoding runs inside: it hands messages to handlers on later microtasks). `util.inspect` is
+ *     not changed for the rest of the process.
+ *   - TCP_NODELAY: with more than one chunk of credit out, Nagle's algorithm holds back the small
+ *     credit frames (13k msg/s measured).
  */
-const clientInternals = (client: Client) => {
-  const locator = (client as unknown as { locatorConnection?: Partial<LocatorConnection> }).locatorConnection
-  return {
-    storeOffset: (params: { stream: string; reference: string; offsetValue: bigint }): Promise<unknown> =>
-      typeof locator?.storeOffset === "function"
-        ? locator.storeOffset.call(locator, params)
-        : Promise.reject(
-          new Error(
-            `rabbitmq-stream-js-client ${CLIENT_VERSION} has no connection-level StoreOffset (written for ${CLIENT_VERSION_WRITTEN_FOR})`
-          )
-        )
+const clientInternals = {
+  storeOffset: (client: Client, params: { stream: string; reference: string; offsetValue: bigint }): Promise<unknown> => {
+    const locator = (client as unknown as { locatorConnection?: Partial<LocatorConnection> }).locatorConnection
+    return typeof locator?.storeOffset === "function"
+      ? locator.storeOffset.call(locator, params)
+      : Promise.reject(
+        new Error(`rabbitmq-stream-js-client ${CLIENT_VERSION} has no connection-level StoreOffset (written for ${CLIENT_VERSION_WRITTEN_FOR})`)
+      )
+  },
+  /** The connection a publisher, a consumer or the client (its locator) uses. */
+  connectionOf: (owner: unknown, field: "connection" | "locatorConnection"): unknown =>
+    typeof owner === "object" && owner !== null ? (owner as Record<string, unknown>)[field] : undefined,
+  tune: (connection: unknown): void => {
+    if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR || !isTunable(connection) || tuned.has(connection)) return
+    tuned.add(connection)
+    connection.socket.setNoDelay?.(true)
+    connection.send = function(this: TunableConnection, cmd) {
+      return new Promise<void>((resolve, reject) => {
+        const body = cmd.toBuffer(this.getBufferSizeParams())
+        // As the client does: a frame for a socket that is not open (a consumer closing) is dropped.
+        if (this.socket.readyState === "open") this.socket.write(body, (err) => (err ? reject(err) : resolve()))
+      })
+    }
+    connection.received = function(this: TunableConnection, data) {
+      withCheapInspect(() => this.decoder.add(data, (type) => this.getCompression(type)))
+    }
   }
 }
+
 interface LocatorConnection {
   storeOffset(params: { stream: string; reference: string; offsetValue: bigint }): Promise<unknown>
 }
+
+/** The members of the client's Connection that `tune` uses (1.0.0). */
+interface TunableConnection {
+  socket: {
+    readonly readyState: string
+    setNoDelay?: (noDelay: boolean) => unknown
+    write(data: Uint8Array, callback: (err?: Error | null) => void): unknown
+  }
+  decoder: { add(data: Uint8Array, getCompression: (type: unknown) => unknown): void }
+  getCompression(type: unknown): unknown
+  getBufferSizeParams(): unknown
+  send(cmd: { toBuffer(params: unknown): Uint8Array }): Promise<void>
+  received(data: Uint8Array): void
+}
+const tuned = new WeakSet<object>()
+const isTunable = (connection: unknown): connection is TunableConnection => {
+  const c = connection as Partial<Record<keyof TunableConnection, unknown>> | undefined
+  return typeof c === "object" && c !== null && typeof c.send === "function" && typeof c.received === "function" &&
+    typeof c.getBufferSizeParams === "function" && typeof c.getCompression === "function" &&
+    typeof (c.decoder as { add?: unknown } | undefined)?.add === "function" &&
+    typeof (c.socket as { write?: unknown } | undefined)?.write === "function"
+}
+
+/** `util.inspect`'s default options during `f` (synchronous) only: cheap to format, restored after. */
+const withCheapInspect = <A>(f: () => A): A => {
+  const options = inspect.defaultOptions
+  const saved = { depth: options.depth, maxArrayLength: options.maxArrayLength, maxStringLength: options.maxStringLength }
+  Object.assign(options, CHEAP_INSPECT)
+  try {
+    return f()
+  } finally {
+    Object.assign(options, saved)
+  }
+}
+const CHEAP_INSPECT = { depth: 0, maxArrayLength: 0, maxStringLength: 0 }
+
 const CLIENT_VERSION_WRITTEN_FOR = "1.0.0"
 /** The installed client's version, as its package.json says. */
 const CLIENT_VERSION: string = (() => {
@@ -1879,6 +1951,46 @@ const CLIENT_VERSION: string = (() => {
     return "(unknown version)"
   }
 })()
+
+/**
+ * Credits for an ordered prefetch: `depth` chunks are granted ahead, so the broker sends the next
+ * chunk while one is handled, yet a chunk is handled only after the one before it (the client
+ * hands each delivered chunk to its own async task, which would interleave them), and a credit
+ * goes back only when a chunk is handled: at most `depth` chunks wait (backpressure). Relies on
+ * the client calling `onChunkReceived` in the order chunks arrive (1.0.0 does, synchronously).
+ */
+const orderedPrefetch = (depth: number): CreditPolicy => {
+  if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR) return undefined as unknown as CreditPolicy // the client's default
+  let previous: Promise<void> = Promise.resolve()
+  const handled: Array<() => void> = []
+  return {
+    onSubscription: () => depth,
+    onChunkReceived: () => {
+      const before = previous
+      previous = new Promise<void>((resolve) => handled.push(resolve))
+      return before
+    },
+    onChunkCompleted: (requestCredits: (howMany: number) => Promise<void>) => {
+      handled.shift()?.()
+      return requestCredits(1)
+    },
+    requestCredits: (requestCredits: (howMany: number) => Promise<void>, amount: number) => requestCredits(amount)
+  } as unknown as CreditPolicy
+}
+type CreditPolicy = NonNullable<Parameters<Client["declareConsumer"]>[0]["creditPolicy"]>
+/** Chunks granted ahead by a consumer. */
+const PREFETCH_CHUNKS = 2
+
+/**
+ * What this module does to the client it creates, for a benchmark to do the same to a plain client.
+ * @internal
+ */
+export const clientTuning = {
+  tuneClient: (client: Client): void => clientInternals.tune(clientInternals.connectionOf(client, "locatorConnection")),
+  tuneOwner: (publisherOrConsumer: unknown): void =>
+    clientInternals.tune(clientInternals.connectionOf(publisherOrConsumer, "connection")),
+  creditPolicy: (): CreditPolicy => orderedPrefetch(PREFETCH_CHUNKS)
+}
 
 /** What the real broker's parts share: the supervised client, requests on it, confirm routes. */
 interface ClientConnection {
@@ -1922,7 +2034,7 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
     storeOffset: (reference, stream, offset) =>
       connection.call(
         `store offset ${offset} for "${reference}" on "${stream}"`,
-        (c) => clientInternals(c).storeOffset({ stream, reference, offsetValue: offset })
+        (c) => clientInternals.storeOffset(c, { stream, reference, offsetValue: offset })
       ).pipe(Effect.asVoid),
     queryOffset: (reference, stream) =>
       connection.call(`query the offset of "${reference}" on "${stream}"`, (c) => c.queryOffset({ reference, stream })).pipe(
@@ -2082,6 +2194,7 @@ const connectOnce = (config: ConnectionConfig, attempt: number, hooks: ConnectHo
     }),
     Effect.map((client) => {
       created.client = client
+      clientInternals.tune(clientInternals.connectionOf(client, "locatorConnection"))
       return { client, endpoint: where }
     })
   )
@@ -2139,6 +2252,7 @@ const clientPublisher = (connection: ClientConnection, stream: string, name: str
       close: (c, p) => c.deletePublisher(p.extendedId),
       onLost: (e) => Deferred.unsafeDone(lost, Exit.fail(e))
     })
+    clientInternals.tune(clientInternals.connectionOf(raw, "connection"))
     const route = routeKey(raw.publisherId, raw.getConnectionInfo().id)
     yield* Effect.acquireRelease(
       Effect.sync(() => connection.confirmRoutes.set(route, confirmations)),
@@ -2176,7 +2290,7 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
     yield* Effect.addFinalizer(() => Effect.sync(() => buffer.end()))
     const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
     const sac = options.singleActive
-    yield* clientResource(connection, {
+    const [, consumer] = yield* clientResource(connection, {
       operation: `subscribe to "${options.stream}"`,
       during: `consuming "${options.stream}"`,
       declare: (c, connectionClosedListener) =>
@@ -2184,6 +2298,7 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
           {
             stream: options.stream,
             offset: toClientOffset(options.start),
+            creditPolicy: orderedPrefetch(PREFETCH_CHUNKS),
             ...(sac
               ? {
                 consumerRef: sac.name,
@@ -2200,6 +2315,7 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
       close: (c, consumer) => c.closeConsumer(consumer.extendedId),
       onLost: (e) => buffer.fail(e)
     })
+    clientInternals.tune(clientInternals.connectionOf(consumer, "connection"))
     return Stream.repeatEffectChunkOption(buffer.pull)
   })
 
