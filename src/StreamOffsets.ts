@@ -1777,7 +1777,8 @@ const clientFailureTargets = new Set<ClientFailureTarget>()
 const SOCKET_NOISE = /ERR_SOCKET_CLOSED|ECANCELED|Socket is closed/
 
 const isClientError = (error: unknown): boolean =>
-  error instanceof Error && typeof error.stack === "string" && error.stack.includes("rabbitmq-stream-js-client")
+  error instanceof Error &&
+  ((typeof error.stack === "string" && error.stack.includes("rabbitmq-stream-js-client")) || tunedClientErrors.has(error))
 
 const processListeners = {
   uncaughtException: (error: unknown) => onProcessError("uncaughtException", error),
@@ -1894,7 +1895,9 @@ const clientInternals = {
       return new Promise<void>((resolve, reject) => {
         const body = cmd.toBuffer(this.getBufferSizeParams())
         // As the client does: a frame for a socket that is not open (a consumer closing) is dropped.
-        if (this.socket.readyState === "open") this.socket.write(body, (err) => (err ? reject(err) : resolve()))
+        if (this.socket.readyState === "open") {
+          this.socket.write(body, (err) => (err ? reject(fromTunedClient(err)) : resolve()))
+        }
       })
     }
     connection.received = function(this: TunableConnection, data) {
@@ -1921,6 +1924,12 @@ interface TunableConnection {
   received(data: Uint8Array): void
 }
 const tuned = new WeakSet<object>()
+/** Errors raised by replaced client code: the client's, although its files are not in their stack. */
+const tunedClientErrors = new WeakSet<object>()
+const fromTunedClient = (error: Error) => {
+  tunedClientErrors.add(error)
+  return error
+}
 const isTunable = (connection: unknown): connection is TunableConnection => {
   const c = connection as Partial<Record<keyof TunableConnection, unknown>> | undefined
   return typeof c === "object" && c !== null && typeof c.send === "function" && typeof c.received === "function" &&
@@ -1979,7 +1988,7 @@ const orderedPrefetch = (depth: number): CreditPolicy => {
 }
 type CreditPolicy = NonNullable<Parameters<Client["declareConsumer"]>[0]["creditPolicy"]>
 /** Chunks granted ahead by a consumer. */
-const PREFETCH_CHUNKS = 2
+const PREFETCH_CHUNKS = Number(process.env.PREFETCH ?? 2)
 
 /**
  * What this module does to the client it creates, for a benchmark to do the same to a plain client.

@@ -1,0 +1,65 @@
+import { Effect, Layer, ManagedRuntime } from "effect"
+import { Buffer } from "node:buffer"
+import * as fs from "node:fs"
+import { Session } from "node:inspector/promises"
+import { connect, Offset } from "rabbitmq-stream-js-client"
+import { clientTuning, consume, OffsetStore, parseUri, receive, StreamBroker, TrackingStrategy } from "../src/StreamOffsets.ts"
+import { Chunk, Stream } from "effect"
+
+const n = Number(process.argv[2] ?? 1_000_000)
+const mode = process.argv[3] ?? "receive"
+const config = (parseUri("rabbitmq-stream://guest:guest@localhost:5552/%2f") as any).right
+const stream = `prof-${Date.now()}`
+const raw = await connect({ hostname: "localhost", port: 5552, username: "guest", password: "guest", vhost: "/" })
+clientTuning.tuneClient(raw)
+await raw.createStream({ stream, arguments: {} })
+const pub = await raw.declarePublisher({ stream })
+clientTuning.tuneOwner(pub)
+for (let i = 0; i < n - 1; i++) await pub.send(Buffer.from(`hello ${i}`))
+await pub.send(Buffer.from("marker"))
+await pub.flush()
+await new Promise((r) => setTimeout(r, 1500))
+const rt = ManagedRuntime.make(OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layer(config))))
+await rt.runPromise(Effect.void)
+const session = new Session()
+session.connect()
+const alloc = process.env.ALLOC === "1"
+if (alloc) {
+  await session.post("HeapProfiler.enable")
+  await session.post("HeapProfiler.startSampling", { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as any)
+} else {
+  await session.post("Profiler.enable")
+  await session.post("Profiler.start")
+}
+const t0 = performance.now()
+if (mode === "raw") {
+  await new Promise<void>((resolve) => {
+    let c = 0
+    raw.declareConsumer({ stream, offset: Offset.first(), creditPolicy: clientTuning.creditPolicy() }, (m) => {
+      c++
+      if (m.content.toString() === "marker") resolve()
+    }).then((consumer) => clientTuning.tuneOwner(consumer))
+  })
+} else if (mode === "chunks") {
+  const sizes = await rt.runPromise(Stream.runCollect(Stream.mapChunks(consume({ stream, consumerName: "p", tracking: TrackingStrategy.None() }), (c) => Chunk.of(c.length) as any)))
+  const arr = [...sizes] as Array<number>
+  console.log(`chunks ${arr.length}, mean ${n / arr.length}, max ${Math.max(...arr)}`)
+} else if (mode === "consume") {
+  await rt.runPromise(Stream.runDrain(consume({ stream, consumerName: "p", tracking: TrackingStrategy.None() })))
+} else {
+  const s = await rt.runPromise(receive({ stream, consumerName: "p", tracking: TrackingStrategy.None() }))
+  if (s.messages !== n) throw new Error(`got ${s.messages}`)
+}
+const ms = performance.now() - t0
+if (alloc) {
+  const { profile } = await session.post("HeapProfiler.stopSampling")
+  fs.writeFileSync(`/tmp/alloc-${mode}.json`, JSON.stringify(profile))
+} else {
+  const { profile } = await session.post("Profiler.stop")
+  fs.writeFileSync(`/tmp/prof-${mode}.cpuprofile`, JSON.stringify(profile))
+}
+console.log(`${mode}: ${Math.round(n / ms * 1000)} msg/s`)
+await raw.deleteStream({ stream })
+await rt.dispose()
+await raw.close()
+process.exit(0)
