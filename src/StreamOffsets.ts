@@ -1968,7 +1968,7 @@ const CLIENT_VERSION: string = (() => {
  * goes back only when a chunk is handled: at most `depth` chunks wait (backpressure). Relies on
  * the client calling `onChunkReceived` in the order chunks arrive (1.0.0 does, synchronously).
  */
-const orderedPrefetch = (depth: number): CreditPolicy => {
+const orderedPrefetch = (depth: number, onChunkEnd: () => void = () => {}): CreditPolicy => {
   if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR) return undefined as unknown as CreditPolicy // the client's default
   let previous: Promise<void> = Promise.resolve()
   const handled: Array<() => void> = []
@@ -1980,6 +1980,7 @@ const orderedPrefetch = (depth: number): CreditPolicy => {
       return before
     },
     onChunkCompleted: (requestCredits: (howMany: number) => Promise<void>) => {
+      onChunkEnd()
       handled.shift()?.()
       return requestCredits(1)
     },
@@ -1988,7 +1989,7 @@ const orderedPrefetch = (depth: number): CreditPolicy => {
 }
 type CreditPolicy = NonNullable<Parameters<Client["declareConsumer"]>[0]["creditPolicy"]>
 /** Chunks granted ahead by a consumer. */
-const PREFETCH_CHUNKS = Number(process.env.PREFETCH ?? 2)
+const PREFETCH_CHUNKS = 2
 
 /**
  * What this module does to the client it creates, for a benchmark to do the same to a plain client.
@@ -2307,7 +2308,7 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
           {
             stream: options.stream,
             offset: toClientOffset(options.start),
-            creditPolicy: orderedPrefetch(PREFETCH_CHUNKS),
+            creditPolicy: orderedPrefetch(PREFETCH_CHUNKS, () => buffer.chunkEnd()),
             ...(sac
               ? {
                 consumerRef: sac.name,
@@ -2374,13 +2375,17 @@ class DeliveryBuffer {
   private waiting: ((pulled: Effect.Effect<Chunk.Chunk<StreamMessage>, Option.Option<DeliveryError>>) => void) | undefined
   private closed: Option.Option<DeliveryError> | undefined
 
+  /** True once the client says where its chunks end (`chunkEnd`): the stream then wakes at once, per chunk. */
+  private chunked = false
+
   constructor(private readonly capacity: number) {}
 
   push(message: StreamMessage): Promise<void> | void {
     if (this.closed) return
     this.items.push(message)
-    this.wake()
+    if (!this.chunked) this.wake()
     if (this.items.length < this.capacity) return
+    if (this.chunked) this.wake(true)
     if (!this.space) {
       let resolve!: () => void
       const promise = new Promise<void>((r) => (resolve = r))
@@ -2399,6 +2404,12 @@ class DeliveryBuffer {
 
   fail(error: DeliveryError) {
     this.end(Option.some(error))
+  }
+
+  /** The client finished handing over a chunk: the stream takes it now. */
+  chunkEnd() {
+    this.chunked = true
+    this.wake(true)
   }
 
   /** The next chunk: everything buffered, waiting for at least one message. */
@@ -2421,13 +2432,15 @@ class DeliveryBuffer {
     return this.closed ? Effect.fail(this.closed) : undefined
   }
 
-  private wake() {
+  private wake(now = false) {
     const waiting = this.waiting
     if (!waiting) return
     this.waiting = undefined
-    // Resume on the next macrotask, not now: the client hands over a delivered chunk one message
-    // per microtask, so by then the whole chunk is buffered and the stream gets it in one piece.
-    setImmediate(() => waiting(Effect.suspend(() => this.take() ?? this.pull)))
+    const resume = () => waiting(Effect.suspend(() => this.take() ?? this.pull))
+    // Without chunk ends, resume on the next macrotask: the client hands over a delivered chunk one
+    // message per microtask, so by then the whole chunk is buffered and the stream gets it whole.
+    if (now) resume()
+    else setImmediate(resume)
   }
 
   private releaseSpace() {
