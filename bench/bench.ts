@@ -179,7 +179,7 @@ const rawProduce = async (stream: string, n: number, client = raw): Promise<numb
   const t0 = performance.now()
   await client.createStream({ stream, arguments: RETENTION })
   const publisher = await client.declarePublisher({ stream })
-  if (client === tuned) clientTuning.tuneOwner(publisher)
+  if (client === tuned) clientTuning.tunePublisher(publisher)
   let confirmed = 0
   let done!: () => void
   const allConfirmed = new Promise<void>((resolve) => (done = resolve))
@@ -211,7 +211,7 @@ const rawConsume = async (stream: string, n: number, client = raw): Promise<numb
     count++
     if (message.content.toString() === "marker") done()
   })
-  if (client === tuned) clientTuning.tuneOwner(consumer)
+  if (client === tuned) clientTuning.tuneConsumer(consumer)
   try {
     await withTimeout(`raw consume ${n}`, opTimeout(n), reachedMarker)
   } finally {

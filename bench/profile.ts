@@ -26,7 +26,7 @@ const raw = await connect({ hostname: "localhost", port: 5552, username: "guest"
 clientTuning.tuneClient(raw)
 await raw.createStream({ stream, arguments: {} })
 const pub = await raw.declarePublisher({ stream })
-clientTuning.tuneOwner(pub)
+clientTuning.tunePublisher(pub)
 for (let i = 0; i < n - 1; i++) await pub.send(Buffer.from(`hello ${i}`))
 await pub.send(Buffer.from("marker"))
 await pub.flush()
@@ -50,7 +50,7 @@ if (mode === "raw") {
     raw.declareConsumer({ stream, offset: Offset.first(), creditPolicy: clientTuning.creditPolicy() }, (m) => {
       c++
       if (m.content.toString() === "marker") resolve()
-    }).then((consumer) => clientTuning.tuneOwner(consumer))
+    }).then((consumer) => clientTuning.tuneConsumer(consumer))
   })
 } else if (mode === "chunks") {
   const sizes = await rt.runPromise(Stream.runCollect(Stream.mapChunks(consume({ stream, consumerName: "p", tracking: TrackingStrategy.None() }), (c) => Chunk.of(c.length) as any)))
