@@ -3,7 +3,8 @@
  *
  *   node scripts/run.mjs bench/profile.ts [N=1000000] [receive|consume|raw|chunks]
  *   ALLOC=1 ...   a sampling heap profile instead (allocation sites)
- *   BUF=n         receive's bufferSize (default 1024)
+ *   BUF=n         receive's bufferSize (default 1024); NOPROF=1: time it only
+ *   modes: receive, consume, raw (tuned client), subscribe (the bare StreamBroker.subscribe)
  *
  * Publishes N small messages with a tuned raw client, then profiles only the consume: our
  * `receive` (tracking none), our `consume` Stream, or the tuned raw client's loop; `chunks` prints
@@ -15,7 +16,7 @@ import { Buffer } from "node:buffer"
 import * as fs from "node:fs"
 import { Session } from "node:inspector/promises"
 import { connect, Offset } from "rabbitmq-stream-js-client"
-import { clientTuning, consume, OffsetStore, parseUri, receive, StreamBroker, TrackingStrategy } from "../src/StreamOffsets.ts"
+import { clientTuning, consume, OffsetStore, parseUri, receive, StartPosition, StreamBroker, TrackingStrategy } from "../src/StreamOffsets.ts"
 import { Chunk, Stream } from "effect"
 
 const n = Number(process.argv[2] ?? 1_000_000)
@@ -36,7 +37,10 @@ await rt.runPromise(Effect.void)
 const session = new Session()
 session.connect()
 const alloc = process.env.ALLOC === "1"
-if (alloc) {
+const off = process.env.NOPROF === "1"
+if (off) {
+  // timing only
+} else if (alloc) {
   await session.post("HeapProfiler.enable")
   await session.post("HeapProfiler.startSampling", { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as any)
 } else {
@@ -52,6 +56,14 @@ if (mode === "raw") {
       if (m.content.toString() === "marker") resolve()
     }).then((consumer) => clientTuning.tuneConsumer(consumer))
   })
+} else if (mode === "subscribe") {
+  // The bare subscription: the delivery buffer and a Stream, nothing of the consumer's pipeline.
+  await rt.runPromise(Effect.scoped(Effect.gen(function*() {
+    const broker = yield* StreamBroker
+    const messages = yield* broker.subscribe({ stream, start: StartPosition.First() })
+    let seen = 0
+    yield* Stream.runForEachChunk(Stream.takeUntil(messages, () => ++seen >= n), () => Effect.void)
+  })))
 } else if (mode === "chunks") {
   const sizes = await rt.runPromise(Stream.runCollect(Stream.mapChunks(consume({ stream, consumerName: "p", tracking: TrackingStrategy.None() }), (c) => Chunk.of(c.length) as any)))
   const arr = [...sizes] as Array<number>
@@ -63,7 +75,9 @@ if (mode === "raw") {
   if (s.messages !== n) throw new Error(`got ${s.messages}`)
 }
 const ms = performance.now() - t0
-if (alloc) {
+if (off) {
+  // timing only
+} else if (alloc) {
   const { profile } = await session.post("HeapProfiler.stopSampling")
   fs.writeFileSync(`/tmp/alloc-${mode}.json`, JSON.stringify(profile))
 } else {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A local RabbitMQ 4 with streams for development, tests and CI.
 #
-#   scripts/broker.sh up|down|restart|status|logs|cut|consumers                      (npm run broker -- up)
+#   scripts/broker.sh up|down|restart|status|logs|cut                        (npm run broker -- up)
 #   scripts/broker.sh cluster up|down|reset|status|logs|stop-node N|start-node N
 #                                                                 (npm run broker -- cluster up)
 #   scripts/broker.sh mtls up|down|status|logs                       (npm run broker -- mtls up)
@@ -22,7 +22,6 @@
 #   stream can be declared again: for tests of clients that must survive a broker restart.
 # `status` says whether streams (plain, and TLS with the test CA) can be declared (exit 1 unless both).
 # `cut` closes every client connection of that broker (for fault tests: clients must recover).
-# `consumers` lists the stream consumers as the broker sees them (JSON: credits, messages sent to each).
 #
 # TLS: a test CA and certificates made once with openssl in $BROKER_STATE_DIR/tls (made again only
 # when missing or about to expire), RSA 2048 / SHA-256, valid 10 years:
@@ -636,17 +635,6 @@ cmd_cut() {
   esac
 }
 
-# The broker's view of its stream consumers (credits, messages sent to each, offset), for tests.
-cmd_consumers() {
-  local info=(list_stream_consumers stream messages_consumed credits offset --formatter json)
-  case "$(mode)" in
-  docker) docker exec "$container" rabbitmqctl "${info[@]}" ;;
-  native) rabbitmqctl "${info[@]}" ;;
-  chroot) in_root rabbitmqctl -n "$single" "${info[@]}" ;;
-  *) die "no broker was started by this script" ;;
-  esac
-}
-
 cmd_logs() {
   [ -f "$log" ] && tail -n 100 "$log"
   case "$(mode)" in
@@ -1083,7 +1071,6 @@ restart) cmd_restart ;;
 status) cmd_status ;;
 logs) cmd_logs ;;
 cut) cmd_cut ;;
-consumers) cmd_consumers ;;
 cluster)
   shift
   cmd_cluster "$@"
@@ -1093,7 +1080,7 @@ mtls)
   cmd_mtls "$@"
   ;;
 *)
-  echo "usage: scripts/broker.sh up|down|restart|status|logs|cut|consumers | cluster up|down|reset|status|logs|stop-node N|start-node N | mtls up|down|status|logs" >&2
+  echo "usage: scripts/broker.sh up|down|restart|status|logs|cut | cluster up|down|reset|status|logs|stop-node N|start-node N | mtls up|down|status|logs" >&2
   exit 2
   ;;
 esac
