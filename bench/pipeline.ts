@@ -17,7 +17,7 @@ const chunks: Array<Chunk.Chunk<StreamMessage>> = []
 for (let o = 0; o < N; o += SIZE) chunks.push(Chunk.unsafeFromArray(Array.from({ length: Math.min(SIZE, N - o) }, (_, i) => ({ offset: BigInt(o + i), body }))))
 const source = () => Stream.fromChunks(...chunks)
 const counter = Metric.counter("x", { incremental: true })
-const time = async (label: string, eff: Effect.Effect<unknown>) => {
+const time = async (label: string, eff: Effect.Effect<unknown, unknown>) => {
   const best: Array<number> = []
   for (let i = 0; i < 5; i++) { const t = performance.now(); await Effect.runPromise(eff); best.push(performance.now() - t) }
   console.log(`${label.padEnd(40)} ${Math.min(...best).toFixed(1)} ms`)
