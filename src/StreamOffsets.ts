@@ -1875,7 +1875,8 @@ const release = (close: () => Promise<unknown>): Effect.Effect<void> =>
  *   - TCP_NODELAY for consumers and requests: with more than one chunk of credit out, Nagle's
  *     algorithm holds back the small credit frames (13k msg/s measured). Not for publishers: there
  *     Nagle's coalescing of frames makes the broker write larger chunks, which every consumer of
- *     the stream reads faster (without it, a stream written by `send` read 3x slower).
+ *     the stream reads faster (a stream `send` wrote read at 0.30 of a raw loop's with it, 0.43
+ *     without; measured).
  */
 const clientInternals = {
   storeOffset: (client: Client, params: { stream: string; reference: string; offsetValue: bigint }): Promise<unknown> => {
