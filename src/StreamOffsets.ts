@@ -835,14 +835,21 @@ export const consume = (
   Stream.unwrapScoped(Effect.gen(function*() {
     const consumer = yield* makeConsumer(options)
     const ended = { value: false }
+    // Runs before the consumer's own final store: says the stream ended, makes that store, and then
+    // warns if it was not confirmed.
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
         ended.value = true
-        const { storeProblem } = consumer.tracker.progress()
-        return Option.match(storeProblem, {
-          onNone: () => Effect.void,
-          onSome: (problem) => Effect.logWarning(`the final offset of "${options.consumerName}" was not confirmed stored: ${problem}`)
-        })
+        return Effect.zipRight(
+          consumer.tracker.finalStore,
+          Effect.suspend(() =>
+            Option.match(consumer.tracker.progress().storeProblem, {
+              onNone: () => Effect.void,
+              onSome: (problem) =>
+                Effect.logWarning(`the final offset of "${options.consumerName}" was not confirmed stored: ${problem}`)
+            })
+          )
+        )
       })
     )
     // After the end, a commit makes a final store of its own (stored, read back, bounded).
@@ -969,17 +976,31 @@ const makeMessageSource = (
   // message by message, interruptibly.
   const sync = Symbol.iterator in messages ? messages[Symbol.iterator]() : undefined
   const async = sync === undefined ? (messages as AsyncIterable<Uint8Array | string>)[Symbol.asyncIterator]() : undefined
+  // The batch being read and a read under way outlive an interrupted session (a lost connection):
+  // the next session goes on with them, so no message read is dropped.
+  const state = {
+    position: 0n,
+    skipped: 0,
+    done: false,
+    building: { bodies: [] as Array<Uint8Array>, firstId: undefined as bigint | undefined },
+    reading: undefined as Promise<IteratorResult<Uint8Array | string>> | undefined,
+    pending: undefined as Batch | undefined
+  }
   const readAsync = Effect.tryPromise({
-    try: () => async!.next(),
+    try: () => (state.reading ??= async!.next()),
     catch: (error) => new InvalidArgument({ message: `could not read the messages to send: ${errorText(error)}` })
-  })
-  const state = { position: 0n, skipped: 0, done: false, pending: undefined as Batch | undefined }
+  }).pipe(
+    // Settled: the next read asks for the next item. Interrupted: it still awaits this one.
+    Effect.tapBoth({
+      onFailure: () => Effect.sync(() => void (state.reading = undefined)),
+      onSuccess: () => Effect.sync(() => void (state.reading = undefined))
+    })
+  )
   const next = (skipUpTo: bigint) =>
     Effect.gen(function*() {
       if (state.pending !== undefined) return state.pending
-      const bodies: Array<Uint8Array> = []
-      let firstId: bigint | undefined
-      while (bodies.length < options.batchSize && !state.done) {
+      const batch = state.building
+      while (batch.bodies.length < options.batchSize && !state.done) {
         const item = sync ? sync.next() : yield* readAsync
         if (item.done) {
           state.done = true
@@ -990,11 +1011,12 @@ const makeMessageSource = (
           state.skipped++
           continue
         }
-        if (options.named) firstId ??= state.position
-        bodies.push(typeof item.value === "string" ? Buffer.from(item.value, "utf8") : item.value)
+        if (options.named) batch.firstId ??= state.position
+        batch.bodies.push(typeof item.value === "string" ? Buffer.from(item.value, "utf8") : item.value)
       }
-      state.pending = { bodies, firstId }
-      return state.pending
+      state.building = { bodies: [], firstId: undefined }
+      state.pending = batch
+      return batch
     })
   return { next, taken: () => void (state.pending = undefined), skipped: () => state.skipped }
 }
@@ -1009,8 +1031,11 @@ export interface ConfirmTracker {
   readonly sent: () => number
   readonly confirmed: () => number
   readonly unconfirmed: () => number
-  /** Waits for room for `size` more messages in flight; a full window waits at most the confirm timeout. */
-  readonly reserve: (size: number) => Effect.Effect<void, ConfirmTimeout>
+  /**
+   * Waits for room for `size` more messages in flight; a full window waits at most the confirm
+   * timeout, and fails at once after a rejection (whose room never comes back).
+   */
+  readonly reserve: (size: number) => Effect.Effect<void, ConfirmTimeout | PublishError>
   /** Records a batch handed to the publisher. */
   readonly sending: (batch: Batch) => void
   readonly confirmation: (confirmation: Confirmation) => Effect.Effect<void>
@@ -1051,7 +1076,10 @@ export const makeConfirmTracker = (options: {
       // Only a full window can wait for long: bound that wait, keep the common path cheap.
       reserve: (size) =>
         state.sent - state.confirmed + size > maxInFlight
-          ? Effect.timeoutFail(window.take(size), { duration: confirmTimeout, onTimeout: timedOut })
+          ? Effect.raceFirst(
+            Effect.timeoutFail(window.take(size), { duration: confirmTimeout, onTimeout: timedOut }),
+            Effect.zipRight(Deferred.await(done), Effect.never)
+          )
           : window.take(size),
       sending: ({ bodies, firstId }) => {
         state.sent += bodies.length
@@ -1298,7 +1326,12 @@ const subscription = (
       Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), isTransient) ? Effect.void : tracker.finalStore
     )
     if (tracking._tag === "Auto") {
-      yield* tracker.storeIfAhead.pipe(Effect.repeat(Schedule.spaced(tracking.interval)), Effect.forkScoped)
+      // A failed store (the broker away for a moment) is said, and the timer goes on.
+      yield* tracker.storeIfAhead.pipe(
+        Effect.catchAll((error) => Effect.logWarning(`${error.message}; storing again at the next interval`)),
+        Effect.repeat(Schedule.spaced(tracking.interval)),
+        Effect.forkScoped
+      )
     }
     return Stream.mapChunks(deliveries, position.deliver)
   }))
@@ -1455,19 +1488,28 @@ export const makeOffsetTracker = (options: {
       lastStored: Option.none<bigint>(),
       storeConfirmed: false,
       storeProblem: Option.none<string>(),
+      storedByThisRun: false,
       finalStoreMadeAt: undefined as { readonly last: bigint | undefined } | undefined
     }
     const storeAt = (offset: bigint) =>
       lock.withPermits(1)(Effect.suspend(() =>
         Option.isSome(state.lastStored) && offset <= state.lastStored.value
           ? Effect.void
-          : Effect.tap(options.store(offset), () => void (state.lastStored = Option.some(offset)))
+          : Effect.tap(options.store(offset), () => {
+            state.lastStored = Option.some(offset)
+            state.storedByThisRun = true
+          })
       ))
     const readStored = Effect.tap(options.query, (stored) => void (state.lastStored = maxOffset(state.lastStored, stored)))
     const storeIfAhead = Effect.suspend(() => (state.last === undefined ? Effect.void : storeAt(state.last)))
     // Bounded whatever the broker does, even inside a finalizer (hence interruptible): a stop never
     // waits for a broker that is away; the summary says what happened instead.
-    const finalStoreOnce = Effect.zipRight(storeIfAhead, Effect.suspend(() => readBack(options.query, state.lastStored))).pipe(
+    // Only what this run stored is read back: a stop with nothing new to store (during an outage,
+    // say) does not wait for the broker.
+    const finalStoreOnce = Effect.zipRight(
+      storeIfAhead,
+      Effect.suspend(() => (state.storedByThisRun ? readBack(options.query, state.lastStored) : Effect.void))
+    ).pipe(
       Effect.interruptible,
       Effect.timeoutFail({
         duration: options.confirmTimeout,
@@ -1869,9 +1911,11 @@ const release = (close: () => Promise<unknown>): Effect.Effect<void> =>
  *     copying it into an array of numbers), of every delivered chunk and confirm - most of its CPU
  *     (README, Benchmark). `send` is replaced by the same code without its two debug lines;
  *     `received` runs the client's decoder with `util.inspect`'s default options set to cheap
- *     ones for that synchronous call only, and restored after it (nothing but the client's
- *     decoding runs inside: it hands messages to handlers on later microtasks). `util.inspect` is
- *     not changed for the rest of the process.
+ *     ones for that synchronous call only, and restored after it. Inside run the client's
+ *     decoding and the synchronous start of its listeners (this module's: the confirm routing,
+ *     the delivery handler's first steps; a single-active activation is moved to a later
+ *     macrotask); message handlers run on later microtasks. `util.inspect` is not changed for the
+ *     rest of the process.
  *   - TCP_NODELAY for consumers and requests: with more than one chunk of credit out, Nagle's
  *     algorithm holds back the small credit frames (13k msg/s measured). Not for publishers: there
  *     Nagle's coalescing of frames makes the broker write larger chunks, which every consumer of
@@ -1971,7 +2015,10 @@ const CLIENT_VERSION: string = (() => {
  * goes back only when a chunk is handled: at most `depth` chunks wait (backpressure). Relies on
  * the client calling `onChunkReceived` in the order chunks arrive (1.0.0 does, synchronously).
  */
-const orderedPrefetch = (depth: number, onChunkEnd: () => void = () => {}): CreditPolicy => {
+const orderedPrefetch = (
+  depth: number,
+  consumer: { readonly onChunkEnd: () => void; readonly isOpen: () => boolean } = { onChunkEnd: () => {}, isOpen: () => true }
+): CreditPolicy => {
   if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR) return undefined as unknown as CreditPolicy // the client's default
   let previous: Promise<void> = Promise.resolve()
   const handled: Array<() => void> = []
@@ -1983,9 +2030,12 @@ const orderedPrefetch = (depth: number, onChunkEnd: () => void = () => {}): Cred
       return before
     },
     onChunkCompleted: (requestCredits: (howMany: number) => Promise<void>) => {
-      onChunkEnd()
+      consumer.onChunkEnd()
       handled.shift()?.()
-      return requestCredits(1)
+      // No credit for a consumer being closed: on a closing socket the request fails (EPIPE), and
+      // the client would leave that rejection unhandled. A failing socket is reported by the
+      // connection's own listeners, so a failed credit request needs no second report.
+      return consumer.isOpen() ? requestCredits(1).catch(() => undefined) : Promise.resolve()
     },
     requestCredits: (requestCredits: (howMany: number) => Promise<void>, amount: number) => requestCredits(amount)
   } as unknown as CreditPolicy
@@ -2314,12 +2364,14 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
           {
             stream: options.stream,
             offset: toClientOffset(options.start),
-            creditPolicy: orderedPrefetch(PREFETCH_CHUNKS, () => buffer.chunkEnd()),
+            creditPolicy: orderedPrefetch(PREFETCH_CHUNKS, { onChunkEnd: () => buffer.chunkEnd(), isOpen: () => buffer.isOpen }),
             ...(sac
               ? {
                 consumerRef: sac.name,
                 singleActive: true,
-                consumerUpdateListener: () => runPromise(Effect.map(sac.onActivate, toClientOffset))
+                // On a later macrotask: the client calls this while it decodes (inside withCheapInspect).
+                consumerUpdateListener: () =>
+                  new Promise((resolve) => setImmediate(resolve)).then(() => runPromise(Effect.map(sac.onActivate, toClientOffset)))
               }
               : {}),
             connectionClosedListener
@@ -2332,6 +2384,8 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
       onLost: (e) => buffer.fail(e)
     })
     clientInternals.tune(clientInternals.connectionOf(consumer, "connection"), { noDelay: true })
+    // Runs before the consumer is closed: no more credit is asked for while it closes.
+    yield* Effect.addFinalizer(() => Effect.sync(() => buffer.end()))
     return Stream.repeatEffectChunkOption(buffer.pull)
   })
 
@@ -2410,6 +2464,10 @@ class DeliveryBuffer {
 
   fail(error: DeliveryError) {
     this.end(Option.some(error))
+  }
+
+  get isOpen(): boolean {
+    return this.closed === undefined
   }
 
   /** The client finished handing over a chunk: the stream takes it now. */

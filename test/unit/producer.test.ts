@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Option, TestClock } from "effect"
+import { Effect, Fiber, Option, Schedule, TestClock } from "effect"
 import { bodyText, MemoryBroker, send, StreamBroker, tutorialMessages } from "../../src/StreamOffsets.ts"
 
 describe("send", () => {
@@ -110,6 +110,34 @@ describe("send", () => {
       expect(summary.confirmed).toBe(summary.sent)
       expect((yield* memory.messages("s")).map(bodyText)).toEqual([...tutorialMessages(50)])
     }).pipe(Effect.provide(StreamBroker.layerMemory({ confirmDelay: "1 second" }))))
+
+  it.live("a named producer reading an async source loses nothing when the connection drops mid-batch", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      // A slow source (a pipe, say): a message every 5 ms; the connection drops while a batch is read.
+      const source = async function*() {
+        for (let i = 0; i < 20; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 5))
+          yield `m${i}`
+        }
+      }
+      const fiber = yield* Effect.fork(send({ stream: "s", messages: source(), producerName: "p" }))
+      yield* Effect.sleep("42 millis")
+      yield* memory.loseConnection
+      const summary = yield* Fiber.join(fiber)
+      expect(summary.confirmed).toBe(20)
+      expect((yield* memory.messages("s")).map(bodyText)).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`))
+    }).pipe(Effect.provide(StreamBroker.layerMemory({ retry: Schedule.spaced("10 millis") }))))
+
+  it.effect("a rejected message fails the send at once, also while the window is full", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        send({ stream: "s", messages: tutorialMessages(50), maxInFlight: 5, confirmTimeout: "1 minute" }).pipe(Effect.flip)
+      )
+      yield* TestClock.adjust("1 second")
+      const error = yield* Fiber.join(fiber)
+      expect(error._tag).toBe("PublishError")
+    }).pipe(Effect.provide(StreamBroker.layerMemory({ rejectPublish: () => 17, confirmDelay: "10 millis" }))))
 
   it.effect("an unnamed producer fails on a lost connection: it cannot tell what the broker has", () =>
     Effect.gen(function*() {
