@@ -2370,8 +2370,15 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
                 consumerRef: sac.name,
                 singleActive: true,
                 // On a later macrotask: the client calls this while it decodes (inside withCheapInspect).
+                // If where to start cannot be found (the offset store failing), the consumer fails
+                // rather than letting the client fall back to `start` (a replay from the first message).
                 consumerUpdateListener: () =>
-                  new Promise((resolve) => setImmediate(resolve)).then(() => runPromise(Effect.map(sac.onActivate, toClientOffset)))
+                  new Promise((resolve) => setImmediate(resolve))
+                    .then(() => runPromise(Effect.map(sac.onActivate, toClientOffset)))
+                    .catch((error: unknown) => {
+                      buffer.fail(new BrokerError({ operation: `activate on "${options.stream}"`, reason: errorText(error), cause: error }))
+                      return toClientOffset(StartPosition.Next())
+                    })
               }
               : {}),
             connectionClosedListener
@@ -2655,8 +2662,8 @@ interface MemoryState {
   /** The connection, supervised like the real one; a "client" is a token per connection. */
   readonly supervisor: ConnectionSupervisor<object>
   readonly availability: { failure: "unreachable" | "credentials" | undefined }
-  /** Every open publisher and subscription, for `loseConnection`. */
-  readonly open: Set<Deferred.Deferred<never, ConnectionLost>>
+  /** Every open publisher and subscription (and what it was doing), for `loseConnection`. */
+  readonly open: Map<Deferred.Deferred<never, ConnectionLost>, string>
   /** Single active consumer groups: the first member is active; when it leaves, the next one is. */
   readonly groups: Map<string, Array<Deferred.Deferred<void>>>
 }
@@ -2678,7 +2685,7 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
       streams: new Map(),
       supervisor,
       availability,
-      open: new Set(),
+      open: new Map(),
       groups: new Map()
     }
     const broker: StreamBrokerShape = {
@@ -2801,16 +2808,16 @@ const append = (
   })
 
 /** A publisher or subscription on the connection: failed with ConnectionLost when it is lost. */
-const openOnConnection = (state: MemoryState) =>
+const openOnConnection = (state: MemoryState, during: string) =>
   Effect.acquireRelease(
-    Effect.tap(Deferred.make<never, ConnectionLost>(), (d) => void state.open.add(d)),
+    Effect.tap(Deferred.make<never, ConnectionLost>(), (d) => void state.open.set(d, during)),
     (d) => Effect.sync(() => void state.open.delete(d))
   )
 
 const loseConnection = (state: MemoryState, reason: string) =>
   Effect.zipRight(
     Effect.sync(() => state.supervisor.loseCurrent(reason)),
-    Effect.forEach(state.open, (d) => Deferred.fail(d, new ConnectionLost({ during: "consuming", reason })), { discard: true })
+    Effect.forEach(state.open, ([d, during]) => Deferred.fail(d, new ConnectionLost({ during, reason })), { discard: true })
   )
 
 const memoryPublisher = (state: MemoryState, stream: string, name: string | undefined) =>
@@ -2820,7 +2827,7 @@ const memoryPublisher = (state: MemoryState, stream: string, name: string | unde
     const scope = yield* Effect.scope
     const confirmations = yield* Queue.unbounded<Confirmation>()
     yield* Effect.addFinalizer(() => Queue.shutdown(confirmations))
-    const lost = yield* openOnConnection(state)
+    const lost = yield* openOnConnection(state, `publishing to "${stream}"`)
     const lastPublishingId = name === undefined ? 0n : s.publishers.get(name) ?? 0n
     const ids = { last: lastPublishingId }
     const confirm = (c: Confirmation) =>
@@ -2861,7 +2868,7 @@ const memoryPublisher = (state: MemoryState, stream: string, name: string | unde
 const memorySubscribe = (state: MemoryState, options: SubscribeOptions) =>
   Effect.gen(function*() {
     const s = yield* getStream(state, options.stream)
-    const lost = yield* openOnConnection(state)
+    const lost = yield* openOnConnection(state, `consuming "${options.stream}"`)
     const sac = options.singleActive
     const activated = sac ? yield* joinGroup(state, JSON.stringify([options.stream, sac.name])) : undefined
     const cursor = { position: -1 }
