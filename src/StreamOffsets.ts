@@ -42,6 +42,7 @@ import {
   Effect,
   Either,
   Exit,
+  FiberId,
   Layer,
   Metric,
   Option,
@@ -1489,7 +1490,7 @@ export const makeOffsetTracker = (options: {
       storeConfirmed: false,
       storeProblem: Option.none<string>(),
       storedByThisRun: false,
-      finalStoreMadeAt: undefined as { readonly last: bigint | undefined } | undefined
+      finalStoreMadeAt: undefined as { readonly last: bigint | undefined; readonly done: Deferred.Deferred<void> } | undefined
     }
     const storeAt = (offset: bigint) =>
       lock.withPermits(1)(Effect.suspend(() =>
@@ -1557,9 +1558,13 @@ export const makeOffsetTracker = (options: {
       // Made once per last processed message: a stop after the consumer's own finalizer stored does
       // not wait a second time for a broker that is away.
       finalStore: Effect.suspend(() => {
-        if (state.finalStoreMadeAt !== undefined && state.finalStoreMadeAt.last === state.last) return Effect.void
-        state.finalStoreMadeAt = { last: state.last }
-        return finalStoreOnce
+        // A store for this offset made or under way: wait for it (its outcome is then the one kept).
+        if (state.finalStoreMadeAt !== undefined && state.finalStoreMadeAt.last === state.last) {
+          return Deferred.await(state.finalStoreMadeAt.done)
+        }
+        const done = Deferred.unsafeMake<void>(FiberId.none)
+        state.finalStoreMadeAt = { last: state.last, done }
+        return Effect.ensuring(finalStoreOnce, Deferred.succeed(done, undefined))
       })
     }
   })

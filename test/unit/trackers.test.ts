@@ -77,6 +77,28 @@ describe("the offset tracker", () => {
       expect(t.progress()).toMatchObject({ storeConfirmed: true, storeProblem: Option.none(), lastStored: Option.some(7n) })
     }))
 
+  it.effect("a second final store for the same offset waits for the one under way, and sees its outcome", () =>
+    Effect.gen(function*() {
+      const store = fakeStore()
+      const t = yield* makeOffsetTracker({
+        store: (offset) => Effect.delay(store.store(offset), "1 second"),
+        query: store.query,
+        every: 1000,
+        confirmTimeout: Duration.seconds(5)
+      })
+      t.processed(7n, 1)
+      const first = yield* Effect.fork(t.finalStore)
+      yield* TestClock.adjust("10 millis")
+      const second = yield* Effect.fork(t.finalStore)
+      yield* TestClock.adjust("10 millis")
+      expect(second.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(second)
+      expect(t.progress().storeConfirmed).toBe(true)
+      yield* Fiber.join(first)
+      expect(store.state.stores).toEqual([7n])
+    }))
+
   it.effect("a final store that never reads back ends at the bound, with the problem said", () =>
     Effect.gen(function*() {
       const { t } = yield* tracker(1000, fakeStore(false))
