@@ -4,7 +4,9 @@
  *   node scripts/run.mjs bench/profile.ts [N=1000000] [receive|consume|raw|chunks]
  *   ALLOC=1 ...   a sampling heap profile instead (allocation sites)
  *   BUF=n         receive's bufferSize (default 1024); NOPROF=1: time it only
- *   modes: receive, consume, raw (tuned client), subscribe (the bare StreamBroker.subscribe)
+ *   modes: receive, consume, raw (tuned client), subscribe (the bare StreamBroker.subscribe,
+ *   drained), mapchunks / select (+ an operator, drained), foreach / fold (+ an effect per chunk in
+ *   the sink); each prints the heap's growth at its peak
  *
  * Publishes N small messages with a tuned raw client, then profiles only the consume: our
  * `receive` (tracking none), our `consume` Stream, or the tuned raw client's loop; `chunks` prints
@@ -16,7 +18,7 @@ import { Buffer } from "node:buffer"
 import * as fs from "node:fs"
 import { Session } from "node:inspector/promises"
 import { connect, Offset } from "rabbitmq-stream-js-client"
-import { clientTuning, consume, OffsetStore, parseUri, receive, StartPosition, StreamBroker, TrackingStrategy } from "../src/StreamOffsets.ts"
+import { clientTuning, consume, OffsetStore, parseUri, receive, selectUntilStop, StartPosition, StreamBroker, TrackingStrategy } from "../src/StreamOffsets.ts"
 import { Chunk, Stream } from "effect"
 
 const n = Number(process.argv[2] ?? 1_000_000)
@@ -47,6 +49,8 @@ if (off) {
   await session.post("Profiler.enable")
   await session.post("Profiler.start")
 }
+const heap = { base: process.memoryUsage().heapUsed, peak: 0 }
+const sampler = setInterval(() => (heap.peak = Math.max(heap.peak, process.memoryUsage().heapUsed)), 20)
 const t0 = performance.now()
 if (mode === "raw") {
   await new Promise<void>((resolve) => {
@@ -63,6 +67,23 @@ if (mode === "raw") {
     const messages = yield* broker.subscribe({ stream, start: StartPosition.First() })
     let seen = 0
     yield* Stream.runForEachChunk(Stream.takeUntil(messages, () => ++seen >= n), () => Effect.void)
+  })))
+} else if (mode === "select" || mode === "fold" || mode === "mapchunks" || mode === "foreach") {
+  await rt.runPromise(Effect.scoped(Effect.gen(function*() {
+    const broker = yield* StreamBroker
+    const messages = yield* broker.subscribe({ stream, start: StartPosition.First() })
+    let seen = 0
+    const bounded = Stream.takeUntil(messages, () => ++seen >= n)
+    if (mode === "select") {
+      yield* Stream.runDrain(selectUntilStop(bounded, () => undefined))
+    } else if (mode === "foreach") {
+      let k = 0
+      yield* Stream.runForEach(Stream.chunks(bounded), (c) => Effect.sync(() => void (k += c.length)))
+    } else if (mode === "mapchunks") {
+      yield* Stream.runDrain(Stream.mapChunks(bounded, (c) => c))
+    } else {
+      yield* Stream.runFoldEffect(Stream.chunks(bounded), 0, (k, c) => Effect.succeed(k + c.length))
+    }
   })))
 } else if (mode === "chunks") {
   const sizes = await rt.runPromise(Stream.runCollect(Stream.mapChunks(consume({ stream, consumerName: "p", tracking: TrackingStrategy.None() }), (c) => Chunk.of(c.length) as any)))
@@ -84,7 +105,8 @@ if (off) {
   const { profile } = await session.post("Profiler.stop")
   fs.writeFileSync(`/tmp/prof-${mode}.cpuprofile`, JSON.stringify(profile))
 }
-console.log(`${mode}: ${Math.round(n / ms * 1000)} msg/s`)
+clearInterval(sampler)
+console.log(`${mode}: ${Math.round(n / ms * 1000)} msg/s, heap +${Math.round((heap.peak - heap.base) / 1e6)} MB at its peak`)
 await raw.deleteStream({ stream })
 await rt.dispose()
 await raw.close()
