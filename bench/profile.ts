@@ -5,8 +5,8 @@
  *   ALLOC=1 ...   a sampling heap profile instead (allocation sites)
  *   BUF=n         receive's bufferSize (default 1024); NOPROF=1: time it only
  *   modes: receive, consume, raw (tuned client), subscribe (the bare StreamBroker.subscribe,
- *   drained), mapchunks / select (+ an operator, drained), foreach / fold (+ an effect per chunk in
- *   the sink); each prints the heap's growth at its peak
+ *   drained), mapchunks / select (+ an operator, drained), tap / foreach / fold (+ an effect per
+ *   chunk, in the stream or in the sink); each prints the heap's growth at its peak
  *
  * Publishes N small messages with a tuned raw client, then profiles only the consume: our
  * `receive` (tracking none), our `consume` Stream, or the tuned raw client's loop; `chunks` prints
@@ -68,7 +68,7 @@ if (mode === "raw") {
     let seen = 0
     yield* Stream.runForEachChunk(Stream.takeUntil(messages, () => ++seen >= n), () => Effect.void)
   })))
-} else if (mode === "select" || mode === "fold" || mode === "mapchunks" || mode === "foreach") {
+} else if (mode === "select" || mode === "fold" || mode === "mapchunks" || mode === "foreach" || mode === "tap") {
   await rt.runPromise(Effect.scoped(Effect.gen(function*() {
     const broker = yield* StreamBroker
     const messages = yield* broker.subscribe({ stream, start: StartPosition.First() })
@@ -76,6 +76,9 @@ if (mode === "raw") {
     const bounded = Stream.takeUntil(messages, () => ++seen >= n)
     if (mode === "select") {
       yield* Stream.runDrain(selectUntilStop(bounded, () => undefined))
+    } else if (mode === "tap") {
+      let k = 0
+      yield* Stream.runDrain(Stream.tap(Stream.chunks(bounded), (c) => Effect.sync(() => void (k += c.length))))
     } else if (mode === "foreach") {
       let k = 0
       yield* Stream.runForEach(Stream.chunks(bounded), (c) => Effect.sync(() => void (k += c.length)))
