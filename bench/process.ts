@@ -14,9 +14,7 @@
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import process from "node:process"
-import { Buffer } from "node:buffer"
-import { connect } from "rabbitmq-stream-js-client"
-import { clientTuning } from "../src/StreamOffsets.ts"
+import { publishTutorialStream } from "./tutorial-stream.ts"
 
 const argv = process.argv.slice(2)
 const flag = (name: string, fallback: string) => {
@@ -82,15 +80,7 @@ const candidates: ReadonlyArray<{ label: string; run: (i: number) => Promise<{ m
 ]
 
 // The stream: N messages, published with a tuned raw client.
-const client = await connect({ hostname: "localhost", port: Number(port), username: "guest", password: "guest", vhost: "/" })
-clientTuning.tuneClient(client)
-await client.createStream({ stream, arguments: { "max-length-bytes": 2_000_000_000 } })
-const publisher = await client.declarePublisher({ stream })
-clientTuning.tunePublisher(publisher)
-for (let i = 0; i < count - 1; i++) await publisher.send(Buffer.from(`hello ${i}`))
-await publisher.send(Buffer.from("marker"))
-await publisher.flush()
-await new Promise((resolve) => setTimeout(resolve, 2000))
+const client = await publishTutorialStream(stream, count, Number(port))
 
 const results = new Map<string, Array<{ ms: number; rssMb: number }>>()
 try {

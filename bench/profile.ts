@@ -14,10 +14,10 @@
  * Chrome's DevTools) or /tmp/alloc-MODE.json, and prints the rate (lower than unprofiled).
  */
 import { Effect, Either, Layer, ManagedRuntime } from "effect"
-import { Buffer } from "node:buffer"
 import * as fs from "node:fs"
 import { Session } from "node:inspector/promises"
-import { connect, Offset } from "rabbitmq-stream-js-client"
+import { Offset } from "rabbitmq-stream-js-client"
+import { publishTutorialStream } from "./tutorial-stream.ts"
 import { clientTuning, consume, OffsetStore, parseUri, receive, selectUntilStop, StartPosition, StreamBroker, TrackingStrategy } from "../src/StreamOffsets.ts"
 import { Chunk, Stream } from "effect"
 
@@ -25,15 +25,7 @@ const n = Number(process.argv[2] ?? 1_000_000)
 const mode = process.argv[3] ?? "receive"
 const config = Either.getOrThrow(parseUri("rabbitmq-stream://guest:guest@localhost:5552/%2f"))
 const stream = `prof-${Date.now()}`
-const raw = await connect({ hostname: "localhost", port: 5552, username: "guest", password: "guest", vhost: "/" })
-clientTuning.tuneClient(raw)
-await raw.createStream({ stream, arguments: {} })
-const pub = await raw.declarePublisher({ stream })
-clientTuning.tunePublisher(pub)
-for (let i = 0; i < n - 1; i++) await pub.send(Buffer.from(`hello ${i}`))
-await pub.send(Buffer.from("marker"))
-await pub.flush()
-await new Promise((r) => setTimeout(r, 1500))
+const raw = await publishTutorialStream(stream, n)
 const rt = ManagedRuntime.make(OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layer(config))))
 await rt.runPromise(Effect.void)
 const session = new Session()

@@ -2631,7 +2631,7 @@ const toBuffer = (body: Uint8Array): Buffer =>
 const toStreamMessage = (message: Message): StreamMessage => ({
   offset: message.offset ?? -1n,
   body: message.content,
-  ...(message.applicationProperties ? { applicationProperties: message.applicationProperties } : {})
+  applicationProperties: message.applicationProperties
 })
 
 const toClientOffset = StartPosition.$match({

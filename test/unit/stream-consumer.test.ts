@@ -129,22 +129,6 @@ describe("consume", () => {
       expect(yield* stored).toEqual(Option.some(4n))
     }).pipe(Effect.provide(memory)))
 
-  it.effect("backpressure: an unpulled stream holds the broker's deliveries in a bounded buffer", () =>
-    Effect.gen(function*() {
-      yield* send({ stream: "s", messages: bodies(100) })
-      const pulled: Array<number> = []
-      yield* consume(options({ stop: { count: 100 }, bufferSize: 8 })).pipe(
-        Stream.mapChunks((chunk) => {
-          pulled.push(chunk.length)
-          return chunk
-        }),
-        Stream.runDrain
-      )
-      // Chunks as the broker delivers them (4 messages), never more than the buffer at once.
-      expect(Math.max(...pulled)).toBeLessThanOrEqual(8)
-      expect(pulled.reduce((a, b) => a + b, 0)).toBe(100)
-    }).pipe(Effect.provide(memory)))
-
   it.effect("refuses bad options before it subscribes, as receive does", () =>
     Effect.gen(function*() {
       yield* send({ stream: "s", messages: bodies(1) })
