@@ -12,11 +12,12 @@
  *   npm run example:batches -- --stream events --out ./events.jsonl --until-end
  *   (bun run example:batches ..., deno task example:batches ...)
  *
- * In your own project, import from "effect-stream-offsets" instead of "../src/StreamOffsets.ts".
+ * In your own project, import from "effect-stream-offsets" instead of "../src/StreamOffsets.ts", and
+ * copy examples/run-main.ts (Ctrl-C under `bun run` and `deno task`) beside it.
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { runMain } from "./run-main.ts"
 import { Chunk, Console, Effect, Layer, Ref, Stream } from "effect"
 import { parseArgs } from "node:util"
 import { bodyText, consume, type ConsumedMessage, OffsetStore, StreamBroker, TrackingStrategy } from "../src/StreamOffsets.ts"
@@ -68,4 +69,4 @@ const layer = Layer.mergeAll(
   NodeFileSystem.layer
 )
 
-NodeRuntime.runMain(app.pipe(Effect.provide(layer)))
+runMain(app.pipe(Effect.provide(layer)))

@@ -9,12 +9,13 @@
  *
  *   npm run example -- --stream orders --dir ./orders-data      (bun run example, deno task example)
  *
- * In your own project, import from "effect-stream-offsets" instead of "../src/StreamOffsets.ts".
+ * In your own project, import from "effect-stream-offsets" instead of "../src/StreamOffsets.ts", and
+ * copy examples/run-main.ts (Ctrl-C under `bun run` and `deno task`) beside it.
  */
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { runMain } from "./run-main.ts"
 import { Console, Effect, Layer, Ref, Schedule } from "effect"
 import { parseArgs } from "node:util"
 import { bodyText, OffsetStore, receive, StreamBroker, TrackingStrategy } from "../src/StreamOffsets.ts"
@@ -59,4 +60,4 @@ const app = Effect.gen(function*() {
 const store = KeyValueStore.layerFileSystem(dir).pipe(Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer)))
 const layer = Layer.mergeAll(StreamBroker.layerConfig(), OffsetStore.layerKeyValueStore.pipe(Layer.provideMerge(store)))
 
-NodeRuntime.runMain(app.pipe(Effect.provide(layer)))
+runMain(app.pipe(Effect.provide(layer)))
