@@ -11,8 +11,11 @@ import { cli, expectEachMessageOnce, run, start, waitForMessages, withStream } f
 const uri = "rabbitmq-stream://guest:guest@localhost:5561,localhost:5562,localhost:5563/%2f"
 const onCluster = ["--uri", uri]
 
+/** broker.sh cluster ...; each step is logged with its time, so a slow one shows in the test's output. */
 const cluster = async (...args: Array<string>) => {
-  const result = await run("bash", ["scripts/broker.sh", "cluster", ...args], {}, 300_000)
+  const t0 = Date.now()
+  const result = await run("bash", ["scripts/broker.sh", "cluster", ...args], {}, 250_000)
+  console.error(`cluster ${args.join(" ")}: exit ${result.code} in ${Date.now() - t0} ms\n${result.stderr.trim()}`)
   expect(result.code, result.stderr).toBe(0)
 }
 
@@ -42,7 +45,7 @@ describe("a cluster node lost under a running receive", () => {
           ], { stdoutFile: path.join(dir, "out") })
           await consumer.waitFor("First message received.")
           await cluster("stop-node", "1")
-          const exit = await consumer.exit
+          const exit = await consumer.exitWithin(120_000)
           expect(exit.code, exit.stderr).toBe(0)
           expect(exit.stderr).toContain("was lost")
           const offsets = exit.stdout.split("\n").flatMap((line) => (/^\d+\t/.test(line) ? [Number(line.split("\t")[0])] : []))
@@ -53,7 +56,7 @@ describe("a cluster node lost under a running receive", () => {
       } finally {
         fs.rmSync(dir, { recursive: true, force: true })
       }
-    }, 5562), 300_000)
+    }, 5562), 480_000)
 })
 
 describe("a cluster node lost under a running named send", () => {
@@ -67,12 +70,12 @@ describe("a cluster node lost under a running named send", () => {
         await producer.waitFor("Publishing")
         await waitForMessages(stream, 5562)
         await cluster("stop-node", "1")
-        const exit = await producer.exit
+        const exit = await producer.exitWithin(120_000)
         expect(exit.code, exit.stderr).toBe(0)
         expect(exit.stdout).toContain("Messages confirmed: true.")
         expect(exit.stderr).toContain("was lost")
       })
       // Node 1 is back: the check reads through all three endpoints.
       await expectEachMessageOnce(stream, total, onCluster)
-    }, 5562), 300_000)
+    }, 5562), 480_000)
 })

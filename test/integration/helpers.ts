@@ -51,6 +51,11 @@ export interface Running {
   readonly output: () => string
   readonly waitFor: (text: string, timeoutMs?: number) => Promise<void>
   readonly exit: Promise<Run>
+  /**
+   * `exit`, bounded: a process still running after `ms` gets SIGTERM (SIGKILL 10 s later) and the
+   * test fails with what it printed, rather than hitting the test's timeout with nothing to read.
+   */
+  readonly exitWithin: (ms: number) => Promise<Run>
 }
 
 /**
@@ -101,7 +106,19 @@ export const start = (
     }
   }
   const interrupt = () => void child.kill("SIGINT")
-  return { child, interrupt, output: readStdout, waitFor, exit }
+  const exitWithin = async (ms: number) => {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))
+    const done = await Promise.race([exit, late])
+    clearTimeout(timer)
+    if (done !== undefined) return done
+    child.kill("SIGTERM")
+    const killer = setTimeout(() => child.kill("SIGKILL"), 10_000)
+    const stopped = await exit
+    clearTimeout(killer)
+    throw new Error(`still running after ${ms} ms (then stopped: ${stopped.code}); stdout: ${stopped.stdout.slice(-2000)}; stderr: ${stopped.stderr.slice(-4000)}`)
+  }
+  return { child, interrupt, output: readStdout, waitFor, exit, exitWithin }
 }
 
 export const uniqueStream = (name: string) => `it-${name}-${process.pid}-${Date.now()}`

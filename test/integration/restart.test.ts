@@ -29,7 +29,7 @@ describe("the broker restarted under a running receive", () => {
         ], { stdoutFile: path.join(dir, "out") })
         await consumer.waitFor("First message received.")
         await broker("restart")
-        const exit = await consumer.exit
+        const exit = await consumer.exitWithin(120_000)
         expect(exit.code, exit.stderr).toBe(0)
         expect(exit.stderr).toContain("was lost")
         expect(exit.stderr).toMatch(/info: connected to .* after \d+ attempt/)
@@ -53,7 +53,7 @@ describe("the broker restarted under a running named send", () => {
       await producer.waitFor("Publishing")
       await waitForMessages(stream)
       await broker("restart")
-      const exit = await producer.exit
+      const exit = await producer.exitWithin(120_000)
       expect(exit.code, exit.stderr).toBe(0)
       expect(exit.stdout).toContain("Messages confirmed: true.")
       expect(exit.stderr).toContain("publishing again")
@@ -72,7 +72,7 @@ describe("the broker down under a running receive", () => {
         await new Promise((r) => setTimeout(r, 3000))
         const signalled = Date.now()
         consumer.child.kill("SIGTERM")
-        const exit = await consumer.exit
+        const exit = await consumer.exitWithin(120_000)
         expect(Date.now() - signalled).toBeLessThan(15_000)
         expect(exit.stdout).toContain("Done consuming, first offset 0, last offset 999.")
         expect(exit.stderr).toContain("error: the final offset 999 was not confirmed stored")
