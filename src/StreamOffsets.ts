@@ -186,6 +186,74 @@ export function* tutorialMessages(count: number): Generator<string> {
   for (let i = 0; i < count - 1; i++) yield `hello ${i}`
   if (count > 0) yield "marker"
 }
+
+/**
+ * A super stream: partition streams behind one name, `name-<binding key>` (by default the keys are
+ * "0" ... "n-1", so `name-0` ... `name-(n-1)`), each an ordinary stream with its own offsets.
+ */
+export interface SuperStreamOptions {
+  /** How many partitions, when `bindingKeys` is not given. Default 3. */
+  readonly partitions?: number | undefined
+  /** The binding key of each partition, in partition order (e.g. ["eu", "us"]). Default "0" ... "n-1". */
+  readonly bindingKeys?: ReadonlyArray<string> | undefined
+  /** The retention of every partition. Default {@link DEFAULT_RETENTION}. */
+  readonly retention?: Retention | undefined
+}
+
+/** The binding keys a super stream is declared with: as given, else "0" ... "n-1". */
+export const bindingKeysOf = (options: SuperStreamOptions): ReadonlyArray<string> =>
+  options.bindingKeys ?? Array.from({ length: options.partitions ?? 3 }, (_, i) => String(i))
+
+/** The partition stream of a super stream for a binding key, as the broker names it. */
+export const partitionStream = (superStream: string, bindingKey: string): string => `${superStream}-${bindingKey}`
+
+/**
+ * How a message finds its partition. `Hash` (the default, as in the other stream clients):
+ * MurmurHash3 (x86, 32 bits, seed 104729) of the routing key modulo the number of partitions; the
+ * key is the body unless `key` gives another. `Key`: the partition whose binding key is the key
+ * (the broker's routing: a key bound to no partition fails the send). The same key always goes to
+ * the same partition, so messages with one key keep their order.
+ */
+export type Routing = Data.TaggedEnum<{
+  Hash: { readonly key?: ((body: Uint8Array) => string | Uint8Array) | undefined }
+  Key: { readonly key: (body: Uint8Array) => string }
+}>
+export const Routing: Data.TaggedEnum.Constructor<Routing> = Data.taggedEnum<Routing>()
+
+/** MurmurHash3 x86_32 of a key (a string is hashed as UTF-8): the hash of hash routing. */
+export const murmur3 = (key: string | Uint8Array, seed = 104729): number => {
+  const data = typeof key === "string" ? encoder.encode(key) : key
+  const c1 = 0xcc9e2d51
+  const c2 = 0x1b873593
+  const mix = (k: number) => Math.imul(rotl(Math.imul(k, c1), 15), c2)
+  let h = seed | 0
+  const tail = data.length & ~3
+  for (let i = 0; i < tail; i += 4) {
+    h ^= mix(data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24))
+    h = (Math.imul(rotl(h, 13), 5) + 0xe6546b64) | 0
+  }
+  const rest = data.length & 3
+  if (rest > 0) {
+    let k = data[tail]!
+    if (rest > 1) k |= data[tail + 1]! << 8
+    if (rest > 2) k |= data[tail + 2]! << 16
+    h ^= mix(k)
+  }
+  h ^= data.length
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35)
+  return (h ^ (h >>> 16)) >>> 0
+}
+const rotl = (x: number, r: number) => (x << r) | (x >>> (32 - r))
+const encoder = new TextEncoder()
+
+/** The partition index hash routing picks for a key. */
+export const hashPartition = (key: string | Uint8Array, partitions: number): number => murmur3(key) % partitions
+
+/** A message of a super stream, with the partition it was read from. */
+export interface PartitionMessage extends StreamMessage {
+  readonly partition: string
+}
 // =============================================================================================
 // Errors
 // =============================================================================================
@@ -285,8 +353,40 @@ export class OffsetStoreError extends OffsetStoreErrorBase {
   }
 }
 
+/** The super stream does not exist. */
+const SuperStreamNotFoundBase: TaggedErrorClass<"SuperStreamNotFound", { readonly superStream: string }> = Data.TaggedError(
+  "SuperStreamNotFound"
+)
+export class SuperStreamNotFound extends SuperStreamNotFoundBase {
+  override get message(): string {
+    return `super stream "${this.superStream}" does not exist: send to it first, or check --super-stream`
+  }
+}
+
+/** The super stream exists with other partitions than the declaration asks for. */
+const SuperStreamMismatchBase: TaggedErrorClass<"SuperStreamMismatch", {
+  readonly superStream: string
+  readonly expected: ReadonlyArray<string>
+  readonly actual: ReadonlyArray<string>
+}> = Data.TaggedError("SuperStreamMismatch")
+export class SuperStreamMismatch extends SuperStreamMismatchBase {
+  override get message(): string {
+    const list = (names: ReadonlyArray<string>) => names.length === 0 ? "none" : names.join(", ")
+    return `super stream "${this.superStream}" exists with partitions ${list(this.actual)}, not ${
+      list(this.expected)
+    }: declare it as it is (--partitions ${this.actual.length}), or use another name`
+  }
+}
+
 /** What the broker can answer with: every workflow may fail with these. */
-export type StreamError = BrokerError | StreamNotFound | StreamPreconditionFailed | ConnectionError | ConnectionLost
+export type StreamError =
+  | BrokerError
+  | StreamNotFound
+  | StreamPreconditionFailed
+  | SuperStreamNotFound
+  | SuperStreamMismatch
+  | ConnectionError
+  | ConnectionLost
 
 /** How `send` can fail. */
 export type SendError =
@@ -294,6 +394,8 @@ export type SendError =
   | BrokerError
   | StreamNotFound
   | StreamPreconditionFailed
+  | SuperStreamNotFound
+  | SuperStreamMismatch
   | PublishError
   | ConfirmTimeout
   | ConnectionLost
@@ -529,6 +631,17 @@ export interface SubscribeOptions {
   readonly singleActive?: {
     readonly name: string
     readonly onActivate: Effect.Effect<StartPosition>
+    /**
+     * The broker took this subscription's turn away (a super stream's consumers rebalanced): it
+     * delivers nothing more until it is activated again, and hands the partition to the next
+     * consumer once this completes (the last processed offset stored).
+     */
+    readonly onStepDown: Effect.Effect<void>
+    /**
+     * The super stream the stream is a partition of: the broker then spreads the partitions over
+     * the group's consumers (partition i goes to consumer i modulo their number, in joining order).
+     */
+    readonly superStream?: string | undefined
   } | undefined
 }
 
@@ -541,6 +654,21 @@ export interface StreamBrokerShape {
   ) => Effect.Effect<void, BrokerError | StreamPreconditionFailed>
   readonly streamExists: (stream: string) => Effect.Effect<boolean, BrokerError>
   readonly deleteStream: (stream: string) => Effect.Effect<void, BrokerError | StreamNotFound>
+  /**
+   * Creates a super stream (its partitions `name-<key>`, bound in this order), or succeeds when it
+   * exists with the same partitions; each partition is then declared with `retention`.
+   */
+  readonly declareSuperStream: (
+    superStream: string,
+    bindingKeys: ReadonlyArray<string>,
+    retention: Retention
+  ) => Effect.Effect<void, BrokerError | StreamPreconditionFailed | SuperStreamMismatch>
+  /** The partition streams of a super stream, partition 0 first. */
+  readonly partitions: (superStream: string) => Effect.Effect<ReadonlyArray<string>, BrokerError | SuperStreamNotFound>
+  /** The partitions a routing key is bound to (the `Key` routing); empty when none is. */
+  readonly route: (superStream: string, key: string) => Effect.Effect<ReadonlyArray<string>, BrokerError | SuperStreamNotFound>
+  /** Deletes a super stream and its partitions. */
+  readonly deleteSuperStream: (superStream: string) => Effect.Effect<void, BrokerError | SuperStreamNotFound>
   /** A publisher; with `name`, the broker deduplicates its messages by publishing id. */
   readonly publisher: (
     stream: string,
@@ -860,8 +988,11 @@ export const consume = (
         new OffsetStoreError({ operation: "store", consumerName: options.consumerName, stream: options.stream, cause: storeProblem.value })
       )
     })
+    const turn = consumer.turn
     const commit = (offset: bigint, count: number) =>
       Effect.suspend(() => {
+        // After a step-down the partition is another consumer's: its offsets are not ours to store.
+        if (turn !== undefined && !turn.isActive()) return Effect.void
         consumer.tracker.processed(offset, count)
         return ended.value ? lateStore : consumer.tracker.storeDue
       })
@@ -869,7 +1000,8 @@ export const consume = (
       ? consumer.selections
       : Stream.interruptWhen(consumer.selections, options.stop.signal)
     return Stream.mapConcatChunk(selections, ({ firstIndex, messages }) =>
-      Chunk.map(messages, (message, i): ConsumedMessage => new Consumed(message, firstIndex + i, commit)))
+      Chunk.map(turn === undefined ? messages : turn.admit(messages), (message, i): ConsumedMessage =>
+        new Consumed(message, firstIndex + i, commit)))
   })).pipe(Stream.withSpan("StreamOffsets.consume"))
 
 /**
@@ -887,7 +1019,7 @@ export const receive = <E = never, R = never>(
     const run = Stream.runFoldEffect(
       consumer.selections,
       "signal" as StopReason,
-      (stoppedBy, selection) => Effect.as(processSelection(consumer.tracker, selection, options.onMessage), selection.stop ?? stoppedBy)
+      (stoppedBy, selection) => Effect.as(processInTurn(consumer, selection, options.onMessage), selection.stop ?? stoppedBy)
     )
     // The stop signal wins wherever the consumer is (processing, subscribing, waiting out an
     // outage): consuming is interrupted, and the last message fully processed is stored (bounded).
@@ -1159,6 +1291,8 @@ export interface Selection {
 interface Consumer {
   readonly selections: Stream.Stream<Selection, ConsumeError>
   readonly tracker: OffsetTracker
+  /** A single active consumer's turn (undefined for a plain one): what it may process, and when. */
+  readonly turn: Turn | undefined
   readonly summary: (stoppedBy: StopReason) => ReceiveSummary
 }
 
@@ -1169,7 +1303,9 @@ interface Consumer {
  * ends it, the last processed offset is stored when its scope closes (bounded).
  */
 const makeConsumer = (
-  options: ConsumeOptions
+  options: ConsumeOptions,
+  /** The super stream `options.stream` is a partition of. */
+  superStream?: string
 ): Effect.Effect<Consumer, ConsumeError, StreamBroker | OffsetStore | Scope.Scope> =>
   Effect.gen(function*() {
     const broker = yield* StreamBroker
@@ -1189,13 +1325,14 @@ const makeConsumer = (
     // stores the last processed offset, within the bound.
     yield* Effect.addFinalizer(() => tracker.finalStore)
     const position = makePosition(options, tracker)
+    const turn = options.singleActive ? yield* makeTurn(tracker, position) : undefined
     const start = yield* position.resolveStart
     yield* Effect.annotateCurrentSpan({ stream, consumerName, start: startLabel(start) })
     // "The end" is the last message in the stream now, before consuming starts.
     const end = options.stop?.untilEnd ? (yield* broker.bounds(stream)).lastOffset : Option.none<bigint>()
 
     const subscriptions = Stream.retry(
-      subscription(broker, options, tracking, tracker, position),
+      subscription(broker, options, tracking, tracker, position, turn && { turn, superStream }),
       resubscribePolicy(broker.retry, position)
     )
     const selections = options.stop?.untilEnd && nothingBefore(end, start)
@@ -1204,6 +1341,7 @@ const makeConsumer = (
     return {
       selections: Stream.tap(selections, ({ messages }) => Metric.incrementBy(messagesConsumed, messages.length)),
       tracker,
+      turn,
       summary: (stoppedBy) => {
         const progress = tracker.progress()
         return {
@@ -1254,6 +1392,12 @@ const storeEvery = (tracking: TrackingStrategy): number | undefined =>
  */
 interface Position {
   readonly resolveStart: Effect.Effect<StartPosition, OffsetStoreError>
+  /**
+   * Where a single active consumer starts when the broker activates it: after what it processed
+   * itself or what is stored, whichever is later (what it was given but did not process before it
+   * stepped down is not counted: it was dropped).
+   */
+  readonly resolveActivation: Effect.Effect<StartPosition, OffsetStoreError>
   readonly start: () => StartPosition
   readonly resumed: () => boolean
   /** Where the next subscription starts. */
@@ -1270,12 +1414,7 @@ const makePosition = (options: ConsumeOptions, tracker: OffsetTracker): Position
     subscribedAt: options.start ?? StartPosition.First(),
     lastDelivered: undefined as bigint | undefined
   }
-  const resolveStart = Effect.map(tracker.readStored, (stored) => {
-    const from = state.lastDelivered !== undefined
-      ? maxOffset(Option.some(state.lastDelivered), stored)
-      : options.ignoreStoredOffset
-      ? Option.none<bigint>()
-      : stored
+  const startAfter = (from: Option.Option<bigint>) => {
     state.start = Option.match(from, {
       onNone: () => options.start ?? StartPosition.First(),
       onSome: (offset) => StartPosition.Offset({ offset: offset + 1n })
@@ -1283,9 +1422,23 @@ const makePosition = (options: ConsumeOptions, tracker: OffsetTracker): Position
     state.resumed = Option.isSome(from)
     state.subscribedAt = state.start
     return state.start
+  }
+  const resolveStart = Effect.map(tracker.readStored, (stored) =>
+    startAfter(
+      state.lastDelivered !== undefined
+        ? maxOffset(Option.some(state.lastDelivered), stored)
+        : options.ignoreStoredOffset
+        ? Option.none<bigint>()
+        : stored
+    ))
+  const resolveActivation = Effect.map(tracker.readStored, (stored) => {
+    const processed = tracker.progress().last
+    state.lastDelivered = Option.getOrUndefined(processed)
+    return startAfter(options.ignoreStoredOffset && Option.isNone(processed) ? Option.none() : maxOffset(processed, stored))
   })
   return {
     resolveStart,
+    resolveActivation,
     start: () => state.start,
     resumed: () => state.resumed,
     subscribeAt: () => {
@@ -1303,22 +1456,70 @@ const makePosition = (options: ConsumeOptions, tracker: OffsetTracker): Position
   }
 }
 
+/**
+ * A single active consumer's turn. The broker says when it starts (activation: from after the
+ * processed or stored offset) and when it ends (step-down, when a super stream's consumers
+ * rebalance: the last processed offset is stored and read back before the broker is answered, so
+ * the next consumer starts right after it). Messages are processed under the turn's lock, and only
+ * while it is active, from its start on, each offset once: what was delivered but not processed
+ * when it stepped down is dropped (the next consumer gets it).
+ */
+interface Turn {
+  readonly activate: Effect.Effect<StartPosition>
+  readonly stepDown: Effect.Effect<void>
+  /** The messages of a selection this turn may process (none while inactive). */
+  readonly admit: (messages: Chunk.Chunk<StreamMessage>) => Chunk.Chunk<StreamMessage>
+  /** Runs processing under the turn's lock: a step-down waits for it, and then stores. */
+  readonly locked: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  readonly isActive: () => boolean
+}
+
+const makeTurn = (tracker: OffsetTracker, position: Position): Effect.Effect<Turn> =>
+  Effect.map(Effect.makeSemaphore(1), (lock) => {
+    const state = { active: false, floor: -1n }
+    return {
+      // If where to start cannot be found (the offset store failing), the consumer fails rather
+      // than starting somewhere else (a replay from the first message, say).
+      activate: lock.withPermits(1)(Effect.orDie(Effect.tap(position.resolveActivation, (start) => {
+        state.active = true
+        state.floor = start._tag === "Offset" ? start.offset : -1n
+      }))),
+      stepDown: lock.withPermits(1)(Effect.suspend(() => {
+        state.active = false
+        return tracker.finalStore
+      })),
+      admit: (messages) => {
+        if (!state.active) return Chunk.empty()
+        if (Chunk.isEmpty(messages)) return messages
+        const last = Option.getOrElse(tracker.progress().last, () => -1n)
+        const floor = state.floor > last ? state.floor : last + 1n
+        return Chunk.unsafeHead(messages).offset >= floor ? messages : Chunk.filter(messages, (m) => m.offset >= floor)
+      },
+      locked: (effect) => lock.withPermits(1)(effect),
+      isActive: () => state.active
+    }
+  })
+
 /** One subscription's messages, from where the consumer is. */
 const subscription = (
   broker: StreamBrokerShape,
   options: ConsumeOptions,
   tracking: TrackingStrategy,
   tracker: OffsetTracker,
-  position: Position
+  position: Position,
+  single: { readonly turn: Turn; readonly superStream: string | undefined } | undefined
 ): Stream.Stream<StreamMessage, ConsumeError> =>
   Stream.unwrapScoped(Effect.gen(function*() {
     const deliveries = yield* broker.subscribe({
       stream: options.stream,
       start: position.subscribeAt(),
       bufferSize: options.bufferSize,
-      singleActive: options.singleActive
-        ? { name: options.consumerName, onActivate: Effect.orDie(position.resolveStart) }
-        : undefined
+      singleActive: single && {
+        name: options.consumerName,
+        onActivate: single.turn.activate,
+        onStepDown: single.turn.stepDown,
+        superStream: single.superStream
+      }
     })
     // Registered after subscribing, so it runs before the consumer is closed: however the
     // subscription ends, the last processed offset is stored (and confirmed) before stepping down.
@@ -1414,6 +1615,20 @@ const processSelection = <E, R>(
       }),
       tracker.storeDue
     )
+
+/** `processSelection` by a consumer: a single active one processes under its turn, what its turn admits. */
+const processInTurn = <E, R>(
+  consumer: Consumer,
+  selection: Selection,
+  onMessage: ((message: StreamMessage, index: number) => Effect.Effect<void, E, R>) | undefined
+): Effect.Effect<void, E | OffsetStoreError, R> => {
+  const turn = consumer.turn
+  return turn === undefined
+    ? processSelection(consumer.tracker, selection, onMessage)
+    : turn.locked(Effect.suspend(() =>
+      processSelection(consumer.tracker, { ...selection, messages: turn.admit(selection.messages) }, onMessage)
+    ))
+}
 
 /** A message of `consume`: its commit marks it processed in the consumer's tracker. */
 class Consumed implements ConsumedMessage {
@@ -2099,6 +2314,28 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
         Effect.asVoid,
         Effect.catchIf((e) => e.code === 2, () => Effect.fail(new StreamNotFound({ stream })))
       ),
+    declareSuperStream: (superStream, bindingKeys, retention) =>
+      declareSuperStreamWith(superStream, bindingKeys, {
+        partitions: clientPartitions(connection, superStream),
+        create: connection.call(
+          `declare super stream "${superStream}"`,
+          (c) => c.createSuperStream({ streamName: superStream, arguments: streamArguments(retention) }, [...bindingKeys])
+        ),
+        declareStream: (stream) =>
+          connection.call(`declare stream "${stream}"`, (c) => c.createStream({ stream, arguments: streamArguments(retention) }))
+            .pipe(Effect.catchIf((e) => e.code === 17, () => Effect.fail(new StreamPreconditionFailed({ stream }))))
+      }),
+    partitions: (superStream) => clientPartitions(connection, superStream),
+    route: (superStream, key) =>
+      connection.call(
+        `route "${key}" on super stream "${superStream}"`,
+        (c) => c.routeQuery({ routingKey: key, superStream })
+      ).pipe(Effect.catchIf((e) => e.code === 2, () => Effect.fail(new SuperStreamNotFound({ superStream })))),
+    deleteSuperStream: (superStream) =>
+      connection.call(`delete super stream "${superStream}"`, (c) => c.deleteSuperStream({ streamName: superStream })).pipe(
+        Effect.asVoid,
+        Effect.catchIf((e) => e.code === 2, () => Effect.fail(new SuperStreamNotFound({ superStream })))
+      ),
     publisher: (stream, options) => clientPublisher(connection, stream, options?.name),
     subscribe: (options) => clientSubscribe(connection, options),
     bounds: (stream) => clientBounds(connection, stream),
@@ -2114,6 +2351,11 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
       ),
     ...supervisedFields(connection.supervisor, connection.policy)
   }))
+
+const clientPartitions = (connection: ClientConnection, superStream: string) =>
+  connection.call(`query the partitions of super stream "${superStream}"`, (c) => c.queryPartitions({ superStream })).pipe(
+    Effect.catchIf((e) => e.code === 2, () => Effect.fail(new SuperStreamNotFound({ superStream })))
+  )
 
 /** The supervised client of one layer, connected once before the layer is up. */
 const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection, ConnectionError, Scope.Scope> =>
@@ -2361,6 +2603,10 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
     yield* Effect.addFinalizer(() => Effect.sync(() => buffer.end()))
     const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
     const sac = options.singleActive
+    // The client calls the update listener on activation and on step-down alike, without saying
+    // which (the broker's `active` flag is not passed on); the broker alternates them, starting
+    // with an activation.
+    const turn = { active: false }
     const [, consumer] = yield* clientResource(connection, {
       operation: `subscribe to "${options.stream}"`,
       during: `consuming "${options.stream}"`,
@@ -2379,7 +2625,13 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
                 // rather than letting the client fall back to `start` (a replay from the first message).
                 consumerUpdateListener: () =>
                   new Promise((resolve) => setImmediate(resolve))
-                    .then(() => runPromise(Effect.map(sac.onActivate, toClientOffset)))
+                    .then(() => {
+                      turn.active = !turn.active
+                      // Stepping down: the answer (sent once the offset is stored) lets the next consumer start.
+                      return turn.active
+                        ? runPromise(Effect.map(sac.onActivate, toClientOffset))
+                        : runPromise(Effect.as(sac.onStepDown, toClientOffset(StartPosition.Next())))
+                    })
                     .catch((error: unknown) => {
                       buffer.fail(new BrokerError({ operation: `activate on "${options.stream}"`, reason: errorText(error), cause: error }))
                       return toClientOffset(StartPosition.Next())
@@ -2390,7 +2642,9 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
           },
           // The client awaits this handler before it grants more credit: while the buffer is full
           // the returned promise waits, and so does the broker. It never throws into the client.
-          (message: Message) => buffer.push(toStreamMessage(message))
+          (message: Message) => buffer.push(toStreamMessage(message)),
+          // Only `superStream` of this argument is read (its type is a class the client does not export).
+          sac?.superStream === undefined ? undefined : ({ superStream: sac.superStream } as never)
         ),
       close: (c, consumer) => c.closeConsumer(consumer.extendedId),
       onLost: (e) => buffer.fail(e)
@@ -2669,8 +2923,31 @@ interface MemoryState {
   readonly availability: { failure: "unreachable" | "credentials" | undefined }
   /** Every open publisher and subscription (and what it was doing), for `loseConnection`. */
   readonly open: Map<Deferred.Deferred<never, ConnectionLost>, string>
-  /** Single active consumer groups: the first member is active; when it leaves, the next one is. */
-  readonly groups: Map<string, Array<Deferred.Deferred<void>>>
+  /** Single active consumer groups, by stream and name. */
+  readonly groups: Map<string, MemoryGroup>
+  /** Super streams: their partitions, with the binding key of each, in partition order. */
+  readonly superStreams: Map<string, ReadonlyArray<{ readonly stream: string; readonly key: string }>>
+}
+
+/**
+ * A single active consumer group, as the broker keeps one: members in joining order; on a plain
+ * stream the first is active, on a super stream's partition i the member i modulo their number.
+ * A change of active member steps the old one down (and waits for it) before it activates the new
+ * one. Changes are made one at a time.
+ */
+interface MemoryGroup {
+  readonly partition: number
+  readonly members: Array<MemoryMember>
+  readonly lock: Effect.Semaphore
+}
+interface MemoryMember {
+  readonly sac: NonNullable<SubscribeOptions["singleActive"]>
+  active: boolean
+  /** Where the current turn starts, and which turn it is (a subscription repositions on a new one). */
+  start: StartPosition
+  turn: number
+  /** Completed and replaced at every activation and step-down: a waiting subscription looks again. */
+  changed: Deferred.Deferred<void>
 }
 
 const makeMemoryBroker = (options: MemoryBrokerOptions) =>
@@ -2691,12 +2968,27 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
       supervisor,
       availability,
       open: new Map(),
-      groups: new Map()
+      groups: new Map(),
+      superStreams: new Map()
     }
     const broker: StreamBrokerShape = {
       declareStream: (stream, retention) => memoryDeclare(state, stream, retention),
       streamExists: (stream) => Effect.zipRight(connected(state, `query metadata of "${stream}"`), Effect.sync(() => state.streams.has(stream))),
       deleteStream: (stream) => Effect.flatMap(getStream(state, stream), () => Effect.sync(() => void state.streams.delete(stream))),
+      declareSuperStream: (superStream, bindingKeys, retention) =>
+        declareSuperStreamWith(superStream, bindingKeys, {
+          partitions: memoryPartitions(state, superStream),
+          create: memoryCreateSuperStream(state, superStream, bindingKeys, retention),
+          declareStream: (stream) => memoryDeclare(state, stream, retention)
+        }),
+      partitions: (superStream) => memoryPartitions(state, superStream),
+      route: (superStream, key) =>
+        Effect.map(superStreamOf(state, superStream), (partitions) => partitions.filter((p) => p.key === key).map((p) => p.stream)),
+      deleteSuperStream: (superStream) =>
+        Effect.map(superStreamOf(state, superStream), (partitions) => {
+          for (const { stream } of partitions) state.streams.delete(stream)
+          state.superStreams.delete(superStream)
+        }),
       publisher: (stream, publisherOptions) => memoryPublisher(state, stream, publisherOptions?.name),
       subscribe: (subscribeOptions) => memorySubscribe(state, subscribeOptions),
       bounds: (stream) =>
@@ -2784,6 +3076,28 @@ const memoryDeclare = (state: MemoryState, stream: string, retention: Retention)
       publishers: new Map(),
       grown: yield* Deferred.make<void>()
     })
+  })
+
+const superStreamOf = (state: MemoryState, superStream: string) =>
+  Effect.zipRight(
+    connected(state, `query the partitions of super stream "${superStream}"`),
+    Effect.suspend(() => {
+      const partitions = state.superStreams.get(superStream)
+      return partitions ? Effect.succeed(partitions) : Effect.fail(new SuperStreamNotFound({ superStream }))
+    })
+  )
+
+const memoryPartitions = (state: MemoryState, superStream: string) =>
+  Effect.map(superStreamOf(state, superStream), (partitions) => partitions.map((p) => p.stream))
+
+/** As the broker: nothing is created when the super stream or a stream of a partition's name exists. */
+const memoryCreateSuperStream = (state: MemoryState, superStream: string, keys: ReadonlyArray<string>, retention: Retention) =>
+  Effect.gen(function*() {
+    yield* connected(state, `declare super stream "${superStream}"`)
+    const partitions = keys.map((key) => ({ stream: partitionStream(superStream, key), key }))
+    if (state.superStreams.has(superStream) || partitions.some((p) => state.streams.has(p.stream))) return
+    for (const { stream } of partitions) yield* memoryDeclare(state, stream, retention)
+    state.superStreams.set(superStream, partitions)
   })
 
 const sameArguments = (a: Retention, b: Retention) =>
@@ -2874,19 +3188,21 @@ const memorySubscribe = (state: MemoryState, options: SubscribeOptions) =>
   Effect.gen(function*() {
     const s = yield* getStream(state, options.stream)
     const lost = yield* openOnConnection(state, `consuming "${options.stream}"`)
-    const sac = options.singleActive
-    const activated = sac ? yield* joinGroup(state, JSON.stringify([options.stream, sac.name])) : undefined
-    const cursor = { position: -1 }
+    const member = options.singleActive ? yield* joinGroup(state, options.stream, options.singleActive) : undefined
+    const cursor = { position: member ? -1 : startIndex(s, options.start), turn: 0 }
     const pull: Effect.Effect<Chunk.Chunk<StreamMessage>> = Effect.suspend(() => {
-      if (cursor.position < 0) {
-        // Not started: wait to be the active consumer (single active), then find the start.
-        return Effect.gen(function*() {
-          if (activated) yield* Deferred.await(activated)
-          cursor.position = startIndex(s, sac && activated ? yield* sac.onActivate : options.start)
-          return yield* pull
-        })
+      if (member) {
+        // Single active: nothing while it is not this member's turn; a new turn starts where it says.
+        if (!member.active) return Effect.zipRight(Deferred.await(member.changed), pull)
+        if (cursor.turn !== member.turn) {
+          cursor.turn = member.turn
+          cursor.position = startIndex(s, member.start)
+        }
       }
-      if (cursor.position >= s.log.length) return Effect.zipRight(Deferred.await(s.grown), pull)
+      if (cursor.position >= s.log.length) {
+        const grown = Deferred.await(s.grown)
+        return Effect.zipRight(member ? Effect.raceFirst(grown, Deferred.await(member.changed)) : grown, pull)
+      }
       // Deliver up to the end of the chunk that holds `position`.
       const end = s.chunkStarts.find((c) => c > cursor.position) ?? s.log.length
       const delivered: Array<StreamMessage> = []
@@ -2899,23 +3215,64 @@ const memorySubscribe = (state: MemoryState, options: SubscribeOptions) =>
     return Stream.repeatEffectChunk(Effect.raceFirst(Deferred.await(lost), pull))
   })
 
-/** Joins a single active group; the returned Deferred completes when this member becomes active. */
-const joinGroup = (state: MemoryState, key: string) =>
-  Effect.acquireRelease(
-    Effect.gen(function*() {
-      const activated = yield* Deferred.make<void>()
-      const members = state.groups.get(key) ?? []
-      state.groups.set(key, [...members, activated])
-      if (members.length === 0) yield* Deferred.succeed(activated, undefined)
-      return activated
-    }),
-    (activated) =>
-      Effect.suspend(() => {
-        const members = (state.groups.get(key) ?? []).filter((m) => m !== activated)
-        state.groups.set(key, members)
-        return members[0] ? Deferred.succeed(members[0], undefined) : Effect.void
+/** Joins the stream's single active group under the name, and leaves it when the scope closes. */
+const joinGroup = (state: MemoryState, stream: string, sac: NonNullable<SubscribeOptions["singleActive"]>) =>
+  Effect.gen(function*() {
+    const key = JSON.stringify([stream, sac.name])
+    const partitions = sac.superStream === undefined ? undefined : state.superStreams.get(sac.superStream)
+    const group = state.groups.get(key) ?? {
+      partition: partitions?.findIndex((p) => p.stream === stream) ?? -1,
+      members: [],
+      lock: yield* Effect.makeSemaphore(1)
+    }
+    state.groups.set(key, group)
+    const member: MemoryMember = {
+      sac,
+      active: false,
+      start: StartPosition.First(),
+      turn: 0,
+      changed: yield* Deferred.make<void>()
+    }
+    return yield* Effect.acquireRelease(
+      group.lock.withPermits(1)(Effect.suspend(() => {
+        group.members.push(member)
+        return Effect.as(rebalance(group), member)
+      })),
+      () =>
+        group.lock.withPermits(1)(Effect.suspend(() => {
+          group.members.splice(group.members.indexOf(member), 1)
+          // A member that leaves is not stepped down: its own stop stores its offset.
+          member.active = false
+          return rebalance(group)
+        }))
+    )
+  })
+
+/** Makes the member the broker's rule picks the active one: the old one steps down first. */
+const rebalance = (group: MemoryGroup): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const { members, partition } = group
+    const chosen = members.length === 0 ? undefined : members[partition >= 0 ? partition % members.length : 0]
+    const current = members.find((m) => m.active)
+    if (chosen === current) return
+    const changed = (m: MemoryMember) =>
+      Effect.flatMap(Deferred.make<void>(), (next) => {
+        const previous = m.changed
+        m.changed = next
+        return Deferred.succeed(previous, undefined)
       })
-  )
+    if (current) {
+      current.active = false
+      yield* changed(current)
+      yield* current.sac.onStepDown
+    }
+    if (chosen) {
+      chosen.start = yield* chosen.sac.onActivate
+      chosen.active = true
+      chosen.turn++
+      yield* changed(chosen)
+    }
+  })
 
 /** The index in the log where a subscription starts: as the broker, at the start of a chunk. */
 const startIndex = (s: MemoryStream, start: StartPosition): number =>
@@ -3019,9 +3376,48 @@ const codeName = (code: number) => RESPONSE_CODES[code] ?? "unknown code"
 
 /** The client reports failures as `Error("... code N")`: recover N. */
 const responseCode = (error: unknown): number | undefined => {
+  // A reply that beats its write's callback makes the client reject with the bare code.
+  if (typeof error === "number") return error
   const match = /(?:code|->) (\d+)/.exec(error instanceof Error ? error.message : String(error))
   return match ? Number(match[1]) : undefined
 }
+
+/**
+ * Declares a super stream on either broker: created when missing, compared when present (creating
+ * one that exists succeeds without a comparison, on the broker as in the client), then each
+ * partition declared with the retention (which checks the arguments of an existing one).
+ */
+const declareSuperStreamWith = (
+  superStream: string,
+  bindingKeys: ReadonlyArray<string>,
+  broker: {
+    readonly partitions: Effect.Effect<ReadonlyArray<string>, BrokerError | SuperStreamNotFound>
+    readonly create: Effect.Effect<unknown, BrokerError | StreamPreconditionFailed>
+    readonly declareStream: (stream: string) => Effect.Effect<unknown, BrokerError | StreamPreconditionFailed>
+  }
+): Effect.Effect<void, BrokerError | StreamPreconditionFailed | SuperStreamMismatch> =>
+  Effect.gen(function*() {
+    const expected = bindingKeys.map((key) => partitionStream(superStream, key))
+    const partitions = (notFound: () => Effect.Effect<ReadonlyArray<string>, BrokerError | StreamPreconditionFailed>) =>
+      Effect.catchTag(broker.partitions, "SuperStreamNotFound", notFound)
+    const actual = yield* partitions(() =>
+      Effect.zipRight(
+        broker.create,
+        partitions(() =>
+          Effect.fail(
+            new BrokerError({
+              operation: `declare super stream "${superStream}"`,
+              reason: `a stream named like one of its partitions (${expected.join(", ")}) exists on its own: delete it, or use another name`
+            })
+          )
+        )
+      )
+    )
+    if (actual.length !== expected.length || actual.some((stream, i) => stream !== expected[i])) {
+      return yield* Effect.fail(new SuperStreamMismatch({ superStream, expected, actual }))
+    }
+    yield* Effect.forEach(actual, broker.declareStream, { discard: true })
+  })
 
 const brokerError = (operation: string) => (error: unknown): BrokerError => {
   const code = responseCode(error)
