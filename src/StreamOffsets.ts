@@ -427,6 +427,25 @@ export const validateName = (what: "consumer name" | "producer name", name: stri
     )
 }
 
+/** A super stream's name and partitions: checked before the broker sees them; gives the binding keys. */
+export const validateSuperStream = (
+  superStream: string,
+  options: SuperStreamOptions
+): Effect.Effect<ReadonlyArray<string>, InvalidArgument> =>
+  Effect.gen(function*() {
+    const invalid = (message: string) => Effect.fail(new InvalidArgument({ message }))
+    yield* validateStreamName(superStream)
+    const count = options.partitions
+    if (options.bindingKeys === undefined && count !== undefined && !(Number.isSafeInteger(count) && count > 0)) {
+      return yield* invalid(`the number of partitions must be a positive integer, got ${count}`)
+    }
+    const keys = bindingKeysOf(options)
+    if (keys.length === 0) return yield* invalid("a super stream needs at least one partition")
+    if (new Set(keys).size !== keys.length) return yield* invalid(`the binding keys must differ, got ${keys.join(", ")}`)
+    for (const key of keys) yield* validateStreamName(partitionStream(superStream, key))
+    return keys
+  })
+
 /** A stream argument `max-age` as the broker takes it: a positive number and one of Y M D h m s. */
 const MAX_AGE = /^[1-9][0-9]*[YMDhms]$/
 /** The retention arguments a stream can be declared with: checked before the broker sees them. */
@@ -856,38 +875,60 @@ export const send: (options: SendOptions) => Effect.Effect<SendSummary, SendErro
   "StreamOffsets.send"
 )(function*(options: SendOptions) {
   const broker = yield* StreamBroker
-  const { producerName, stream } = options
   const retention = options.retention ?? DEFAULT_RETENTION
-  yield* validateStreamName(stream)
-  if (producerName !== undefined) yield* validateName("producer name", producerName)
+  yield* validateStreamName(options.stream)
+  if (options.producerName !== undefined) yield* validateName("producer name", options.producerName)
   yield* validateRetention(retention)
-  yield* broker.declareStream(stream, retention)
-
-  const named = producerName !== undefined
-  const maxInFlight = Math.max(1, options.maxInFlight ?? 50_000)
-  const confirmTimeout = Duration.decode(options.confirmTimeout ?? DEFAULT_TIMEOUT)
-  const confirms = yield* makeConfirmTracker({ stream, named, maxInFlight, confirmTimeout })
-  // The messages, and where we are in them, outlive a lost connection.
-  const source = makeMessageSource(options.messages ?? tutorialMessages(100), {
-    named,
-    batchSize: Math.min(5000, Math.ceil(maxInFlight / 2))
-  })
-  // A lost connection ends a session wherever it waits (sends on a dead socket never settle). A
-  // named producer then starts another one on a new publisher (the broker drops what it has); an
-  // unnamed one cannot tell what the broker has, and fails.
-  const session = Effect.scoped(Effect.gen(function*() {
-    const publisher = yield* broker.publisher(stream, { name: producerName })
-    yield* Effect.raceFirst(publishAll(publisher, confirms, source), publisher.lost)
-  }))
-  yield* recovering(broker.retry, session, {
-    retryable: (error) => named && isTransient(error),
-    progress: () => confirms.confirmed(),
-    onRetry: (error) =>
-      Effect.logWarning(`${error.message}; ${confirms.unconfirmed()} message(s) to confirm, publishing again`)
-  })
-  yield* Metric.incrementBy(messagesSent, confirms.sent())
-  return { stream, sent: confirms.sent(), confirmed: confirms.confirmed(), skipped: source.skipped() }
+  yield* broker.declareStream(options.stream, retention)
+  return yield* publishStream(broker, options.stream, options.messages ?? tutorialMessages(100), options)
 })
+
+export interface SuperStreamSendOptions extends Omit<SendOptions, "stream" | "retention">, SuperStreamOptions {
+  readonly superStream: string
+  /** How each message finds its partition. Default {@link Routing.Hash} of the body. */
+  readonly routing?: Routing | undefined
+}
+
+export interface SuperStreamSendSummary {
+  readonly superStream: string
+  readonly sent: number
+  readonly confirmed: number
+  readonly skipped: number
+  /** Per partition, partition 0 first. */
+  readonly partitions: ReadonlyArray<SendSummary>
+}
+
+/**
+ * `send` to a super stream: declares it (idempotently; an existing one must have the same
+ * partitions), routes each message to its partition, and publishes to every partition at once,
+ * each as `send` does (a named producer deduplicates per partition: a message's publishing id is
+ * its position among its partition's messages, so running the same send again publishes only what
+ * each partition lacks). A `marker` message goes to every partition, so that each one ends with it.
+ * Succeeds when every partition has confirmed every message.
+ */
+export const sendToSuperStream: (
+  options: SuperStreamSendOptions
+) => Effect.Effect<SuperStreamSendSummary, SendError, StreamBroker> = Effect.fn("StreamOffsets.sendToSuperStream")(
+  function*(options: SuperStreamSendOptions) {
+    const broker = yield* StreamBroker
+    const { superStream } = options
+    const retention = options.retention ?? DEFAULT_RETENTION
+    const bindingKeys = yield* validateSuperStream(superStream, options)
+    if (options.producerName !== undefined) yield* validateName("producer name", options.producerName)
+    yield* validateRetention(retention)
+    yield* broker.declareSuperStream(superStream, bindingKeys, retention)
+    const partitions = yield* broker.partitions(superStream)
+    const route = yield* makeRoute(broker, superStream, partitions, options.routing ?? Routing.Hash({}))
+    const sources = splitByPartition(options.messages ?? tutorialMessages(100), partitions.length, route)
+    const summaries = yield* Effect.forEach(
+      partitions,
+      (partition, i) => publishStream(broker, partition, sources[i]!, options),
+      { concurrency: "unbounded" }
+    )
+    const total = (field: "sent" | "confirmed" | "skipped") => summaries.reduce((sum, p) => sum + p[field], 0)
+    return { superStream, sent: total("sent"), confirmed: total("confirmed"), skipped: total("skipped"), partitions: summaries }
+  }
+)
 
 // ---------------------------------------------------------------------------------------------
 // consume and receive: resume after the stored offset, stop at a condition, track offsets
@@ -1030,6 +1071,66 @@ export const receive = <E = never, R = never>(
     // A span, not Effect.fn: Effect.fn would erase the generics of `onMessage` (E, R).
   })).pipe(Effect.withSpan("StreamOffsets.receive"))
 
+export interface SuperStreamReceiveOptions<E = never, R = never> extends Omit<ConsumeOptions, "stream"> {
+  readonly superStream: string
+  /** What to do with each message: in order within its partition; partitions run side by side. */
+  readonly onMessage?: ((message: PartitionMessage, index: number) => Effect.Effect<void, E, R>) | undefined
+}
+
+export interface PartitionSummary extends ReceiveSummary {
+  readonly partition: string
+}
+
+export interface SuperStreamReceiveSummary {
+  readonly superStream: string
+  /** Messages processed, over every partition. */
+  readonly messages: number
+  readonly stoppedBy: StopReason
+  /** Per partition, partition 0 first. */
+  readonly partitions: ReadonlyArray<PartitionSummary>
+}
+
+/**
+ * `receive` on a super stream: one consumer per partition under the same name, each resuming after
+ * its own stored offset (offsets are tracked per consumer name and partition) and storing as
+ * `receive` does. With `singleActive`, the consumers of one name share the partitions (the broker
+ * gives partition i to consumer i modulo their number); when another one joins or leaves, a
+ * partition changes hands after its last processed offset is stored. The marker and the end hold
+ * per partition (it stops when each of its partitions reached its marker, or its end); the count,
+ * the idle timeout and the signal for the whole. A partition this consumer is not active on never
+ * reaches its marker or end here: stop such a consumer with the signal or an idle timeout.
+ */
+export const receiveSuperStream = <E = never, R = never>(
+  options: SuperStreamReceiveOptions<E, R>
+): Effect.Effect<SuperStreamReceiveSummary, E | ConsumeError, R | StreamBroker | OffsetStore> =>
+  Effect.scoped(Effect.gen(function*() {
+    const broker = yield* StreamBroker
+    const { superStream } = options
+    yield* validateStreamName(superStream)
+    const stop = options.stop ?? {}
+    if (stop.count !== undefined && !(Number.isInteger(stop.count) && stop.count > 0)) {
+      return yield* Effect.fail(new InvalidArgument({ message: `the stop count must be a positive integer, got ${stop.count}` }))
+    }
+    const partitions = yield* broker.partitions(superStream)
+    const consumers = yield* Effect.forEach(partitions, (stream) =>
+      makeConsumer({ ...options, stream, stop: { marker: stop.marker, untilEnd: stop.untilEnd } }, superStream))
+    const run = yield* makePartitionRun(partitions, consumers, options)
+    const merged = Stream.mergeAll(consumers.map((c, i) => Stream.map(c.selections, (selection) => [i, selection] as const)), {
+      concurrency: "unbounded"
+    })
+    // Idle: no selection from any partition for that long (processing time does not count).
+    const arriving = stop.idleTimeout === undefined ? merged : Stream.timeout(merged, stop.idleTimeout)
+    const processed = Stream.mapEffect(arriving, ([i, selection]) => run.process(i, selection))
+    const all = Effect.map(
+      Stream.runDrain(stop.count === undefined ? processed : Stream.takeUntil(processed, run.counted)),
+      run.stoppedBy
+    )
+    const stoppedBy = stop.signal === undefined ? yield* all : yield* Effect.raceFirst(all, Effect.as(stop.signal, "signal" as const))
+    yield* Effect.forEach(consumers, (c) => c.tracker.finalStore, { concurrency: "unbounded", discard: true })
+    const summaries = consumers.map((c, i) => ({ partition: partitions[i]!, ...c.summary(run.partitionStop(i) ?? stoppedBy) }))
+    return { superStream, messages: run.processed(), stoppedBy, partitions: summaries }
+  })).pipe(Effect.withSpan("StreamOffsets.receiveSuperStream"))
+
 // ---------------------------------------------------------------------------------------------
 // inspectOffset: where a consumer stands, without consuming
 // ---------------------------------------------------------------------------------------------
@@ -1067,6 +1168,21 @@ export const inspectOffset: (
     return { stream, consumerName, storedOffset, ...bounds, lag: Option.some(lag) } satisfies OffsetReport
   })
 
+/** {@link inspectOffset} for each partition of a super stream, partition 0 first. */
+export const inspectSuperStreamOffsets: (
+  superStream: string,
+  consumerName: string
+) => Effect.Effect<
+  ReadonlyArray<OffsetReport>,
+  InvalidArgument | BrokerError | StreamNotFound | SuperStreamNotFound | OffsetStoreError,
+  StreamBroker | OffsetStore
+> = Effect.fn("StreamOffsets.inspectSuperStreamOffsets")(function*(superStream: string, consumerName: string) {
+  const broker = yield* StreamBroker
+  yield* validateStreamName(superStream)
+  const partitions = yield* broker.partitions(superStream)
+  return yield* Effect.forEach(partitions, (partition) => inspectOffset(partition, consumerName))
+})
+
 // =============================================================================================
 // Metrics
 // =============================================================================================
@@ -1086,6 +1202,166 @@ export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stre
 // ---------------------------------------------------------------------------------------------
 
 /** A batch of bodies to publish; a named producer's carry consecutive publishing ids from `firstId`. @internal */
+/**
+ * Publishes the messages to a declared stream: a message source, the confirm tracker, and one
+ * publishing session after another (a named producer recovers from a lost connection).
+ */
+const publishStream = (
+  broker: StreamBrokerShape,
+  stream: string,
+  messages: Iterable<Uint8Array | string> | AsyncIterable<Uint8Array | string>,
+  options: Pick<SendOptions, "producerName" | "maxInFlight" | "confirmTimeout">
+): Effect.Effect<SendSummary, SendError> =>
+  Effect.gen(function*() {
+    const { producerName } = options
+    const named = producerName !== undefined
+    const maxInFlight = Math.max(1, options.maxInFlight ?? 50_000)
+    const confirmTimeout = Duration.decode(options.confirmTimeout ?? DEFAULT_TIMEOUT)
+    const confirms = yield* makeConfirmTracker({ stream, named, maxInFlight, confirmTimeout })
+    // The messages, and where we are in them, outlive a lost connection.
+    const source = makeMessageSource(messages, { named, batchSize: Math.min(5000, Math.ceil(maxInFlight / 2)) })
+    // A lost connection ends a session wherever it waits (sends on a dead socket never settle). A
+    // named producer then starts another one on a new publisher (the broker drops what it has); an
+    // unnamed one cannot tell what the broker has, and fails.
+    const session = Effect.scoped(Effect.gen(function*() {
+      const publisher = yield* broker.publisher(stream, { name: producerName })
+      yield* Effect.raceFirst(publishAll(publisher, confirms, source), publisher.lost)
+    }))
+    yield* recovering(broker.retry, session, {
+      retryable: (error) => named && isTransient(error),
+      progress: () => confirms.confirmed(),
+      onRetry: (error) =>
+        Effect.logWarning(`${error.message}; ${confirms.unconfirmed()} message(s) to confirm, publishing again`)
+    })
+    yield* Metric.incrementBy(messagesSent, confirms.sent())
+    return { stream, sent: confirms.sent(), confirmed: confirms.confirmed(), skipped: source.skipped() }
+  })
+
+/**
+ * How `sendToSuperStream` routes a body: to a partition index, or -1 for every partition (a
+ * marker). Hash routing is a plain function; key routing asks the broker once per key.
+ */
+interface PartitionRoute {
+  readonly partitionOf: (body: Uint8Array) => number | Promise<number>
+  readonly synchronous: boolean
+}
+
+const makeRoute = (
+  broker: StreamBrokerShape,
+  superStream: string,
+  partitions: ReadonlyArray<string>,
+  routing: Routing
+): Effect.Effect<PartitionRoute> =>
+  Effect.map(Effect.runtime<never>(), (runtime) => {
+    const isMarker = (body: Uint8Array) => isTutorialMarker({ offset: 0n, body })
+    if (routing._tag === "Hash") {
+      const key = routing.key
+      return {
+        synchronous: true,
+        partitionOf: (body) => isMarker(body) ? -1 : hashPartition(key === undefined ? body : key(body), partitions.length)
+      }
+    }
+    const known = new Map<string, number>()
+    const lookUp = (key: string) =>
+      Runtime.runPromise(runtime)(broker.route(superStream, key)).then((streams) => {
+        const index = partitions.findIndex((p) => streams.includes(p))
+        if (index < 0) throw new Error(`no partition of super stream "${superStream}" is bound to the routing key "${key}"`)
+        known.set(key, index)
+        return index
+      })
+    return {
+      synchronous: false,
+      partitionOf: (body) => {
+        if (isMarker(body)) return -1
+        const key = routing.key(body)
+        return known.get(key) ?? lookUp(key)
+      }
+    }
+  })
+
+/**
+ * The messages split into one source per partition, read as the partitions' publishers ask for
+ * them: reading for a partition routes every message on the way to its own partition's queue (a
+ * partition that publishes more slowly than the others has its messages wait there). Synchronous
+ * when the messages and the routing are.
+ */
+const splitByPartition = (
+  messages: Iterable<Uint8Array | string> | AsyncIterable<Uint8Array | string>,
+  partitions: number,
+  route: PartitionRoute
+): ReadonlyArray<Iterable<Uint8Array> | AsyncIterable<Uint8Array>> => {
+  const queues = Array.from({ length: partitions }, () => new Fifo<Uint8Array>())
+  const place = (body: Uint8Array, partition: number) => {
+    if (partition < 0) for (const queue of queues) queue.push(body)
+    else queues[partition]!.push(body)
+  }
+  const bytes = (value: Uint8Array | string) => typeof value === "string" ? Buffer.from(value, "utf8") : value
+  if (Symbol.iterator in messages && route.synchronous) {
+    const source = messages[Symbol.iterator]()
+    const state = { done: false }
+    return queues.map((queue) => ({
+      *[Symbol.iterator]() {
+        for (;;) {
+          while (queue.isEmpty() && !state.done) {
+            const item = source.next()
+            if (item.done) state.done = true
+            else {
+              const body = bytes(item.value)
+              place(body, route.partitionOf(body) as number)
+            }
+          }
+          if (queue.isEmpty()) return
+          yield queue.shift()
+        }
+      }
+    }))
+  }
+  const source = Symbol.asyncIterator in messages
+    ? messages[Symbol.asyncIterator]()
+    : (messages as Iterable<Uint8Array | string>)[Symbol.iterator]()
+  const state = { done: false, reading: undefined as Promise<void> | undefined }
+  // One read at a time, whichever partition asks; the others wait for it and look again.
+  const readOne = async () => {
+    const item = await source.next()
+    if (item.done) state.done = true
+    else {
+      const body = bytes(item.value)
+      place(body, await route.partitionOf(body))
+    }
+  }
+  return queues.map((queue) => ({
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        while (queue.isEmpty() && !state.done) {
+          await (state.reading ??= readOne().finally(() => (state.reading = undefined)))
+        }
+        if (queue.isEmpty()) return
+        yield queue.shift()
+      }
+    }
+  }))
+}
+
+/** A first-in first-out queue without `Array.shift`'s copying. */
+class Fifo<A> {
+  private items: Array<A> = []
+  private head = 0
+  push(item: A) {
+    this.items.push(item)
+  }
+  isEmpty() {
+    return this.head >= this.items.length
+  }
+  shift(): A {
+    const item = this.items[this.head++]!
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.head = 0
+    }
+    return item
+  }
+}
+
 export interface Batch {
   readonly bodies: ReadonlyArray<Uint8Array>
   readonly firstId: bigint | undefined
@@ -1615,6 +1891,48 @@ const processSelection = <E, R>(
       }),
       tracker.storeDue
     )
+
+/**
+ * The processing of a super stream's partitions: each selection by its partition's consumer (in
+ * its turn), messages handed on with their partition and an index over every partition, cut at the
+ * count; the stop reason of each partition, and of the whole.
+ */
+const makePartitionRun = <E, R>(
+  partitions: ReadonlyArray<string>,
+  consumers: ReadonlyArray<Consumer>,
+  options: Pick<SuperStreamReceiveOptions<E, R>, "onMessage" | "stop">
+) =>
+  Effect.sync(() => {
+    const count = options.stop?.count
+    const state = { processed: 0, stops: partitions.map((): StopReason | undefined => undefined) }
+    const onMessage = options.onMessage
+    const handlers = partitions.map((partition) => (message: StreamMessage) =>
+      onMessage === undefined
+        ? Effect.sync(() => void state.processed++)
+        : Effect.suspend(() => Effect.tap(onMessage({ ...message, partition }, state.processed), () => void state.processed++))
+    )
+    return {
+      processed: () => state.processed,
+      counted: () => count !== undefined && state.processed >= count,
+      process: (i: number, selection: Selection) =>
+        Effect.suspend(() => {
+          const room = count === undefined ? Infinity : count - state.processed
+          const messages = Chunk.size(selection.messages) > room ? Chunk.take(selection.messages, room) : selection.messages
+          return Effect.tap(processInTurn(consumers[i]!, { ...selection, messages }, handlers[i]), () => {
+            if (selection.stop !== undefined && messages === selection.messages) state.stops[i] = selection.stop
+          })
+        }),
+      partitionStop: (i: number) => state.stops[i],
+      stoppedBy: (): StopReason =>
+        count !== undefined && state.processed >= count
+          ? "count"
+          : state.stops.every((s) => s !== undefined)
+          ? state.stops.includes("end") ? "end" : "marker"
+          : options.stop?.idleTimeout !== undefined
+          ? "idle"
+          : "signal"
+    }
+  })
 
 /** `processSelection` by a consumer: a single active one processes under its turn, what its turn admits. */
 const processInTurn = <E, R>(

@@ -1,0 +1,183 @@
+// Super streams on the memory broker: routing, declaration, per-partition resume, and single
+// active consumers that share the partitions and hand them over after the stored offsets.
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Either, Fiber, Layer, Option } from "effect"
+import { createRequire } from "node:module"
+import {
+  bodyText,
+  hashPartition,
+  inspectSuperStreamOffsets,
+  MemoryBroker,
+  murmur3,
+  OffsetStore,
+  type PartitionMessage,
+  receiveSuperStream,
+  Routing,
+  sendToSuperStream,
+  StreamBroker,
+  TrackingStrategy,
+  tutorialMessages
+} from "../../src/StreamOffsets.ts"
+
+const serverSide = OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layerMemory({ chunkSize: 7 })))
+
+const lines = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `m ${from + i}`)
+
+/** Yields until `done` holds (the memory broker and the consumers run on fibers of this test). */
+const eventually = (done: () => boolean) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 100_000 && !done(); i++) yield* Effect.yieldNow()
+    expect(done()).toBe(true)
+  })
+
+describe("hash routing", () => {
+  it("is MurmurHash3 x86_32 with seed 104729, as the client and the Java client route", () => {
+    expect([murmur3("hello"), murmur3("order-1"), murmur3("0")]).toEqual([1321743225, 828619386, 2929165565])
+    // Unsigned: "0" hashes above 2^31, where a signed remainder would pick another partition.
+    expect(hashPartition("0", 3)).toBe(2)
+    const { murmur32 } = createRequire(import.meta.url)("rabbitmq-stream-js-client/dist/hash/murmur32.js")
+    for (let i = 0; i < 2000; i++) {
+      const key = `${i.toString(36)}-é-${"x".repeat(i % 7)}`
+      expect(murmur3(key)).toBe(murmur32(key))
+    }
+  })
+})
+
+describe("sendToSuperStream", () => {
+  it.effect("routes each message by the hash of its body; the marker ends every partition", () =>
+    Effect.gen(function*() {
+      const summary = yield* sendToSuperStream({ superStream: "orders", messages: tutorialMessages(300) })
+      expect(summary.sent).toBe(299 + 3)
+      expect(summary.confirmed).toBe(summary.sent)
+      const memory = yield* MemoryBroker
+      const partitions = ["orders-0", "orders-1", "orders-2"]
+      expect(summary.partitions.map((p) => p.stream)).toEqual(partitions)
+      for (const [i, partition] of partitions.entries()) {
+        const bodies = (yield* memory.messages(partition)).map(bodyText)
+        expect(bodies.length).toBeGreaterThan(50)
+        expect(bodies.at(-1)).toBe("marker")
+        for (const body of bodies.slice(0, -1)) expect(hashPartition(body, 3)).toBe(i)
+      }
+    }).pipe(Effect.provide(serverSide)))
+
+  it.effect("a named producer run again publishes nothing twice, on any partition", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      const first = yield* sendToSuperStream({ superStream: "s", messages: lines(1000), producerName: "p" })
+      expect(first.sent).toBe(1000)
+      const again = yield* sendToSuperStream({ superStream: "s", messages: lines(1000), producerName: "p" })
+      expect(again).toMatchObject({ sent: 0, skipped: 1000 })
+      // Interrupted half-way, then run again: each partition gets what it lacks.
+      const more = [...lines(1000), ...lines(500, 1000)]
+      yield* sendToSuperStream({ superStream: "s", messages: more, producerName: "p" })
+      const all = []
+      for (const p of ["s-0", "s-1", "s-2"]) all.push(...(yield* memory.messages(p)).map(bodyText))
+      expect(all.length).toBe(1500)
+      expect(new Set(all).size).toBe(1500)
+    }).pipe(Effect.provide(serverSide)))
+
+  it.effect("key routing: by binding key; a key bound to no partition fails the send in one line", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      const region = (body: Uint8Array) => new TextDecoder().decode(body).split(":")[0]!
+      yield* sendToSuperStream({
+        superStream: "r",
+        bindingKeys: ["eu", "us"],
+        messages: ["eu:1", "us:2", "eu:3"],
+        routing: Routing.Key({ key: region })
+      })
+      expect((yield* memory.messages("r-eu")).map(bodyText)).toEqual(["eu:1", "eu:3"])
+      expect((yield* memory.messages("r-us")).map(bodyText)).toEqual(["us:2"])
+      const failed = yield* Effect.either(
+        sendToSuperStream({ superStream: "r", bindingKeys: ["eu", "us"], messages: ["ap:4"], routing: Routing.Key({ key: region }) })
+      )
+      expect(Either.isLeft(failed) && failed.left.message).toContain(`no partition of super stream "r" is bound to the routing key "ap"`)
+    }).pipe(Effect.provide(serverSide)))
+
+  it.effect("an existing super stream with other partitions is refused, saying what it has", () =>
+    Effect.gen(function*() {
+      yield* sendToSuperStream({ superStream: "s", partitions: 3, messages: [] })
+      const failed = yield* Effect.flip(sendToSuperStream({ superStream: "s", partitions: 2, messages: [] }))
+      expect(failed._tag).toBe("SuperStreamMismatch")
+      expect(failed.message).toBe(
+        `super stream "s" exists with partitions s-0, s-1, s-2, not s-0, s-1: declare it as it is (--partitions 3), or use another name`
+      )
+      const invalid = yield* Effect.flip(sendToSuperStream({ superStream: "s", partitions: 0, messages: [] }))
+      expect(invalid.message).toBe("the number of partitions must be a positive integer, got 0")
+    }).pipe(Effect.provide(serverSide)))
+})
+
+describe("receiveSuperStream", () => {
+  it.effect("stops when every partition reached its marker; runs again after each partition's stored offset", () =>
+    Effect.gen(function*() {
+      yield* sendToSuperStream({ superStream: "s", messages: tutorialMessages(100) })
+      const seen: Array<PartitionMessage> = []
+      const first = yield* receiveSuperStream({
+        superStream: "s",
+        consumerName: "c",
+        onMessage: (m) => Effect.sync(() => void seen.push(m))
+      })
+      expect(first.stoppedBy).toBe("marker")
+      expect(first.messages).toBe(102)
+      expect(first.partitions.map((p) => p.stoppedBy)).toEqual(["marker", "marker", "marker"])
+      expect(first.partitions.map((p) => p.storeConfirmed)).toEqual([true, true, true])
+      for (const p of first.partitions) expect(seen.filter((m) => m.partition === p.partition).length).toBe(p.messages)
+      // More messages; the next run starts after each partition's stored offset.
+      yield* sendToSuperStream({ superStream: "s", messages: lines(60) })
+      const second = yield* receiveSuperStream({ superStream: "s", consumerName: "c", stop: { untilEnd: true } })
+      expect(second.messages).toBe(60)
+      expect(second.stoppedBy).toBe("end")
+      expect(second.partitions.every((p) => p.resumed)).toBe(true)
+      const reports = yield* inspectSuperStreamOffsets("s", "c")
+      expect(reports.map((r) => r.lag)).toEqual([Option.some(0n), Option.some(0n), Option.some(0n)])
+    }).pipe(Effect.provide(serverSide)))
+
+  it.effect("a count holds for all partitions together", () =>
+    Effect.gen(function*() {
+      yield* sendToSuperStream({ superStream: "s", messages: lines(200) })
+      const summary = yield* receiveSuperStream({ superStream: "s", consumerName: "c", stop: { count: 50, marker: false } })
+      expect(summary).toMatchObject({ messages: 50, stoppedBy: "count" })
+      const rest = yield* receiveSuperStream({ superStream: "s", consumerName: "c", stop: { untilEnd: true } })
+      expect(rest.messages).toBe(150)
+    }).pipe(Effect.provide(serverSide)))
+
+  it.effect("single active consumers share the partitions and hand them over after the stored offsets", () =>
+    Effect.gen(function*() {
+      const seen: Array<{ readonly who: string; readonly body: string; readonly partition: string }> = []
+      const consumer = (who: string, signal: Deferred.Deferred<void>) =>
+        receiveSuperStream({
+          superStream: "s",
+          consumerName: "group",
+          singleActive: true,
+          tracking: TrackingStrategy.Manual({ every: 5 }),
+          stop: { marker: false, signal: Deferred.await(signal) },
+          onMessage: (m) => Effect.sync(() => void seen.push({ who, body: bodyText(m), partition: m.partition }))
+        })
+      yield* sendToSuperStream({ superStream: "s", messages: lines(300) })
+      const stopA = yield* Deferred.make<void>()
+      const stopB = yield* Deferred.make<void>()
+      // A alone: every partition is A's.
+      const a = yield* Effect.fork(consumer("A", stopA))
+      yield* eventually(() => seen.length === 300)
+      expect(new Set(seen.map((s) => s.who))).toEqual(new Set(["A"]))
+      // B joins: partition 1 (1 mod 2) is handed over to B; 0 and 2 stay with A.
+      const b = yield* Effect.fork(consumer("B", stopB))
+      yield* sendToSuperStream({ superStream: "s", messages: lines(300, 300) })
+      yield* eventually(() => seen.length === 600)
+      const later = seen.slice(300)
+      expect(new Set(later.filter((s) => s.who === "B").map((s) => s.partition))).toEqual(new Set(["s-1"]))
+      expect(new Set(later.filter((s) => s.who === "A").map((s) => s.partition))).toEqual(new Set(["s-0", "s-2"]))
+      // B stops: partition 1 goes back to A, after what B stored.
+      yield* Deferred.succeed(stopB, undefined)
+      const bSummary = yield* Fiber.join(b)
+      expect(bSummary.stoppedBy).toBe("signal")
+      yield* sendToSuperStream({ superStream: "s", messages: lines(300, 600) })
+      yield* eventually(() => seen.length === 900)
+      expect(new Set(seen.slice(600).map((s) => s.who))).toEqual(new Set(["A"]))
+      yield* Deferred.succeed(stopA, undefined)
+      yield* Fiber.join(a)
+      // Every message exactly once, over both consumers.
+      expect(seen.length).toBe(900)
+      expect(new Set(seen.map((s) => s.body)).size).toBe(900)
+    }).pipe(Effect.provide(serverSide)))
+})
