@@ -675,7 +675,7 @@ export interface StreamBrokerShape {
   readonly deleteStream: (stream: string) => Effect.Effect<void, BrokerError | StreamNotFound>
   /**
    * Creates a super stream (its partitions `name-<key>`, bound in this order), or succeeds when it
-   * exists with the same partitions; each partition is then declared with `retention`.
+   * exists with the same partitions (its retention is not compared).
    */
   readonly declareSuperStream: (
     superStream: string,
@@ -2638,10 +2638,7 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
         create: connection.call(
           `declare super stream "${superStream}"`,
           (c) => c.createSuperStream({ streamName: superStream, arguments: streamArguments(retention) }, [...bindingKeys])
-        ),
-        declareStream: (stream) =>
-          connection.call(`declare stream "${stream}"`, (c) => c.createStream({ stream, arguments: streamArguments(retention) }))
-            .pipe(Effect.catchIf((e) => e.code === 17, () => Effect.fail(new StreamPreconditionFailed({ stream }))))
+        )
       }),
     partitions: (superStream) => clientPartitions(connection, superStream),
     route: (superStream, key) =>
@@ -3296,8 +3293,7 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
       declareSuperStream: (superStream, bindingKeys, retention) =>
         declareSuperStreamWith(superStream, bindingKeys, {
           partitions: memoryPartitions(state, superStream),
-          create: memoryCreateSuperStream(state, superStream, bindingKeys, retention),
-          declareStream: (stream) => memoryDeclare(state, stream, retention)
+          create: memoryCreateSuperStream(state, superStream, bindingKeys, retention)
         }),
       partitions: (superStream) => memoryPartitions(state, superStream),
       route: (superStream, key) =>
@@ -3701,9 +3697,10 @@ const responseCode = (error: unknown): number | undefined => {
 }
 
 /**
- * Declares a super stream on either broker: created when missing, compared when present (creating
- * one that exists succeeds without a comparison, on the broker as in the client), then each
- * partition declared with the retention (which checks the arguments of an existing one).
+ * Declares a super stream on either broker: created when missing, its partitions compared when
+ * present (creating one that exists succeeds without a comparison, on the broker as in the
+ * client). The retention of an existing one is not compared: the broker refuses a plain
+ * declaration of a partition with the arguments its super stream was created with.
  */
 const declareSuperStreamWith = (
   superStream: string,
@@ -3711,7 +3708,6 @@ const declareSuperStreamWith = (
   broker: {
     readonly partitions: Effect.Effect<ReadonlyArray<string>, BrokerError | SuperStreamNotFound>
     readonly create: Effect.Effect<unknown, BrokerError | StreamPreconditionFailed>
-    readonly declareStream: (stream: string) => Effect.Effect<unknown, BrokerError | StreamPreconditionFailed>
   }
 ): Effect.Effect<void, BrokerError | StreamPreconditionFailed | SuperStreamMismatch> =>
   Effect.gen(function*() {
@@ -3734,7 +3730,6 @@ const declareSuperStreamWith = (
     if (actual.length !== expected.length || actual.some((stream, i) => stream !== expected[i])) {
       return yield* Effect.fail(new SuperStreamMismatch({ superStream, expected, actual }))
     }
-    yield* Effect.forEach(actual, broker.declareStream, { discard: true })
   })
 
 const brokerError = (operation: string) => (error: unknown): BrokerError => {

@@ -329,9 +329,20 @@ const runMainWith = PlatformRuntime.makeRunMain(({ fiber }) => {
     clearInterval(keepAlive)
     process.off("SIGINT", onSignal)
     process.off("SIGTERM", onSignal)
-    process.exit(report(exit))
+    flushThenExit(report(exit))
   })
 })
+
+/**
+ * Exits once what was written to stdout and stderr is out: a pipe's writes can still be queued
+ * (process.exit would drop them). Bounded, for a reader that stopped reading.
+ */
+const FLUSH_DEADLINE_MS = 10_000
+const flushThenExit = (code: number) => {
+  const exit = () => process.exit(code)
+  setTimeout(exit, FLUSH_DEADLINE_MS).unref()
+  process.stdout.write("", () => process.stderr.write("", exit))
+}
 
 /** What the library logs (reconnects, warnings): one line each on stderr ("warning: ...", "info: ..."). */
 const stderrLogger = Logger.make(({ logLevel, message }) => {
@@ -412,3 +423,17 @@ const usageLine = (error: ValidationError.ValidationError): string => {
 
 /** A status line on stderr (not through Console.error, which @effect/cli's printing uses). */
 export const statusLine = (line: string): Effect.Effect<void> => Effect.sync(() => stderrLine(line))
+
+/**
+ * A line of data on stdout, with backpressure: when the reader is slower than the consumer (a pipe
+ * into a slow program), writing waits for it instead of piling lines up in memory, where lines
+ * still queued at the exit would be lost.
+ */
+export const dataLine = (line: string): Effect.Effect<void> =>
+  Effect.suspend(() =>
+    process.stdout.write(`${line}\n`) ? Effect.void : Effect.async<void>((resume) => {
+      const drained = () => resume(Effect.void)
+      process.stdout.once("drain", drained)
+      return Effect.sync(() => void process.stdout.off("drain", drained))
+    })
+  )

@@ -16,10 +16,18 @@ import {
   streamFlag,
   UsageError
 } from "./cli.ts"
-import { inspectOffset, type OffsetReport, OffsetStore, validateName, validateStreamName } from "./StreamOffsets.ts"
+import {
+  inspectOffset,
+  inspectSuperStreamOffsets,
+  type OffsetReport,
+  OffsetStore,
+  validateName,
+  validateStreamName
+} from "./StreamOffsets.ts"
 
 const flags = {
   ...streamFlag("stream to inspect"),
+  "super-stream": { help: "inspect every partition of this super stream instead: one line (or JSON object) per partition" },
   ...consumerNameFlag("the consumer whose offset to show"),
   set: {
     help:
@@ -31,6 +39,15 @@ const flags = {
 } as const
 
 const json = Option.match({ onNone: () => null, onSome: (offset: bigint) => offset.toString() })
+const toJson = (report: OffsetReport) =>
+  JSON.stringify({
+    stream: report.stream,
+    consumer: report.consumerName,
+    storedOffset: json(report.storedOffset),
+    firstOffset: json(report.firstOffset),
+    lastOffset: json(report.lastOffset),
+    lag: json(report.lag)
+  })
 
 /**
  * The offset to store for `--set`. A consumer resumes at stored + 1, so "first" is the offset
@@ -67,7 +84,14 @@ export const offsetCommand = command(
       const get = flagReader(flags, values)
       const stream = (yield* get("stream"))!
       const consumerName = (yield* get("name"))!
-      yield* validateStreamName(stream)
+      const superStream = values["super-stream"]
+      if (superStream !== undefined) {
+        if (values.stream !== undefined) return yield* new UsageError({ message: "--stream and --super-stream: choose one" })
+        if (values.set !== undefined) {
+          return yield* new UsageError({ message: "--set takes one stream: give a partition with --stream NAME-N" })
+        }
+      }
+      yield* validateStreamName(superStream ?? stream)
       yield* validateName("consumer name", consumerName)
       if (values.set !== undefined && !/^([0-9]+|first|last)$/.test(values.set)) {
         return yield* new UsageError({ message: `--set must be first, last or an offset, got "${values.set}"` })
@@ -75,6 +99,19 @@ export const offsetCommand = command(
       const broker = yield* brokerLayer(values)
       // Reading offsets creates nothing: a file store that is not there is a mistake (unless --set).
       const offsets = yield* offsetStoreLayer(values["offset-store"], { readOnly: values.set === undefined })
+      if (superStream !== undefined) {
+        const reports = yield* inspectSuperStreamOffsets(superStream, consumerName).pipe(
+          Effect.provide(offsets.pipe(Layer.provideMerge(broker)))
+        )
+        for (const r of reports) {
+          yield* Console.log(
+            values.json ? toJson(r) : `${r.stream}: stored offset ${showOffset(r.storedOffset)}, first offset ${
+              showOffset(r.firstOffset)
+            }, last offset ${showOffset(r.lastOffset)}, lag ${showOffset(r.lag)} offsets`
+          )
+        }
+        return
+      }
       const report = yield* Effect.gen(function*() {
         const before = yield* inspectOffset(stream, consumerName)
         if (values.set === undefined) return before
@@ -89,16 +126,7 @@ export const offsetCommand = command(
         )
         return yield* inspectOffset(stream, consumerName)
       }).pipe(Effect.provide(offsets.pipe(Layer.provideMerge(broker))))
-      if (values.json) {
-        return yield* Console.log(JSON.stringify({
-          stream: report.stream,
-          consumer: report.consumerName,
-          storedOffset: json(report.storedOffset),
-          firstOffset: json(report.firstOffset),
-          lastOffset: json(report.lastOffset),
-          lag: json(report.lag)
-        }))
-      }
+      if (values.json) return yield* Console.log(toJson(report))
       yield* Console.log(`stream: ${report.stream}`)
       yield* Console.log(`consumer: ${report.consumerName}`)
       yield* Console.log(`stored offset: ${showOffset(report.storedOffset)}`)

@@ -10,6 +10,7 @@ import {
   brokerLayer,
   command,
   consumerNameFlag,
+  dataLine,
   durationFlag,
   flagReader,
   offsetStoreFlag,
@@ -25,7 +26,13 @@ import {
 } from "./cli.ts"
 import {
   bodyText,
+  type ConsumeError,
+  type OffsetStore,
+  type PartitionMessage,
+  type StreamBroker,
   receive,
+  receiveSuperStream,
+  type ReceiveSummary,
   validateName,
   validateStreamName,
   StartPosition,
@@ -36,6 +43,10 @@ import {
 
 const flags = {
   ...streamFlag("stream to consume"),
+  "super-stream": {
+    help:
+      "consume this super stream instead: every partition, offsets per partition; the marker and --until-end hold per partition, --count and --idle-timeout for all"
+  },
   ...consumerNameFlag("the consumer's name: its offset is tracked under it"),
   offset: {
     help: "where to start when no offset is stored: first, last, next, an offset, or an ISO timestamp",
@@ -61,9 +72,22 @@ const flags = {
   ...connectionFlags
 } as const
 
+const emptySummary: ReceiveSummary = {
+  messages: 0,
+  firstOffset: Option.none(),
+  lastOffset: Option.none(),
+  start: StartPosition.First(),
+  resumed: false,
+  stoppedBy: "signal",
+  storedOffset: Option.none(),
+  storeConfirmed: true,
+  storeProblem: Option.none()
+}
+
 class StoreNotConfirmed extends Data.TaggedError("StoreNotConfirmed")<{ readonly message: string }> {}
 
-const toTextLine = (message: StreamMessage) => `${message.offset}\t${bodyText(message)}`
+const toTextLine = (message: StreamMessage) =>
+  `${"partition" in message ? `${(message as PartitionMessage).partition}\t` : ""}${message.offset}\t${bodyText(message)}`
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
 /** One message as one JSON line; nothing is lost: offsets as strings, bodies that are not UTF-8 in base64. */
@@ -75,6 +99,7 @@ const toJsonLine = (message: StreamMessage) => {
     body = { body: Buffer.from(message.body).toString("base64"), encoding: "base64" }
   }
   return JSON.stringify({
+    ...("partition" in message ? { partition: (message as PartitionMessage).partition } : {}),
     offset: message.offset.toString(),
     ...body,
     ...(message.applicationProperties && Object.keys(message.applicationProperties).length > 0
@@ -105,6 +130,10 @@ export const receiveCommand = command(
     Effect.gen(function*() {
       const get = flagReader(flags, values)
       const stream = (yield* get("stream"))!
+      const superStream = values["super-stream"]
+      if (superStream !== undefined && values.stream !== undefined) {
+        return yield* new UsageError({ message: "--stream and --super-stream: choose one" })
+      }
       const consumerName = (yield* get("name"))!
       const start = yield* parseStart((yield* get("offset"))!)
       const mode = (yield* get("tracking"))!
@@ -141,37 +170,67 @@ export const receiveCommand = command(
       const output = values.json ? toJsonLine : values.print ? toTextLine : undefined
       const status = output === undefined ? Console.log : statusLine
       // Everything checked before anything is printed or connected.
-      yield* validateStreamName(stream)
+      yield* validateStreamName(superStream ?? stream)
       yield* validateName("consumer name", consumerName)
       const broker = yield* brokerLayer(values)
       const offsets = yield* offsetStoreLayer(values["offset-store"])
       yield* status("Started consuming...")
       let consumed = 0
-      const summary = yield* Effect.scoped(Effect.zipRight(progress("messages", () => consumed), receive({
-        stream,
+      const onMessage = (message: StreamMessage, index: number) => {
+        consumed = index + 1
+        return Effect.zipRight(
+          index === 0 ? status("First message received.") : Effect.void,
+          output === undefined ? Effect.void : dataLine(output(message))
+        )
+      }
+      const options = {
         consumerName,
         start,
         ignoreStoredOffset: values["ignore-stored"] === "true",
         tracking,
         stop,
         singleActive: values["single-active"] === "true",
-        onMessage: (message, index) => {
-          consumed = index + 1
-          return Effect.zipRight(
-            index === 0 ? status("First message received.") : Effect.void,
-            output === undefined ? Effect.void : Console.log(output(message))
-          )
-        }
-      }))).pipe(Effect.provide(offsets.pipe(Layer.provideMerge(broker))))
-      yield* status(
-        `Done consuming, first offset ${showOffset(summary.firstOffset)}, last offset ${showOffset(summary.lastOffset)}.`
-      )
+        onMessage
+      }
+      const consuming: Effect.Effect<ReceiveSummary, ConsumeError, StreamBroker | OffsetStore> = superStream === undefined
+        ? receive({ ...options, stream })
+        : Effect.gen(function*() {
+          const summary = yield* receiveSuperStream({ ...options, superStream })
+          for (const p of summary.partitions) {
+            yield* status(
+              `Partition ${p.partition}: ${p.messages} messages, first offset ${showOffset(p.firstOffset)}, last offset ${
+                showOffset(p.lastOffset)
+              }.`
+            )
+          }
+          const unconfirmed = summary.partitions.filter((p) => !p.storeConfirmed)
+          return {
+            ...(summary.partitions[0] ?? emptySummary),
+            messages: summary.messages,
+            firstOffset: Option.none(),
+            lastOffset: Option.none(),
+            stoppedBy: summary.stoppedBy,
+            storeConfirmed: unconfirmed.length === 0,
+            storeProblem: unconfirmed.length === 0 ? Option.none() : Option.some(
+              unconfirmed.map((p) => `${p.partition}: ${Option.getOrElse(p.storeProblem, () => "unknown")}`).join("; ")
+            )
+          }
+        })
+      const summary = yield* Effect.scoped(Effect.zipRight(progress("messages", () => consumed), consuming))
+        .pipe(Effect.provide(offsets.pipe(Layer.provideMerge(broker))))
+      if (superStream === undefined) {
+        yield* status(
+          `Done consuming, first offset ${showOffset(summary.firstOffset)}, last offset ${showOffset(summary.lastOffset)}.`
+        )
+      } else yield* status(`Done consuming.`)
       yield* status(`Consumed ${summary.messages} messages.`)
       if (!summary.storeConfirmed) {
         // Exit 1: the next run may repeat what this one processed after the stored offset.
         return yield* Effect.fail(
           new StoreNotConfirmed({
-            message: `the final offset ${showOffset(summary.lastOffset)} was not confirmed stored (${
+            message: superStream !== undefined
+              ? `the final offsets were not all confirmed stored (${Option.getOrElse(summary.storeProblem, () => "unknown")}); the next run resumes after what each partition stored`
+              : `the final offset ${showOffset(summary.lastOffset)} was not confirmed stored (${
               Option.getOrElse(summary.storeProblem, () => "unknown")
             }); the next run resumes after ${showOffset(summary.storedOffset)}`
           })

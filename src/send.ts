@@ -17,10 +17,25 @@ import {
   streamFlag,
   UsageError
 } from "./cli.ts"
-import { send, tutorialMessages, validateName, validateRetention, validateStreamName } from "./StreamOffsets.ts"
+import {
+  send,
+  type SendError,
+  type SendSummary,
+  sendToSuperStream,
+  type StreamBroker,
+  tutorialMessages,
+  validateName,
+  validateRetention,
+  validateStreamName,
+  validateSuperStream
+} from "./StreamOffsets.ts"
 
 const flags = {
   ...streamFlag("stream to publish to"),
+  "super-stream": {
+    help: "publish to this super stream instead (partitions NAME-0 ... NAME-(N-1)); each message goes to the partition of its body's hash, a marker to every partition"
+  },
+  partitions: { help: "with --super-stream: the number of partitions when it is created (an existing one must have as many)", default: "3" },
   count: { env: "MESSAGE_COUNT", help: "messages to publish; the last one is \"marker\"", default: "100" },
   from: {
     help: "publish the lines of this file (- for stdin) instead, one message per line, as they are (no marker added)"
@@ -77,6 +92,14 @@ export const sendCommand = command(
       const integer = (name: keyof typeof flags & string, value: string) =>
         Effect.flatMap(sourceOf(flags, values, name), (label) => positiveInteger(label, value))
       const stream = (yield* get("stream"))!
+      const superStream = values["super-stream"]
+      if (superStream !== undefined && values.stream !== undefined) {
+        return yield* new UsageError({ message: "--stream and --super-stream: choose one" })
+      }
+      if (superStream === undefined && values.partitions !== undefined) {
+        return yield* new UsageError({ message: "--partitions is for --super-stream" })
+      }
+      const partitions = yield* integer("partitions", (yield* get("partitions"))!)
       const from = values.from
       if (from !== undefined && (values.count !== undefined)) {
         return yield* new UsageError({ message: "--from and --count: the lines of --from are the messages, choose one" })
@@ -94,7 +117,8 @@ export const sendCommand = command(
       }
       const producerName = yield* get("producer")
       // Everything checked before anything is printed or connected.
-      yield* validateStreamName(stream)
+      if (superStream === undefined) yield* validateStreamName(stream)
+      else yield* validateSuperStream(superStream, { partitions })
       yield* validateRetention(retention)
       if (producerName !== undefined) yield* validateName("producer name", producerName)
       const broker = yield* brokerLayer(values)
@@ -105,15 +129,15 @@ export const sendCommand = command(
       )
       // Counted as the workflow takes them, for the progress line on a terminal.
       const taken = { n: 0 }
-      const summary = yield* Effect.scoped(Effect.zipRight(
-        progress("messages handed to the broker", () => taken.n),
-        send({
-          stream,
-          messages: from === undefined ? counted(tutorialMessages(count), taken) : countedAsync(lines(from), taken),
-          producerName,
-          retention
-        })
-      )).pipe(Effect.provide(broker))
+      const messages = from === undefined ? counted(tutorialMessages(count), taken) : countedAsync(lines(from), taken)
+      const publish: Effect.Effect<Omit<SendSummary, "stream">, SendError, StreamBroker> = superStream === undefined
+        ? send({ stream, messages, producerName, retention })
+        : Effect.tap(sendToSuperStream({ superStream, partitions, messages, producerName, retention }), (summary) =>
+          Effect.forEach(summary.partitions, (p) => Console.log(`Partition ${p.stream}: ${p.sent} messages sent.`), {
+            discard: true
+          }))
+      const summary = yield* Effect.scoped(Effect.zipRight(progress("messages handed to the broker", () => taken.n), publish))
+        .pipe(Effect.provide(broker))
       if (summary.skipped > 0) {
         yield* Console.log(`Skipped ${summary.skipped} messages already published by producer "${producerName}".`)
       }

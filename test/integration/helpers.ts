@@ -155,6 +155,16 @@ export const withStream = async (name: string, f: (stream: string) => Promise<vo
   }
 }
 
+/** A uniquely named super stream for `f`, deleted (with its partitions) after it. */
+export const withSuperStream = async (name: string, f: (superStream: string) => Promise<void>) => {
+  const superStream = uniqueStream(name)
+  try {
+    await f(superStream)
+  } finally {
+    await withClient((client) => client.deleteSuperStream({ streamName: superStream }).catch(() => undefined))
+  }
+}
+
 /** Waits until the stream holds at least one chunk (the broker's stats: cheap enough to poll). */
 export const waitForMessages = (stream: string, onPort = port) =>
   withClient(async (client) => {

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
 import { Buffer } from "node:buffer"
-import { cli, root, type Run, runtimes, withStream } from "./helpers.ts"
+import { cli, root, type Run, runtimes, start, withStream, withSuperStream } from "./helpers.ts"
 
 /** A CLI with `input` on its stdin, as `printf ... | bun run send --from -` would run it. */
 const piped = (runtime: keyof typeof runtimes, script: string, args: ReadonlyArray<string>, input: Buffer) =>
@@ -55,6 +55,21 @@ describe("send --from - | receive --json", () => {
       expect(received.stdout).not.toContain("consuming")
       expect(received.stderr).toContain("Started consuming...")
     }))
+})
+
+describe("receive --print into a pipe, many lines fast", () => {
+  it.each(["node", "bun", "deno"] as const)("%s: every line arrives (the output waits for the reader, and the exit for the output)", (runtime) =>
+    withSuperStream(`many-lines-${runtime}`, async (superStream) => {
+      // Three partitions consumed at once write lines faster than a pipe takes them.
+      const total = 300_000
+      expect((await cli("node", "send", ["--super-stream", superStream, "--count", String(total)])).code).toBe(0)
+      // The program itself, its stdout a pipe from this (Node) process: a socket, to which the
+      // program's writes can still be queued when it exits.
+      const counted = await start(runtime, "receive", ["--super-stream", superStream, "--name", "c", "--print"]).exitWithin(60_000)
+      expect(counted.code, counted.stderr).toBe(0)
+      // Each partition ends with the marker.
+      expect(counted.stdout.split("\n").filter((line) => line !== "").length).toBe(total + 2)
+    }), 120_000)
 })
 
 describe("offset --set and --json", () => {
