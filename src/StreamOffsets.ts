@@ -1001,9 +1001,14 @@ export interface ReceiveSummary {
  */
 export const consume = (
   options: ConsumeOptions
+): Stream.Stream<ConsumedMessage, ConsumeError, StreamBroker | OffsetStore> => consumeFrom(options, undefined)
+
+const consumeFrom = (
+  options: ConsumeOptions,
+  superStream: string | undefined
 ): Stream.Stream<ConsumedMessage, ConsumeError, StreamBroker | OffsetStore> =>
   Stream.unwrapScoped(Effect.gen(function*() {
-    const consumer = yield* makeConsumer(options)
+    const consumer = yield* makeConsumer(options, superStream)
     const ended = { value: false }
     // Runs before the consumer's own final store: says the stream ended, makes that store, and then
     // warns if it was not confirmed.
@@ -1044,6 +1049,51 @@ export const consume = (
       Chunk.map(turn === undefined ? messages : turn.admit(messages), (message, i): ConsumedMessage =>
         new Consumed(message, firstIndex + i, commit)))
   })).pipe(Stream.withSpan("StreamOffsets.consume"))
+
+export interface SuperStreamConsumeOptions extends Omit<ConsumeOptions, "stream"> {
+  readonly superStream: string
+}
+
+/** A message of {@link consumeSuperStream}: `index` counts within its partition. */
+export interface PartitionConsumedMessage extends ConsumedMessage {
+  readonly partition: string
+}
+
+/**
+ * {@link consume} over every partition of a super stream, merged: in order within a partition,
+ * partitions side by side; each commit stores in its own partition. Stop conditions and single
+ * active consumers as in {@link receiveSuperStream} (the marker and the end per partition, the
+ * count, the idle timeout and the signal for the whole stream).
+ */
+export const consumeSuperStream = (
+  options: SuperStreamConsumeOptions
+): Stream.Stream<PartitionConsumedMessage, ConsumeError, StreamBroker | OffsetStore> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const broker = yield* StreamBroker
+    yield* validateStreamName(options.superStream)
+    const stop = options.stop ?? {}
+    if (stop.count !== undefined && !(Number.isInteger(stop.count) && stop.count > 0)) {
+      return yield* Effect.fail(new InvalidArgument({ message: `the stop count must be a positive integer, got ${stop.count}` }))
+    }
+    const partitions = yield* broker.partitions(options.superStream)
+    const perPartition = partitions.map((partition) =>
+      Stream.map(
+        consumeFrom({ ...options, stream: partition, stop: { marker: stop.marker, untilEnd: stop.untilEnd } }, options.superStream),
+        (m): PartitionConsumedMessage => ({
+          offset: m.offset,
+          body: m.body,
+          applicationProperties: m.applicationProperties,
+          index: m.index,
+          commit: m.commit,
+          partition
+        })
+      )
+    )
+    const merged = Stream.mergeAll(perPartition, { concurrency: "unbounded" })
+    const idle = stop.idleTimeout === undefined ? merged : Stream.timeout(merged, stop.idleTimeout)
+    const counted = stop.count === undefined ? idle : Stream.take(idle, stop.count)
+    return stop.signal === undefined ? counted : Stream.interruptWhen(counted, stop.signal)
+  })).pipe(Stream.withSpan("StreamOffsets.consumeSuperStream"))
 
 /**
  * The tutorial's consumer, over the same machinery as {@link consume}: resumes after the stored

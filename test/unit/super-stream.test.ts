@@ -1,10 +1,11 @@
 // Super streams on the memory broker: routing, declaration, per-partition resume, and single
 // active consumers that share the partitions and hand them over after the stored offsets.
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Either, Fiber, Layer, Option } from "effect"
+import { Chunk, Deferred, Effect, Either, Fiber, Layer, Option, Stream } from "effect"
 import { createRequire } from "node:module"
 import {
   bodyText,
+  consumeSuperStream,
   hashPartition,
   inspectSuperStreamOffsets,
   MemoryBroker,
@@ -179,5 +180,21 @@ describe("receiveSuperStream", () => {
       // Every message exactly once, over both consumers.
       expect(seen.length).toBe(900)
       expect(new Set(seen.map((s) => s.body)).size).toBe(900)
+    }).pipe(Effect.provide(serverSide)))
+
+  it.effect("consumeSuperStream: batches committed per partition; the next run resumes after the commits", () =>
+    Effect.gen(function*() {
+      yield* sendToSuperStream({ superStream: "s", messages: lines(300) })
+      const options = { superStream: "s", consumerName: "c", stop: { marker: false, untilEnd: true } as const }
+      // Commit the last message of each partition's batch of 10; stop after 100 messages in all.
+      const first = yield* consumeSuperStream({ ...options, stop: { ...options.stop, count: 100 } }).pipe(
+        Stream.groupAdjacentBy((m) => m.partition),
+        Stream.mapEffect(([, batch]) => Effect.as(Chunk.unsafeLast(batch).commit, Chunk.size(batch))),
+        Stream.runSum
+      )
+      expect(first).toBe(100)
+      const rest = yield* Stream.runCollect(consumeSuperStream(options).pipe(Stream.tap((m) => m.commit)))
+      expect(Chunk.size(rest)).toBe(200)
+      expect(new Set(Chunk.toReadonlyArray(rest).map((m) => m.partition))).toEqual(new Set(["s-0", "s-1", "s-2"]))
     }).pipe(Effect.provide(serverSide)))
 })
