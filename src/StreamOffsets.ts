@@ -1177,7 +1177,11 @@ export const receiveSuperStream = <E = never, R = never>(
     )
     const stoppedBy = stop.signal === undefined ? yield* all : yield* Effect.raceFirst(all, Effect.as(stop.signal, "signal" as const))
     yield* Effect.forEach(consumers, (c) => c.tracker.finalStore, { concurrency: "unbounded", discard: true })
-    const summaries = consumers.map((c, i) => ({ partition: partitions[i]!, ...c.summary(run.partitionStop(i) ?? stoppedBy) }))
+    const summaries = consumers.map((c, i) => ({
+      partition: partitions[i]!,
+      ...c.summary(run.partitionStop(i) ?? stoppedBy),
+      messages: run.processedOf(i)
+    }))
     return { superStream, messages: run.processed(), stoppedBy, partitions: summaries }
   })).pipe(Effect.withSpan("StreamOffsets.receiveSuperStream"))
 
@@ -1641,17 +1645,20 @@ const makeConsumer = (
     yield* validateConsumeOptions(options, tracking)
     // Say so when the stream is missing, rather than "no offset" or an empty wait.
     if (!(yield* broker.streamExists(stream))) return yield* Effect.fail(new StreamNotFound({ stream }))
+    const inTurn = { isActive: () => true }
     const tracker = yield* makeOffsetTracker({
       store: (offset) => offsets.store(consumerName, stream, offset),
       query: offsets.query(consumerName, stream),
       every: storeEvery(tracking) ?? Infinity,
-      confirmTimeout: Duration.decode(options.confirmStoreTimeout ?? "5 seconds")
+      confirmTimeout: Duration.decode(options.confirmStoreTimeout ?? "5 seconds"),
+      mayStore: () => inTurn.isActive()
     })
     // A failure or an interruption outside a subscription (between two, during an outage) still
     // stores the last processed offset, within the bound.
     yield* Effect.addFinalizer(() => tracker.finalStore)
     const position = makePosition(options, tracker)
     const turn = options.singleActive ? yield* makeTurn(tracker, position) : undefined
+    if (turn) inTurn.isActive = turn.isActive
     const start = yield* position.resolveStart
     yield* Effect.annotateCurrentSpan({ stream, consumerName, start: startLabel(start) })
     // "The end" is the last message in the stream now, before consuming starts.
@@ -1793,33 +1800,44 @@ const makePosition = (options: ConsumeOptions, tracker: OffsetTracker): Position
 interface Turn {
   readonly activate: Effect.Effect<StartPosition>
   readonly stepDown: Effect.Effect<void>
+  /** The subscription ended (a lost connection): the broker dropped it from the group; no store. */
+  readonly end: () => void
+  /** Marks delivered messages with the turn they came in (a later turn does not process them). */
+  readonly tag: (messages: Chunk.Chunk<StreamMessage>) => void
   /** The messages of a selection this turn may process (none while inactive). */
   readonly admit: (messages: Chunk.Chunk<StreamMessage>) => Chunk.Chunk<StreamMessage>
   /** Runs processing under the turn's lock: a step-down waits for it, and then stores. */
   readonly locked: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Stores are made only during a turn: out of turn the partition's offset is another consumer's. */
   readonly isActive: () => boolean
 }
 
+/** The turn a delivered message came in, on the message itself (single active consumers only). */
+const TURN = Symbol("effect-stream-offsets/turn")
+type TurnTagged = StreamMessage & { [TURN]?: number }
+
 const makeTurn = (tracker: OffsetTracker, position: Position): Effect.Effect<Turn> =>
   Effect.map(Effect.makeSemaphore(1), (lock) => {
-    const state = { active: false, floor: -1n }
+    const state = { active: false, floor: -1n, turn: 0 }
     return {
       // If where to start cannot be found (the offset store failing), the consumer fails rather
       // than starting somewhere else (a replay from the first message, say).
       activate: lock.withPermits(1)(Effect.orDie(Effect.tap(position.resolveActivation, (start) => {
         state.active = true
+        state.turn++
         state.floor = start._tag === "Offset" ? start.offset : -1n
       }))),
-      stepDown: lock.withPermits(1)(Effect.suspend(() => {
-        state.active = false
-        return tracker.finalStore
-      })),
+      // Stored while still active (nothing is processed meanwhile: the lock), then out of turn.
+      stepDown: lock.withPermits(1)(Effect.ensuring(tracker.finalStore, Effect.sync(() => void (state.active = false)))),
+      end: () => void (state.active = false),
+      tag: (messages) => {
+        for (const message of messages) (message as TurnTagged)[TURN] = state.turn
+      },
       admit: (messages) => {
-        if (!state.active) return Chunk.empty()
-        if (Chunk.isEmpty(messages)) return messages
+        if (!state.active || Chunk.isEmpty(messages)) return Chunk.empty()
         const last = Option.getOrElse(tracker.progress().last, () => -1n)
         const floor = state.floor > last ? state.floor : last + 1n
-        return Chunk.unsafeHead(messages).offset >= floor ? messages : Chunk.filter(messages, (m) => m.offset >= floor)
+        return Chunk.filter(messages, (m) => (m as TurnTagged)[TURN] === state.turn && m.offset >= floor)
       },
       locked: (effect) => lock.withPermits(1)(effect),
       isActive: () => state.active
@@ -1851,7 +1869,9 @@ const subscription = (
     // subscription ends, the last processed offset is stored (and confirmed) before stepping down.
     // Not after a lost connection: the next subscription resumes from memory.
     yield* Effect.addFinalizer((exit) =>
-      Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), isTransient) ? Effect.void : tracker.finalStore
+      Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), isTransient)
+        ? Effect.sync(() => single?.turn.end())
+        : tracker.finalStore
     )
     if (tracking._tag === "Auto") {
       // A failed store (the broker away for a moment) is said, and the timer goes on.
@@ -1861,7 +1881,15 @@ const subscription = (
         Effect.forkScoped
       )
     }
-    return Stream.mapChunks(deliveries, position.deliver)
+    const turn = single?.turn
+    return Stream.mapChunks(
+      deliveries,
+      turn === undefined ? position.deliver : (chunk) => {
+        const kept = position.deliver(chunk)
+        turn.tag(kept)
+        return kept
+      }
+    )
   }))
 
 /** The broker's retry policy, for transient failures only, saying where the consumer resumes. */
@@ -1954,24 +1982,43 @@ const makePartitionRun = <E, R>(
 ) =>
   Effect.sync(() => {
     const count = options.stop?.count
-    const state = { processed: 0, stops: partitions.map((): StopReason | undefined => undefined) }
+    const state = {
+      processed: 0,
+      perPartition: partitions.map(() => 0),
+      stops: partitions.map((): StopReason | undefined => undefined)
+    }
     const onMessage = options.onMessage
-    const handlers = partitions.map((partition) => (message: StreamMessage) =>
-      onMessage === undefined
-        ? Effect.sync(() => void state.processed++)
-        : Effect.suspend(() => Effect.tap(onMessage({ ...message, partition }, state.processed), () => void state.processed++))
-    )
+    const handlers = partitions.map((partition, i) => (message: StreamMessage) => {
+      const counted = Effect.sync(() => {
+        state.processed++
+        state.perPartition[i]!++
+      })
+      return onMessage === undefined
+        ? counted
+        : Effect.suspend(() => Effect.zipRight(onMessage({ ...message, partition }, state.processed), counted))
+    })
+    // What the turn admits, cut at the count; the partition's stop holds if its message was processed.
+    const processAdmitted = (i: number, selection: Selection, admitted: Chunk.Chunk<StreamMessage>) => {
+      const room = count === undefined ? Infinity : count - state.processed
+      const messages = Chunk.size(admitted) > room ? Chunk.take(admitted, room) : admitted
+      const stopMessage = Chunk.last(selection.messages)
+      const stopped = selection.stop !== undefined &&
+        (Option.isNone(stopMessage) || Option.exists(Chunk.last(messages), (m) => m === stopMessage.value))
+      return Effect.tap(processSelection(consumers[i]!.tracker, { ...selection, messages }, handlers[i]), () => {
+        if (stopped) state.stops[i] = selection.stop
+      })
+    }
     return {
       processed: () => state.processed,
+      /** Messages processed of a partition in this run. */
+      processedOf: (i: number) => state.perPartition[i]!,
       counted: () => count !== undefined && state.processed >= count,
-      process: (i: number, selection: Selection) =>
-        Effect.suspend(() => {
-          const room = count === undefined ? Infinity : count - state.processed
-          const messages = Chunk.size(selection.messages) > room ? Chunk.take(selection.messages, room) : selection.messages
-          return Effect.tap(processInTurn(consumers[i]!, { ...selection, messages }, handlers[i]), () => {
-            if (selection.stop !== undefined && messages === selection.messages) state.stops[i] = selection.stop
-          })
-        }),
+      process: (i: number, selection: Selection) => {
+        const turn = consumers[i]!.turn
+        return turn === undefined
+          ? processAdmitted(i, selection, selection.messages)
+          : turn.locked(Effect.suspend(() => processAdmitted(i, selection, turn.admit(selection.messages))))
+      },
       partitionStop: (i: number) => state.stops[i],
       stoppedBy: (): StopReason =>
         count !== undefined && state.processed >= count
@@ -2061,6 +2108,8 @@ export const makeOffsetTracker = (options: {
   /** A store falls due after this many messages (Infinity: never). */
   readonly every: number
   readonly confirmTimeout: Duration.Duration
+  /** False while stores must not be made (a single active consumer out of its turn). Default always. */
+  readonly mayStore?: (() => boolean) | undefined
 }): Effect.Effect<OffsetTracker> =>
   Effect.map(Effect.makeSemaphore(1), (lock) => {
     const state = {
@@ -2077,7 +2126,7 @@ export const makeOffsetTracker = (options: {
     }
     const storeAt = (offset: bigint) =>
       lock.withPermits(1)(Effect.suspend(() =>
-        Option.isSome(state.lastStored) && offset <= state.lastStored.value
+        (Option.isSome(state.lastStored) && offset <= state.lastStored.value) || options.mayStore?.() === false
           ? Effect.void
           : Effect.tap(options.store(offset), () => {
             state.lastStored = Option.some(offset)
@@ -2522,6 +2571,33 @@ const clientInternals = {
   /** The connection a publisher, a consumer or the client (its locator) uses. */
   connectionOf: (owner: unknown, field: "connection" | "locatorConnection"): unknown =>
     typeof owner === "object" && owner !== null ? (owner as Record<string, unknown>)[field] : undefined,
+  /**
+   * The `active` flag of the broker's consumer updates for one consumer, as the client decodes
+   * them (it calls the update listener without it). One listener per connection, dispatching by
+   * subscription id; the client's own handler runs first, and defers to the listener, which reads
+   * the flag a macrotask later. Without the expected shape, nothing is watched.
+   */
+  watchConsumerUpdates: (consumer: unknown, onUpdate: (active: boolean) => void): Effect.Effect<void, never, Scope.Scope> =>
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const connection = clientInternals.connectionOf(consumer, "connection") as { on?: unknown } | undefined
+        const id = (consumer as { consumerId?: unknown } | undefined)?.consumerId
+        if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR || typeof connection?.on !== "function" || typeof id !== "number") {
+          return undefined
+        }
+        let routes = consumerUpdateRoutes.get(connection)
+        if (routes === undefined) {
+          const table = new Map<number, (active: boolean) => void>()
+          routes = table
+          consumerUpdateRoutes.set(connection, table)
+          ;(connection.on as (event: string, listener: (query: { subscriptionId: number; active: number }) => void) => void)
+            .call(connection, "consumer_update_query", (query) => table.get(query.subscriptionId)?.(query.active === 1))
+        }
+        routes.set(id, onUpdate)
+        return { routes, id }
+      }),
+      (watched) => Effect.sync(() => void watched?.routes.delete(watched.id))
+    ),
   tune: (connection: unknown, options: { readonly noDelay: boolean }): void => {
     if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR || !isTunable(connection) || tuned.has(connection)) return
     tuned.add(connection)
@@ -2559,6 +2635,7 @@ interface TunableConnection {
   received(data: Uint8Array): void
 }
 const tuned = new WeakSet<object>()
+const consumerUpdateRoutes = new WeakMap<object, Map<number, (active: boolean) => void>>()
 /** Errors raised by replaced client code: the client's, although its files are not in their stack. */
 const tunedClientErrors = new WeakSet<object>()
 const fromTunedClient = (error: Error) => {
@@ -2968,10 +3045,10 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
     yield* Effect.addFinalizer(() => Effect.sync(() => buffer.end()))
     const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
     const sac = options.singleActive
-    // The client calls the update listener on activation and on step-down alike, without saying
-    // which (the broker's `active` flag is not passed on); the broker alternates them, starting
-    // with an activation.
-    const turn = { active: false }
+    // The client calls the update listener on activation and on step-down alike without saying
+    // which: the broker's flag is read where the client decodes it (clientInternals); should that
+    // not be possible, the broker alternates them, starting with an activation.
+    const turn = { active: false, told: undefined as boolean | undefined }
     const [, consumer] = yield* clientResource(connection, {
       operation: `subscribe to "${options.stream}"`,
       during: `consuming "${options.stream}"`,
@@ -2991,11 +3068,16 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
                 consumerUpdateListener: () =>
                   new Promise((resolve) => setImmediate(resolve))
                     .then(() => {
-                      turn.active = !turn.active
-                      // Stepping down: the answer (sent once the offset is stored) lets the next consumer start.
-                      return turn.active
-                        ? runPromise(Effect.map(sac.onActivate, toClientOffset))
-                        : runPromise(Effect.as(sac.onStepDown, toClientOffset(StartPosition.Next())))
+                      turn.active = turn.told ?? !turn.active
+                      turn.told = undefined
+                      if (turn.active) {
+                        buffer.resume()
+                        return runPromise(Effect.map(sac.onActivate, toClientOffset))
+                      }
+                      // Stepping down: the answer, once the offset is stored, lets the next one start
+                      // (the broker ignores the offset in it).
+                      buffer.dropUntilResumed()
+                      return runPromise(Effect.as(sac.onStepDown, toClientOffset(StartPosition.Next())))
                     })
                     .catch((error: unknown) => {
                       buffer.fail(new BrokerError({ operation: `activate on "${options.stream}"`, reason: errorText(error), cause: error }))
@@ -3015,6 +3097,9 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
       onLost: (e) => buffer.fail(e)
     })
     clientInternals.tune(clientInternals.connectionOf(consumer, "connection"), { noDelay: true })
+    if (sac) {
+      yield* clientInternals.watchConsumerUpdates(consumer, (active) => void (turn.told = active))
+    }
     // Runs before the consumer is closed: no more credit is asked for while it closes.
     yield* Effect.addFinalizer(() => Effect.sync(() => buffer.end()))
     return Stream.repeatEffectChunkOption(buffer.pull)
@@ -3071,8 +3156,11 @@ class DeliveryBuffer {
 
   constructor(private readonly capacity: number) {}
 
+  /** Out of turn (a single active consumer stepped down): what comes is dropped. */
+  private dropping = false
+
   push(message: StreamMessage): Promise<void> | void {
-    if (this.closed) return
+    if (this.closed || this.dropping) return
     this.items.push(message)
     if (!this.chunked) this.wake()
     if (this.items.length < this.capacity) return
@@ -3099,6 +3187,17 @@ class DeliveryBuffer {
 
   get isOpen(): boolean {
     return this.closed === undefined
+  }
+
+  /** Stepped down: drop what is buffered and what the client still hands over, until `resume`. */
+  dropUntilResumed() {
+    this.dropping = true
+    this.items = []
+    this.releaseSpace()
+  }
+
+  resume() {
+    this.dropping = false
   }
 
   /** The client finished handing over a chunk: the stream takes it now. */

@@ -197,4 +197,76 @@ describe("receiveSuperStream", () => {
       expect(Chunk.size(rest)).toBe(200)
       expect(new Set(Chunk.toReadonlyArray(rest).map((m) => m.partition))).toEqual(new Set(["s-0", "s-1", "s-2"]))
     }).pipe(Effect.provide(serverSide)))
+
+  it.effect("a partition handed away and back: what was queued in the old turn is neither lost nor processed twice", () =>
+    Effect.gen(function*() {
+      // Found in review: A busy on partition 0 with partition 1's chunks queued behind; B takes
+      // partition 1, processes a little and stops; A takes it back. The queued chunks are from A's
+      // old turn: processing them would skip what B did not reach.
+      const byKey = Routing.Key({ key: (b) => new TextDecoder().decode(b).split(":")[0]! })
+      const send = (p: string, from: number, n: number) =>
+        sendToSuperStream({
+          superStream: "s",
+          bindingKeys: ["0", "1"],
+          routing: byKey,
+          messages: Array.from({ length: n }, (_, i) => `${p}:${from + i}`)
+        })
+      const settle = Effect.forEach(Array.from({ length: 300 }), () => Effect.yieldNow(), { discard: true })
+      const seen: Array<string> = []
+      const gates = { p0: 0, doneP0: 0, b: 4, doneB: 0 }
+      const waitFor = (open: () => boolean) => Effect.gen(function*() {
+        while (!open()) yield* Effect.yieldNow()
+      })
+      const consumer = (who: string, signal: Deferred.Deferred<void>) =>
+        receiveSuperStream({
+          superStream: "s",
+          consumerName: "g",
+          singleActive: true,
+          tracking: TrackingStrategy.Manual({ every: 1000 }),
+          stop: { marker: false, signal: Deferred.await(signal) },
+          onMessage: (m) =>
+            Effect.gen(function*() {
+              if (who === "A" && m.partition === "s-0") {
+                yield* waitFor(() => gates.doneP0 < gates.p0)
+                gates.doneP0++
+              }
+              if (who === "B") {
+                yield* waitFor(() => gates.doneB < gates.b)
+                gates.doneB++
+              }
+              seen.push(`${who} ${m.partition} ${m.offset}`)
+            })
+        })
+      const stopA = yield* Deferred.make<void>()
+      const stopB = yield* Deferred.make<void>()
+      yield* send("1", 0, 28)
+      const a = yield* Effect.fork(consumer("A", stopA))
+      yield* eventually(() => seen.length === 28)
+      yield* send("0", 0, 7) // A waits on these
+      yield* settle
+      yield* send("1", 28, 7) // queued behind them
+      yield* settle
+      yield* send("0", 7, 7)
+      yield* settle
+      yield* send("1", 35, 35)
+      yield* settle
+      const b = yield* Effect.fork(consumer("B", stopB))
+      yield* settle
+      gates.p0 = 7
+      yield* eventually(() => gates.doneB === gates.b)
+      yield* settle
+      yield* Deferred.succeed(stopB, undefined)
+      yield* Fiber.join(b)
+      gates.p0 = 1000
+      yield* eventually(() => seen.filter((s) => s.includes("s-1")).length >= 70)
+      yield* settle
+      yield* Deferred.succeed(stopA, undefined)
+      yield* Fiber.join(a)
+      const p1 = seen.filter((s) => s.includes(" s-1 ")).map((s) => Number(s.split(" ")[2]))
+      expect(p1.length).toBe(70)
+      expect(new Set(p1).size).toBe(70)
+      expect(seen.some((s) => s.startsWith("B s-1"))).toBe(true)
+      const reports = yield* inspectSuperStreamOffsets("s", "g")
+      expect(reports.map((r) => r.storedOffset)).toEqual([Option.some(13n), Option.some(69n)])
+    }).pipe(Effect.provide(serverSide)))
 })
