@@ -184,6 +184,7 @@ export const showOffset: (offset: Option.Option<bigint>) => string = Option.matc
 })
 
 let gracefulStop: (() => void) | undefined
+let stdoutClosed = false
 
 /**
  * The last resort that keeps every command responsive to signals: the library bounds each wait
@@ -324,6 +325,16 @@ const runMainWith = PlatformRuntime.makeRunMain(({ fiber }) => {
   }
   process.on("SIGINT", onSignal)
   process.on("SIGTERM", onSignal)
+  // The reader of stdout went away (`receive --print | head -n 5`): stop as on a signal (the offset
+  // of what was written is stored), without a stack trace.
+  const onStdoutError = (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") return stderrLine(`error: cannot write to stdout: ${error.message}`)
+    if (stdoutClosed) return
+    stdoutClosed = true
+    stderrLine("stdout was closed by its reader; stopping")
+    onSignal()
+  }
+  process.stdout.on("error", onStdoutError)
   fiber.addObserver((exit) => {
     gracefulStop = undefined
     clearInterval(keepAlive)
@@ -339,7 +350,9 @@ const runMainWith = PlatformRuntime.makeRunMain(({ fiber }) => {
  */
 const FLUSH_DEADLINE_MS = 10_000
 const flushThenExit = (code: number) => {
+  process.exitCode = code
   const exit = () => process.exit(code)
+  if (stdoutClosed) return exit()
   setTimeout(exit, FLUSH_DEADLINE_MS).unref()
   process.stdout.write("", () => process.stderr.write("", exit))
 }

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
 import { Buffer } from "node:buffer"
-import { cli, root, type Run, runtimes, start, withStream, withSuperStream } from "./helpers.ts"
+import { cli, root, type Run, run, runtimes, start, withStream, withSuperStream } from "./helpers.ts"
 
 /** A CLI with `input` on its stdin, as `printf ... | bun run send --from -` would run it. */
 const piped = (runtime: keyof typeof runtimes, script: string, args: ReadonlyArray<string>, input: Buffer) =>
@@ -69,6 +69,21 @@ describe("receive --print into a pipe, many lines fast", () => {
       expect(counted.code, counted.stderr).toBe(0)
       // Each partition ends with the marker.
       expect(counted.stdout.split("\n").filter((line) => line !== "").length).toBe(total + 2)
+    }), 120_000)
+})
+
+describe("receive --print | head -n 2", () => {
+  it.each(["node", "bun", "deno"] as const)("%s: the reader goes away: one line, the offset stored, exit 0, no stack trace", (runtime) =>
+    withStream(`head-${runtime}`, async (stream) => {
+      expect((await cli("bun", "send", ["--stream", stream, "--count", "200000"])).code).toBe(0)
+      const [command, argv] = runtimes[runtime]("receive", ["--stream", stream, "--name", "h", "--print"])
+      const line = [command, ...argv].map((a) => `'${a}'`).join(" ")
+      const piped = await run("bash", ["-c", `${line} 2>receive.err | head -n 2; echo "exit \${PIPESTATUS[0]}"; cat receive.err; rm -f receive.err`])
+      expect(piped.stdout).toMatch(/^0\thello 0\n1\thello 1\nexit 0\n/)
+      expect(piped.stdout).toContain("stdout was closed by its reader; stopping")
+      expect(piped.stdout).not.toMatch(/EPIPE|    at /)
+      const offset = await cli("bun", "offset", ["--stream", stream, "--name", "h", "--json"])
+      expect(JSON.parse(offset.stdout).storedOffset).not.toBeNull()
     }), 120_000)
 })
 
