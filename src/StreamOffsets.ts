@@ -1061,9 +1061,11 @@ export interface PartitionConsumedMessage extends ConsumedMessage {
 
 /**
  * {@link consume} over every partition of a super stream, merged: in order within a partition,
- * partitions side by side; each commit stores in its own partition. Stop conditions and single
- * active consumers as in {@link receiveSuperStream} (the marker and the end per partition, the
- * count, the idle timeout and the signal for the whole stream).
+ * partitions side by side; each commit stores in its own partition. Stop conditions as in
+ * {@link receiveSuperStream} (the marker and the end per partition, the count, the idle timeout
+ * and the signal for the whole stream). With `singleActive`, a hand-over does not wait for what
+ * the stream already emitted: such messages may be processed by both consumers (at least once;
+ * commits made after the hand-over are not stored). {@link receiveSuperStream} hands over exactly.
  */
 export const consumeSuperStream = (
   options: SuperStreamConsumeOptions
@@ -1072,9 +1074,7 @@ export const consumeSuperStream = (
     const broker = yield* StreamBroker
     yield* validateStreamName(options.superStream)
     const stop = options.stop ?? {}
-    if (stop.count !== undefined && !(Number.isInteger(stop.count) && stop.count > 0)) {
-      return yield* Effect.fail(new InvalidArgument({ message: `the stop count must be a positive integer, got ${stop.count}` }))
-    }
+    yield* validateStop(stop)
     const partitions = yield* broker.partitions(options.superStream)
     const perPartition = partitions.map((partition) =>
       Stream.map(
@@ -1123,7 +1123,11 @@ export const receive = <E = never, R = never>(
 
 export interface SuperStreamReceiveOptions<E = never, R = never> extends Omit<ConsumeOptions, "stream"> {
   readonly superStream: string
-  /** What to do with each message: in order within its partition; partitions run side by side. */
+  /**
+   * What to do with each message: in order within its partition. Partitions are consumed at once
+   * but processed one delivered chunk at a time, so a slow message holds the others back (and a
+   * hand-over waits for it).
+   */
   readonly onMessage?: ((message: PartitionMessage, index: number) => Effect.Effect<void, E, R>) | undefined
 }
 
@@ -1158,9 +1162,7 @@ export const receiveSuperStream = <E = never, R = never>(
     const { superStream } = options
     yield* validateStreamName(superStream)
     const stop = options.stop ?? {}
-    if (stop.count !== undefined && !(Number.isInteger(stop.count) && stop.count > 0)) {
-      return yield* Effect.fail(new InvalidArgument({ message: `the stop count must be a positive integer, got ${stop.count}` }))
-    }
+    yield* validateStop(stop)
     const partitions = yield* broker.partitions(superStream)
     const consumers = yield* Effect.forEach(partitions, (stream) =>
       makeConsumer({ ...options, stream, stop: { marker: stop.marker, untilEnd: stop.untilEnd } }, superStream))
@@ -1316,8 +1318,11 @@ const makeRoute = (
       }
     }
     const known = new Map<string, number>()
+    // A broker failure stays what it is (the source passes it on), not "bad input".
     const lookUp = (key: string) =>
-      Runtime.runPromise(runtime)(broker.route(superStream, key)).then((streams) => {
+      Runtime.runPromise(runtime)(Effect.either(broker.route(superStream, key))).then((routed) => {
+        if (Either.isLeft(routed)) throw routed.left
+        const streams = routed.right
         const index = partitions.findIndex((p) => streams.includes(p))
         if (index < 0) throw new Error(`no partition of super stream "${superStream}" is bound to the routing key "${key}"`)
         known.set(key, index)
@@ -1373,15 +1378,18 @@ const splitByPartition = (
   const source = Symbol.asyncIterator in messages
     ? messages[Symbol.asyncIterator]()
     : (messages as Iterable<Uint8Array | string>)[Symbol.iterator]()
-  const state = { done: false, reading: undefined as Promise<void> | undefined }
-  // One read at a time, whichever partition asks; the others wait for it and look again.
+  const state = { done: false, reading: undefined as Promise<void> | undefined, unrouted: undefined as Uint8Array | undefined }
+  // One read at a time, whichever partition asks; the others wait for it and look again. A message
+  // whose routing failed (the broker away) is routed again by the next read, not dropped.
   const readOne = async () => {
-    const item = await source.next()
-    if (item.done) state.done = true
-    else {
-      const body = bytes(item.value)
-      place(body, await route.partitionOf(body))
+    if (state.unrouted === undefined) {
+      const item = await source.next()
+      if (item.done) return void (state.done = true)
+      state.unrouted = bytes(item.value)
     }
+    const body = state.unrouted
+    place(body, await route.partitionOf(body))
+    state.unrouted = undefined
   }
   return queues.map((queue) => ({
     async *[Symbol.asyncIterator]() {
@@ -1423,8 +1431,11 @@ export interface Batch {
 
 /** The messages to send, read a batch at a time; a batch stays pending until it is published. */
 interface MessageSource {
-  /** The pending batch, else the next one (empty at the end): a named producer skips ids up to `skipUpTo`. */
-  readonly next: (skipUpTo: bigint) => Effect.Effect<Batch, InvalidArgument>
+  /**
+   * The pending batch, else the next one (empty at the end): a named producer skips ids up to
+   * `skipUpTo`. Fails when the messages cannot be read, or cannot be routed (a super stream).
+   */
+  readonly next: (skipUpTo: bigint) => Effect.Effect<Batch, InvalidArgument | BrokerError | SuperStreamNotFound>
   /** The pending batch was published: the next call reads on. */
   readonly taken: () => void
   /** Messages skipped because the broker already had them (a named producer run again). */
@@ -1451,7 +1462,10 @@ const makeMessageSource = (
   }
   const readAsync = Effect.tryPromise({
     try: () => (state.reading ??= async!.next()),
-    catch: (error) => new InvalidArgument({ message: `could not read the messages to send: ${errorText(error)}` })
+    catch: (error) =>
+      error instanceof BrokerError || error instanceof SuperStreamNotFound
+        ? error
+        : new InvalidArgument({ message: `could not read the messages to send: ${errorText(error)}` })
   }).pipe(
     // Settled: the next read asks for the next item. Interrupted: it still awaits this one.
     Effect.tapBoth({
@@ -1705,14 +1719,16 @@ const validateConsumeOptions = (options: ConsumeOptions, tracking: TrackingStrat
     if (tracking._tag === "Auto" && !(Duration.toMillis(tracking.interval) > 0)) {
       return yield* invalid("the auto tracking interval must be longer than 0")
     }
-    const stop = options.stop ?? {}
-    if (stop.count !== undefined && !(Number.isInteger(stop.count) && stop.count > 0)) {
-      return yield* invalid(`the stop count must be a positive integer, got ${stop.count}`)
-    }
-    if (stop.idleTimeout !== undefined && Duration.toMillis(stop.idleTimeout) <= 0) {
-      return yield* invalid("the idle timeout must be longer than 0")
-    }
+    yield* validateStop(options.stop)
   })
+
+/** The count and the idle timeout of stop conditions. */
+const validateStop = (stop: StopConditions = {}): Effect.Effect<void, InvalidArgument> =>
+  stop.count !== undefined && !(Number.isInteger(stop.count) && stop.count > 0)
+    ? Effect.fail(new InvalidArgument({ message: `the stop count must be a positive integer, got ${stop.count}` }))
+    : stop.idleTimeout !== undefined && Duration.toMillis(stop.idleTimeout) <= 0
+    ? Effect.fail(new InvalidArgument({ message: "the idle timeout must be longer than 0" }))
+    : Effect.void
 
 /** After how many messages a store falls due; undefined: never (only at the stop). */
 const storeEvery = (tracking: TrackingStrategy): number | undefined =>
@@ -1756,18 +1772,25 @@ const makePosition = (options: ConsumeOptions, tracker: OffsetTracker): Position
     state.subscribedAt = state.start
     return state.start
   }
-  const resolveStart = Effect.map(tracker.readStored, (stored) =>
-    startAfter(
+  // What was stored when this consumer started: all that `ignoreStoredOffset` ignores (an offset a
+  // single active peer stores later, handing a partition over, is where to go on from).
+  const atStart = { stored: undefined as Option.Option<bigint> | undefined }
+  const resolveStart = Effect.map(tracker.readStored, (stored) => {
+    atStart.stored ??= stored
+    return startAfter(
       state.lastDelivered !== undefined
         ? maxOffset(Option.some(state.lastDelivered), stored)
         : options.ignoreStoredOffset
         ? Option.none<bigint>()
         : stored
-    ))
+    )
+  })
   const resolveActivation = Effect.map(tracker.readStored, (stored) => {
     const processed = tracker.progress().last
     state.lastDelivered = Option.getOrUndefined(processed)
-    return startAfter(options.ignoreStoredOffset && Option.isNone(processed) ? Option.none() : maxOffset(processed, stored))
+    const storedBefore = atStart.stored ?? stored
+    const ignored = options.ignoreStoredOffset && Option.getEquivalence((a: bigint, b: bigint) => a === b)(stored, storedBefore)
+    return startAfter(maxOffset(processed, ignored ? Option.none() : stored))
   })
   return {
     resolveStart,

@@ -269,4 +269,34 @@ describe("receiveSuperStream", () => {
       const reports = yield* inspectSuperStreamOffsets("s", "g")
       expect(reports.map((r) => r.storedOffset)).toEqual([Option.some(13n), Option.some(69n)])
     }).pipe(Effect.provide(serverSide)))
+
+  it.effect("ignoreStoredOffset ignores what was stored before the start, not what a peer stores on handing over", () =>
+    Effect.gen(function*() {
+      const seen: Array<{ readonly who: string; readonly body: string }> = []
+      const consumer = (who: string, signal: Deferred.Deferred<void>, ignoreStoredOffset: boolean) =>
+        receiveSuperStream({
+          superStream: "s",
+          consumerName: "group",
+          singleActive: true,
+          ignoreStoredOffset,
+          stop: { marker: false, signal: Deferred.await(signal) },
+          onMessage: (m) => Effect.sync(() => void seen.push({ who, body: bodyText(m) }))
+        })
+      yield* sendToSuperStream({ superStream: "s", messages: lines(300) })
+      const stopA = yield* Deferred.make<void>()
+      const stopB = yield* Deferred.make<void>()
+      const a = yield* Effect.fork(consumer("A", stopA, false))
+      yield* eventually(() => seen.length === 300)
+      // B would start at the first message if it ignored A's offset on partition 1.
+      const b = yield* Effect.fork(consumer("B", stopB, true))
+      yield* sendToSuperStream({ superStream: "s", messages: lines(300, 300) })
+      yield* eventually(() => seen.length >= 600)
+      yield* Effect.forEach(Array.from({ length: 300 }), () => Effect.yieldNow(), { discard: true })
+      yield* Deferred.succeed(stopB, undefined)
+      yield* Deferred.succeed(stopA, undefined)
+      yield* Fiber.join(b)
+      yield* Fiber.join(a)
+      expect(seen.length).toBe(600)
+      expect(seen.filter((s) => s.who === "B").every((s) => Number(s.body.slice(2)) >= 300)).toBe(true)
+    }).pipe(Effect.provide(serverSide)))
 })
