@@ -1265,7 +1265,7 @@ export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stre
 const publishStream = (
   broker: StreamBrokerShape,
   stream: string,
-  messages: Iterable<Uint8Array | string> | AsyncIterable<Uint8Array | string>,
+  messages: Iterable<Uint8Array | string | RoomWait> | AsyncIterable<Uint8Array | string>,
   options: Pick<SendOptions, "producerName" | "maxInFlight" | "confirmTimeout">
 ): Effect.Effect<SendSummary, SendError> =>
   Effect.gen(function*() {
@@ -1297,7 +1297,8 @@ const publishStream = (
  * How `sendToSuperStream` routes a body: to a partition index, or -1 for every partition (a
  * marker). Hash routing is a plain function; key routing asks the broker once per key.
  */
-interface PartitionRoute {
+/** @internal */
+export interface PartitionRoute {
   readonly partitionOf: (body: Uint8Array) => number | Promise<number>
   readonly synchronous: boolean
 }
@@ -1344,15 +1345,37 @@ const makeRoute = (
  * partition that publishes more slowly than the others has its messages wait there). Synchronous
  * when the messages and the routing are.
  */
-const splitByPartition = (
+/** @internal exported for its unit tests */
+export const splitByPartition = (
   messages: Iterable<Uint8Array | string> | AsyncIterable<Uint8Array | string>,
   partitions: number,
-  route: PartitionRoute
-): ReadonlyArray<Iterable<Uint8Array> | AsyncIterable<Uint8Array>> => {
+  route: PartitionRoute,
+  limit = SPLIT_QUEUE_LIMIT
+): ReadonlyArray<Iterable<Uint8Array | RoomWait> | AsyncIterable<Uint8Array>> => {
   const queues = Array.from({ length: partitions }, () => new Fifo<Uint8Array>())
   const place = (body: Uint8Array, partition: number) => {
     if (partition < 0) for (const queue of queues) queue.push(body)
     else queues[partition]!.push(body)
+  }
+  // Bounded: once a partition has `limit` messages waiting (its publisher stalled: a leader away,
+  // a full window), the others wait for it to take some rather than read on.
+  const room = { waiting: undefined as { readonly promise: Promise<void>; readonly resolve: () => void } | undefined }
+  const full = () => queues.some((queue) => queue.size() >= limit)
+  const roomWait = () => {
+    if (room.waiting === undefined) {
+      let resolve!: () => void
+      const promise = new Promise<void>((r) => (resolve = r))
+      room.waiting = { promise, resolve }
+    }
+    return room.waiting.promise
+  }
+  const take = (queue: Fifo<Uint8Array>) => {
+    const body = queue.shift()
+    if (queue.size() < limit && room.waiting !== undefined && !full()) {
+      room.waiting.resolve()
+      room.waiting = undefined
+    }
+    return body
   }
   const bytes = (value: Uint8Array | string) => typeof value === "string" ? Buffer.from(value, "utf8") : value
   if (Symbol.iterator in messages && route.synchronous) {
@@ -1362,6 +1385,10 @@ const splitByPartition = (
       *[Symbol.iterator]() {
         for (;;) {
           while (queue.isEmpty() && !state.done) {
+            if (full()) {
+              yield new RoomWait(roomWait())
+              continue
+            }
             const item = source.next()
             if (item.done) state.done = true
             else {
@@ -1370,7 +1397,7 @@ const splitByPartition = (
             }
           }
           if (queue.isEmpty()) return
-          yield queue.shift()
+          yield take(queue)
         }
       }
     }))
@@ -1382,6 +1409,7 @@ const splitByPartition = (
   // One read at a time, whichever partition asks; the others wait for it and look again. A message
   // whose routing failed (the broker away) is routed again by the next read, not dropped.
   const readOne = async () => {
+    if (full()) return roomWait()
     if (state.unrouted === undefined) {
       const item = await source.next()
       if (item.done) return void (state.done = true)
@@ -1398,10 +1426,18 @@ const splitByPartition = (
           await (state.reading ??= readOne().finally(() => (state.reading = undefined)))
         }
         if (queue.isEmpty()) return
-        yield queue.shift()
+        yield take(queue)
       }
     }
   }))
+}
+
+/** Messages one partition's queue holds at most while another partition's reads wait for it. */
+const SPLIT_QUEUE_LIMIT = 50_000
+
+/** In a synchronous split source: no message now; read again once `room` resolves. @internal */
+export class RoomWait {
+  constructor(readonly room: Promise<void>) {}
 }
 
 /** A first-in first-out queue without `Array.shift`'s copying. */
@@ -1413,6 +1449,9 @@ class Fifo<A> {
   }
   isEmpty() {
     return this.head >= this.items.length
+  }
+  size() {
+    return this.items.length - this.head
   }
   shift(): A {
     const item = this.items[this.head++]!
@@ -1443,7 +1482,7 @@ interface MessageSource {
 }
 
 const makeMessageSource = (
-  messages: Iterable<Uint8Array | string> | AsyncIterable<Uint8Array | string>,
+  messages: Iterable<Uint8Array | string | RoomWait> | AsyncIterable<Uint8Array | string>,
   options: { readonly named: boolean; readonly batchSize: number }
 ): MessageSource => {
   // A plain loop over an iterable (the common, fast case); an async one (a file, stdin) is awaited
@@ -1482,6 +1521,13 @@ const makeMessageSource = (
         if (item.done) {
           state.done = true
           break
+        }
+        // A super stream's split source with no message for now: publish what there is, else wait.
+        if (item.value instanceof RoomWait) {
+          if (batch.bodies.length > 0) break
+          const room = item.value.room
+          yield* Effect.promise(() => room)
+          continue
         }
         state.position++
         if (options.named && state.position <= skipUpTo) {

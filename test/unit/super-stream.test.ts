@@ -2,6 +2,7 @@
 // active consumers that share the partitions and hand them over after the stored offsets.
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Deferred, Effect, Either, Fiber, Layer, Option, Stream } from "effect"
+import { Buffer } from "node:buffer"
 import { createRequire } from "node:module"
 import {
   bodyText,
@@ -13,8 +14,10 @@ import {
   OffsetStore,
   type PartitionMessage,
   receiveSuperStream,
+  RoomWait,
   Routing,
   sendToSuperStream,
+  splitByPartition,
   StreamBroker,
   TrackingStrategy,
   tutorialMessages
@@ -106,6 +109,39 @@ describe("sendToSuperStream", () => {
       const invalid = yield* Effect.flip(sendToSuperStream({ superStream: "s", partitions: 0, messages: [] }))
       expect(invalid.message).toBe("the number of partitions must be a positive integer, got 0")
     }).pipe(Effect.provide(serverSide)))
+})
+
+describe("splitting the messages by partition", () => {
+  it("reads ahead at most the limit for a partition whose publisher does not take its messages", async () => {
+    let read = 0
+    function* numbered() {
+      for (let i = 0; i < 10_000; i++) {
+        read++
+        yield `${i}`
+      }
+    }
+    const [p0, p1] = splitByPartition(numbered(), 2, { synchronous: true, partitionOf: (b) => Number(Buffer.from(b).toString()) % 2 }, 10)
+    const zero = (p0 as Iterable<Uint8Array | RoomWait>)[Symbol.iterator]()
+    const taken: Array<string> = []
+    // Partition 1 takes nothing: partition 0 gets what it can until partition 1 holds 10, then waits.
+    for (;;) {
+      const item = zero.next()
+      if (item.done || item.value instanceof RoomWait) {
+        expect(item.value).toBeInstanceOf(RoomWait)
+        break
+      }
+      taken.push(Buffer.from(item.value).toString())
+    }
+    expect(taken).toEqual(["0", "2", "4", "6", "8", "10", "12", "14", "16", "18"])
+    expect(read).toBe(20)
+    // Partition 1 takes one: room again, and partition 0 reads on.
+    const room = (zero.next().value as RoomWait).room
+    const one = (p1 as Iterable<Uint8Array | RoomWait>)[Symbol.iterator]()
+    expect(Buffer.from(one.next().value as Uint8Array).toString()).toBe("1")
+    await room
+    const next = zero.next().value
+    expect(Buffer.from(next as Uint8Array).toString()).toBe("20")
+  })
 })
 
 describe("receiveSuperStream", () => {
