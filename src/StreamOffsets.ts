@@ -3,21 +3,25 @@
  *
  * Contents, in file order (public first, machinery last):
  *   Models          messages, start positions, retention, confirmations, bounds, the connection
- *                   state, tracking strategies, stop conditions
+ *                   state, tracking strategies, stop conditions; super streams and their routing
  *   Errors          tagged errors with a one-line message each; the input checks
  *   Configuration   where the broker is (a URI with several nodes, TLS); the retry policy
  *   Services        StreamBroker (the real broker, the memory broker and MemoryBroker to look inside
  *                   it); OffsetStore (server-side, memory and MemoryOffsetStore, KeyValueStore)
- *   Workflows       send; consume (a Stream of messages to commit); receive (a workflow over the
- *                   same consumer); inspectOffset
+ *   Workflows       send, sendToSuperStream; consume (a Stream of messages to commit), receive (a
+ *                   workflow over the same consumer), their super stream forms (a consumer per
+ *                   partition); inspectOffset, inspectSuperStreamOffsets
  *   Metrics
  *   --- internal ---
- *   Send machinery      the message source, the confirm tracker, one publishing session
- *   Consume machinery   the consumer (start, subscriptions, stop selection), the offset tracker
+ *   Send machinery      publishing to one stream: the message source, the confirm tracker, one
+ *                       publishing session; routing and splitting for super streams
+ *   Consume machinery   the consumer (start, single active turns, subscriptions, stop selection),
+ *                       a super stream's partitions processed together, the offset tracker
  *   Recovery            the connection supervisor, `recovering`, what is transient
  *   Real broker         process-level client failures, interruptible client calls, the client's
  *                       internals (one function), connect, requests, publisher, subscribe, bounds
- *   Memory broker       an append-only log in chunks, tracking entries, single active groups, outages
+ *   Memory broker       an append-only log in chunks, tracking entries, super streams, single
+ *                       active groups (with the broker's rule and step-down), outages
  *   Offset stores       server-side, memory, KeyValueStore
  *   Helpers
  *
@@ -1254,7 +1258,7 @@ export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stre
 // =============================================================================================
 
 // ---------------------------------------------------------------------------------------------
-// Send machinery: the message source, the confirm tracker, one publishing session
+// Send machinery: publishing to one stream (source, confirm tracker, session); super stream routing
 // ---------------------------------------------------------------------------------------------
 
 /** A batch of bodies to publish; a named producer's carry consecutive publishing ids from `firstId`. @internal */
@@ -1661,7 +1665,7 @@ const publishAll = (publisher: Publisher, confirms: ConfirmTracker, source: Mess
   })
 
 // ---------------------------------------------------------------------------------------------
-// Consume machinery: the consumer (start, subscriptions, stop selection), the offset tracker
+// Consume machinery: the consumer (start, turns, subscriptions, stop selection), partitions, the offset tracker
 // ---------------------------------------------------------------------------------------------
 
 /**
@@ -3430,7 +3434,7 @@ const toClientOffset = StartPosition.$match({
 })
 
 // ---------------------------------------------------------------------------------------------
-// Memory broker: an append-only log in chunks, tracking entries, single active groups, outages
+// Memory broker: a log in chunks, tracking entries, super streams, single active groups, outages
 // ---------------------------------------------------------------------------------------------
 
 interface MemoryStream {

@@ -23,7 +23,7 @@ describe("the npm package", () => {
       ["--input-type=module", "-e", "const m = await import('effect-stream-offsets'); console.log(Object.keys(m).join(' '))"],
       { cwd: root, encoding: "utf8" }
     ).trim().split(" ")
-    for (const name of ["send", "receive", "inspectOffset", "StreamBroker", "OffsetStore", "MemoryBroker", "StartPosition", "TrackingStrategy", "parseUri"]) {
+    for (const name of ["send", "receive", "consume", "inspectOffset", "sendToSuperStream", "receiveSuperStream", "consumeSuperStream", "inspectSuperStreamOffsets", "Routing", "StreamBroker", "OffsetStore", "MemoryBroker", "StartPosition", "TrackingStrategy", "parseUri"]) {
       expect(names).toContain(name)
     }
   })
