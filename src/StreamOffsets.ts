@@ -1356,31 +1356,7 @@ export const splitByPartition = (
   route: PartitionRoute,
   limit = SPLIT_QUEUE_LIMIT
 ): ReadonlyArray<Iterable<Uint8Array | RoomWait> | AsyncIterable<Uint8Array>> => {
-  const queues = Array.from({ length: partitions }, () => new Fifo<Uint8Array>())
-  const place = (body: Uint8Array, partition: number) => {
-    if (partition < 0) for (const queue of queues) queue.push(body)
-    else queues[partition]!.push(body)
-  }
-  // Bounded: once a partition has `limit` messages waiting (its publisher stalled: a leader away,
-  // a full window), the others wait for it to take some rather than read on.
-  const room = { waiting: undefined as { readonly promise: Promise<void>; readonly resolve: () => void } | undefined }
-  const full = () => queues.some((queue) => queue.size() >= limit)
-  const roomWait = () => {
-    if (room.waiting === undefined) {
-      let resolve!: () => void
-      const promise = new Promise<void>((r) => (resolve = r))
-      room.waiting = { promise, resolve }
-    }
-    return room.waiting.promise
-  }
-  const take = (queue: Fifo<Uint8Array>) => {
-    const body = queue.shift()
-    if (queue.size() < limit && room.waiting !== undefined && !full()) {
-      room.waiting.resolve()
-      room.waiting = undefined
-    }
-    return body
-  }
+  const { full, place, queues, roomWait, take } = partitionQueues(partitions, limit)
   const bytes = (value: Uint8Array | string) => typeof value === "string" ? Buffer.from(value, "utf8") : value
   if (Symbol.iterator in messages && route.synchronous) {
     const source = messages[Symbol.iterator]()
@@ -1434,6 +1410,42 @@ export const splitByPartition = (
       }
     }
   }))
+}
+
+/**
+ * The queues of `splitByPartition`, bounded: once a partition has `limit` messages waiting (its
+ * publisher stalled: a leader away, a full window), the others wait for it to take some (`roomWait`)
+ * rather than read on.
+ */
+const partitionQueues = (partitions: number, limit: number) => {
+  const queues = Array.from({ length: partitions }, () => new Fifo<Uint8Array>())
+  const room = { waiting: undefined as { readonly promise: Promise<void>; readonly resolve: () => void } | undefined }
+  const full = () => queues.some((queue) => queue.size() >= limit)
+  return {
+    queues,
+    full,
+    /** A marker (partition -1) goes to every partition. */
+    place: (body: Uint8Array, partition: number) => {
+      if (partition < 0) for (const queue of queues) queue.push(body)
+      else queues[partition]!.push(body)
+    },
+    roomWait: () => {
+      if (room.waiting === undefined) {
+        let resolve!: () => void
+        const promise = new Promise<void>((r) => (resolve = r))
+        room.waiting = { promise, resolve }
+      }
+      return room.waiting.promise
+    },
+    take: (queue: Fifo<Uint8Array>) => {
+      const body = queue.shift()
+      if (queue.size() < limit && room.waiting !== undefined && !full()) {
+        room.waiting.resolve()
+        room.waiting = undefined
+      }
+      return body
+    }
+  }
 }
 
 /** Messages one partition's queue holds at most while another partition's reads wait for it. */
