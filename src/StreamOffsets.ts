@@ -1128,9 +1128,9 @@ export const receive = <E = never, R = never>(
 export interface SuperStreamReceiveOptions<E = never, R = never> extends Omit<ConsumeOptions, "stream"> {
   readonly superStream: string
   /**
-   * What to do with each message: in order within its partition. Partitions are consumed at once
-   * but processed one delivered chunk at a time, so a slow message holds the others back (and a
-   * hand-over waits for it).
+   * What to do with each message: in order within its partition; partitions are processed side by
+   * side (calls for different partitions may overlap). A hand-over of a partition waits for the
+   * message of that partition in hand.
    */
   readonly onMessage?: ((message: PartitionMessage, index: number) => Effect.Effect<void, E, R>) | undefined
 }
@@ -1171,17 +1171,20 @@ export const receiveSuperStream = <E = never, R = never>(
     const consumers = yield* Effect.forEach(partitions, (stream) =>
       makeConsumer({ ...options, stream, stop: { marker: stop.marker, untilEnd: stop.untilEnd } }, superStream))
     const run = yield* makePartitionRun(partitions, consumers, options)
-    const merged = Stream.mergeAll(consumers.map((c, i) => Stream.map(c.selections, (selection) => [i, selection] as const)), {
-      concurrency: "unbounded"
-    })
-    // Idle: no selection from any partition for that long (processing time does not count).
-    const arriving = stop.idleTimeout === undefined ? merged : Stream.timeout(merged, stop.idleTimeout)
-    const processed = Stream.mapEffect(arriving, ([i, selection]) => run.process(i, selection))
+    // Each partition in a pipeline of its own, as `receive` runs one: a partition's subscription
+    // stays open until its last selection is processed (so a single active consumer that reaches its
+    // marker stores it before it leaves the group). Partitions are processed side by side.
     const all = Effect.map(
-      Stream.runDrain(stop.count === undefined ? processed : Stream.takeUntil(processed, run.counted)),
+      Effect.forEach(consumers, (c, i) => Stream.runForEach(c.selections, (selection) => run.process(i, selection)), {
+        concurrency: "unbounded",
+        discard: true
+      }),
       run.stoppedBy
     )
-    const stoppedBy = stop.signal === undefined ? yield* all : yield* Effect.raceFirst(all, Effect.as(stop.signal, "signal" as const))
+    const stops: Array<Effect.Effect<StopReason>> = [Effect.as(run.countReached, "count" as const)]
+    if (stop.idleTimeout !== undefined) stops.push(Effect.as(run.idle(stop.idleTimeout), "idle" as const))
+    if (stop.signal !== undefined) stops.push(Effect.as(stop.signal, "signal" as const))
+    const stoppedBy = yield* Effect.raceAll([all, ...stops])
     yield* Effect.forEach(consumers, (c) => c.tracker.finalStore, { concurrency: "unbounded", discard: true })
     const summaries = consumers.map((c, i) => ({
       partition: partitions[i]!,
@@ -1399,16 +1402,17 @@ export const splitByPartition = (
     place(body, await route.partitionOf(body))
     state.unrouted = undefined
   }
+  // Iterators by hand, not generators: a `next` that failed (routing with the broker away) can be
+  // called again, and goes on where it was (a generator that threw is done for good).
   return queues.map((queue) => ({
-    async *[Symbol.asyncIterator]() {
-      for (;;) {
+    [Symbol.asyncIterator]: () => ({
+      next: async (): Promise<IteratorResult<Uint8Array>> => {
         while (queue.isEmpty() && !state.done) {
           await (state.reading ??= readOne().finally(() => (state.reading = undefined)))
         }
-        if (queue.isEmpty()) return
-        yield take(queue)
+        return queue.isEmpty() ? { done: true, value: undefined } : { done: false, value: take(queue) }
       }
-    }
+    })
   }))
 }
 
@@ -1897,9 +1901,8 @@ interface Turn {
   readonly isActive: () => boolean
 }
 
-/** The turn a delivered message came in, on the message itself (single active consumers only). */
-const TURN = Symbol("effect-stream-offsets/turn")
-type TurnTagged = StreamMessage & { [TURN]?: number }
+/** The turn each delivered message came in (single active consumers only). */
+const deliveredIn = new WeakMap<StreamMessage, number>()
 
 const makeTurn = (tracker: OffsetTracker, position: Position): Effect.Effect<Turn> =>
   Effect.map(Effect.makeSemaphore(1), (lock) => {
@@ -1916,13 +1919,13 @@ const makeTurn = (tracker: OffsetTracker, position: Position): Effect.Effect<Tur
       stepDown: lock.withPermits(1)(Effect.ensuring(tracker.finalStore, Effect.sync(() => void (state.active = false)))),
       end: () => void (state.active = false),
       tag: (messages) => {
-        for (const message of messages) (message as TurnTagged)[TURN] = state.turn
+        for (const message of messages) deliveredIn.set(message, state.turn)
       },
       admit: (messages) => {
         if (!state.active || Chunk.isEmpty(messages)) return Chunk.empty()
         const last = Option.getOrElse(tracker.progress().last, () => -1n)
         const floor = state.floor > last ? state.floor : last + 1n
-        return Chunk.filter(messages, (m) => (m as TurnTagged)[TURN] === state.turn && m.offset >= floor)
+        return Chunk.filter(messages, (m) => deliveredIn.get(m) === state.turn && m.offset >= floor)
       },
       locked: (effect) => lock.withPermits(1)(effect),
       isActive: () => state.active
@@ -2065,12 +2068,18 @@ const makePartitionRun = <E, R>(
   consumers: ReadonlyArray<Consumer>,
   options: Pick<SuperStreamReceiveOptions<E, R>, "onMessage" | "stop">
 ) =>
-  Effect.sync(() => {
+  Effect.gen(function*() {
     const count = options.stop?.count
+    const countReached = yield* Deferred.make<void>()
     const state = {
       processed: 0,
+      /** Messages taken for processing: the count is never passed, whatever the partitions do at once. */
+      reserved: 0,
       perPartition: partitions.map(() => 0),
-      stops: partitions.map((): StopReason | undefined => undefined)
+      /** The stop each partition reached, and whether this consumer processed its message. */
+      reached: partitions.map((): StopReason | undefined => undefined),
+      busy: 0,
+      lastActivity: yield* Clock.currentTimeMillis
     }
     const onMessage = options.onMessage
     const handlers = partitions.map((partition, i) => (message: StreamMessage) => {
@@ -2082,37 +2091,59 @@ const makePartitionRun = <E, R>(
         ? counted
         : Effect.suspend(() => Effect.zipRight(onMessage({ ...message, partition }, state.processed), counted))
     })
-    // What the turn admits, cut at the count; the partition's stop holds if its message was processed.
+    const reserve = (n: number) => {
+      const room = count === undefined ? n : Math.max(0, Math.min(n, count - state.reserved))
+      state.reserved += room
+      return room
+    }
+    // What the turn admits, cut at the count.
     const processAdmitted = (i: number, selection: Selection, admitted: Chunk.Chunk<StreamMessage>) => {
-      const room = count === undefined ? Infinity : count - state.processed
-      const messages = Chunk.size(admitted) > room ? Chunk.take(admitted, room) : admitted
-      const stopMessage = Chunk.last(selection.messages)
-      const stopped = selection.stop !== undefined &&
-        (Option.isNone(stopMessage) || Option.exists(Chunk.last(messages), (m) => m === stopMessage.value))
+      const room = reserve(Chunk.size(admitted))
+      const messages = room < Chunk.size(admitted) ? Chunk.take(admitted, room) : admitted
       return Effect.tap(processSelection(consumers[i]!.tracker, { ...selection, messages }, handlers[i]), () => {
-        if (stopped) state.stops[i] = selection.stop
+        if (selection.stop !== undefined) state.reached[i] = selection.stop
+        return count !== undefined && state.processed >= count ? Deferred.succeed(countReached, undefined) : Effect.void
       })
     }
+    const active = <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) =>
+      Effect.zipRight(
+        Effect.sync(() => void state.busy++),
+        Effect.ensuring(
+          effect,
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            Effect.sync(() => {
+              state.busy--
+              state.lastActivity = now
+            }))
+        )
+      )
     return {
       processed: () => state.processed,
       /** Messages processed of a partition in this run. */
       processedOf: (i: number) => state.perPartition[i]!,
-      counted: () => count !== undefined && state.processed >= count,
+      countReached: Deferred.await(countReached),
+      /** Completes once no partition delivered or processed anything for `timeout`. */
+      idle: (timeout: Duration.DurationInput) =>
+        Effect.gen(function*() {
+          const quiet = Duration.toMillis(timeout)
+          for (;;) {
+            const now = yield* Clock.currentTimeMillis
+            const quietFor = state.busy > 0 ? 0 : now - state.lastActivity
+            if (quietFor >= quiet) return
+            yield* Effect.sleep(Duration.millis(quiet - quietFor))
+          }
+        }),
       process: (i: number, selection: Selection) => {
         const turn = consumers[i]!.turn
-        return turn === undefined
-          ? processAdmitted(i, selection, selection.messages)
-          : turn.locked(Effect.suspend(() => processAdmitted(i, selection, turn.admit(selection.messages))))
+        return active(
+          turn === undefined
+            ? processAdmitted(i, selection, selection.messages)
+            : turn.locked(Effect.suspend(() => processAdmitted(i, selection, turn.admit(selection.messages))))
+        )
       },
-      partitionStop: (i: number) => state.stops[i],
-      stoppedBy: (): StopReason =>
-        count !== undefined && state.processed >= count
-          ? "count"
-          : state.stops.every((s) => s !== undefined)
-          ? state.stops.includes("end") ? "end" : "marker"
-          : options.stop?.idleTimeout !== undefined
-          ? "idle"
-          : "signal"
+      partitionStop: (i: number) => state.reached[i],
+      /** Every partition reached its stop. */
+      stoppedBy: (): StopReason => state.reached.includes("end") ? "end" : "marker"
     }
   })
 
@@ -2224,9 +2255,20 @@ export const makeOffsetTracker = (options: {
     // waits for a broker that is away; the summary says what happened instead.
     // Only what this run stored is read back: a stop with nothing new to store (during an outage,
     // say) does not wait for the broker.
+    // Out of turn (a single active consumer whose connection was lost), what it processed past the
+    // stored offset cannot be stored: that is said, not reported stored.
+    const notStored = () =>
+      options.mayStore?.() === false && state.last !== undefined &&
+      !(Option.isSome(state.lastStored) && state.lastStored.value >= state.last)
     const finalStoreOnce = Effect.zipRight(
       storeIfAhead,
-      Effect.suspend(() => (state.storedByThisRun ? readBack(options.query, state.lastStored) : Effect.void))
+      Effect.suspend(() =>
+        notStored()
+          ? Effect.fail(`offset ${state.last} not stored: this consumer is no longer the active one (its connection was lost)`)
+          : state.storedByThisRun
+          ? readBack(options.query, state.lastStored)
+          : Effect.void
+      )
     ).pipe(
       Effect.interruptible,
       Effect.timeoutFail({
@@ -3133,7 +3175,7 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
     // The client calls the update listener on activation and on step-down alike without saying
     // which: the broker's flag is read where the client decodes it (clientInternals); should that
     // not be possible, the broker alternates them, starting with an activation.
-    const turn = { active: false, told: undefined as boolean | undefined }
+    const turn = { active: false, told: [] as Array<boolean> }
     const [, consumer] = yield* clientResource(connection, {
       operation: `subscribe to "${options.stream}"`,
       during: `consuming "${options.stream}"`,
@@ -3153,8 +3195,7 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
                 consumerUpdateListener: () =>
                   new Promise((resolve) => setImmediate(resolve))
                     .then(() => {
-                      turn.active = turn.told ?? !turn.active
-                      turn.told = undefined
+                      turn.active = turn.told.shift() ?? !turn.active
                       if (turn.active) {
                         buffer.resume()
                         return runPromise(Effect.map(sac.onActivate, toClientOffset))
@@ -3183,7 +3224,7 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
     })
     clientInternals.tune(clientInternals.connectionOf(consumer, "connection"), { noDelay: true })
     if (sac) {
-      yield* clientInternals.watchConsumerUpdates(consumer, (active) => void (turn.told = active))
+      yield* clientInternals.watchConsumerUpdates(consumer, (active) => void turn.told.push(active))
     }
     // Runs before the consumer is closed: no more credit is asked for while it closes.
     yield* Effect.addFinalizer(() => Effect.sync(() => buffer.end()))

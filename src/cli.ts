@@ -332,7 +332,11 @@ const runMainWith = PlatformRuntime.makeRunMain(({ fiber }) => {
     if (stdoutClosed) return
     stdoutClosed = true
     stderrLine("stdout was closed by its reader; stopping")
-    onSignal()
+    // A graceful stop if the command has one (never an interruption of a stop under way).
+    const stop = gracefulStop
+    gracefulStop = undefined
+    if (stop) stop()
+    else if (firstSignalAt === undefined) fiber.unsafeInterruptAsFork(fiber.id())
   }
   process.stdout.on("error", onStdoutError)
   fiber.addObserver((exit) => {
@@ -352,7 +356,7 @@ const FLUSH_DEADLINE_MS = 10_000
 const flushThenExit = (code: number) => {
   process.exitCode = code
   const exit = () => process.exit(code)
-  if (stdoutClosed) return exit()
+  if (stdoutClosed) return void process.stderr.write("", exit)
   setTimeout(exit, FLUSH_DEADLINE_MS).unref()
   process.stdout.write("", () => process.stderr.write("", exit))
 }

@@ -32,6 +32,31 @@ const tracker = (every: number, store = fakeStore()) =>
   )
 
 describe("the offset tracker", () => {
+  it.effect("out of turn (a single active consumer that lost its connection) it stores nothing, and says so", () =>
+    Effect.gen(function*() {
+      const store = fakeStore()
+      const turn = { active: true }
+      const t = yield* makeOffsetTracker({
+        store: store.store,
+        query: store.query,
+        every: 1000,
+        confirmTimeout: Duration.seconds(5),
+        mayStore: () => turn.active
+      })
+      t.processed(29n, 30)
+      turn.active = false
+      yield* t.finalStore
+      expect(store.state.stores).toEqual([])
+      expect(t.progress().storeConfirmed).toBe(false)
+      expect(Option.getOrThrow(t.progress().storeProblem)).toContain("offset 29 not stored: this consumer is no longer the active one")
+      // In turn again: stored as usual.
+      turn.active = true
+      t.processed(35n, 31)
+      yield* t.finalStore
+      expect(store.state.stores).toEqual([35n])
+      expect(t.progress().storeConfirmed).toBe(true)
+    }))
+
   it.effect("a store falls due every N processed messages, at the offset that made it due", () =>
     Effect.gen(function*() {
       const { store, t } = yield* tracker(3)
