@@ -2794,7 +2794,9 @@ const CLIENT_VERSION_WRITTEN_FOR = "1.0.0"
 /** The installed client's version, as its package.json says. */
 const CLIENT_VERSION: string = (() => {
   try {
-    return String(createRequire(import.meta.url)("rabbitmq-stream-js-client/package.json").version)
+    // `url` through a plain type: Deno's checker (JSR) sees no `url` on `ImportMeta` with Node's types.
+    const { url } = import.meta as { readonly url: string }
+    return String(createRequire(url)("rabbitmq-stream-js-client/package.json").version)
   } catch {
     return "(unknown version)"
   }

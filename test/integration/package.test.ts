@@ -37,6 +37,11 @@ describe("the npm package", () => {
     expect(help).toContain("RABBITMQ_STREAM_CONSUMER_NAME")
   })
 
+  it("passes JSR's publish checks (deno publish --dry-run: type check, no slow types)", () => {
+    // Throws (fails) on a type error or a slow type in the published module.
+    execFileSync("node_modules/.bin/deno", ["publish", "--dry-run", "--allow-dirty"], { cwd: root, encoding: "utf8", stdio: "pipe" })
+  }, 120_000)
+
   it("type-checks a consumer project against the built declarations", () => {
     // Fails (throws) on any type error in test/fixtures/consumer-project.ts.
     execFileSync(
