@@ -1184,7 +1184,8 @@ export const receiveSuperStream = <E = never, R = never>(
     const stops: Array<Effect.Effect<StopReason>> = [Effect.as(run.countReached, "count" as const)]
     if (stop.idleTimeout !== undefined) stops.push(Effect.as(run.idle(stop.idleTimeout), "idle" as const))
     if (stop.signal !== undefined) stops.push(Effect.as(stop.signal, "signal" as const))
-    const stoppedBy = yield* Effect.raceAll([all, ...stops])
+    // The first to complete wins, a failure too (raceAll would wait for a success).
+    const stoppedBy = yield* Effect.raceFirst(all, Effect.raceAll(stops))
     yield* Effect.forEach(consumers, (c) => c.tracker.finalStore, { concurrency: "unbounded", discard: true })
     const summaries = consumers.map((c, i) => ({
       partition: partitions[i]!,

@@ -344,4 +344,20 @@ describe("receiveSuperStream", () => {
       expect(seen.length).toBe(600)
       expect(seen.filter((s) => s.who === "B").every((s) => Number(s.body.slice(2)) >= 300)).toBe(true)
     }).pipe(Effect.provide(serverSide)))
+
+  it.effect("a failure in onMessage fails the run, after storing what each partition processed", () =>
+    Effect.gen(function*() {
+      yield* sendToSuperStream({ superStream: "s", messages: lines(300) })
+      const failed = yield* Effect.flip(receiveSuperStream({
+        superStream: "s",
+        consumerName: "c",
+        stop: { marker: false },
+        onMessage: (m) => bodyText(m) === "m 150" ? Effect.fail("cannot handle m 150" as const) : Effect.void
+      }))
+      expect(failed).toBe("cannot handle m 150")
+      const rest = yield* receiveSuperStream({ superStream: "s", consumerName: "c", stop: { untilEnd: true } })
+      // Everything after what was processed comes again, m 150 included.
+      expect(rest.messages).toBeGreaterThan(0)
+      expect(rest.messages).toBeLessThan(300)
+    }).pipe(Effect.provide(serverSide)))
 })
