@@ -1075,14 +1075,10 @@ export const consumeSuperStream = (
   options: SuperStreamConsumeOptions
 ): Stream.Stream<PartitionConsumedMessage, ConsumeError, StreamBroker | OffsetStore> =>
   Stream.unwrap(Effect.gen(function*() {
-    const broker = yield* StreamBroker
-    yield* validateStreamName(options.superStream)
-    const stop = options.stop ?? {}
-    yield* validateStop(stop)
-    const partitions = yield* broker.partitions(options.superStream)
+    const { partitions, partitionOptions, stop } = yield* superStreamConsumers(options)
     const perPartition = partitions.map((partition) =>
       Stream.map(
-        consumeFrom({ ...options, stream: partition, stop: { marker: stop.marker, untilEnd: stop.untilEnd } }, options.superStream),
+        consumeFrom(partitionOptions(partition), options.superStream),
         (m): PartitionConsumedMessage => ({
           offset: m.offset,
           body: m.body,
@@ -1162,14 +1158,9 @@ export const receiveSuperStream = <E = never, R = never>(
   options: SuperStreamReceiveOptions<E, R>
 ): Effect.Effect<SuperStreamReceiveSummary, E | ConsumeError, R | StreamBroker | OffsetStore> =>
   Effect.scoped(Effect.gen(function*() {
-    const broker = yield* StreamBroker
     const { superStream } = options
-    yield* validateStreamName(superStream)
-    const stop = options.stop ?? {}
-    yield* validateStop(stop)
-    const partitions = yield* broker.partitions(superStream)
-    const consumers = yield* Effect.forEach(partitions, (stream) =>
-      makeConsumer({ ...options, stream, stop: { marker: stop.marker, untilEnd: stop.untilEnd } }, superStream))
+    const { partitions, partitionOptions, stop } = yield* superStreamConsumers(options)
+    const consumers = yield* Effect.forEach(partitions, (stream) => makeConsumer(partitionOptions(stream), superStream))
     const run = yield* makePartitionRun(partitions, consumers, options)
     // Each partition in a pipeline of its own, as `receive` runs one: a partition's subscription
     // stays open until its last selection is processed (so a single active consumer that reaches its
@@ -1265,7 +1256,6 @@ export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stre
 // Send machinery: publishing to one stream (source, confirm tracker, session); super stream routing
 // ---------------------------------------------------------------------------------------------
 
-/** A batch of bodies to publish; a named producer's carry consecutive publishing ids from `firstId`. @internal */
 /**
  * Publishes the messages to a declared stream: a message source, the confirm tracker, and one
  * publishing session after another (a named producer recovers from a lost connection).
@@ -1304,8 +1294,8 @@ const publishStream = (
 /**
  * How `sendToSuperStream` routes a body: to a partition index, or -1 for every partition (a
  * marker). Hash routing is a plain function; key routing asks the broker once per key.
+ * @internal
  */
-/** @internal */
 export interface PartitionRoute {
   readonly partitionOf: (body: Uint8Array) => number | Promise<number>
   readonly synchronous: boolean
@@ -1352,8 +1342,8 @@ const makeRoute = (
  * them: reading for a partition routes every message on the way to its own partition's queue (a
  * partition that publishes more slowly than the others has its messages wait there). Synchronous
  * when the messages and the routing are.
+ * @internal exported for its unit tests
  */
-/** @internal exported for its unit tests */
 export const splitByPartition = (
   messages: Iterable<Uint8Array | string> | AsyncIterable<Uint8Array | string>,
   partitions: number,
@@ -1484,6 +1474,7 @@ class Fifo<A> {
   }
 }
 
+/** A batch of bodies to publish; a named producer's carry consecutive publishing ids from `firstId`. @internal */
 export interface Batch {
   readonly bodies: ReadonlyArray<Uint8Array>
   readonly firstId: bigint | undefined
@@ -1885,15 +1876,15 @@ const makePosition = (options: ConsumeOptions, tracker: OffsetTracker): Position
  * rebalance: the last processed offset is stored and read back before the broker is answered, so
  * the next consumer starts right after it). Messages are processed under the turn's lock, and only
  * while it is active, from its start on, each offset once: what was delivered but not processed
- * when it stepped down is dropped (the next consumer gets it).
+ * when it stepped down is dropped (the next consumer gets it). That is all it takes: between the
+ * delivery buffer and processing there is only the chunk in hand (the pipeline reads nothing
+ * ahead), and the real buffer drops what comes between a step-down and the next activation.
  */
 interface Turn {
   readonly activate: Effect.Effect<StartPosition>
   readonly stepDown: Effect.Effect<void>
   /** The subscription ended (a lost connection): the broker dropped it from the group; no store. */
   readonly end: () => void
-  /** Marks delivered messages with the turn they came in (a later turn does not process them). */
-  readonly tag: (messages: Chunk.Chunk<StreamMessage>) => void
   /** The messages of a selection this turn may process (none while inactive). */
   readonly admit: (messages: Chunk.Chunk<StreamMessage>) => Chunk.Chunk<StreamMessage>
   /** Runs processing under the turn's lock: a step-down waits for it, and then stores. */
@@ -1902,31 +1893,24 @@ interface Turn {
   readonly isActive: () => boolean
 }
 
-/** The turn each delivered message came in (single active consumers only). */
-const deliveredIn = new WeakMap<StreamMessage, number>()
-
 const makeTurn = (tracker: OffsetTracker, position: Position): Effect.Effect<Turn> =>
   Effect.map(Effect.makeSemaphore(1), (lock) => {
-    const state = { active: false, floor: -1n, turn: 0 }
+    const state = { active: false, floor: -1n }
     return {
       // If where to start cannot be found (the offset store failing), the consumer fails rather
       // than starting somewhere else (a replay from the first message, say).
       activate: lock.withPermits(1)(Effect.orDie(Effect.tap(position.resolveActivation, (start) => {
         state.active = true
-        state.turn++
         state.floor = start._tag === "Offset" ? start.offset : -1n
       }))),
       // Stored while still active (nothing is processed meanwhile: the lock), then out of turn.
       stepDown: lock.withPermits(1)(Effect.ensuring(tracker.finalStore, Effect.sync(() => void (state.active = false)))),
       end: () => void (state.active = false),
-      tag: (messages) => {
-        for (const message of messages) deliveredIn.set(message, state.turn)
-      },
       admit: (messages) => {
         if (!state.active || Chunk.isEmpty(messages)) return Chunk.empty()
         const last = Option.getOrElse(tracker.progress().last, () => -1n)
         const floor = state.floor > last ? state.floor : last + 1n
-        return Chunk.filter(messages, (m) => deliveredIn.get(m) === state.turn && m.offset >= floor)
+        return Chunk.filter(messages, (m) => m.offset >= floor)
       },
       locked: (effect) => lock.withPermits(1)(effect),
       isActive: () => state.active
@@ -1970,15 +1954,7 @@ const subscription = (
         Effect.forkScoped
       )
     }
-    const turn = single?.turn
-    return Stream.mapChunks(
-      deliveries,
-      turn === undefined ? position.deliver : (chunk) => {
-        const kept = position.deliver(chunk)
-        turn.tag(kept)
-        return kept
-      }
-    )
+    return Stream.mapChunks(deliveries, position.deliver)
   }))
 
 /** The broker's retry policy, for transient failures only, saying where the consumer resumes. */
@@ -2146,6 +2122,26 @@ const makePartitionRun = <E, R>(
       /** Every partition reached its stop. */
       stoppedBy: (): StopReason => state.reached.includes("end") ? "end" : "marker"
     }
+  })
+
+/**
+ * What the consumers of a super stream share: the checked options, the partitions, and each
+ * partition's consumer options (the marker and the end hold per partition; the count, the idle
+ * timeout and the signal are the caller's to apply to the whole).
+ */
+const superStreamConsumers = (options: Omit<ConsumeOptions, "stream"> & { readonly superStream: string }) =>
+  Effect.gen(function*() {
+    const broker = yield* StreamBroker
+    yield* validateStreamName(options.superStream)
+    const stop = options.stop ?? {}
+    yield* validateStop(stop)
+    const partitions = yield* broker.partitions(options.superStream)
+    const partitionOptions = (stream: string): ConsumeOptions => ({
+      ...options,
+      stream,
+      stop: { marker: stop.marker, untilEnd: stop.untilEnd }
+    })
+    return { partitions, partitionOptions, stop }
   })
 
 /** `processSelection` by a consumer: a single active one processes under its turn, what its turn admits. */

@@ -33,6 +33,7 @@ import {
   receive,
   receiveSuperStream,
   type ReceiveSummary,
+  type SuperStreamReceiveSummary,
   validateName,
   validateStreamName,
   StartPosition,
@@ -72,16 +73,38 @@ const flags = {
   ...connectionFlags
 } as const
 
-const emptySummary: ReceiveSummary = {
-  messages: 0,
-  firstOffset: Option.none(),
-  lastOffset: Option.none(),
-  start: StartPosition.First(),
-  resumed: false,
-  stoppedBy: "signal",
-  storedOffset: Option.none(),
-  storeConfirmed: true,
-  storeProblem: Option.none()
+/** What `receive` says when it is done: the summary lines, and why the final store failed, if it did. */
+interface Outcome {
+  readonly lines: ReadonlyArray<string>
+  readonly notStored: string | undefined
+}
+
+const streamOutcome = (summary: ReceiveSummary): Outcome => ({
+  lines: [
+    `Done consuming, first offset ${showOffset(summary.firstOffset)}, last offset ${showOffset(summary.lastOffset)}.`,
+    `Consumed ${summary.messages} messages.`
+  ],
+  notStored: summary.storeConfirmed ? undefined : `the final offset ${showOffset(summary.lastOffset)} was not confirmed stored (${
+    Option.getOrElse(summary.storeProblem, () => "unknown")
+  }); the next run resumes after ${showOffset(summary.storedOffset)}`
+})
+
+const superStreamOutcome = (summary: SuperStreamReceiveSummary): Outcome => {
+  const unconfirmed = summary.partitions.filter((p) => !p.storeConfirmed)
+  return {
+    lines: [
+      ...summary.partitions.map((p) =>
+        `Partition ${p.partition}: ${p.messages} messages, first offset ${showOffset(p.firstOffset)}, last offset ${
+          showOffset(p.lastOffset)
+        }.`
+      ),
+      "Done consuming.",
+      `Consumed ${summary.messages} messages.`
+    ],
+    notStored: unconfirmed.length === 0 ? undefined : `the final offsets were not all confirmed stored (${
+      unconfirmed.map((p) => `${p.partition}: ${Option.getOrElse(p.storeProblem, () => "unknown")}`).join("; ")
+    }); the next run resumes after what each partition stored`
+  }
 }
 
 class StoreNotConfirmed extends Data.TaggedError("StoreNotConfirmed")<{ readonly message: string }> {}
@@ -192,50 +215,14 @@ export const receiveCommand = command(
         singleActive: values["single-active"] === "true",
         onMessage
       }
-      const consuming: Effect.Effect<ReceiveSummary, ConsumeError, StreamBroker | OffsetStore> = superStream === undefined
-        ? receive({ ...options, stream })
-        : Effect.gen(function*() {
-          const summary = yield* receiveSuperStream({ ...options, superStream })
-          for (const p of summary.partitions) {
-            yield* status(
-              `Partition ${p.partition}: ${p.messages} messages, first offset ${showOffset(p.firstOffset)}, last offset ${
-                showOffset(p.lastOffset)
-              }.`
-            )
-          }
-          const unconfirmed = summary.partitions.filter((p) => !p.storeConfirmed)
-          return {
-            ...(summary.partitions[0] ?? emptySummary),
-            messages: summary.messages,
-            firstOffset: Option.none(),
-            lastOffset: Option.none(),
-            stoppedBy: summary.stoppedBy,
-            storeConfirmed: unconfirmed.length === 0,
-            storeProblem: unconfirmed.length === 0 ? Option.none() : Option.some(
-              unconfirmed.map((p) => `${p.partition}: ${Option.getOrElse(p.storeProblem, () => "unknown")}`).join("; ")
-            )
-          }
-        })
-      const summary = yield* Effect.scoped(Effect.zipRight(progress("messages", () => consumed), consuming))
+      const consuming: Effect.Effect<Outcome, ConsumeError, StreamBroker | OffsetStore> = superStream === undefined
+        ? Effect.map(receive({ ...options, stream }), streamOutcome)
+        : Effect.map(receiveSuperStream({ ...options, superStream }), superStreamOutcome)
+      const outcome = yield* Effect.scoped(Effect.zipRight(progress("messages", () => consumed), consuming))
         .pipe(Effect.provide(offsets.pipe(Layer.provideMerge(broker))))
-      if (superStream === undefined) {
-        yield* status(
-          `Done consuming, first offset ${showOffset(summary.firstOffset)}, last offset ${showOffset(summary.lastOffset)}.`
-        )
-      } else yield* status(`Done consuming.`)
-      yield* status(`Consumed ${summary.messages} messages.`)
-      if (!summary.storeConfirmed) {
-        // Exit 1: the next run may repeat what this one processed after the stored offset.
-        return yield* Effect.fail(
-          new StoreNotConfirmed({
-            message: superStream !== undefined
-              ? `the final offsets were not all confirmed stored (${Option.getOrElse(summary.storeProblem, () => "unknown")}); the next run resumes after what each partition stored`
-              : `the final offset ${showOffset(summary.lastOffset)} was not confirmed stored (${
-              Option.getOrElse(summary.storeProblem, () => "unknown")
-            }); the next run resumes after ${showOffset(summary.storedOffset)}`
-          })
-        )
-      }
+      for (const line of outcome.lines) yield* status(line)
+      // Exit 1: the next run may repeat what this one processed after the stored offset.
+      if (outcome.notStored !== undefined) return yield* Effect.fail(new StoreNotConfirmed({ message: outcome.notStored }))
     })
 )
 
