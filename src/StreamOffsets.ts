@@ -33,6 +33,7 @@ import { createRequire } from "node:module"
 import process from "node:process"
 import { setImmediate } from "node:timers"
 import { inspect } from "node:util"
+import { gunzipSync, gzipSync } from "node:zlib"
 import {
   Cause,
   Chunk,
@@ -65,11 +66,148 @@ import { connect, Offset, type Client } from "rabbitmq-stream-js-client"
 // Models
 // =============================================================================================
 
-/** A message as the consumer sees it. */
+// ---------------------------------------------------------------------------------------------
+// Messages: AMQP 1.0 values and sections, as consumers read them and producers write them
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * An AMQP 1.0 value (application properties, annotations, `amqp-value` bodies). The common types
+ * are plain JavaScript: `null`, boolean, string, number (an AMQP `int`: an integer in the 32-bit
+ * range; any other number is a `double`), bigint (`long`), `Uint8Array` (`binary`), `Date`
+ * (`timestamp`), arrays (`list`). Every other type is an {@link AmqpTyped} that names it. Decoding
+ * then encoding a value gives its AMQP type back.
+ */
+export type AmqpValue =
+  | null
+  | boolean
+  | string
+  | number
+  | bigint
+  | Uint8Array
+  | Date
+  | ReadonlyArray<AmqpValue>
+  | AmqpTyped
+
+/** An AMQP 1.0 value whose type has no plain JavaScript form: the tag is the AMQP type's name. */
+export type AmqpTyped =
+  | { readonly _tag: "ubyte" | "ushort" | "uint" | "byte" | "short" | "float" | "double"; readonly value: number }
+  | { readonly _tag: "ulong"; readonly value: bigint }
+  | { readonly _tag: "char" | "symbol" | "uuid"; readonly value: string }
+  | { readonly _tag: "decimal32" | "decimal64" | "decimal128"; readonly value: Uint8Array }
+  /** An AMQP array: elements of one type. */
+  | { readonly _tag: "array"; readonly value: ReadonlyArray<AmqpValue> }
+  /** An AMQP map, as its entries (keys of any type, in order). */
+  | { readonly _tag: "map"; readonly value: ReadonlyArray<readonly [AmqpValue, AmqpValue]> }
+  | { readonly _tag: "described"; readonly descriptor: AmqpValue; readonly value: AmqpValue }
+
+/** Builds the {@link AmqpTyped} values: `Amqp.symbol("x")`, `Amqp.ulong(5n)`, `Amqp.uuid("...")`. */
+export const Amqp = {
+  ubyte: (value: number): AmqpTyped => ({ _tag: "ubyte", value }),
+  ushort: (value: number): AmqpTyped => ({ _tag: "ushort", value }),
+  uint: (value: number): AmqpTyped => ({ _tag: "uint", value }),
+  ulong: (value: bigint): AmqpTyped => ({ _tag: "ulong", value }),
+  byte: (value: number): AmqpTyped => ({ _tag: "byte", value }),
+  short: (value: number): AmqpTyped => ({ _tag: "short", value }),
+  float: (value: number): AmqpTyped => ({ _tag: "float", value }),
+  double: (value: number): AmqpTyped => ({ _tag: "double", value }),
+  char: (value: string): AmqpTyped => ({ _tag: "char", value }),
+  symbol: (value: string): AmqpTyped => ({ _tag: "symbol", value }),
+  /** A UUID in its text form (`12345678-1234-5678-9abc-def012345678`). */
+  uuid: (value: string): AmqpTyped => ({ _tag: "uuid", value: value.toLowerCase() }),
+  array: (value: ReadonlyArray<AmqpValue>): AmqpTyped => ({ _tag: "array", value }),
+  map: (value: ReadonlyArray<readonly [AmqpValue, AmqpValue]>): AmqpTyped => ({ _tag: "map", value }),
+  described: (descriptor: AmqpValue, value: AmqpValue): AmqpTyped => ({ _tag: "described", descriptor, value })
+} as const
+
+/** A message id or correlation id: a string, a `ulong` (bigint), a binary, or a UUID (`Amqp.uuid`). */
+export type MessageId = string | bigint | Uint8Array | AmqpTyped
+
+/** The AMQP 1.0 properties section. Every field is optional. */
+export interface MessageProperties {
+  readonly messageId?: MessageId | undefined
+  readonly userId?: Uint8Array | undefined
+  readonly to?: string | undefined
+  readonly subject?: string | undefined
+  readonly replyTo?: string | undefined
+  readonly correlationId?: MessageId | undefined
+  readonly contentType?: string | undefined
+  readonly contentEncoding?: string | undefined
+  readonly absoluteExpiryTime?: Date | undefined
+  readonly creationTime?: Date | undefined
+  readonly groupId?: string | undefined
+  readonly groupSequence?: number | undefined
+  readonly replyToGroupId?: string | undefined
+}
+
+/** The AMQP 1.0 header section (streams keep it as it was written). */
+export interface MessageHeader {
+  readonly durable?: boolean | undefined
+  readonly priority?: number | undefined
+  /** Milliseconds. */
+  readonly ttl?: number | undefined
+  readonly firstAcquirer?: boolean | undefined
+  readonly deliveryCount?: number | undefined
+}
+
+/**
+ * A message as the consumer sees it: its offset, its body and, when the producer wrote them, the
+ * AMQP 1.0 sections. The body is the message's data sections (joined when there are several); a
+ * message whose body is an `amqp-value` section has it in `amqpValue`, and its `body` holds that
+ * value's bytes when it is a string (UTF-8) or a binary, else nothing; an `amqp-sequence` body is in
+ * `amqpSequence`. Bodies read from the broker are views of the delivered chunk: copy one you keep.
+ */
 export interface StreamMessage {
   readonly offset: bigint
   readonly body: Uint8Array
-  readonly applicationProperties?: Readonly<Record<string, string | number>> | undefined
+  readonly properties?: MessageProperties | undefined
+  readonly applicationProperties?: Readonly<Record<string, AmqpValue>> | undefined
+  readonly messageAnnotations?: Readonly<Record<string, AmqpValue>> | undefined
+  readonly header?: MessageHeader | undefined
+  readonly amqpValue?: AmqpValue | undefined
+  readonly amqpSequence?: ReadonlyArray<ReadonlyArray<AmqpValue>> | undefined
+}
+
+/**
+ * What a stream holds at an offset that is not an AMQP 1.0 message this module can read (a broken
+ * encoding, a compression it cannot undo, bytes written without AMQP by another client). The
+ * consumer's `onDecodeError` decides what happens to it; the broker's own `subscribe` hands it on.
+ */
+export class UndecodableMessage implements StreamMessage {
+  readonly body: Uint8Array = new Uint8Array(0)
+  constructor(
+    readonly offset: bigint,
+    /** Why it could not be read. */
+    readonly reason: string,
+    /** The entry's bytes as stored (empty when they could not be isolated, e.g. compressed). */
+    readonly data: Uint8Array
+  ) {}
+}
+
+/**
+ * A message to publish. Only `body` is required; the other sections are written as AMQP 1.0, so
+ * that any stream client (or AMQP 1.0 and 0.9.1 clients of the stream as a queue) reads them.
+ */
+export interface OutgoingMessage {
+  readonly body: Uint8Array | string
+  readonly properties?: MessageProperties | undefined
+  readonly applicationProperties?: Readonly<Record<string, AmqpValue>> | undefined
+  readonly messageAnnotations?: Readonly<Record<string, AmqpValue>> | undefined
+  readonly header?: MessageHeader | undefined
+  /**
+   * The value the broker indexes for stream filtering (RabbitMQ 3.13+). Also written as the message
+   * annotation `x-stream-filter-value` (as RabbitMQ's AMQP 1.0 publishing does), where consumers
+   * read it back; a message that has that annotation and no `filterValue` is filtered by it too.
+   */
+  readonly filterValue?: string | undefined
+}
+
+/** The annotation that carries a message's filter value (the name RabbitMQ's AMQP 1.0 publishing uses). */
+export const FILTER_VALUE_ANNOTATION = "x-stream-filter-value"
+
+/** A message's filter value, as {@link OutgoingMessage.filterValue} wrote it: its `x-stream-filter-value` annotation. */
+export const filterValueOf = (message: StreamMessage): string | undefined => {
+  const value = message.messageAnnotations?.[FILTER_VALUE_ANNOTATION]
+  return typeof value === "string" ? value : undefined
 }
 
 /**
@@ -1079,14 +1217,7 @@ export const consumeSuperStream = (
     const perPartition = partitions.map((partition) =>
       Stream.map(
         consumeFrom(partitionOptions(partition), options.superStream),
-        (m): PartitionConsumedMessage => ({
-          offset: m.offset,
-          body: m.body,
-          applicationProperties: m.applicationProperties,
-          index: m.index,
-          commit: m.commit,
-          partition
-        })
+        (m): PartitionConsumedMessage => ({ ...(m as Consumed).message, index: m.index, commit: m.commit, partition })
       )
     )
     const merged = Stream.mergeAll(perPartition, { concurrency: "unbounded" })
@@ -2160,22 +2291,40 @@ const processInTurn = <E, R>(
 
 /** A message of `consume`: its commit marks it processed in the consumer's tracker. */
 class Consumed implements ConsumedMessage {
-  readonly offset: bigint
-  readonly body: Uint8Array
-  readonly applicationProperties: Readonly<Record<string, string | number>> | undefined
   readonly #commit: (offset: bigint, count: number) => Effect.Effect<void, OffsetStoreError>
   constructor(
-    message: StreamMessage,
+    readonly message: StreamMessage,
     readonly index: number,
     commit: (offset: bigint, count: number) => Effect.Effect<void, OffsetStoreError>
   ) {
-    this.offset = message.offset
-    this.body = message.body
-    this.applicationProperties = message.applicationProperties
     this.#commit = commit
   }
+  get offset() {
+    return this.message.offset
+  }
+  get body() {
+    return this.message.body
+  }
+  get properties() {
+    return this.message.properties
+  }
+  get applicationProperties() {
+    return this.message.applicationProperties
+  }
+  get messageAnnotations() {
+    return this.message.messageAnnotations
+  }
+  get header() {
+    return this.message.header
+  }
+  get amqpValue() {
+    return this.message.amqpValue
+  }
+  get amqpSequence() {
+    return this.message.amqpSequence
+  }
   get commit(): Effect.Effect<void, OffsetStoreError> {
-    return this.#commit(this.offset, this.index + 1)
+    return this.#commit(this.message.offset, this.index + 1)
   }
 }
 
@@ -2549,6 +2698,939 @@ const recovering = <A, E, R>(
       if (Either.isLeft(yield* Effect.either(driver.next(error as StreamError)))) return yield* Effect.fail(error)
     }
   })
+// ---------------------------------------------------------------------------------------------
+// Messages on the wire: the AMQP 1.0 codec, delivered chunks, publish frames
+// ---------------------------------------------------------------------------------------------
+
+/** Why bytes are not an AMQP 1.0 message (or a value cannot be written as one). */
+class AmqpCodecError extends Error {}
+const codecError = (message: string): never => {
+  throw new AmqpCodecError(message)
+}
+
+/** Reads AMQP 1.0 (big-endian) from a byte range; every read is bounds-checked. */
+class AmqpReader {
+  private readonly view: DataView
+  constructor(readonly bytes: Uint8Array, public pos = 0, public end = bytes.length) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  }
+  need(n: number): number {
+    const at = this.pos
+    if (n < 0 || at + n > this.end) codecError(`truncated at byte ${at} (${n} more needed, ${this.end - at} left)`)
+    this.pos = at + n
+    return at
+  }
+  u8(): number {
+    return this.bytes[this.need(1)]!
+  }
+  i8(): number {
+    return this.view.getInt8(this.need(1))
+  }
+  u16(): number {
+    return this.view.getUint16(this.need(2))
+  }
+  i16(): number {
+    return this.view.getInt16(this.need(2))
+  }
+  u32(): number {
+    return this.view.getUint32(this.need(4))
+  }
+  i32(): number {
+    return this.view.getInt32(this.need(4))
+  }
+  u64(): bigint {
+    return this.view.getBigUint64(this.need(8))
+  }
+  i64(): bigint {
+    return this.view.getBigInt64(this.need(8))
+  }
+  f32(): number {
+    return this.view.getFloat32(this.need(4))
+  }
+  f64(): number {
+    return this.view.getFloat64(this.need(8))
+  }
+  /** A view of the next `n` bytes (no copy). */
+  take(n: number): Uint8Array {
+    const at = this.need(n)
+    return this.bytes.subarray(at, at + n)
+  }
+  utf8(n: number): string {
+    return strictUtf8.decode(this.take(n))
+  }
+}
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
+
+const INT32_MIN = -(2 ** 31)
+const INT32_MAX = 2 ** 31 - 1
+const isInt32 = (n: number) => Number.isInteger(n) && n >= INT32_MIN && n <= INT32_MAX
+const typed = <T extends AmqpTyped["_tag"]>(_tag: T, value: unknown) => ({ _tag, value }) as AmqpTyped
+
+/** One AMQP 1.0 value, whatever its encoding (AMQP 1.0 types, section 1.6). */
+const readValue = (r: AmqpReader): AmqpValue => readValueOf(r, r.u8())
+
+const readValueOf = (r: AmqpReader, code: number): AmqpValue => {
+  switch (code) {
+    case 0x00: {
+      const descriptor = readValue(r)
+      return { _tag: "described", descriptor, value: readValue(r) }
+    }
+    case 0x40:
+      return null
+    case 0x41:
+      return true
+    case 0x42:
+      return false
+    case 0x56: {
+      const b = r.u8()
+      return b === 0 ? false : b === 1 ? true : codecError(`invalid boolean byte ${b}`)
+    }
+    case 0x50:
+      return typed("ubyte", r.u8())
+    case 0x51:
+      return typed("byte", r.i8())
+    case 0x60:
+      return typed("ushort", r.u16())
+    case 0x61:
+      return typed("short", r.i16())
+    case 0x43:
+      return typed("uint", 0)
+    case 0x52:
+      return typed("uint", r.u8())
+    case 0x70:
+      return typed("uint", r.u32())
+    case 0x54:
+      return r.i8()
+    case 0x71:
+      return r.i32()
+    case 0x44:
+      return typed("ulong", 0n)
+    case 0x53:
+      return typed("ulong", BigInt(r.u8()))
+    case 0x80:
+      return typed("ulong", r.u64())
+    case 0x55:
+      return BigInt(r.i8())
+    case 0x81:
+      return r.i64()
+    case 0x72:
+      return typed("float", r.f32())
+    case 0x82: {
+      // A double that reads as an int would be written back as one: it keeps its type.
+      const d = r.f64()
+      return isInt32(d) ? typed("double", d) : d
+    }
+    case 0x74:
+      return typed("decimal32", r.take(4))
+    case 0x84:
+      return typed("decimal64", r.take(8))
+    case 0x94:
+      return typed("decimal128", r.take(16))
+    case 0x73: {
+      const point = r.u32()
+      return point > 0x10ffff ? codecError(`invalid char ${point}`) : typed("char", String.fromCodePoint(point))
+    }
+    case 0x83:
+      return new Date(Number(r.i64()))
+    case 0x98:
+      return typed("uuid", uuidText(r.take(16)))
+    case 0xa0:
+      return r.take(r.u8())
+    case 0xb0:
+      return r.take(r.u32())
+    case 0xa1:
+      return r.utf8(r.u8())
+    case 0xb1:
+      return r.utf8(r.u32())
+    case 0xa3:
+      return typed("symbol", r.utf8(r.u8()))
+    case 0xb3:
+      return typed("symbol", r.utf8(r.u32()))
+    case 0x45:
+      return []
+    case 0xc0:
+      return readCompound(r, r.u8(), 1, (count) => readList(r, count))
+    case 0xd0:
+      return readCompound(r, r.u32(), 4, (count) => readList(r, count))
+    case 0xc1:
+      return readCompound(r, r.u8(), 1, (count) => readMap(r, count))
+    case 0xd1:
+      return readCompound(r, r.u32(), 4, (count) => readMap(r, count))
+    case 0xe0:
+      return readCompound(r, r.u8(), 1, (count) => readArray(r, count))
+    case 0xf0:
+      return readCompound(r, r.u32(), 4, (count) => readArray(r, count))
+    default:
+      return codecError(`unknown format code 0x${code.toString(16).padStart(2, "0")}`)
+  }
+}
+
+/** A list, map or array: its size (bytes after the size field) must hold exactly its count and elements. */
+const readCompound = <A>(r: AmqpReader, size: number, width: 1 | 4, read: (count: number) => A): A => {
+  const end = r.pos + size
+  if (end > r.end) codecError(`a compound of ${size} bytes overruns its container`)
+  const outer = r.end
+  r.end = end
+  const value = read(width === 1 ? r.u8() : r.u32())
+  if (r.pos !== end) codecError(`a compound's size says ${size} bytes, its elements take ${size - (end - r.pos)}`)
+  r.end = outer
+  return value
+}
+
+const readList = (r: AmqpReader, count: number): ReadonlyArray<AmqpValue> => {
+  const values: Array<AmqpValue> = []
+  for (let i = 0; i < count; i++) values.push(readValue(r))
+  return values
+}
+
+const readMap = (r: AmqpReader, count: number): AmqpTyped => {
+  if (count % 2 !== 0) codecError(`a map with an odd number of elements (${count})`)
+  const entries: Array<readonly [AmqpValue, AmqpValue]> = []
+  for (let i = 0; i < count; i += 2) entries.push([readValue(r), readValue(r)])
+  return { _tag: "map", value: entries }
+}
+
+/** An array: one element constructor (possibly described), then the elements without theirs. */
+const readArray = (r: AmqpReader, count: number): AmqpTyped => {
+  let code = r.u8()
+  const descriptor = code === 0x00 ? readValue(r) : undefined
+  if (descriptor !== undefined) code = r.u8()
+  const values: Array<AmqpValue> = []
+  for (let i = 0; i < count; i++) {
+    const value = readValueOf(r, code)
+    values.push(descriptor === undefined ? value : { _tag: "described", descriptor, value })
+  }
+  return { _tag: "array", value: values }
+}
+
+const uuidText = (bytes: Uint8Array): string => {
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
+
+/** The message sections by descriptor (their ulong codes, or the symbols the spec gives them). */
+const SECTION_SYMBOLS: Record<string, number> = {
+  "amqp:header:list": 0x70,
+  "amqp:delivery-annotations:map": 0x71,
+  "amqp:message-annotations:map": 0x72,
+  "amqp:properties:list": 0x73,
+  "amqp:application-properties:map": 0x74,
+  "amqp:data:binary": 0x75,
+  "amqp:amqp-sequence:list": 0x76,
+  "amqp:amqp-value:*": 0x77,
+  "amqp:footer:map": 0x78
+}
+
+const readSectionCode = (r: AmqpReader): number => {
+  if (r.u8() !== 0x00) codecError(`not an AMQP 1.0 message: byte ${r.pos - 1} starts no section`)
+  const code = r.u8()
+  // The common encoding (smallulong) without building a value.
+  if (code === 0x53) return r.u8()
+  const descriptor = readValueOf(r, code)
+  if (typeof descriptor === "object" && descriptor !== null && "_tag" in descriptor) {
+    if (descriptor._tag === "ulong" && descriptor.value >= 0x70n && descriptor.value <= 0x78n) return Number(descriptor.value)
+    if (descriptor._tag === "symbol" && SECTION_SYMBOLS[descriptor.value] !== undefined) return SECTION_SYMBOLS[descriptor.value]!
+  }
+  return codecError(`not an AMQP 1.0 message section: descriptor ${describeValue(descriptor)}`)
+}
+
+const describeValue = (value: AmqpValue): string =>
+  typeof value === "object" && value !== null && "_tag" in value ? `${value._tag} ${String(value.value)}` : String(value)
+
+/** Everything a message holds but its offset. */
+type MessageContent = Omit<StreamMessage, "offset">
+
+/**
+ * One AMQP 1.0 message, from its sections in `r` up to `end`. Throws an AmqpCodecError when the
+ * bytes are not one (the caller turns that into an UndecodableMessage).
+ */
+const readMessage = (r: AmqpReader, end: number): MessageContent => {
+  r.end = end
+  const content: {
+    -readonly [K in keyof MessageContent]?: MessageContent[K]
+  } = {}
+  let data: Uint8Array | Array<Uint8Array> | undefined
+  let sequence: Array<ReadonlyArray<AmqpValue>> | undefined
+  while (r.pos < end) {
+    const section = readSectionCode(r)
+    const code = r.u8()
+    switch (section) {
+      case 0x75: {
+        const bytes = code === 0xa0 ? r.take(r.u8()) : code === 0xb0 ? r.take(r.u32()) : codecError("a data section that is not binary")
+        data = data === undefined ? bytes : [...(Array.isArray(data) ? data : [data]), bytes]
+        break
+      }
+      case 0x70:
+        content.header = headerOf(readValueOf(r, code))
+        break
+      case 0x71:
+      case 0x78:
+        readValueOf(r, code) // delivery annotations and the footer: read past
+        break
+      case 0x72:
+        content.messageAnnotations = recordOf(readValueOf(r, code), "message annotations")
+        break
+      case 0x73:
+        content.properties = propertiesOf(readValueOf(r, code))
+        break
+      case 0x74:
+        content.applicationProperties = recordOf(readValueOf(r, code), "application properties")
+        break
+      case 0x76: {
+        const list = readValueOf(r, code)
+        if (!Array.isArray(list)) codecError("an amqp-sequence section that is not a list")
+        ;(sequence ??= []).push(list as ReadonlyArray<AmqpValue>)
+        break
+      }
+      case 0x77:
+        content.amqpValue = readValueOf(r, code)
+        break
+    }
+  }
+  if (sequence !== undefined) content.amqpSequence = sequence
+  content.body = data === undefined
+    ? bytesOfValue(content.amqpValue)
+    : Array.isArray(data)
+    ? Buffer.concat(data)
+    : data
+  return content as MessageContent
+}
+
+const EMPTY = new Uint8Array(0)
+const utf8Encoder = new TextEncoder()
+const bytesOfValue = (value: AmqpValue | undefined): Uint8Array =>
+  typeof value === "string" ? utf8Encoder.encode(value) : value instanceof Uint8Array ? value : EMPTY
+
+const isMap = (value: AmqpValue): value is Extract<AmqpTyped, { _tag: "map" }> =>
+  typeof value === "object" && value !== null && "_tag" in value && value._tag === "map"
+
+/** Annotations (symbol keys) and application properties (string keys) as a record; null is an empty one. */
+const recordOf = (value: AmqpValue, what: string): Record<string, AmqpValue> => {
+  if (value === null) return {}
+  if (!isMap(value)) return codecError(`${what} that are not a map`)
+  // Object.fromEntries: a key such as "__proto__" from another client is an ordinary key.
+  return Object.fromEntries(value.value.map(([key, v]) => [keyText(key, what), v]))
+}
+const keyText = (key: AmqpValue, what: string): string =>
+  typeof key === "string"
+    ? key
+    : typeof key === "object" && key !== null && "_tag" in key && (key._tag === "symbol" || key._tag === "ulong")
+    ? String(key.value)
+    : codecError(`${what} with a key that is not a string or symbol`)
+
+/** The fields of a list-shaped section, by position; `null` and missing trailing fields are absent. */
+const fieldsOf = (value: AmqpValue, what: string): ReadonlyArray<AmqpValue> =>
+  value === null ? [] : Array.isArray(value) ? value : codecError(`a ${what} section that is not a list`)
+
+const field = <A>(fields: ReadonlyArray<AmqpValue>, i: number, name: string, read: (v: AmqpValue) => A | undefined) => {
+  const value = fields[i]
+  if (value === undefined || value === null) return undefined
+  const read_ = read(value)
+  return read_ === undefined ? codecError(`field ${name} has the wrong type (${describeValue(value)})`) : read_
+}
+const asString = (v: AmqpValue) => typeof v === "string" ? v : undefined
+/** A symbol field; a string is taken too (some clients write one). */
+const asSymbol = (v: AmqpValue) => typeof v === "string" ? v : tagged(v, "symbol") ? (v.value as string) : undefined
+const asBinary = (v: AmqpValue) => v instanceof Uint8Array ? v : undefined
+const asDate = (v: AmqpValue) => v instanceof Date ? v : undefined
+const asBoolean = (v: AmqpValue) => typeof v === "boolean" ? v : undefined
+/** An unsigned field (ubyte, uint): its number. */
+const asUnsigned = (v: AmqpValue) => tagged(v, "ubyte") || tagged(v, "uint") ? (v.value as number) : undefined
+const asMessageId = (v: AmqpValue): MessageId | undefined =>
+  typeof v === "string" || v instanceof Uint8Array ? v : tagged(v, "ulong") ? (v.value as bigint) : tagged(v, "uuid") ? v : undefined
+const tagged = (v: AmqpValue, tag: AmqpTyped["_tag"]): v is AmqpTyped =>
+  typeof v === "object" && v !== null && "_tag" in v && v._tag === tag
+
+/** Only the fields that are set: messages stay small objects. */
+const defined = <A extends object>(record: A): A =>
+  Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined)) as A
+
+const propertiesOf = (value: AmqpValue): MessageProperties => {
+  const f = fieldsOf(value, "properties")
+  return defined({
+    messageId: field(f, 0, "message-id", asMessageId),
+    userId: field(f, 1, "user-id", asBinary),
+    to: field(f, 2, "to", asString),
+    subject: field(f, 3, "subject", asString),
+    replyTo: field(f, 4, "reply-to", asString),
+    correlationId: field(f, 5, "correlation-id", asMessageId),
+    contentType: field(f, 6, "content-type", asSymbol),
+    contentEncoding: field(f, 7, "content-encoding", asSymbol),
+    absoluteExpiryTime: field(f, 8, "absolute-expiry-time", asDate),
+    creationTime: field(f, 9, "creation-time", asDate),
+    groupId: field(f, 10, "group-id", asString),
+    groupSequence: field(f, 11, "group-sequence", asUnsigned),
+    replyToGroupId: field(f, 12, "reply-to-group-id", asString)
+  })
+}
+
+const headerOf = (value: AmqpValue): MessageHeader => {
+  const f = fieldsOf(value, "header")
+  return defined({
+    durable: field(f, 0, "durable", asBoolean),
+    priority: field(f, 1, "priority", asUnsigned),
+    ttl: field(f, 2, "ttl", asUnsigned),
+    firstAcquirer: field(f, 3, "first-acquirer", asBoolean),
+    deliveryCount: field(f, 4, "delivery-count", asUnsigned)
+  })
+}
+
+/**
+ * One message of a stream from its stored bytes: a StreamMessage, or an UndecodableMessage that
+ * says why not. The common message (one data section) takes the fast path.
+ */
+export const decodeMessage = (bytes: Uint8Array, offset: bigint): StreamMessage => {
+  const size = bytes.length
+  if (size >= 5 && bytes[0] === 0 && bytes[1] === 0x53 && bytes[2] === 0x75 && bytes[3] === 0xa0 && bytes[4] === size - 5) {
+    return { offset, body: bytes.subarray(5) }
+  }
+  try {
+    return { offset, ...readMessage(new AmqpReader(bytes), size) }
+  } catch (error) {
+    return undecodable(offset, error, bytes)
+  }
+}
+
+const undecodable = (offset: bigint, error: unknown, data: Uint8Array) => {
+  if (!(error instanceof AmqpCodecError || error instanceof RangeError || error instanceof TypeError)) throw error
+  return new UndecodableMessage(offset, error.message, data)
+}
+
+// ---- writing ----
+
+/** A growable big-endian buffer. */
+class AmqpWriter {
+  bytes: Uint8Array
+  view: DataView
+  pos = 0
+  constructor(size = 256) {
+    this.bytes = new Uint8Array(size)
+    this.view = new DataView(this.bytes.buffer)
+  }
+  room(n: number): number {
+    if (this.pos + n > this.bytes.length) {
+      const bigger = new Uint8Array(Math.max(this.bytes.length * 2, this.pos + n))
+      bigger.set(this.bytes.subarray(0, this.pos))
+      this.bytes = bigger
+      this.view = new DataView(bigger.buffer)
+    }
+    const at = this.pos
+    this.pos += n
+    return at
+  }
+  u8(v: number) {
+    const at = this.room(1)
+    this.bytes[at] = v
+  }
+  u16(v: number) {
+    const at = this.room(2)
+    this.view.setUint16(at, v)
+  }
+  u32(v: number) {
+    const at = this.room(4)
+    this.view.setUint32(at, v)
+  }
+  i8(v: number) {
+    const at = this.room(1)
+    this.view.setInt8(at, v)
+  }
+  i16(v: number) {
+    const at = this.room(2)
+    this.view.setInt16(at, v)
+  }
+  i32(v: number) {
+    const at = this.room(4)
+    this.view.setInt32(at, v)
+  }
+  u64(v: bigint) {
+    const at = this.room(8)
+    this.view.setBigUint64(at, v)
+  }
+  i64(v: bigint) {
+    const at = this.room(8)
+    this.view.setBigInt64(at, v)
+  }
+  f32(v: number) {
+    const at = this.room(4)
+    this.view.setFloat32(at, v)
+  }
+  f64(v: number) {
+    const at = this.room(8)
+    this.view.setFloat64(at, v)
+  }
+  put(bytes: Uint8Array) {
+    const at = this.room(bytes.length)
+    this.bytes.set(bytes, at)
+  }
+  /** Writes a size-prefixed compound: `write` fills it, then its size is set. */
+  sized(width: 1 | 4, write: () => void) {
+    const at = this.room(width)
+    write()
+    const size = this.pos - at - width
+    if (width === 1) this.bytes[at] = size
+    else this.view.setUint32(at, size)
+  }
+  result(): Uint8Array {
+    return this.bytes.subarray(0, this.pos)
+  }
+}
+
+const INT64_MIN = -(2n ** 63n)
+const INT64_MAX = 2n ** 63n - 1n
+const UINT64_MAX = 2n ** 64n - 1n
+
+const inRange = (what: string, n: number, min: number, max: number, integer = true) =>
+  (!integer || Number.isInteger(n)) && n >= min && n <= max ? n : codecError(`${what} must be ${integer ? "an integer " : ""}from ${min} to ${max}, got ${n}`)
+
+/** Writes a value with its constructor, in its smallest encoding. */
+const writeValue = (w: AmqpWriter, value: AmqpValue): void => {
+  if (value === null) return w.u8(0x40)
+  switch (typeof value) {
+    case "boolean":
+      return w.u8(value ? 0x41 : 0x42)
+    case "string":
+      return writeText(w, 0xa1, value)
+    case "number":
+      if (isInt32(value)) {
+        if (value >= -128 && value <= 127) return (w.u8(0x54), w.i8(value))
+        return (w.u8(0x71), w.i32(value))
+      }
+      return (w.u8(0x82), w.f64(value))
+    case "bigint":
+      if (value < INT64_MIN || value > INT64_MAX) codecError(`a bigint is an AMQP long (64 bits, signed): ${value} is out of range (use Amqp.ulong)`)
+      if (value >= -128n && value <= 127n) return (w.u8(0x55), w.i8(Number(value)))
+      return (w.u8(0x81), w.i64(value))
+  }
+  if (value instanceof Uint8Array) return writeBinary(w, value)
+  if (value instanceof Date) {
+    const ms = value.getTime()
+    if (!Number.isFinite(ms)) codecError("an invalid Date")
+    return (w.u8(0x83), w.i64(BigInt(ms)))
+  }
+  if (Array.isArray(value)) return writeList(w, value)
+  return writeTyped(w, value as AmqpTyped)
+}
+
+const writeText = (w: AmqpWriter, small: 0xa1 | 0xa3, text: string) => {
+  const bytes = utf8Encoder.encode(text)
+  if (bytes.length <= 255) return (w.u8(small), w.u8(bytes.length), w.put(bytes))
+  return (w.u8(small + 0x10), w.u32(bytes.length), w.put(bytes))
+}
+const writeBinary = (w: AmqpWriter, bytes: Uint8Array) => {
+  if (bytes.length <= 255) return (w.u8(0xa0), w.u8(bytes.length), w.put(bytes))
+  return (w.u8(0xb0), w.u32(bytes.length), w.put(bytes))
+}
+const writeList = (w: AmqpWriter, values: ReadonlyArray<AmqpValue>) => {
+  if (values.length === 0) return w.u8(0x45)
+  w.u8(0xd0)
+  w.sized(4, () => {
+    w.u32(values.length)
+    for (const v of values) writeValue(w, v)
+  })
+}
+const writeMap = (w: AmqpWriter, entries: ReadonlyArray<readonly [AmqpValue, AmqpValue]>, key: (w: AmqpWriter, k: AmqpValue) => void = writeValue) => {
+  w.u8(0xd1)
+  w.sized(4, () => {
+    w.u32(entries.length * 2)
+    for (const [k, v] of entries) {
+      key(w, k)
+      writeValue(w, v)
+    }
+  })
+}
+
+const writeTyped = (w: AmqpWriter, value: AmqpTyped): void => {
+  switch (value._tag) {
+    case "ubyte":
+      return (w.u8(0x50), w.u8(inRange("a ubyte", value.value, 0, 255)))
+    case "byte":
+      return (w.u8(0x51), w.i8(inRange("a byte", value.value, -128, 127)))
+    case "ushort":
+      return (w.u8(0x60), w.u16(inRange("a ushort", value.value, 0, 65535)))
+    case "short":
+      return (w.u8(0x61), w.i16(inRange("a short", value.value, -32768, 32767)))
+    case "uint": {
+      const n = inRange("a uint", value.value, 0, 2 ** 32 - 1)
+      return n === 0 ? w.u8(0x43) : n <= 255 ? (w.u8(0x52), w.u8(n)) : (w.u8(0x70), w.u32(n))
+    }
+    case "ulong": {
+      const n = value.value
+      if (typeof n !== "bigint" || n < 0n || n > UINT64_MAX) return codecError(`a ulong must be a bigint from 0 to 2^64-1, got ${n}`)
+      return n === 0n ? w.u8(0x44) : n <= 255n ? (w.u8(0x53), w.u8(Number(n))) : (w.u8(0x80), w.u64(n))
+    }
+    case "float":
+      return (w.u8(0x72), w.f32(value.value))
+    case "double":
+      return (w.u8(0x82), w.f64(value.value))
+    case "char": {
+      const point = [...value.value]
+      return point.length === 1 ? (w.u8(0x73), w.u32(point[0]!.codePointAt(0)!)) : codecError(`a char must be one character, got "${value.value}"`)
+    }
+    case "symbol":
+      return /^[\x00-\x7f]*$/.test(value.value) ? writeText(w, 0xa3, value.value) : codecError(`a symbol must be ASCII, got "${value.value}"`)
+    case "uuid": {
+      const hex = value.value.replace(/-/g, "")
+      if (!/^[0-9a-fA-F]{32}$/.test(hex)) return codecError(`not a UUID: "${value.value}"`)
+      w.u8(0x98)
+      for (let i = 0; i < 32; i += 2) w.u8(parseInt(hex.slice(i, i + 2), 16))
+      return
+    }
+    case "decimal32":
+    case "decimal64":
+    case "decimal128": {
+      const [code, size] = value._tag === "decimal32" ? [0x74, 4] : value._tag === "decimal64" ? [0x84, 8] : [0x94, 16]
+      if (!(value.value instanceof Uint8Array) || value.value.length !== size) return codecError(`a ${value._tag} is ${size} bytes`)
+      return (w.u8(code), w.put(value.value))
+    }
+    case "map":
+      return writeMap(w, value.value)
+    case "described":
+      return (w.u8(0x00), writeValue(w, value.descriptor), writeValue(w, value.value))
+    case "array":
+      return writeArray(w, value.value)
+    default:
+      return codecError(`not an AMQP value: ${JSON.stringify(value)}`)
+  }
+}
+
+/** An array: its elements must share one encoding; each is written whole, then its constructor cut out. */
+const writeArray = (w: AmqpWriter, values: ReadonlyArray<AmqpValue>) => {
+  const encoded = values.map((v) => {
+    const one = new AmqpWriter(16)
+    writeArrayElement(one, v)
+    return one.result()
+  })
+  const constructor = encoded[0]?.[0] ?? 0x40
+  if (encoded.some((e) => e[0] !== constructor)) codecError("the elements of an AMQP array must have one type")
+  w.u8(0xf0)
+  w.sized(4, () => {
+    w.u32(values.length)
+    w.u8(constructor)
+    for (const e of encoded) w.put(e.subarray(1))
+  })
+}
+/** An array element in a fixed-width encoding (no small variants, which would differ by value). */
+const writeArrayElement = (w: AmqpWriter, v: AmqpValue) => {
+  if (typeof v === "number" && isInt32(v)) return (w.u8(0x71), w.i32(v))
+  if (typeof v === "bigint") {
+    if (v < INT64_MIN || v > INT64_MAX) codecError(`a bigint is an AMQP long (64 bits, signed): ${v} is out of range`)
+    return (w.u8(0x81), w.i64(v))
+  }
+  if (Array.isArray(v)) {
+    w.u8(0xd0)
+    return w.sized(4, () => {
+      w.u32(v.length)
+      for (const e of v) writeValue(w, e)
+    })
+  }
+  if (typeof v === "string") return (w.u8(0xb1), w.u32(utf8Encoder.encode(v).length), w.put(utf8Encoder.encode(v)))
+  if (v instanceof Uint8Array) return (w.u8(0xb0), w.u32(v.length), w.put(v))
+  if (typeof v === "boolean") return (w.u8(0x56), w.u8(v ? 1 : 0))
+  if (tagged(v, "symbol")) return (w.u8(0xb3), w.u32((v.value as string).length), w.put(utf8Encoder.encode(v.value as string)))
+  if (tagged(v, "uint")) return (w.u8(0x70), w.u32(inRange("a uint", v.value as number, 0, 2 ** 32 - 1)))
+  if (tagged(v, "ulong")) return (w.u8(0x80), w.u64(v.value as bigint))
+  return writeValue(w, v)
+}
+
+/** Writes a described section `00 53 code` and its value. */
+const section = (w: AmqpWriter, code: number, write: () => void) => {
+  w.u8(0x00)
+  w.u8(0x53)
+  w.u8(code)
+  write()
+}
+/** A list-shaped section (header, properties): its fields by position, trailing absent ones left out. */
+const writeFields = (w: AmqpWriter, fields: ReadonlyArray<(() => void) | undefined>) => {
+  let count = fields.length
+  while (count > 0 && fields[count - 1] === undefined) count--
+  if (count === 0) return w.u8(0x45)
+  w.u8(0xd0)
+  w.sized(4, () => {
+    w.u32(count)
+    for (let i = 0; i < count; i++) (fields[i] ?? (() => w.u8(0x40)))()
+  })
+}
+const opt = <A>(value: A | undefined, write: (value: A) => void) => value === undefined ? undefined : () => write(value)
+
+const writeMessageId = (w: AmqpWriter, id: MessageId, name: string) => {
+  if (typeof id === "bigint") return writeTyped(w, { _tag: "ulong", value: id })
+  if (typeof id === "string" || id instanceof Uint8Array || tagged(id, "uuid")) return writeValue(w, id)
+  return codecError(`${name} must be a string, a bigint (ulong), a Uint8Array or Amqp.uuid(...)`)
+}
+
+/**
+ * The sections an outgoing message has before its body (header, message annotations, properties,
+ * application properties), encoded once; none for a message that is only a body.
+ */
+const encodeHead = (message: OutgoingMessage): Uint8Array | undefined => {
+  const { applicationProperties, header, properties } = message
+  const annotations = message.filterValue === undefined
+    ? message.messageAnnotations
+    : { ...message.messageAnnotations, [FILTER_VALUE_ANNOTATION]: message.filterValue }
+  const present = (record: object | undefined) => record !== undefined && Object.keys(record).length > 0
+  if (!present(header) && !present(annotations) && !present(properties) && !present(applicationProperties)) return undefined
+  const w = new AmqpWriter()
+  const text = (v: string) => writeValue(w, v)
+  const symbol = (v: string) => writeTyped(w, { _tag: "symbol", value: v })
+  const unsigned = (tag: "ubyte" | "uint") => (v: number) => writeTyped(w, { _tag: tag, value: v })
+  const timestamp = (v: Date) => writeValue(w, v)
+  const bool = (v: boolean) => writeValue(w, v)
+  if (present(header)) {
+    const h = header!
+    section(w, 0x70, () =>
+      writeFields(w, [
+        opt(h.durable, bool),
+        opt(h.priority, unsigned("ubyte")),
+        opt(h.ttl, unsigned("uint")),
+        opt(h.firstAcquirer, bool),
+        opt(h.deliveryCount, unsigned("uint"))
+      ]))
+  }
+  if (present(annotations)) {
+    section(w, 0x72, () => writeMap(w, Object.entries(annotations!), (w, k) => writeTyped(w, { _tag: "symbol", value: k as string })))
+  }
+  if (present(properties)) {
+    const p = properties!
+    section(w, 0x73, () =>
+      writeFields(w, [
+        opt(p.messageId, (id) => writeMessageId(w, id, "properties.messageId")),
+        opt(p.userId, (v) => v instanceof Uint8Array ? writeBinary(w, v) : codecError("properties.userId must be a Uint8Array")),
+        opt(p.to, text),
+        opt(p.subject, text),
+        opt(p.replyTo, text),
+        opt(p.correlationId, (id) => writeMessageId(w, id, "properties.correlationId")),
+        opt(p.contentType, symbol),
+        opt(p.contentEncoding, symbol),
+        opt(p.absoluteExpiryTime, timestamp),
+        opt(p.creationTime, timestamp),
+        opt(p.groupId, text),
+        opt(p.groupSequence, unsigned("uint")),
+        opt(p.replyToGroupId, text)
+      ]))
+  }
+  if (present(applicationProperties)) section(w, 0x74, () => writeMap(w, Object.entries(applicationProperties!)))
+  return w.result()
+}
+
+/** The sub-entry compressions of the stream protocol, by their code. */
+const COMPRESSIONS = ["none", "gzip", "snappy", "lz4", "zstd"] as const
+/** How sub-entry batches are compressed: the codecs every runtime here has (`zstd` and the others: only read errors). */
+export type Compression = "none" | "gzip"
+
+/**
+ * A message ready to publish: its body, its other sections encoded once, its filter value.
+ * @internal
+ */
+export interface OutboundMessage {
+  readonly body: Uint8Array
+  readonly head: Uint8Array | undefined
+  readonly filterValue: string | undefined
+}
+
+/**
+ * What gets one publishing id: one message, or several in a sub-entry batch (the broker then
+ * confirms and deduplicates them together).
+ */
+export interface PublishEntry {
+  readonly publishingId: bigint
+  readonly messages: ReadonlyArray<OutboundMessage>
+}
+
+/** The longest filter value the protocol carries (a string: a 16-bit signed length). */
+const MAX_FILTER_VALUE_BYTES = 32_767
+
+/** An outgoing message (or a body) as it will be published; bad values fail here, before anything is sent. */
+export const toOutbound = (message: OutgoingMessage | Uint8Array | string): OutboundMessage => {
+  if (typeof message === "string") return { body: utf8Encoder.encode(message), head: undefined, filterValue: undefined }
+  if (message instanceof Uint8Array) return { body: message, head: undefined, filterValue: undefined }
+  const body = typeof message.body === "string"
+    ? utf8Encoder.encode(message.body)
+    : message.body instanceof Uint8Array
+    ? message.body
+    : codecError("body must be a string or a Uint8Array")
+  const annotated = message.messageAnnotations?.[FILTER_VALUE_ANNOTATION]
+  const filterValue = message.filterValue ?? (typeof annotated === "string" ? annotated : undefined)
+  if (filterValue !== undefined) {
+    if (typeof filterValue !== "string" || filterValue === "") codecError("a filter value must be a non-empty string")
+    if (utf8Encoder.encode(filterValue).length > MAX_FILTER_VALUE_BYTES) {
+      codecError(`a filter value must be at most ${MAX_FILTER_VALUE_BYTES} bytes, got ${utf8Encoder.encode(filterValue).length}`)
+    }
+  }
+  return { body, head: encodeHead(message), filterValue }
+}
+
+/** The bytes a stream stores for a message (its sections, then its body as one data section). */
+export const encodeMessage = (message: OutgoingMessage | Uint8Array | string): Uint8Array => {
+  const { body, head } = toOutbound(message)
+  const w = new AmqpWriter(messageSize(head, body))
+  if (head !== undefined) w.put(head)
+  writeDataSection(w, body)
+  return w.result()
+}
+
+const dataSectionSize = (body: Uint8Array) => 3 + (body.length <= 255 ? 2 : 5) + body.length
+const messageSize = (head: Uint8Array | undefined, body: Uint8Array) => (head?.length ?? 0) + dataSectionSize(body)
+const writeDataSection = (w: AmqpWriter, body: Uint8Array) => section(w, 0x75, () => writeBinary(w, body))
+
+/** A Deliver frame (without its size prefix) of the stream protocol, decoded: every entry of its chunk. */
+interface Delivery {
+  readonly subscriptionId: number
+  readonly messages: Array<StreamMessage>
+}
+
+/**
+ * Decodes a delivered chunk (Deliver v1 or v2): each entry, plain or a sub-entry batch (none or
+ * gzip), gets its offset (the chunk's first offset plus its record's position); what cannot be
+ * read comes as an UndecodableMessage at its offset, so a consumer can fail on it or move past it.
+ */
+export const decodeDeliver = (frame: Uint8Array): Delivery => {
+  const r = new AmqpReader(frame)
+  r.u16() // key
+  const version = r.u16()
+  const subscriptionId = r.u8()
+  if (version === 2) r.u64() // committed chunk id
+  r.u8() // magic and version
+  const chunkType = r.u8()
+  const entries = r.u16()
+  const records = r.u32()
+  r.i64() // timestamp
+  r.u64() // epoch
+  const first = r.u64()
+  r.i32() // crc
+  const dataLength = r.u32()
+  r.u32() // trailer length
+  r.u32() // bloom filter size and reserved: the broker sends no filter
+  const messages: Array<StreamMessage> = []
+  // Tracking chunks hold offsets, not messages.
+  if (chunkType !== 0) return { subscriptionId, messages }
+  const dataEnd = Math.min(r.pos + dataLength, frame.length)
+  let offset = first
+  try {
+    for (let e = 0; e < entries; e++) {
+      r.end = dataEnd
+      if ((frame[r.pos]! & 0x80) === 0) {
+        const bytes = r.take(r.u32())
+        messages.push(decodeMessage(bytes, offset))
+        offset++
+      } else {
+        const type = r.u8()
+        const count = r.u16()
+        r.u32() // uncompressed length
+        const data = r.take(r.u32())
+        for (const m of decodeSubEntries(data, (type & 0x70) >> 4, count, offset)) messages.push(m)
+        offset += BigInt(count)
+      }
+    }
+  } catch (error) {
+    // A chunk whose entries cannot be separated: its remaining records are reported, not lost.
+    const reason = `the chunk at offset ${first} is malformed: ${error instanceof Error ? error.message : String(error)}`
+    for (let i = offset; i < first + BigInt(records); i++) messages.push(new UndecodableMessage(i, reason, EMPTY))
+  }
+  return { subscriptionId, messages }
+}
+
+const decodeSubEntries = (data: Uint8Array, compression: number, count: number, first: bigint): Array<StreamMessage> => {
+  const name = COMPRESSIONS[compression] ?? `compression ${compression}`
+  const all = (reason: string) => Array.from({ length: count }, (_, i) => new UndecodableMessage(first + BigInt(i), reason, EMPTY))
+  let plain: Uint8Array
+  try {
+    plain = compression === 0
+      ? data
+      : compression === 1
+      ? gunzipSync(data)
+      : codecError(`a sub-entry batch compressed with ${name}, which this consumer cannot decompress (none and gzip only)`)
+  } catch (error) {
+    return all(error instanceof AmqpCodecError ? error.message : `cannot decompress a ${name} sub-entry batch: ${errorText(error)}`)
+  }
+  const r = new AmqpReader(plain)
+  const messages: Array<StreamMessage> = []
+  try {
+    for (let i = 0; i < count; i++) {
+      r.end = plain.length
+      messages.push(decodeMessage(r.take(r.u32()), first + BigInt(i)))
+    }
+  } catch (error) {
+    const reason = `a sub-entry batch is malformed: ${errorText(error)}`
+    for (let i = messages.length; i < count; i++) messages.push(new UndecodableMessage(first + BigInt(i), reason, EMPTY))
+  }
+  return messages
+}
+
+const FRAME_HEADER = 4 + 2 + 2 + 1 + 4
+
+/**
+ * The Publish frames for entries of one publisher, none over `frameMax` bytes: version 2 (a filter
+ * value per message) when a message has one, else version 1. An entry of several messages is a
+ * sub-entry batch, compressed as asked. An entry that cannot fit in a frame fails the whole call.
+ */
+export const publishFrames = (
+  publisherId: number,
+  entries: ReadonlyArray<PublishEntry>,
+  options: { readonly frameMax: number; readonly compression: Compression }
+): Array<Uint8Array> => {
+  const filtered = entries.some((e) => e.messages.some((m) => m.filterValue !== undefined))
+  const wire = entries.map((entry) => wireEntry(entry, filtered, options.compression))
+  const frames: Array<Uint8Array> = []
+  for (let start = 0; start < wire.length;) {
+    let size = FRAME_HEADER
+    let end = start
+    while (end < wire.length && size + wire[end]!.size <= options.frameMax) size += wire[end++]!.size
+    if (end === start) {
+      return codecError(`a message of ${wire[start]!.size} bytes does not fit in a frame (the broker's limit is ${options.frameMax} bytes)`)
+    }
+    const w = new AmqpWriter(size)
+    w.u32(size - 4)
+    w.u16(0x0002)
+    w.u16(filtered ? 2 : 1)
+    w.u8(publisherId)
+    w.u32(end - start)
+    for (let i = start; i < end; i++) wire[i]!.write(w)
+    frames.push(w.result())
+    start = end
+  }
+  return frames
+}
+
+const filterBytes = (m: OutboundMessage) => m.filterValue === undefined ? undefined : utf8Encoder.encode(m.filterValue)
+
+const wireEntry = (entry: PublishEntry, filtered: boolean, compression: Compression) => {
+  const { messages, publishingId } = entry
+  if (messages.length === 1) {
+    const m = messages[0]!
+    const filter = filtered ? filterBytes(m) : undefined
+    const size = messageSize(m.head, m.body)
+    return {
+      size: 8 + (filtered ? 2 + (filter?.length ?? 0) : 0) + 4 + size,
+      write: (w: AmqpWriter) => {
+        w.u64(publishingId)
+        if (filtered) filter === undefined ? w.i16(-1) : (w.i16(filter.length), w.put(filter))
+        w.u32(size)
+        if (m.head !== undefined) w.put(m.head)
+        writeDataSection(w, m.body)
+      }
+    }
+  }
+  if (filtered) codecError("sub-entry batches cannot carry filter values: publish filtered messages one by one")
+  const plain = new AmqpWriter(messages.reduce((n, m) => n + 4 + messageSize(m.head, m.body), 0))
+  for (const m of messages) {
+    plain.u32(messageSize(m.head, m.body))
+    if (m.head !== undefined) plain.put(m.head)
+    writeDataSection(plain, m.body)
+  }
+  const data = compression === "gzip" ? gzipSync(plain.result()) : plain.result()
+  return {
+    size: 8 + 1 + 2 + 4 + 4 + data.length,
+    write: (w: AmqpWriter) => {
+      w.u64(publishingId)
+      w.u8(0x80 | (COMPRESSIONS.indexOf(compression) << 4))
+      w.u16(messages.length)
+      w.u32(plain.pos)
+      w.u32(data.length)
+      w.put(data)
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Real broker: rabbitmq-stream-js-client, supervised
 // ---------------------------------------------------------------------------------------------
