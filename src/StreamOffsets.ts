@@ -193,6 +193,10 @@ export interface OutgoingMessage {
   readonly applicationProperties?: Readonly<Record<string, AmqpValue>> | undefined
   readonly messageAnnotations?: Readonly<Record<string, AmqpValue>> | undefined
   readonly header?: MessageHeader | undefined
+  /** An `amqp-value` body instead of `body` (which is then not written). */
+  readonly amqpValue?: AmqpValue | undefined
+  /** An `amqp-sequence` body (one section per list) instead of `body`. */
+  readonly amqpSequence?: ReadonlyArray<ReadonlyArray<AmqpValue>> | undefined
   /**
    * The value the broker indexes for stream filtering (RabbitMQ 3.13+). Also written as the message
    * annotation `x-stream-filter-value` (as RabbitMQ's AMQP 1.0 publishing does), where consumers
@@ -208,6 +212,35 @@ export const FILTER_VALUE_ANNOTATION = "x-stream-filter-value"
 export const filterValueOf = (message: StreamMessage): string | undefined => {
   const value = message.messageAnnotations?.[FILTER_VALUE_ANNOTATION]
   return typeof value === "string" ? value : undefined
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages as JSON lines: what `receive --json` prints and `send --json` reads
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A message as one JSON object, nothing lost: `offset` (a string), `body` (UTF-8 text, or base64
+ * with `"encoding": "base64"`), and when present `properties`, `applicationProperties`,
+ * `messageAnnotations`, `header`, `amqpValue`, `amqpSequence`. AMQP values that JSON has (strings,
+ * booleans, null, numbers that are AMQP ints or doubles, lists) are plain; every other type is an
+ * object with one key naming it: `{"long": 5}`, `{"ulong": "18446744073709551615"}`,
+ * `{"timestamp": "2026-12-02T03:24:31.500Z"}`, `{"binary": "AAE="}`, `{"uuid": "..."}`,
+ * `{"symbol": "s"}`, `{"map": [[key, value], ...]}`, ... {@link messageFromJson} reads it back.
+ */
+export const messageToJson = (message: StreamMessage): Record<string, unknown> => jsonOfMessage(message)
+
+/**
+ * A message to publish from the JSON {@link messageToJson} writes (`offset` and `partition` are
+ * ignored; `amqpValue` or `amqpSequence`, when present, is the body), plus `filterValue`. Fails with
+ * an InvalidArgument that names the field.
+ */
+export const messageFromJson = (json: unknown): Either.Either<OutgoingMessage, InvalidArgument> => {
+  try {
+    return Either.right(outgoingOfJson(json))
+  } catch (error) {
+    if (error instanceof AmqpCodecError) return Either.left(new InvalidArgument({ message: error.message }))
+    throw error
+  }
 }
 
 /**
@@ -785,6 +818,12 @@ export interface SubscribeOptions {
   readonly start: StartPosition
   /** Messages buffered between the broker and the stream; a full buffer stops credit (backpressure). */
   readonly bufferSize?: number | undefined
+  /**
+   * Stream filtering (RabbitMQ 3.13+): the broker delivers only the chunks that may hold a message
+   * with one of these filter values (its Bloom filter can say yes wrongly, never no wrongly), or,
+   * with `matchUnfiltered`, a message without one. Chunks come whole: filter their messages too.
+   */
+  readonly filter?: { readonly values: ReadonlyArray<string>; readonly matchUnfiltered: boolean } | undefined
   /**
    * Single active consumer: of all subscriptions with this name on the stream, one gets messages at a
    * time. When this one becomes active, `onActivate` says where it starts (instead of `start`).
@@ -3424,6 +3463,8 @@ export type Compression = "none" | "gzip"
 export interface OutboundMessage {
   readonly body: Uint8Array
   readonly head: Uint8Array | undefined
+  /** An `amqp-value` or `amqp-sequence` body, encoded, written instead of `body`'s data section. */
+  readonly bodySections: Uint8Array | undefined
   readonly filterValue: string | undefined
 }
 
@@ -3441,8 +3482,8 @@ const MAX_FILTER_VALUE_BYTES = 32_767
 
 /** An outgoing message (or a body) as it will be published; bad values fail here, before anything is sent. */
 export const toOutbound = (message: OutgoingMessage | Uint8Array | string): OutboundMessage => {
-  if (typeof message === "string") return { body: utf8Encoder.encode(message), head: undefined, filterValue: undefined }
-  if (message instanceof Uint8Array) return { body: message, head: undefined, filterValue: undefined }
+  if (typeof message === "string") return { body: utf8Encoder.encode(message), head: undefined, bodySections: undefined, filterValue: undefined }
+  if (message instanceof Uint8Array) return { body: message, head: undefined, bodySections: undefined, filterValue: undefined }
   const body = typeof message.body === "string"
     ? utf8Encoder.encode(message.body)
     : message.body instanceof Uint8Array
@@ -3456,21 +3497,32 @@ export const toOutbound = (message: OutgoingMessage | Uint8Array | string): Outb
       codecError(`a filter value must be at most ${MAX_FILTER_VALUE_BYTES} bytes, got ${utf8Encoder.encode(filterValue).length}`)
     }
   }
-  return { body, head: encodeHead(message), filterValue }
+  return { body, head: encodeHead(message), bodySections: encodeBodySections(message), filterValue }
+}
+
+const encodeBodySections = (message: OutgoingMessage): Uint8Array | undefined => {
+  if (message.amqpValue === undefined && message.amqpSequence === undefined) return undefined
+  const w = new AmqpWriter()
+  if (message.amqpValue !== undefined) section(w, 0x77, () => writeValue(w, message.amqpValue!))
+  else for (const list of message.amqpSequence!) section(w, 0x76, () => (Array.isArray(list) ? writeList(w, list) : codecError("each amqpSequence section must be a list")))
+  return w.result()
 }
 
 /** The bytes a stream stores for a message (its sections, then its body as one data section). */
 export const encodeMessage = (message: OutgoingMessage | Uint8Array | string): Uint8Array => {
-  const { body, head } = toOutbound(message)
-  const w = new AmqpWriter(messageSize(head, body))
-  if (head !== undefined) w.put(head)
-  writeDataSection(w, body)
+  const outbound = toOutbound(message)
+  const w = new AmqpWriter(messageSize(outbound))
+  writeOutbound(w, outbound)
   return w.result()
 }
 
-const dataSectionSize = (body: Uint8Array) => 3 + (body.length <= 255 ? 2 : 5) + body.length
-const messageSize = (head: Uint8Array | undefined, body: Uint8Array) => (head?.length ?? 0) + dataSectionSize(body)
-const writeDataSection = (w: AmqpWriter, body: Uint8Array) => section(w, 0x75, () => writeBinary(w, body))
+const messageSize = (m: OutboundMessage) =>
+  (m.head?.length ?? 0) + (m.bodySections?.length ?? 3 + (m.body.length <= 255 ? 2 : 5) + m.body.length)
+const writeOutbound = (w: AmqpWriter, m: OutboundMessage) => {
+  if (m.head !== undefined) w.put(m.head)
+  if (m.bodySections !== undefined) w.put(m.bodySections)
+  else section(w, 0x75, () => writeBinary(w, m.body))
+}
 
 /** A Deliver frame (without its size prefix) of the stream protocol, decoded: every entry of its chunk. */
 interface Delivery {
@@ -3598,24 +3650,22 @@ const wireEntry = (entry: PublishEntry, filtered: boolean, compression: Compress
   if (messages.length === 1) {
     const m = messages[0]!
     const filter = filtered ? filterBytes(m) : undefined
-    const size = messageSize(m.head, m.body)
+    const size = messageSize(m)
     return {
       size: 8 + (filtered ? 2 + (filter?.length ?? 0) : 0) + 4 + size,
       write: (w: AmqpWriter) => {
         w.u64(publishingId)
         if (filtered) filter === undefined ? w.i16(-1) : (w.i16(filter.length), w.put(filter))
         w.u32(size)
-        if (m.head !== undefined) w.put(m.head)
-        writeDataSection(w, m.body)
+        writeOutbound(w, m)
       }
     }
   }
   if (filtered) codecError("sub-entry batches cannot carry filter values: publish filtered messages one by one")
-  const plain = new AmqpWriter(messages.reduce((n, m) => n + 4 + messageSize(m.head, m.body), 0))
+  const plain = new AmqpWriter(messages.reduce((n, m) => n + 4 + messageSize(m), 0))
   for (const m of messages) {
-    plain.u32(messageSize(m.head, m.body))
-    if (m.head !== undefined) plain.put(m.head)
-    writeDataSection(plain, m.body)
+    plain.u32(messageSize(m))
+    writeOutbound(plain, m)
   }
   const data = compression === "gzip" ? gzipSync(plain.result()) : plain.result()
   return {
@@ -3629,6 +3679,242 @@ const wireEntry = (entry: PublishEntry, filtered: boolean, compression: Compress
       w.put(data)
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages as JSON: the one-key objects of the types JSON lacks
+// ---------------------------------------------------------------------------------------------
+
+const base64 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64")
+/** A bigint as a JSON number when that is exact, else as a string of digits. */
+const jsonInteger = (n: bigint) => (n >= -(2n ** 53n) && n <= 2n ** 53n ? Number(n) : n.toString())
+
+const jsonOfValue = (value: AmqpValue): unknown => {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return value
+  if (typeof value === "number") return Number.isFinite(value) ? value : { double: String(value) }
+  if (typeof value === "bigint") return { long: jsonInteger(value) }
+  if (value instanceof Uint8Array) return { binary: base64(value) }
+  if (value instanceof Date) return { timestamp: value.toISOString() }
+  if (Array.isArray(value)) return value.map(jsonOfValue)
+  const t = value as AmqpTyped
+  switch (t._tag) {
+    case "ulong":
+      return { ulong: jsonInteger(t.value) }
+    case "float":
+    case "double":
+      return { [t._tag]: Number.isFinite(t.value) ? t.value : String(t.value) }
+    case "decimal32":
+    case "decimal64":
+    case "decimal128":
+      return { [t._tag]: Buffer.from(t.value).toString("hex") }
+    case "array":
+      return { array: t.value.map(jsonOfValue) }
+    case "map":
+      return { map: t.value.map(([k, v]) => [jsonOfValue(k), jsonOfValue(v)]) }
+    case "described":
+      return { described: [jsonOfValue(t.descriptor), jsonOfValue(t.value)] }
+    default:
+      return { [t._tag]: t.value }
+  }
+}
+
+const jsonOfMessageId = (id: MessageId): unknown => typeof id === "string" ? id : typeof id === "bigint" ? { ulong: jsonInteger(id) } : jsonOfValue(id)
+
+const jsonOfRecord = (record: Readonly<Record<string, AmqpValue>>) =>
+  Object.fromEntries(Object.entries(record).map(([k, v]) => [k, jsonOfValue(v)]))
+
+const strictText = new TextDecoder("utf-8", { fatal: true })
+
+const jsonOfMessage = (message: StreamMessage): Record<string, unknown> => {
+  let body: { body: string; encoding?: "base64" }
+  try {
+    body = { body: strictText.decode(message.body) }
+  } catch {
+    body = { body: base64(message.body), encoding: "base64" }
+  }
+  const { applicationProperties, header, messageAnnotations, properties } = message
+  const some = (record: object | undefined) => record !== undefined && Object.keys(record).length > 0
+  return {
+    offset: message.offset.toString(),
+    ...body,
+    ...(some(properties)
+      ? {
+        properties: Object.fromEntries(
+          Object.entries(properties!).map(([k, v]) => [
+            k,
+            k === "messageId" || k === "correlationId"
+              ? jsonOfMessageId(v as MessageId)
+              : v instanceof Date
+              ? v.toISOString()
+              : v instanceof Uint8Array
+              ? base64(v)
+              : v
+          ])
+        )
+      }
+      : {}),
+    ...(some(applicationProperties) ? { applicationProperties: jsonOfRecord(applicationProperties!) } : {}),
+    ...(some(messageAnnotations) ? { messageAnnotations: jsonOfRecord(messageAnnotations!) } : {}),
+    ...(some(header) ? { header } : {}),
+    ...(message.amqpValue !== undefined ? { amqpValue: jsonOfValue(message.amqpValue) } : {}),
+    ...(message.amqpSequence !== undefined ? { amqpSequence: message.amqpSequence.map((s) => s.map(jsonOfValue)) } : {})
+  }
+}
+
+// ---- reading JSON back; errors name the field (`applicationProperties.n: ...`) ----
+
+const jsonError = (path: string, message: string): never => codecError(`${path}: ${message}`)
+const isRecord = (json: unknown): json is Record<string, unknown> =>
+  typeof json === "object" && json !== null && !Array.isArray(json)
+const jsonTypeOf = (json: unknown) => json === null ? "null" : Array.isArray(json) ? "an array" : typeof json === "object" ? "an object" : `a ${typeof json}`
+
+const jsonBigint = (json: unknown, path: string): bigint => {
+  if (typeof json === "number" && Number.isSafeInteger(json)) return BigInt(json)
+  if (typeof json === "string" && /^-?[0-9]+$/.test(json)) return BigInt(json)
+  return jsonError(path, `expected an integer (a number, or a string of digits), got ${JSON.stringify(json)}`)
+}
+const jsonNumber = (json: unknown, path: string): number => {
+  if (typeof json === "number") return json
+  if (json === "NaN" || json === "Infinity" || json === "-Infinity") return Number(json)
+  return jsonError(path, `expected a number, got ${JSON.stringify(json)}`)
+}
+const jsonString = (json: unknown, path: string): string =>
+  typeof json === "string" ? json : jsonError(path, `expected a string, got ${jsonTypeOf(json)}`)
+const jsonBase64 = (json: unknown, path: string): Uint8Array => {
+  const text = jsonString(json, path)
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 === 1) jsonError(path, "expected base64")
+  return new Uint8Array(Buffer.from(text, "base64"))
+}
+const jsonDate = (json: unknown, path: string): Date => {
+  const date = new Date(jsonString(json, path))
+  return Number.isNaN(date.getTime()) ? jsonError(path, `expected an ISO date, got ${JSON.stringify(json)}`) : date
+}
+const jsonHex = (json: unknown, path: string, bytes: number): Uint8Array => {
+  const text = jsonString(json, path)
+  return /^[0-9a-fA-F]*$/.test(text) && text.length === bytes * 2
+    ? new Uint8Array(Buffer.from(text, "hex"))
+    : jsonError(path, `expected ${bytes} bytes in hex`)
+}
+
+/** The one-key objects, by key. */
+const TYPED_JSON: Record<string, (json: unknown, path: string) => AmqpValue> = {
+  long: (j, p) => jsonBigint(j, p),
+  ulong: (j, p) => Amqp.ulong(jsonBigint(j, p)),
+  ubyte: (j, p) => Amqp.ubyte(jsonNumber(j, p)),
+  ushort: (j, p) => Amqp.ushort(jsonNumber(j, p)),
+  uint: (j, p) => Amqp.uint(jsonNumber(j, p)),
+  byte: (j, p) => Amqp.byte(jsonNumber(j, p)),
+  short: (j, p) => Amqp.short(jsonNumber(j, p)),
+  float: (j, p) => Amqp.float(jsonNumber(j, p)),
+  double: (j, p) => Amqp.double(jsonNumber(j, p)),
+  char: (j, p) => Amqp.char(jsonString(j, p)),
+  symbol: (j, p) => Amqp.symbol(jsonString(j, p)),
+  uuid: (j, p) => Amqp.uuid(jsonString(j, p)),
+  binary: (j, p) => jsonBase64(j, p),
+  timestamp: (j, p) => jsonDate(j, p),
+  decimal32: (j, p) => ({ _tag: "decimal32", value: jsonHex(j, p, 4) }),
+  decimal64: (j, p) => ({ _tag: "decimal64", value: jsonHex(j, p, 8) }),
+  decimal128: (j, p) => ({ _tag: "decimal128", value: jsonHex(j, p, 16) }),
+  array: (j, p) => Amqp.array(jsonArray(j, p).map((e, i) => valueOfJson(e, `${p}[${i}]`))),
+  map: (j, p) =>
+    Amqp.map(jsonArray(j, p).map((entry, i) => {
+      const pair = jsonArray(entry, `${p}[${i}]`)
+      if (pair.length !== 2) jsonError(`${p}[${i}]`, "expected a [key, value] pair")
+      return [valueOfJson(pair[0], `${p}[${i}][0]`), valueOfJson(pair[1], `${p}[${i}][1]`)] as const
+    })),
+  described: (j, p) => {
+    const pair = jsonArray(j, p)
+    if (pair.length !== 2) jsonError(p, "expected [descriptor, value]")
+    return Amqp.described(valueOfJson(pair[0], `${p}[0]`), valueOfJson(pair[1], `${p}[1]`))
+  }
+}
+const jsonArray = (json: unknown, path: string): ReadonlyArray<unknown> =>
+  Array.isArray(json) ? json : jsonError(path, `expected an array, got ${jsonTypeOf(json)}`)
+
+const valueOfJson = (json: unknown, path: string): AmqpValue => {
+  if (json === null || typeof json === "string" || typeof json === "boolean" || typeof json === "number") return json
+  if (Array.isArray(json)) return json.map((e, i) => valueOfJson(e, `${path}[${i}]`))
+  const keys = Object.keys(json as object)
+  const read = keys.length === 1 ? TYPED_JSON[keys[0]!] : undefined
+  if (read === undefined) {
+    return jsonError(path, `expected a JSON value or an object with one key naming an AMQP type (long, ulong, timestamp, binary, uuid, symbol, ...), got keys ${JSON.stringify(keys)}`)
+  }
+  return read((json as Record<string, unknown>)[keys[0]!], `${path}.${keys[0]}`)
+}
+
+const jsonMessageId = (json: unknown, path: string): MessageId => {
+  if (typeof json === "string") return json
+  const value = valueOfJson(json, path)
+  if (value instanceof Uint8Array || tagged(value, "uuid")) return value
+  if (tagged(value, "ulong")) return value.value as bigint
+  return jsonError(path, "expected a string, {\"ulong\": ...}, {\"uuid\": ...} or {\"binary\": ...}")
+}
+
+const PROPERTY_FIELDS: Record<keyof MessageProperties, (json: unknown, path: string) => unknown> = {
+  messageId: jsonMessageId,
+  userId: jsonBase64,
+  to: jsonString,
+  subject: jsonString,
+  replyTo: jsonString,
+  correlationId: jsonMessageId,
+  contentType: jsonString,
+  contentEncoding: jsonString,
+  absoluteExpiryTime: jsonDate,
+  creationTime: jsonDate,
+  groupId: jsonString,
+  groupSequence: jsonNumber,
+  replyToGroupId: jsonString
+}
+const HEADER_FIELDS: Record<keyof MessageHeader, (json: unknown, path: string) => unknown> = {
+  durable: (j, p) => typeof j === "boolean" ? j : jsonError(p, "expected a boolean"),
+  priority: jsonNumber,
+  ttl: jsonNumber,
+  firstAcquirer: (j, p) => typeof j === "boolean" ? j : jsonError(p, "expected a boolean"),
+  deliveryCount: jsonNumber
+}
+const jsonFields = <A>(json: unknown, path: string, fields: Record<string, (json: unknown, path: string) => unknown>): A => {
+  if (!isRecord(json)) return jsonError(path, `expected an object, got ${jsonTypeOf(json)}`)
+  return Object.fromEntries(Object.entries(json).flatMap(([k, v]) => {
+    const read = fields[k]
+    if (read === undefined) return jsonError(`${path}.${k}`, `unknown field (known: ${Object.keys(fields).join(", ")})`)
+    return v === null ? [] : [[k, read(v, `${path}.${k}`)]]
+  })) as A
+}
+const jsonRecord = (json: unknown, path: string): Record<string, AmqpValue> => {
+  if (!isRecord(json)) return jsonError(path, `expected an object, got ${jsonTypeOf(json)}`)
+  return Object.fromEntries(Object.entries(json).map(([k, v]) => [k, valueOfJson(v, `${path}.${k}`)]))
+}
+
+const MESSAGE_FIELDS = new Set([
+  "offset", "partition", "body", "encoding", "properties", "applicationProperties", "messageAnnotations", "header",
+  "amqpValue", "amqpSequence", "filterValue"
+])
+
+const outgoingOfJson = (json: unknown): OutgoingMessage => {
+  if (!isRecord(json)) return jsonError("the line", `expected a JSON object, got ${jsonTypeOf(json)}`)
+  for (const key of Object.keys(json)) {
+    if (!MESSAGE_FIELDS.has(key)) jsonError(key, `unknown field (known: ${[...MESSAGE_FIELDS].join(", ")})`)
+  }
+  const encoding = json.encoding
+  if (encoding !== undefined && encoding !== "base64" && encoding !== "utf8") jsonError("encoding", "expected \"base64\" or \"utf8\"")
+  const hasBody = json.amqpValue !== undefined || json.amqpSequence !== undefined
+  if (json.body === undefined && !hasBody) jsonError("body", "missing (or give amqpValue or amqpSequence)")
+  const body = json.body === undefined ? "" : encoding === "base64" ? jsonBase64(json.body, "body") : jsonString(json.body, "body")
+  const message: { -readonly [K in keyof OutgoingMessage]: OutgoingMessage[K] } = { body }
+  if (json.properties !== undefined) message.properties = jsonFields(json.properties, "properties", PROPERTY_FIELDS)
+  if (json.applicationProperties !== undefined) message.applicationProperties = jsonRecord(json.applicationProperties, "applicationProperties")
+  if (json.messageAnnotations !== undefined) message.messageAnnotations = jsonRecord(json.messageAnnotations, "messageAnnotations")
+  if (json.header !== undefined) message.header = jsonFields(json.header, "header", HEADER_FIELDS)
+  if (json.amqpValue !== undefined) message.amqpValue = valueOfJson(json.amqpValue, "amqpValue")
+  if (json.amqpSequence !== undefined) {
+    message.amqpSequence = jsonArray(json.amqpSequence, "amqpSequence").map((s, i) =>
+      jsonArray(s, `amqpSequence[${i}]`).map((v, j) => valueOfJson(v, `amqpSequence[${i}][${j}]`))
+    )
+  }
+  if (json.filterValue !== undefined) message.filterValue = jsonString(json.filterValue, "filterValue")
+  // Encoded now, so that a value AMQP cannot carry is refused with the line, not later.
+  toOutbound(message)
+  return message
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3817,11 +4103,80 @@ const clientInternals = {
         }
       })
     }
+    // Frames are split here. A Deliver is decoded by this module (`decodeDeliver`: every AMQP 1.0
+    // type, the offsets of sub-entry batches, and what cannot be read as an UndecodableMessage at its
+    // offset, where the client's decoder throws: a poison message looked like a lost connection, and
+    // resubscribing met it again) and handed to the client's delivery listeners as the client would.
+    // Every other frame goes whole to the client's decoder. Bytes it held back are taken over.
+    const frames = { pending: connection.decoder.lastData ?? Buffer.alloc(0) }
+    connection.decoder.lastData = Buffer.alloc(0)
     connection.received = function(this: TunableConnection, data) {
-      withCheapInspect(() => this.decoder.add(data, (type) => this.getCompression(type)))
+      const buffer = frames.pending.length === 0 ? data : Buffer.concat([frames.pending, data])
+      let at = 0
+      try {
+        while (buffer.length - at >= 4) {
+          const size = buffer.readUInt32BE(at)
+          if (buffer.length - at - 4 < size) break
+          const start = at
+          at += 4 + size
+          if (buffer.readUInt16BE(start + 4) === DELIVER_KEY) {
+            const frame = buffer.subarray(start + 4, at)
+            this.decoder.emitter.emit(frame.readUInt16BE(2) === 2 ? "deliverV2" : "deliverV1", decodeDeliver(frame))
+          } else {
+            const whole = buffer.subarray(start, at)
+            withCheapInspect(() => this.decoder.add(whole, (type) => this.getCompression(type)))
+          }
+        }
+      } catch (error) {
+        throw error instanceof Error ? fromTunedClient(error) : error
+      } finally {
+        frames.pending = buffer.subarray(at)
+      }
+    }
+  },
+  /**
+   * Grants a consumer credits: subscriptions are made with none (`orderedPrefetch(depth, { initial: 0 })`),
+   * so that no chunk arrives before `tune` has taken over its connection's decoding.
+   */
+  grantCredit: (consumer: unknown, credit: number): Promise<void> => {
+    const connection = clientInternals.connectionOf(consumer, "connection") as Partial<TunableConnection> | undefined
+    const id = (consumer as { consumerId?: unknown } | undefined)?.consumerId
+    if (typeof connection?.send !== "function" || typeof id !== "number") {
+      return Promise.reject(new Error(`rabbitmq-stream-js-client ${CLIENT_VERSION}: cannot grant credit (written for ${CLIENT_VERSION_WRITTEN_FOR})`))
+    }
+    const frame = Buffer.alloc(11)
+    frame.writeUInt32BE(7, 0)
+    frame.writeUInt16BE(CREDIT_KEY, 4)
+    frame.writeUInt16BE(1, 6)
+    frame.writeUInt8(id, 8)
+    frame.writeUInt16BE(credit, 9)
+    return connection.send.call(connection, { key: CREDIT_KEY, toBuffer: () => frame })
+  },
+  /** Writes frames on a publisher's connection (the client's `send` checks that the socket is open). */
+  writeFrames: (publisher: unknown, frames: ReadonlyArray<Uint8Array>): Promise<unknown> => {
+    const connection = clientInternals.connectionOf(publisher, "connection") as Partial<TunableConnection> | undefined
+    if (typeof connection?.send !== "function") {
+      return Promise.reject(new Error(`rabbitmq-stream-js-client ${CLIENT_VERSION}: cannot write frames (written for ${CLIENT_VERSION_WRITTEN_FOR})`))
+    }
+    const send = connection.send
+    return Promise.all(frames.map((frame) => send.call(connection, { key: PUBLISH_KEY, toBuffer: () => frame })))
+  },
+  /** The largest frame the publisher's connection may send (negotiated at connect), and whether it filters. */
+  limits: (publisher: unknown): { readonly frameMax: number; readonly filtering: boolean } => {
+    const connection = clientInternals.connectionOf(publisher, "connection") as
+      | { readonly maxFrameSize?: unknown; readonly isFilteringEnabled?: unknown }
+      | undefined
+    const frameMax = Number(connection?.maxFrameSize)
+    return {
+      frameMax: Number.isSafeInteger(frameMax) && frameMax > 0 ? frameMax : 1_048_576,
+      filtering: connection?.isFilteringEnabled === true
     }
   }
 }
+
+const PUBLISH_KEY = 0x0002
+const DELIVER_KEY = 0x0008
+const CREDIT_KEY = 0x0009
 
 interface LocatorConnection {
   storeOffset(params: { stream: string; reference: string; offsetValue: bigint }): Promise<unknown>
@@ -3834,11 +4189,15 @@ interface TunableConnection {
     setNoDelay?: (noDelay: boolean) => unknown
     write(data: Uint8Array, callback: (err?: Error | null) => void): unknown
   }
-  decoder: { add(data: Uint8Array, getCompression: (type: unknown) => unknown): void }
+  decoder: {
+    add(data: Uint8Array, getCompression: (type: unknown) => unknown): void
+    lastData?: Buffer
+    readonly emitter: { emit(event: string, value: unknown): boolean }
+  }
   getCompression(type: unknown): unknown
   getBufferSizeParams(): unknown
-  send(cmd: { toBuffer(params: unknown): Uint8Array }): Promise<void>
-  received(data: Uint8Array): void
+  send(cmd: { readonly key: number; toBuffer(params: unknown): Uint8Array }): Promise<void>
+  received(data: Buffer): void
 }
 const tuned = new WeakSet<object>()
 const consumerUpdateRoutes = new WeakMap<object, Map<number, (active: boolean) => void>>()
@@ -3853,6 +4212,7 @@ const isTunable = (connection: unknown): connection is TunableConnection => {
   return typeof c === "object" && c !== null && typeof c.send === "function" && typeof c.received === "function" &&
     typeof c.getBufferSizeParams === "function" && typeof c.getCompression === "function" &&
     typeof (c.decoder as { add?: unknown } | undefined)?.add === "function" &&
+    typeof (c.decoder as { emitter?: { emit?: unknown } } | undefined)?.emitter?.emit === "function" &&
     typeof (c.socket as { write?: unknown } | undefined)?.write === "function"
 }
 
@@ -3890,13 +4250,18 @@ const CLIENT_VERSION: string = (() => {
  */
 const orderedPrefetch = (
   depth: number,
-  consumer: { readonly onChunkEnd: () => void; readonly isOpen: () => boolean } = { onChunkEnd: () => {}, isOpen: () => true }
+  consumer: {
+    readonly onChunkEnd: () => void
+    readonly isOpen: () => boolean
+    /** Credits granted with the subscription (default `depth`); 0: granted later (`clientInternals.grantCredit`). */
+    readonly initial?: number | undefined
+  } = { onChunkEnd: () => {}, isOpen: () => true }
 ): CreditPolicy => {
   if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR) return undefined as unknown as CreditPolicy // the client's default
   let previous: Promise<void> = Promise.resolve()
   const handled: Array<() => void> = []
   return {
-    onSubscription: () => depth,
+    onSubscription: () => consumer.initial ?? depth,
     onChunkReceived: () => {
       const before = previous
       previous = new Promise<void>((resolve) => handled.push(resolve))
@@ -4251,6 +4616,9 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
     yield* connection.requireStream(options.stream)
     const buffer = new DeliveryBuffer(options.bufferSize ?? 1024)
     yield* Effect.addFinalizer(() => Effect.sync(() => buffer.end()))
+    // The ordered prefetch subscribes without credit and grants it once this module decodes the
+    // connection's deliveries (see `tune`); the client's default policy grants its own.
+    const prefetched = CLIENT_VERSION === CLIENT_VERSION_WRITTEN_FOR
     const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
     const sac = options.singleActive
     // The client calls the update listener on activation and on step-down alike without saying
@@ -4265,7 +4633,14 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
           {
             stream: options.stream,
             offset: toClientOffset(options.start),
-            creditPolicy: orderedPrefetch(PREFETCH_CHUNKS, { onChunkEnd: () => buffer.chunkEnd(), isOpen: () => buffer.isOpen }),
+            creditPolicy: orderedPrefetch(PREFETCH_CHUNKS, {
+              onChunkEnd: () => buffer.chunkEnd(),
+              isOpen: () => buffer.isOpen,
+              initial: prefetched ? 0 : undefined
+            }),
+            ...(options.filter === undefined
+              ? {}
+              : { filter: { values: [...options.filter.values], matchUnfiltered: options.filter.matchUnfiltered, postFilterFunc: () => true } }),
             ...(sac
               ? {
                 consumerRef: sac.name,
@@ -4296,7 +4671,7 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
           },
           // The client awaits this handler before it grants more credit: while the buffer is full
           // the returned promise waits, and so does the broker. It never throws into the client.
-          (message: Message) => buffer.push(toStreamMessage(message)),
+          (message: Message) => buffer.push(isClientMessage(message) ? fromClientMessage(message) : message),
           // Only `superStream` of this argument is read (its type is a class the client does not export).
           sac?.superStream === undefined ? undefined : ({ superStream: sac.superStream } as never)
         ),
@@ -4304,6 +4679,8 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
       onLost: (e) => buffer.fail(e)
     })
     clientInternals.tune(clientInternals.connectionOf(consumer, "connection"), { noDelay: true })
+    // A write on a dead socket fails or never settles: the connection's own listeners report it.
+    if (prefetched) clientInternals.grantCredit(consumer, PREFETCH_CHUNKS).catch(() => undefined)
     if (sac) {
       yield* clientInternals.watchConsumerUpdates(consumer, (active) => void turn.told.push(active))
     }
@@ -4553,10 +4930,14 @@ const streamArguments = (retention: Retention) => ({
 const toBuffer = (body: Uint8Array): Buffer =>
   Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
 
-const toStreamMessage = (message: Message): StreamMessage => ({
+/** The client decoded this delivery itself (its own decoding: another client version, see `tune`). */
+const isClientMessage = (message: Message | StreamMessage): message is Message => "content" in message
+
+const fromClientMessage = (message: Message): StreamMessage => ({
   offset: message.offset ?? -1n,
   body: message.content,
-  applicationProperties: message.applicationProperties
+  applicationProperties: message.applicationProperties as Record<string, AmqpValue> | undefined,
+  messageAnnotations: message.messageAnnotations as Record<string, AmqpValue> | undefined
 })
 
 const toClientOffset = StartPosition.$match({

@@ -5,7 +5,6 @@
  * summary printed, exit 0.
  */
 import { Console, Data, Effect, Layer, Option } from "effect"
-import { Buffer } from "node:buffer"
 import {
   brokerLayer,
   command,
@@ -27,6 +26,7 @@ import {
 import {
   bodyText,
   type ConsumeError,
+  messageToJson,
   type OffsetStore,
   type PartitionMessage,
   type StreamBroker,
@@ -112,25 +112,13 @@ class StoreNotConfirmed extends Data.TaggedError("StoreNotConfirmed")<{ readonly
 const toTextLine = (message: StreamMessage) =>
   `${"partition" in message ? `${(message as PartitionMessage).partition}\t` : ""}${message.offset}\t${bodyText(message)}`
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
-/** One message as one JSON line; nothing is lost: offsets as strings, bodies that are not UTF-8 in base64. */
-const toJsonLine = (message: StreamMessage) => {
-  let body: { body: string; encoding?: "base64" }
-  try {
-    body = { body: strictUtf8.decode(message.body) }
-  } catch {
-    body = { body: Buffer.from(message.body).toString("base64"), encoding: "base64" }
-  }
-  return JSON.stringify({
-    ...("partition" in message ? { partition: (message as PartitionMessage).partition } : {}),
-    offset: message.offset.toString(),
-    ...body,
-    ...(message.applicationProperties && Object.keys(message.applicationProperties).length > 0
-      ? { applicationProperties: message.applicationProperties }
-      : {})
-  })
-}
-
+/** One message as one JSON line (`messageToJson`: nothing lost), its partition first on a super stream. */
+const toJsonLine = (message: StreamMessage) =>
+  JSON.stringify(
+    "partition" in message
+      ? { partition: (message as PartitionMessage).partition, ...messageToJson(message) }
+      : messageToJson(message)
+  )
 
 const parseStart = (value: string): Effect.Effect<StartPosition, UsageError> => {
   if (value === "first") return Effect.succeed(StartPosition.First())
