@@ -67,7 +67,7 @@ if (mode === "raw") {
     let seen = 0
     const bounded = Stream.takeUntil(messages, () => ++seen >= n)
     if (mode === "select") {
-      yield* Stream.runDrain(selectUntilStop(bounded, () => undefined))
+      yield* Stream.runDrain(selectUntilStop(bounded, { stream, test: () => undefined }))
     } else if (mode === "tap") {
       let k = 0
       yield* Stream.runDrain(Stream.tap(Stream.chunks(bounded), (c) => Effect.sync(() => void (k += c.length))))

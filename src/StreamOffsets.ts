@@ -283,6 +283,11 @@ export interface Retention {
    * existing stream: the broker does not hold it against a later declaration.
    */
   readonly initialClusterSize?: number | undefined
+  /**
+   * `stream-filter-size-bytes` (16 to 255): the size of each chunk's Bloom filter for stream
+   * filtering; larger means fewer chunks delivered for nothing. Default the broker's (16).
+   */
+  readonly filterSizeBytes?: number | undefined
 }
 
 export const DEFAULT_RETENTION: Retention = { maxLengthBytes: 2_000_000_000 }
@@ -553,6 +558,21 @@ export class SuperStreamMismatch extends SuperStreamMismatchBase {
   }
 }
 
+/**
+ * A message that cannot be decoded ended the consumer (`onDecodeError: "fail"`, the default): the
+ * messages before it were processed and their offset stored.
+ */
+const MessageDecodeErrorBase: TaggedErrorClass<"MessageDecodeError", {
+  readonly stream: string
+  readonly offset: bigint
+  readonly reason: string
+}> = Data.TaggedError("MessageDecodeError")
+export class MessageDecodeError extends MessageDecodeErrorBase {
+  override get message(): string {
+    return `the message at offset ${this.offset} of stream "${this.stream}" cannot be decoded (${this.reason}); the consumer stopped before it (onDecodeError "skip" moves past such messages)`
+  }
+}
+
 /** What the broker can answer with: every workflow may fail with these. */
 export type StreamError =
   | BrokerError
@@ -576,7 +596,7 @@ export type SendError =
   | ConnectionLost
 
 /** How `consume` and `receive` can fail (besides what `onMessage` fails with). */
-export type ConsumeError = StreamError | OffsetStoreError | InvalidArgument
+export type ConsumeError = StreamError | OffsetStoreError | InvalidArgument | MessageDecodeError
 
 const STREAM_NAME = /^[^\s]{1,255}$/
 /** A stream name the broker takes: 1 to 255 characters, no white space, not starting with "amq.". */
@@ -637,6 +657,10 @@ export const validateRetention = (retention: Retention): Effect.Effect<void, Inv
     ["initial-cluster-size", retention.initialClusterSize]
   ] as const) {
     if (!positive(value)) return Effect.fail(new InvalidArgument({ message: `${name} must be a positive integer, got ${value}` }))
+  }
+  const filterSize = retention.filterSizeBytes
+  if (filterSize !== undefined && !(Number.isInteger(filterSize) && filterSize >= 16 && filterSize <= 255)) {
+    return Effect.fail(new InvalidArgument({ message: `stream-filter-size-bytes must be an integer from 16 to 255, got ${filterSize}` }))
   }
   return Effect.void
 }
@@ -797,20 +821,24 @@ export interface Publisher {
    */
   readonly lastPublishingId: bigint
   /**
-   * Queues messages, in order; confirmation comes later, on `confirmations`. A named publisher
-   * gives their publishing ids, consecutive from `firstPublishingId`: the broker drops (and
-   * confirms) a message whose id is not above the last one it has for that name.
+   * Sends entries, in order, each under its publishing id (increasing); confirmation comes later, on
+   * `confirmations`, by publishing id. An entry of several messages is a sub-entry batch. A named
+   * publisher's broker drops (and confirms) an entry whose id is not above the last one it has for
+   * that name. Fails with InvalidArgument for what the broker cannot take (a message larger than a
+   * frame, a filter value on a broker without filtering).
    */
-  readonly publish: (
-    bodies: ReadonlyArray<Uint8Array>,
-    firstPublishingId?: bigint
-  ) => Effect.Effect<void, BrokerError | ConnectionLost>
-  /** Sends whatever the client still batches. */
-  readonly flush: Effect.Effect<void, BrokerError>
+  readonly publish: (entries: ReadonlyArray<PublishEntry>) => Effect.Effect<void, BrokerError | ConnectionLost | InvalidArgument>
   /** Every confirm and rejection for this publisher, and only this publisher. */
   readonly confirmations: Queue.Dequeue<Confirmation>
   /** Fails when the publisher's connection is lost (its sends may then never settle). */
   readonly lost: Effect.Effect<never, ConnectionLost>
+}
+
+export interface PublisherOptions {
+  /** A producer name: the broker deduplicates its entries by publishing id. */
+  readonly name?: string | undefined
+  /** How sub-entry batches (entries of several messages) are compressed. Default "none". */
+  readonly compression?: Compression | undefined
 }
 
 export interface SubscribeOptions {
@@ -872,7 +900,7 @@ export interface StreamBrokerShape {
   /** A publisher; with `name`, the broker deduplicates its messages by publishing id. */
   readonly publisher: (
     stream: string,
-    options?: { readonly name?: string | undefined }
+    options?: PublisherOptions
   ) => Effect.Effect<Publisher, BrokerError | StreamNotFound, Scope.Scope>
   /**
    * Subscribes; deliveries come as a backpressured stream, and closing the scope unsubscribes. Like
@@ -933,19 +961,37 @@ export interface MemoryBrokerOptions {
   readonly dropConfirm?: ((body: Uint8Array, publishingId: bigint) => boolean) | undefined
   /** The retry policy, as {@link ConnectionConfig.retry}. Default {@link retryFor}(2 minutes). */
   readonly retry?: Schedule.Schedule<unknown, StreamError> | undefined
+  /**
+   * Stream filtering, as RabbitMQ 3.13+ has it (a Bloom filter per chunk, `filterSizeBytes` of the
+   * stream's retention, 16 by default). False: a broker without it (publishing filter values and
+   * filtered subscriptions fail). Default true.
+   */
+  readonly filtering?: boolean | undefined
 }
 
-/** One entry of an in-memory stream's log: a message or an offset-tracking record. */
+/** One entry of an in-memory stream's log: a message (its bytes as stored) or an offset-tracking record. */
 export type MemoryEntry =
-  | { readonly _tag: "Message"; readonly offset: bigint; readonly body: Uint8Array; readonly timestamp: number }
+  | {
+    readonly _tag: "Message"
+    readonly offset: bigint
+    /** The message as the stream stores it: AMQP 1.0, or whatever `MemoryBroker.append` wrote. */
+    readonly data: Uint8Array
+    readonly filterValue: string | undefined
+    readonly timestamp: number
+  }
   | { readonly _tag: "Tracking"; readonly offset: bigint; readonly reference: string; readonly value: bigint; readonly timestamp: number }
 
 /** Looks inside the in-memory broker from tests. */
 export interface MemoryBrokerShape {
   /** The whole log of a stream, tracking entries included (empty when the stream does not exist). */
   readonly entries: (stream: string) => Effect.Effect<ReadonlyArray<MemoryEntry>>
-  /** The messages of a stream, in offset order. */
+  /** The messages of a stream, in offset order, decoded as consumers see them. */
   readonly messages: (stream: string) => Effect.Effect<ReadonlyArray<StreamMessage>>
+  /**
+   * Appends entries as they are, in one chunk, as another client could have written them (bytes
+   * that are not AMQP 1.0 included): for testing what a consumer makes of them.
+   */
+  readonly append: (stream: string, data: ReadonlyArray<Uint8Array>) => Effect.Effect<void, StreamNotFound>
   /** The arguments a stream was declared with. */
   readonly retention: (stream: string) => Effect.Effect<Option.Option<Retention>>
   /** Drops the connection under every open publisher and subscription: they fail with ConnectionLost. */
@@ -1022,8 +1068,13 @@ export class OffsetStore extends OffsetStoreTag {
 
 export interface SendOptions {
   readonly stream: string
-  /** The bodies to publish, in order. Default {@link tutorialMessages}(100). */
-  readonly messages?: Iterable<Uint8Array | string> | AsyncIterable<Uint8Array | string> | undefined
+  /**
+   * The messages to publish, in order: bodies (bytes, or text as UTF-8) or {@link OutgoingMessage}s
+   * with properties, application properties, annotations and filter values. Each is checked as it is
+   * read; one AMQP cannot carry fails the send (InvalidArgument) before it is sent. Default
+   * {@link tutorialMessages}(100).
+   */
+  readonly messages?: Iterable<Sendable> | AsyncIterable<Sendable> | undefined
   readonly retention?: Retention | undefined
   /** How long to wait, after the last send, for the remaining confirms. Default 10 s. */
   readonly confirmTimeout?: Duration.DurationInput | undefined
@@ -1037,7 +1088,18 @@ export interface SendOptions {
    * lost connection: it reconnects, and what the broker did not confirm is sent again.
    */
   readonly producerName?: string | undefined
+  /**
+   * Sub-entry batching: this many messages (up to 65,535) share one entry of the stream, and one
+   * publishing id (that of the last; a named producer then deduplicates whole batches). Consumers
+   * read them as usual. Not with filter values. Default 1: no batching.
+   */
+  readonly subEntrySize?: number | undefined
+  /** How sub-entry batches are compressed. Default "none". */
+  readonly compression?: Compression | undefined
 }
+
+/** What `send` publishes: a body (bytes, or text as UTF-8) or a whole message. */
+export type Sendable = Uint8Array | string | OutgoingMessage
 
 export interface SendSummary {
   readonly stream: string
@@ -1058,7 +1120,7 @@ export const send: (options: SendOptions) => Effect.Effect<SendSummary, SendErro
   const broker = yield* StreamBroker
   const retention = options.retention ?? DEFAULT_RETENTION
   yield* validateStreamName(options.stream)
-  if (options.producerName !== undefined) yield* validateName("producer name", options.producerName)
+  yield* validateSendTuning(options)
   yield* validateRetention(retention)
   yield* broker.declareStream(options.stream, retention)
   return yield* publishStream(broker, options.stream, options.messages ?? tutorialMessages(100), options)
@@ -1095,7 +1157,7 @@ export const sendToSuperStream: (
     const { superStream } = options
     const retention = options.retention ?? DEFAULT_RETENTION
     const bindingKeys = yield* validateSuperStream(superStream, options)
-    if (options.producerName !== undefined) yield* validateName("producer name", options.producerName)
+    yield* validateSendTuning(options)
     yield* validateRetention(retention)
     yield* broker.declareSuperStream(superStream, bindingKeys, retention)
     const partitions = yield* broker.partitions(superStream)
@@ -1145,6 +1207,36 @@ export interface ConsumeOptions {
    * delivered.
    */
   readonly bufferSize?: number | undefined
+  /**
+   * A message that cannot be decoded (an {@link UndecodableMessage}: not AMQP 1.0, or compressed
+   * with a codec this module lacks): `"fail"` (the default) ends the consumer with a
+   * {@link MessageDecodeError} naming the stream and offset, after the messages before it are
+   * processed and stored; `"skip"` logs it once, moves past it (stored offsets too) and goes on.
+   */
+  readonly onDecodeError?: "fail" | "skip" | undefined
+  /** Stream filtering (RabbitMQ 3.13+): see {@link ConsumeFilter}. Not with `stop.untilEnd`. */
+  readonly filter?: ConsumeFilter | undefined
+}
+
+/**
+ * Stream filtering: the consumer wants only messages whose filter value
+ * ({@link OutgoingMessage.filterValue}) is one of `values`. The broker skips the chunks that hold
+ * none (by a Bloom filter per chunk, which can say yes wrongly, never no wrongly); of the chunks it
+ * delivers, the consumer keeps the messages `postFilter` accepts. Stored offsets move past what was
+ * filtered out, so a restart does not read it again.
+ */
+export interface ConsumeFilter {
+  /** At least one; each a non-empty string. */
+  readonly values: ReadonlyArray<string>
+  /** Also the messages published without a filter value. Default false. */
+  readonly matchUnfiltered?: boolean | undefined
+  /**
+   * Which delivered messages to keep. Default: those whose `x-stream-filter-value` annotation (where
+   * {@link OutgoingMessage.filterValue} and RabbitMQ's AMQP 1.0 publishing write it) is one of
+   * `values`, and with `matchUnfiltered` those without it. A client that keeps the filter value
+   * elsewhere in its messages (an application property, say) needs its own.
+   */
+  readonly postFilter?: ((message: StreamMessage) => boolean) | undefined
 }
 
 export interface ReceiveOptions<E = never, R = never> extends ConsumeOptions {
@@ -1226,9 +1318,12 @@ const consumeFrom = (
     const selections = options.stop?.signal === undefined
       ? consumer.selections
       : Stream.interruptWhen(consumer.selections, options.stop.signal)
-    return Stream.mapConcatChunk(selections, ({ firstIndex, messages }) =>
-      Chunk.map(turn === undefined ? messages : turn.admit(messages), (message, i): ConsumedMessage =>
-        new Consumed(message, firstIndex + i, commit)))
+    return Stream.mapConcatChunk(selections, (selected) => {
+      const { firstIndex, messages, through } = turn === undefined ? selected : admitted(turn, selected)
+      // What was dropped after these messages is passed once they are committed.
+      consumer.tracker.passed(through, firstIndex + Chunk.size(messages))
+      return Chunk.map(messages, (message, i): ConsumedMessage => new Consumed(message, firstIndex + i, commit))
+    })
   })).pipe(Stream.withSpan("StreamOffsets.consume"))
 
 export interface SuperStreamConsumeOptions extends Omit<ConsumeOptions, "stream"> {
@@ -1433,22 +1528,26 @@ export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stre
 const publishStream = (
   broker: StreamBrokerShape,
   stream: string,
-  messages: Iterable<Uint8Array | string | RoomWait> | AsyncIterable<Uint8Array | string>,
-  options: Pick<SendOptions, "producerName" | "maxInFlight" | "confirmTimeout">
+  messages: Iterable<Sendable | RoomWait> | AsyncIterable<Sendable>,
+  options: SendTuning
 ): Effect.Effect<SendSummary, SendError> =>
   Effect.gen(function*() {
     const { producerName } = options
     const named = producerName !== undefined
     const maxInFlight = Math.max(1, options.maxInFlight ?? 50_000)
     const confirmTimeout = Duration.decode(options.confirmTimeout ?? DEFAULT_TIMEOUT)
-    const confirms = yield* makeConfirmTracker({ stream, named, maxInFlight, confirmTimeout })
+    const confirms = yield* makeConfirmTracker({ stream, maxInFlight, confirmTimeout })
     // The messages, and where we are in them, outlive a lost connection.
-    const source = makeMessageSource(messages, { named, batchSize: Math.min(5000, Math.ceil(maxInFlight / 2)) })
+    const source = makeMessageSource(messages, {
+      named,
+      batchSize: Math.min(5000, Math.ceil(maxInFlight / 2)),
+      subEntrySize: options.subEntrySize ?? 1
+    })
     // A lost connection ends a session wherever it waits (sends on a dead socket never settle). A
     // named producer then starts another one on a new publisher (the broker drops what it has); an
     // unnamed one cannot tell what the broker has, and fails.
     const session = Effect.scoped(Effect.gen(function*() {
-      const publisher = yield* broker.publisher(stream, { name: producerName })
+      const publisher = yield* broker.publisher(stream, { name: producerName, compression: options.compression })
       yield* Effect.raceFirst(publishAll(publisher, confirms, source), publisher.lost)
     }))
     yield* recovering(broker.retry, session, {
@@ -1459,6 +1558,29 @@ const publishStream = (
     })
     yield* Metric.incrementBy(messagesSent, confirms.sent())
     return { stream, sent: confirms.sent(), confirmed: confirms.confirmed(), skipped: source.skipped() }
+  })
+
+/** The options of `send` that shape publishing (shared with `sendToSuperStream`). */
+type SendTuning = Pick<SendOptions, "producerName" | "maxInFlight" | "confirmTimeout" | "subEntrySize" | "compression">
+
+/** The publishing options, checked before anything is declared or sent. */
+const validateSendTuning = (options: SendTuning): Effect.Effect<void, InvalidArgument> =>
+  Effect.gen(function*() {
+    const invalid = (message: string) => Effect.fail(new InvalidArgument({ message }))
+    if (options.producerName !== undefined) yield* validateName("producer name", options.producerName)
+    const { compression, maxInFlight, subEntrySize } = options
+    if (maxInFlight !== undefined && !(Number.isSafeInteger(maxInFlight) && maxInFlight > 0)) {
+      return yield* invalid(`maxInFlight must be a positive integer, got ${maxInFlight}`)
+    }
+    if (subEntrySize !== undefined && !(Number.isInteger(subEntrySize) && subEntrySize >= 1 && subEntrySize <= 65_535)) {
+      return yield* invalid(`subEntrySize must be an integer from 1 to 65535, got ${subEntrySize}`)
+    }
+    if (compression !== undefined && compression !== "none" && compression !== "gzip") {
+      return yield* invalid(`compression must be "none" or "gzip", got ${JSON.stringify(compression)}`)
+    }
+    if (compression === "gzip" && (subEntrySize ?? 1) === 1) {
+      return yield* invalid("compression applies to sub-entry batches: give subEntrySize > 1 with it")
+    }
   })
 
 /**
@@ -1515,13 +1637,13 @@ const makeRoute = (
  * @internal exported for its unit tests
  */
 export const splitByPartition = (
-  messages: Iterable<Uint8Array | string> | AsyncIterable<Uint8Array | string>,
+  messages: Iterable<Sendable> | AsyncIterable<Sendable>,
   partitions: number,
   route: PartitionRoute,
   limit = SPLIT_QUEUE_LIMIT
-): ReadonlyArray<Iterable<Uint8Array | RoomWait> | AsyncIterable<Uint8Array>> => {
+): ReadonlyArray<Iterable<Sendable | RoomWait> | AsyncIterable<Sendable>> => {
   const { full, place, queues, roomWait, take } = partitionQueues(partitions, limit)
-  const bytes = (value: Uint8Array | string) => typeof value === "string" ? Buffer.from(value, "utf8") : value
+  const partitionOf = (message: Sendable) => route.partitionOf(bodyBytes(message))
   if (Symbol.iterator in messages && route.synchronous) {
     const source = messages[Symbol.iterator]()
     const state = { done: false }
@@ -1535,10 +1657,7 @@ export const splitByPartition = (
             }
             const item = source.next()
             if (item.done) state.done = true
-            else {
-              const body = bytes(item.value)
-              place(body, route.partitionOf(body) as number)
-            }
+            else place(item.value, partitionOf(item.value) as number)
           }
           if (queue.isEmpty()) return
           yield take(queue)
@@ -1548,8 +1667,8 @@ export const splitByPartition = (
   }
   const source = Symbol.asyncIterator in messages
     ? messages[Symbol.asyncIterator]()
-    : (messages as Iterable<Uint8Array | string>)[Symbol.iterator]()
-  const state = { done: false, reading: undefined as Promise<void> | undefined, unrouted: undefined as Uint8Array | undefined }
+    : (messages as Iterable<Sendable>)[Symbol.iterator]()
+  const state = { done: false, reading: undefined as Promise<void> | undefined, unrouted: undefined as Sendable | undefined }
   // One read at a time, whichever partition asks; the others wait for it and look again. A message
   // whose routing failed (the broker away) is routed again by the next read, not dropped.
   const readOne = async () => {
@@ -1557,17 +1676,17 @@ export const splitByPartition = (
     if (state.unrouted === undefined) {
       const item = await source.next()
       if (item.done) return void (state.done = true)
-      state.unrouted = bytes(item.value)
+      state.unrouted = item.value
     }
-    const body = state.unrouted
-    place(body, await route.partitionOf(body))
+    const message = state.unrouted
+    place(message, await partitionOf(message))
     state.unrouted = undefined
   }
   // Iterators by hand, not generators: a `next` that failed (routing with the broker away) can be
   // called again, and goes on where it was (a generator that threw is done for good).
   return queues.map((queue) => ({
     [Symbol.asyncIterator]: () => ({
-      next: async (): Promise<IteratorResult<Uint8Array>> => {
+      next: async (): Promise<IteratorResult<Sendable>> => {
         while (queue.isEmpty() && !state.done) {
           await (state.reading ??= readOne().finally(() => (state.reading = undefined)))
         }
@@ -1583,16 +1702,16 @@ export const splitByPartition = (
  * rather than read on.
  */
 const partitionQueues = (partitions: number, limit: number) => {
-  const queues = Array.from({ length: partitions }, () => new Fifo<Uint8Array>())
+  const queues = Array.from({ length: partitions }, () => new Fifo<Sendable>())
   const room = { waiting: undefined as { readonly promise: Promise<void>; readonly resolve: () => void } | undefined }
   const full = () => queues.some((queue) => queue.size() >= limit)
   return {
     queues,
     full,
     /** A marker (partition -1) goes to every partition. */
-    place: (body: Uint8Array, partition: number) => {
-      if (partition < 0) for (const queue of queues) queue.push(body)
-      else queues[partition]!.push(body)
+    place: (message: Sendable, partition: number) => {
+      if (partition < 0) for (const queue of queues) queue.push(message)
+      else queues[partition]!.push(message)
     },
     roomWait: () => {
       if (room.waiting === undefined) {
@@ -1602,7 +1721,7 @@ const partitionQueues = (partitions: number, limit: number) => {
       }
       return room.waiting.promise
     },
-    take: (queue: Fifo<Uint8Array>) => {
+    take: (queue: Fifo<Sendable>) => {
       const body = queue.shift()
       if (queue.size() < limit && room.waiting !== undefined && !full()) {
         room.waiting.resolve()
@@ -1611,6 +1730,12 @@ const partitionQueues = (partitions: number, limit: number) => {
       return body
     }
   }
+}
+
+/** The body of a message to send, as bytes (what routing hashes, and what the marker is). */
+const bodyBytes = (message: Sendable): Uint8Array => {
+  const body = typeof message === "string" || message instanceof Uint8Array ? message : message.body
+  return typeof body === "string" ? utf8Encoder.encode(body) : body instanceof Uint8Array ? body : EMPTY
 }
 
 /** Messages one partition's queue holds at most while another partition's reads wait for it. */
@@ -1644,17 +1769,18 @@ class Fifo<A> {
   }
 }
 
-/** A batch of bodies to publish; a named producer's carry consecutive publishing ids from `firstId`. @internal */
+/** Messages read to publish, as entries (one publishing id each); `size` counts messages. @internal */
 export interface Batch {
-  readonly bodies: ReadonlyArray<Uint8Array>
-  readonly firstId: bigint | undefined
+  readonly entries: ReadonlyArray<PublishEntry>
+  readonly size: number
 }
 
 /** The messages to send, read a batch at a time; a batch stays pending until it is published. */
 interface MessageSource {
   /**
-   * The pending batch, else the next one (empty at the end): a named producer skips ids up to
-   * `skipUpTo`. Fails when the messages cannot be read, or cannot be routed (a super stream).
+   * The pending batch, else the next one (empty at the end): a named producer skips positions up
+   * to `skipUpTo`. Fails when the messages cannot be read or encoded, or cannot be routed (a super
+   * stream).
    */
   readonly next: (skipUpTo: bigint) => Effect.Effect<Batch, InvalidArgument | BrokerError | SuperStreamNotFound>
   /** The pending batch was published: the next call reads on. */
@@ -1663,73 +1789,93 @@ interface MessageSource {
   readonly skipped: () => number
 }
 
+/**
+ * Reads the messages: each is encoded as it is read (a message AMQP cannot carry fails here, named
+ * by its position) and numbered from 1; an entry of `subEntrySize` messages takes the number of its
+ * last one as its publishing id, so that a named producer run again skips by position.
+ */
 const makeMessageSource = (
-  messages: Iterable<Uint8Array | string | RoomWait> | AsyncIterable<Uint8Array | string>,
-  options: { readonly named: boolean; readonly batchSize: number }
+  messages: Iterable<Sendable | RoomWait> | AsyncIterable<Sendable>,
+  options: { readonly named: boolean; readonly batchSize: number; readonly subEntrySize: number }
 ): MessageSource => {
   // A plain loop over an iterable (the common, fast case); an async one (a file, stdin) is awaited
   // message by message, interruptibly.
   const sync = Symbol.iterator in messages ? messages[Symbol.iterator]() : undefined
-  const async = sync === undefined ? (messages as AsyncIterable<Uint8Array | string>)[Symbol.asyncIterator]() : undefined
+  const async = sync === undefined ? (messages as AsyncIterable<Sendable>)[Symbol.asyncIterator]() : undefined
   // The batch being read and a read under way outlive an interrupted session (a lost connection):
   // the next session goes on with them, so no message read is dropped.
   const state = {
     position: 0n,
     skipped: 0,
     done: false,
-    building: { bodies: [] as Array<Uint8Array>, firstId: undefined as bigint | undefined },
-    reading: undefined as Promise<IteratorResult<Uint8Array | string>> | undefined,
+    building: [] as Array<OutboundMessage>,
+    buildingFrom: 1n,
+    reading: undefined as Promise<IteratorResult<Sendable>> | undefined,
     pending: undefined as Batch | undefined
   }
-  const readAsync = Effect.tryPromise({
-    try: () => (state.reading ??= async!.next()),
-    catch: (error) =>
-      error instanceof BrokerError || error instanceof SuperStreamNotFound
-        ? error
-        : new InvalidArgument({ message: `could not read the messages to send: ${errorText(error)}` })
-  }).pipe(
+  const unreadable = (error: unknown) =>
+    error instanceof BrokerError || error instanceof SuperStreamNotFound || error instanceof InvalidArgument
+      ? error
+      : new InvalidArgument({ message: `could not read the messages to send: ${errorText(error)}` })
+  const readSync = Effect.try({ try: () => sync!.next(), catch: unreadable })
+  const readAsync = Effect.tryPromise({ try: () => (state.reading ??= async!.next()), catch: unreadable }).pipe(
     // Settled: the next read asks for the next item. Interrupted: it still awaits this one.
     Effect.tapBoth({
       onFailure: () => Effect.sync(() => void (state.reading = undefined)),
       onSuccess: () => Effect.sync(() => void (state.reading = undefined))
     })
   )
+  const encode = (item: Sendable, position: bigint) =>
+    Effect.try({
+      try: () => toOutbound(item),
+      catch: (error) => new InvalidArgument({ message: `message ${position} cannot be published: ${errorText(error)}` })
+    })
+  const entriesOf = (messages: ReadonlyArray<OutboundMessage>, from: bigint): Array<PublishEntry> => {
+    const entries: Array<PublishEntry> = []
+    for (let i = 0; i < messages.length; i += options.subEntrySize) {
+      const part = options.subEntrySize === 1 ? [messages[i]!] : messages.slice(i, i + options.subEntrySize)
+      entries.push({ publishingId: from + BigInt(i + part.length - 1), messages: part })
+    }
+    return entries
+  }
   const next = (skipUpTo: bigint) =>
     Effect.gen(function*() {
       if (state.pending !== undefined) return state.pending
       const batch = state.building
-      while (batch.bodies.length < options.batchSize && !state.done) {
-        const item = sync ? sync.next() : yield* readAsync
+      while (batch.length < options.batchSize && !state.done) {
+        const item = sync ? yield* readSync : yield* readAsync
         if (item.done) {
           state.done = true
           break
         }
         // A super stream's split source with no message for now: publish what there is, else wait.
         if (item.value instanceof RoomWait) {
-          if (batch.bodies.length > 0) break
+          if (batch.length > 0) break
           const room = item.value.room
           yield* Effect.promise(() => room)
           continue
         }
-        state.position++
-        if (options.named && state.position <= skipUpTo) {
+        const position = state.position + 1n
+        const message = yield* encode(item.value, position)
+        state.position = position
+        if (options.named && position <= skipUpTo) {
           state.skipped++
           continue
         }
-        if (options.named) batch.firstId ??= state.position
-        batch.bodies.push(typeof item.value === "string" ? Buffer.from(item.value, "utf8") : item.value)
+        if (batch.length === 0) state.buildingFrom = position
+        batch.push(message)
       }
-      state.building = { bodies: [], firstId: undefined }
-      state.pending = batch
-      return batch
+      state.building = []
+      state.pending = { entries: entriesOf(batch, state.buildingFrom), size: batch.length }
+      return state.pending
     })
   return { next, taken: () => void (state.pending = undefined), skipped: () => state.skipped }
 }
 
 /**
  * What `send` knows of its messages: how many were sent and confirmed, the window of messages in
- * flight, and (for a named producer) the bodies not confirmed yet, by publishing id, to send again
- * on a new publisher. Confirms only count once, for ids this producer sent.
+ * flight, and the entries not confirmed yet, by publishing id (a named producer sends them again on
+ * a new publisher). Confirms only count once, for ids this producer sent.
  * @internal exported for its unit tests
  */
 export interface ConfirmTracker {
@@ -1741,11 +1887,11 @@ export interface ConfirmTracker {
    * timeout, and fails at once after a rejection (whose room never comes back).
    */
   readonly reserve: (size: number) => Effect.Effect<void, ConfirmTimeout | PublishError>
-  /** Records a batch handed to the publisher. */
-  readonly sending: (batch: Batch) => void
+  /** Records entries handed to the publisher. */
+  readonly sending: (entries: ReadonlyArray<PublishEntry>) => void
   readonly confirmation: (confirmation: Confirmation) => Effect.Effect<void>
   /** On a new publisher: what the broker has (ids up to `lastPublishingId`) is confirmed; the rest is to send again. */
-  readonly reconcile: (lastPublishingId: bigint) => Effect.Effect<Batch>
+  readonly reconcile: (lastPublishingId: bigint) => Effect.Effect<ReadonlyArray<PublishEntry>>
   /** True once a message was rejected. */
   readonly rejected: Effect.Effect<boolean>
   /** Nothing more will be sent: succeeds when every message sent is confirmed, fails on a rejection or after the timeout. */
@@ -1755,17 +1901,16 @@ export interface ConfirmTracker {
 /** @internal exported for its unit tests */
 export const makeConfirmTracker = (options: {
   readonly stream: string
-  readonly named: boolean
   readonly maxInFlight: number
   readonly confirmTimeout: Duration.Duration
 }): Effect.Effect<ConfirmTracker> =>
   Effect.gen(function*() {
-    const { confirmTimeout, maxInFlight, named, stream } = options
+    const { confirmTimeout, maxInFlight, stream } = options
     const window = yield* Effect.makeSemaphore(maxInFlight)
     // Completed when the last message sent has been confirmed; failed on the first rejection.
     const done = yield* Deferred.make<void, PublishError>()
     const state = { sent: 0, confirmed: 0, finished: false }
-    const pending = new Map<bigint, Uint8Array>()
+    const pending = new Map<bigint, PublishEntry>()
     const timedOut = () => new ConfirmTimeout({ stream, unconfirmed: state.sent - state.confirmed, timeout: confirmTimeout })
     const settle = Effect.suspend(() =>
       state.finished && state.confirmed >= state.sent ? Deferred.succeed(done, undefined) : Effect.void
@@ -1782,19 +1927,26 @@ export const makeConfirmTracker = (options: {
       reserve: (size) =>
         state.sent - state.confirmed + size > maxInFlight
           ? Effect.raceFirst(
-            Effect.timeoutFail(window.take(size), { duration: confirmTimeout, onTimeout: timedOut }),
+            Effect.timeoutFail(window.take(Math.min(size, maxInFlight)), { duration: confirmTimeout, onTimeout: timedOut }),
             Effect.zipRight(Deferred.await(done), Effect.never)
           )
           : window.take(size),
-      sending: ({ bodies, firstId }) => {
-        state.sent += bodies.length
-        if (firstId !== undefined) bodies.forEach((body, i) => pending.set(firstId + BigInt(i), body))
+      sending: (entries) => {
+        for (const entry of entries) {
+          state.sent += entry.messages.length
+          pending.set(entry.publishingId, entry)
+        }
       },
       confirmation: Confirmation.$match({
         Confirmed: ({ publishingIds }) => {
-          if (!named) return confirm(publishingIds.length)
           let n = 0
-          for (const id of publishingIds) if (pending.delete(id)) n++
+          for (const id of publishingIds) {
+            const entry = pending.get(id)
+            if (entry !== undefined) {
+              pending.delete(id)
+              n += entry.messages.length
+            }
+          }
           return confirm(n)
         },
         Rejected: ({ code, publishingId }) => Deferred.fail(done, new PublishError({ stream, publishingId, code })).pipe(Effect.asVoid)
@@ -1802,15 +1954,14 @@ export const makeConfirmTracker = (options: {
       reconcile: (lastPublishingId) =>
         Effect.suspend(() => {
           let n = 0
-          for (const id of pending.keys()) {
+          for (const [id, entry] of pending) {
             if (id <= lastPublishingId) {
               pending.delete(id)
-              n++
+              n += entry.messages.length
             }
           }
-          const ids = [...pending.keys()].sort((x, y) => (x < y ? -1 : 1))
-          const batch: Batch = { bodies: ids.map((id) => pending.get(id)!), firstId: ids[0] }
-          return Effect.as(confirm(n), batch)
+          const again = [...pending.values()].sort((x, y) => (x.publishingId < y.publishingId ? -1 : 1))
+          return Effect.as(confirm(n), again)
         }),
       rejected: Deferred.isDone(done),
       allConfirmed: Effect.suspend(() => {
@@ -1826,19 +1977,18 @@ const publishAll = (publisher: Publisher, confirms: ConfirmTracker, source: Mess
     // Confirms come only for this publisher's ids, each once.
     yield* Queue.take(publisher.confirmations).pipe(Effect.flatMap(confirms.confirmation), Effect.forever, Effect.forkScoped)
     const again = yield* confirms.reconcile(publisher.lastPublishingId)
-    if (again.bodies.length > 0) yield* publisher.publish(again.bodies, again.firstId)
+    if (again.length > 0) yield* publisher.publish(again)
     for (;;) {
       const batch = yield* source.next(publisher.lastPublishingId)
-      if (batch.bodies.length === 0) break
+      if (batch.size === 0) break
       // The batch leaves the source only once it has room: a session ended while waiting leaves it
       // for the next one.
-      yield* confirms.reserve(batch.bodies.length)
+      yield* confirms.reserve(batch.size)
       source.taken()
-      confirms.sending(batch)
-      yield* publisher.publish(batch.bodies, batch.firstId)
+      confirms.sending(batch.entries)
+      yield* publisher.publish(batch.entries)
       if (yield* confirms.rejected) break
     }
-    yield* publisher.flush
     yield* confirms.allConfirmed
   })
 
@@ -1857,6 +2007,16 @@ export interface Selection {
   /** How many messages the consumer emitted before this chunk: the index of its first message. */
   readonly firstIndex: number
   readonly stop: StopReason | undefined
+  /**
+   * The last offset this selection accounts for: its messages, and those dropped among and after
+   * them (filtered out, skipped as undecodable). Once its messages are processed, the consumer is
+   * past it, and stores may say so.
+   */
+  readonly through: bigint | undefined
+  /** Messages skipped as undecodable (`onDecodeError: "skip"`): each is said once. */
+  readonly skipped: ReadonlyArray<UndecodableMessage> | undefined
+  /** The message that ends the consumer (`onDecodeError: "fail"`), after this selection's messages. */
+  readonly failure: MessageDecodeError | undefined
 }
 
 /** One consumer of `consume` or `receive`: its selections, its offset tracker, its summary. */
@@ -1910,11 +2070,34 @@ const makeConsumer = (
       subscription(broker, options, tracking, tracker, position, turn && { turn, superStream }),
       resubscribePolicy(broker.retry, position)
     )
-    const selections = options.stop?.untilEnd && nothingBefore(end, start)
-      ? Stream.make<Array<Selection>>({ messages: Chunk.empty(), firstIndex: 0, stop: "end" })
-      : selectUntilStop(subscriptions, stopTest(options.stop, end), options.stop?.idleTimeout)
+    const admission: Admission = {
+      stream,
+      test: stopTest(options.stop),
+      end: Option.getOrUndefined(end),
+      onDecodeError: options.onDecodeError,
+      keep: keepFilter(options.filter)
+    }
+    const selected = options.stop?.untilEnd && nothingBefore(end, start)
+      ? Stream.make(emptySelection("end"))
+      : selectUntilStop(subscriptions, admission, options.stop?.idleTimeout)
+    // A message that cannot be decoded ends the stream with its error after the selection that holds
+    // the messages before it, so that those are processed (and stored) first.
+    const failed: { error?: MessageDecodeError } = {}
+    const selections = Stream.concat(
+      Stream.tap(selected, (selection) => {
+        if (selection.failure !== undefined) failed.error = selection.failure
+        return Effect.zipRight(
+          Metric.incrementBy(messagesConsumed, Chunk.size(selection.messages)),
+          selection.skipped === undefined ? Effect.void : Effect.forEach(selection.skipped, (m) =>
+            Effect.logWarning(`skipped the message at offset ${m.offset} of stream "${stream}": it cannot be decoded (${m.reason})`), {
+            discard: true
+          })
+        )
+      }),
+      Stream.suspend(() => (failed.error === undefined ? Stream.empty : Stream.fail(failed.error)))
+    )
     return {
-      selections: Stream.tap(selections, ({ messages }) => Metric.incrementBy(messagesConsumed, messages.length)),
+      selections,
       tracker,
       turn,
       summary: (stoppedBy) => {
@@ -1948,7 +2131,35 @@ const validateConsumeOptions = (options: ConsumeOptions, tracking: TrackingStrat
       return yield* invalid("the auto tracking interval must be longer than 0")
     }
     yield* validateStop(options.stop)
+    yield* validateFilter(options.filter, options.stop)
+    const policy = options.onDecodeError
+    if (policy !== undefined && policy !== "fail" && policy !== "skip") {
+      return yield* invalid(`onDecodeError must be "fail" or "skip", got ${JSON.stringify(policy)}`)
+    }
   })
+
+const validateFilter = (filter: ConsumeFilter | undefined, stop: StopConditions | undefined): Effect.Effect<void, InvalidArgument> => {
+  if (filter === undefined) return Effect.void
+  const invalid = (message: string) => Effect.fail(new InvalidArgument({ message }))
+  if (!Array.isArray(filter.values) || filter.values.length === 0) return invalid("filter.values needs at least one filter value")
+  const bad = filter.values.find((v) => typeof v !== "string" || v === "" || utf8Encoder.encode(v).length > MAX_FILTER_VALUE_BYTES)
+  if (bad !== undefined) return invalid(`a filter value must be a non-empty string of at most ${MAX_FILTER_VALUE_BYTES} bytes, got ${JSON.stringify(bad)}`)
+  // The broker says nothing of the chunks it skips: the end could be skipped, and never reached.
+  if (stop?.untilEnd) return invalid("stop.untilEnd cannot be used with a filter: the broker skips chunks silently, so the end may never be seen (use stop.idleTimeout)")
+  return Effect.void
+}
+
+/** The messages a filter keeps of the chunks the broker delivers. */
+const keepFilter = (filter: ConsumeFilter | undefined): ((message: StreamMessage) => boolean) | undefined => {
+  if (filter === undefined) return undefined
+  if (filter.postFilter !== undefined) return filter.postFilter
+  const values = new Set(filter.values)
+  const unfiltered = filter.matchUnfiltered === true
+  return (message) => {
+    const value = filterValueOf(message)
+    return value === undefined ? unfiltered : values.has(value)
+  }
+}
 
 /** The count and the idle timeout of stop conditions. */
 const validateStop = (stop: StopConditions = {}): Effect.Effect<void, InvalidArgument> =>
@@ -2101,6 +2312,7 @@ const subscription = (
       stream: options.stream,
       start: position.subscribeAt(),
       bufferSize: options.bufferSize,
+      filter: options.filter && { values: options.filter.values, matchUnfiltered: options.filter.matchUnfiltered === true },
       singleActive: single && {
         name: options.consumerName,
         onActivate: single.turn.activate,
@@ -2146,64 +2358,124 @@ const resubscribePolicy = (
 /** @internal */
 export type StopTest = (message: StreamMessage, index: number) => StopReason | undefined
 
-const stopTest = (stop: StopConditions = {}, end: Option.Option<bigint>): StopTest => {
+const stopTest = (stop: StopConditions = {}): StopTest => {
   const isMarker = stop.marker === undefined ? isTutorialMarker : stop.marker
   return (message, index) =>
     isMarker && isMarker(message)
       ? "marker"
       : stop.count !== undefined && index + 1 >= stop.count
       ? "count"
-      : Option.isSome(end) && message.offset >= end.value
-      ? "end"
       : undefined
+}
+
+/** What the consumer lets through, and where it stops. @internal */
+export interface Admission {
+  readonly stream: string
+  readonly test: StopTest
+  /** `untilEnd`: the offset of the stream's last message when consuming started (undefined: no end). */
+  readonly end?: bigint | undefined
+  /** Default "fail". */
+  readonly onDecodeError?: "fail" | "skip" | undefined
+  /** Messages this returns false for are dropped (filtering); undefined keeps every one. */
+  readonly keep?: ((message: StreamMessage) => boolean) | undefined
 }
 
 /**
  * Chunks of messages, each cut after the first message that meets a stop condition, which ends
  * the stream; with an idle timeout, a wait that long for the next chunk ends it too ("idle").
+ * Undecodable messages are skipped or end the stream (`failure`, after the messages before them);
+ * filtered-out ones are dropped. The end holds for every offset, dropped or not.
  * @internal exported for its unit tests
  */
 export const selectUntilStop = <E, R>(
   messages: Stream.Stream<StreamMessage, E, R>,
-  test: StopTest,
+  admission: Admission,
   idleTimeout?: Duration.DurationInput | undefined
 ): Stream.Stream<Selection, E, R> => {
   const selections = messages.pipe(
     Stream.chunks,
-    Stream.mapAccum(0, (emitted, chunk): readonly [number, Selection] => {
-      const all = Chunk.toReadonlyArray(chunk)
-      for (let i = 0; i < all.length; i++) {
-        const stop = test(all[i]!, emitted + i)
-        if (stop !== undefined) return [emitted + i + 1, { messages: Chunk.take(chunk, i + 1), firstIndex: emitted, stop }]
-      }
-      return [emitted + all.length, { messages: chunk, firstIndex: emitted, stop: undefined }]
-    }),
-    Stream.takeUntil((selection) => selection.stop !== undefined)
+    Stream.mapAccum(0, (emitted, chunk) => select(admission, emitted, chunk)),
+    Stream.takeUntil((selection) => selection.stop !== undefined || selection.failure !== undefined)
   )
-  return idleTimeout === undefined
-    ? selections
-    : Stream.timeoutTo(selections, idleTimeout, Stream.make<Array<Selection>>({ messages: Chunk.empty(), firstIndex: 0, stop: "idle" }))
+  return idleTimeout === undefined ? selections : Stream.timeoutTo(selections, idleTimeout, Stream.make(emptySelection("idle")))
+}
+
+const emptySelection = (stop: StopReason): Selection => ({
+  messages: Chunk.empty(),
+  firstIndex: 0,
+  stop,
+  through: undefined,
+  skipped: undefined,
+  failure: undefined
+})
+
+/** One chunk through the admission: what is emitted, and whether it stops. Copies only when it drops something. */
+const select = (
+  admission: Admission,
+  emitted: number,
+  chunk: Chunk.Chunk<StreamMessage>
+): readonly [number, Selection] => {
+  const { end, keep, test } = admission
+  const all = Chunk.toReadonlyArray(chunk)
+  const state = {
+    kept: undefined as Array<StreamMessage> | undefined,
+    skipped: undefined as Array<UndecodableMessage> | undefined,
+    through: undefined as bigint | undefined
+  }
+  const cut = (considered: number, stop: StopReason | undefined, failure?: MessageDecodeError): readonly [number, Selection] => {
+    const messages = state.kept !== undefined
+      ? Chunk.unsafeFromArray(state.kept)
+      : considered === all.length
+      ? chunk
+      : Chunk.take(chunk, considered)
+    const selection = { messages, firstIndex: emitted, stop, through: state.through, skipped: state.skipped, failure }
+    return [emitted + Chunk.size(messages), selection]
+  }
+  for (let i = 0; i < all.length; i++) {
+    const message = all[i]!
+    const undecodable = message instanceof UndecodableMessage
+    if (undecodable && admission.onDecodeError !== "skip") {
+      return cut(i, undefined, new MessageDecodeError({ stream: admission.stream, offset: message.offset, reason: message.reason }))
+    }
+    state.through = message.offset
+    const atEnd = end !== undefined && message.offset >= end
+    if (undecodable || (keep !== undefined && !keep(message))) {
+      state.kept ??= all.slice(0, i)
+      if (undecodable) (state.skipped ??= []).push(message)
+      if (atEnd) return cut(i + 1, "end")
+      continue
+    }
+    state.kept?.push(message)
+    const stop = test(message, emitted + (state.kept?.length ?? i + 1) - 1) ?? (atEnd ? "end" : undefined)
+    if (stop !== undefined) return cut(i + 1, stop)
+  }
+  return cut(all.length, undefined)
 }
 
 /** `receive`'s processing of a selection: each message to `onMessage`, then the store that fell due. */
 const processSelection = <E, R>(
   tracker: OffsetTracker,
-  { firstIndex, messages }: Selection,
+  { firstIndex, messages, through }: Selection,
   onMessage: ((message: StreamMessage, index: number) => Effect.Effect<void, E, R>) | undefined
-): Effect.Effect<void, E | OffsetStoreError, R> =>
-  onMessage === undefined
+): Effect.Effect<void, E | OffsetStoreError, R> => {
+  const passed = Effect.suspend(() => {
+    tracker.passed(through, firstIndex + Chunk.size(messages))
+    return tracker.storeDue
+  })
+  return onMessage === undefined
     ? Effect.suspend(() => {
       let index = firstIndex
       for (const message of messages) tracker.processed(message.offset, ++index)
-      return tracker.storeDue
+      return passed
     })
     : Effect.zipRight(
       Effect.forEach(messages, (message, i) =>
         Effect.map(onMessage(message, firstIndex + i), () => tracker.processed(message.offset, firstIndex + i + 1)), {
         discard: true
       }),
-      tracker.storeDue
+      passed
     )
+}
 
 /**
  * The processing of a super stream's partitions: each selection by its partition's consumer (in
@@ -2246,8 +2518,11 @@ const makePartitionRun = <E, R>(
     // What the turn admits, cut at the count.
     const processAdmitted = (i: number, selection: Selection, admitted: Chunk.Chunk<StreamMessage>) => {
       const room = reserve(Chunk.size(admitted))
-      const messages = room < Chunk.size(admitted) ? Chunk.take(admitted, room) : admitted
-      return Effect.tap(processSelection(consumers[i]!.tracker, { ...selection, messages }, handlers[i]), () => {
+      // Cut at the count: what comes after the cut is not passed.
+      const cut = room < Chunk.size(admitted)
+      const messages = cut ? Chunk.take(admitted, room) : admitted
+      const through = cut ? undefined : selection.through
+      return Effect.tap(processSelection(consumers[i]!.tracker, { ...selection, messages, through }, handlers[i]), () => {
         if (selection.stop !== undefined) state.reached[i] = selection.stop
         return count !== undefined && state.processed >= count ? Deferred.succeed(countReached, undefined) : Effect.void
       })
@@ -2285,7 +2560,10 @@ const makePartitionRun = <E, R>(
         return active(
           turn === undefined
             ? processAdmitted(i, selection, selection.messages)
-            : turn.locked(Effect.suspend(() => processAdmitted(i, selection, turn.admit(selection.messages))))
+            : turn.locked(Effect.suspend(() => {
+              const { messages, through } = admitted(turn, selection)
+              return processAdmitted(i, { ...selection, through }, messages)
+            }))
         )
       },
       partitionStop: (i: number) => state.reached[i],
@@ -2314,6 +2592,12 @@ const superStreamConsumers = (options: Omit<ConsumeOptions, "stream"> & { readon
     return { partitions, partitionOptions, stop }
   })
 
+/** What a single active consumer's turn admits of a selection: the rest of the chunk is not its to pass. */
+const admitted = (turn: Turn, selection: Selection): Selection => {
+  const messages = turn.admit(selection.messages)
+  return Chunk.size(messages) === Chunk.size(selection.messages) ? selection : { ...selection, messages, through: undefined }
+}
+
 /** `processSelection` by a consumer: a single active one processes under its turn, what its turn admits. */
 const processInTurn = <E, R>(
   consumer: Consumer,
@@ -2323,9 +2607,7 @@ const processInTurn = <E, R>(
   const turn = consumer.turn
   return turn === undefined
     ? processSelection(consumer.tracker, selection, onMessage)
-    : turn.locked(Effect.suspend(() =>
-      processSelection(consumer.tracker, { ...selection, messages: turn.admit(selection.messages) }, onMessage)
-    ))
+    : turn.locked(Effect.suspend(() => processSelection(consumer.tracker, admitted(turn, selection), onMessage)))
 }
 
 /** A message of `consume`: its commit marks it processed in the consumer's tracker. */
@@ -2394,6 +2676,11 @@ export interface OffsetTracker {
    * ignored). Plain and synchronous, for every message: a store that falls due waits for `storeDue`.
    */
   readonly processed: (offset: bigint, count: number) => void
+  /**
+   * Once `count` messages are processed, the consumer is past `offset` (what came after them was
+   * dropped: filtered out, skipped as undecodable): stores may go that far.
+   */
+  readonly passed: (offset: bigint | undefined, count: number) => void
   /** Makes the store that fell due, at the offset of the message that made it due. */
   readonly storeDue: Effect.Effect<void, OffsetStoreError>
   /** Stores the last processed offset if it is ahead of the stored one. */
@@ -2423,7 +2710,15 @@ export const makeOffsetTracker = (options: {
       storeConfirmed: false,
       storeProblem: Option.none<string>(),
       storedByThisRun: false,
-      finalStoreMadeAt: undefined as { readonly last: bigint | undefined; readonly done: Deferred.Deferred<void> } | undefined
+      finalStoreMadeAt: undefined as { readonly last: bigint | undefined; readonly done: Deferred.Deferred<void> } | undefined,
+      /** How far the consumer is past what it processed (dropped messages), and passes waiting for a count. */
+      through: undefined as bigint | undefined,
+      passes: [] as Array<{ readonly offset: bigint; readonly count: number }>
+    }
+    /** Where the consumer is: its last processed offset, or past it when the messages after it were dropped. */
+    const position = () => state.through !== undefined && (state.last === undefined || state.through > state.last) ? state.through : state.last
+    const pass = (offset: bigint) => {
+      if (state.through === undefined || offset > state.through) state.through = offset
     }
     const storeAt = (offset: bigint) =>
       lock.withPermits(1)(Effect.suspend(() =>
@@ -2435,7 +2730,10 @@ export const makeOffsetTracker = (options: {
           })
       ))
     const readStored = Effect.tap(options.query, (stored) => void (state.lastStored = maxOffset(state.lastStored, stored)))
-    const storeIfAhead = Effect.suspend(() => (state.last === undefined ? Effect.void : storeAt(state.last)))
+    const storeIfAhead = Effect.suspend(() => {
+      const at = position()
+      return at === undefined ? Effect.void : storeAt(at)
+    })
     // Bounded whatever the broker does, even inside a finalizer (hence interruptible): a stop never
     // waits for a broker that is away; the summary says what happened instead.
     // Only what this run stored is read back: a stop with nothing new to store (during an outage,
@@ -2487,10 +2785,16 @@ export const makeOffsetTracker = (options: {
         state.messages = count
         state.first ??= offset
         state.last = offset
+        while (state.passes.length > 0 && state.passes[0]!.count <= count) pass(state.passes.shift()!.offset)
         if (state.sinceStore >= options.every) {
           state.due = offset
           state.sinceStore = 0
         }
+      },
+      passed: (offset, count) => {
+        if (offset === undefined) return
+        if (count <= state.messages) pass(offset)
+        else state.passes.push({ offset, count })
       },
       // Per chunk, not per message: a delivered chunk can hold thousands of messages; one store.
       storeDue: Effect.suspend(() => {
@@ -2503,11 +2807,12 @@ export const makeOffsetTracker = (options: {
       // not wait a second time for a broker that is away.
       finalStore: Effect.suspend(() => {
         // A store for this offset made or under way: wait for it (its outcome is then the one kept).
-        if (state.finalStoreMadeAt !== undefined && state.finalStoreMadeAt.last === state.last) {
+        const at = position()
+        if (state.finalStoreMadeAt !== undefined && state.finalStoreMadeAt.last === at) {
           return Deferred.await(state.finalStoreMadeAt.done)
         }
         const done = Deferred.unsafeMake<void>(FiberId.none)
-        state.finalStoreMadeAt = { last: state.last, done }
+        state.finalStoreMadeAt = { last: at, done }
         return Effect.ensuring(finalStoreOnce, Deferred.succeed(done, undefined))
       })
     }
@@ -4174,6 +4479,8 @@ const clientInternals = {
   }
 }
 
+const FILTERING_UNSUPPORTED = "the broker does not support stream filtering (RabbitMQ 3.13 or later has it): publish without filter values, or upgrade it"
+
 const PUBLISH_KEY = 0x0002
 const DELIVER_KEY = 0x0008
 const CREDIT_KEY = 0x0009
@@ -4351,7 +4658,7 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
         Effect.asVoid,
         Effect.catchIf((e) => e.code === 2, () => Effect.fail(new SuperStreamNotFound({ superStream })))
       ),
-    publisher: (stream, options) => clientPublisher(connection, stream, options?.name),
+    publisher: (stream, options) => clientPublisher(connection, stream, options),
     subscribe: (options) => clientSubscribe(connection, options),
     bounds: (stream) => clientBounds(connection, stream),
     storeOffset: (reference, stream, offset) =>
@@ -4566,12 +4873,13 @@ const clientResource = <A>(
     return [client, resource] as const
   })
 
-const clientPublisher = (connection: ClientConnection, stream: string, name: string | undefined) =>
+const clientPublisher = (connection: ClientConnection, stream: string, options: PublisherOptions = {}) =>
   Effect.gen(function*() {
     yield* connection.requireStream(stream)
     const confirmations = yield* Queue.unbounded<Confirmation>()
     const lost = yield* Deferred.make<never, ConnectionLost>()
     const during = `publishing to "${stream}"`
+    const name = options.name
     const [client, raw] = yield* clientResource(connection, {
       operation: `declare a publisher on "${stream}"`,
       during,
@@ -4589,26 +4897,31 @@ const clientPublisher = (connection: ClientConnection, stream: string, name: str
     const lastPublishingId = name === undefined
       ? 0n
       : yield* connection.call(`query the last publishing id of "${name}" on "${stream}"`, () => raw.getLastPublishingId())
-    // One promise for a whole batch: the client batches frames itself, and the broker then writes
-    // large chunks (which consumers read much faster than small ones).
-    const publish = (bodies: ReadonlyArray<Uint8Array>, firstPublishingId?: bigint) =>
-      fromClient(
-        async () => {
-          for (let i = 0; i < bodies.length; i++) {
-            const body = toBuffer(bodies[i]!)
-            if (firstPublishingId === undefined) await raw.send(body)
-            else await raw.basicSend(firstPublishingId + BigInt(i), body)
-          }
-        },
-        // A write on a dropped connection fails (EPIPE, reset) or never settles (then `lost`).
-        (error) => {
-          if (!isConnectionFailure(error)) return brokerError(`publish to "${stream}"`)(error)
-          connection.supervisor.lost(client, errorText(error))
-          return new ConnectionLost({ during, reason: errorText(error) })
+    // The frames are ours (`publishFrames`): as large as the connection allows (the broker then
+    // writes large chunks, which consumers read much faster than small ones), version 2 with filter
+    // values, sub-entry batches; the client's own encoder writes 0, "" and false as null.
+    const limits = clientInternals.limits(raw)
+    const compression = options.compression ?? "none"
+    const publish = (entries: ReadonlyArray<PublishEntry>): Effect.Effect<void, BrokerError | ConnectionLost | InvalidArgument> =>
+      Effect.suspend((): Effect.Effect<void, BrokerError | ConnectionLost | InvalidArgument> => {
+        if (!limits.filtering && entries.some((e) => e.messages.some((m) => m.filterValue !== undefined))) {
+          return Effect.fail(new InvalidArgument({ message: FILTERING_UNSUPPORTED }))
         }
-      )
-    const flush = connection.call(`flush the publisher on "${stream}"`, () => raw.flush()).pipe(Effect.asVoid)
-    return { stream, lastPublishingId, publish, flush, confirmations, lost: Deferred.await(lost) } satisfies Publisher
+        const frames = Either.try({
+          try: () => publishFrames(raw.publisherId, entries, { frameMax: limits.frameMax, compression }),
+          catch: (error) => new InvalidArgument({ message: `cannot publish to "${stream}": ${errorText(error)}` })
+        })
+        return Either.isLeft(frames) ? Effect.fail(frames.left) : fromClient<unknown, BrokerError | ConnectionLost>(
+          () => clientInternals.writeFrames(raw, frames.right),
+          // A write on a dropped connection fails (EPIPE, reset) or never settles (then `lost`).
+          (error) => {
+            if (!isConnectionFailure(error)) return brokerError(`publish to "${stream}"`)(error)
+            connection.supervisor.lost(client, errorText(error))
+            return new ConnectionLost({ during, reason: errorText(error) })
+          }
+        ).pipe(Effect.asVoid)
+      })
+    return { stream, lastPublishingId, publish, confirmations, lost: Deferred.await(lost) } satisfies Publisher
   })
 
 const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions) =>
@@ -4924,11 +5237,9 @@ const streamArguments = (retention: Retention) => ({
   ...(retention.maxAge !== undefined ? { "max-age": retention.maxAge } : {}),
   ...(retention.maxSegmentSizeBytes !== undefined
     ? { "stream-max-segment-size-bytes": retention.maxSegmentSizeBytes }
-    : {})
+    : {}),
+  ...(retention.filterSizeBytes !== undefined ? { "stream-filter-size-bytes": retention.filterSizeBytes } : {})
 })
-
-const toBuffer = (body: Uint8Array): Buffer =>
-  Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
 
 /** The client decoded this delivery itself (its own decoding: another client version, see `tune`). */
 const isClientMessage = (message: Message | StreamMessage): message is Message => "content" in message
@@ -5060,10 +5371,22 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
       ...supervisedFields(supervisor, policy)
     }
     const messages = (stream: string) =>
-      (state.streams.get(stream)?.log ?? []).flatMap((e) => e._tag === "Message" ? [{ offset: e.offset, body: e.body }] : [])
+      (state.streams.get(stream)?.log ?? []).flatMap((e) => e._tag === "Message" ? [decodeMessage(e.data, e.offset)] : [])
     const inspect: MemoryBrokerShape = {
       entries: (stream) => Effect.sync(() => [...(state.streams.get(stream)?.log ?? [])]),
       messages: (stream) => Effect.sync(() => messages(stream)),
+      append: (stream, data) =>
+        Effect.flatMap(
+          Effect.suspend(() => {
+            const s = state.streams.get(stream)
+            return s ? Effect.succeed(s) : Effect.fail(new StreamNotFound({ stream }))
+          }),
+          (s) =>
+            Effect.forEach(data, (bytes, i) =>
+              append(state, s, (offset, timestamp) => ({ _tag: "Message", offset, data: bytes, filterValue: undefined, timestamp }), i === 0), {
+              discard: true
+            })
+        ),
       retention: (stream) => Effect.sync(() => Option.fromNullable(state.streams.get(stream)?.retention)),
       loseConnection: loseConnection(state, "dropped by the test"),
       down: (failure = "unreachable") =>
@@ -5152,7 +5475,8 @@ const memoryCreateSuperStream = (state: MemoryState, superStream: string, keys: 
   })
 
 const sameArguments = (a: Retention, b: Retention) =>
-  a.maxLengthBytes === b.maxLengthBytes && a.maxAge === b.maxAge && a.maxSegmentSizeBytes === b.maxSegmentSizeBytes
+  a.maxLengthBytes === b.maxLengthBytes && a.maxAge === b.maxAge && a.maxSegmentSizeBytes === b.maxSegmentSizeBytes &&
+  a.filterSizeBytes === b.filterSizeBytes
 
 /** Appends an entry (a tracking entry is a chunk of its own) and wakes the subscriptions. */
 const append = (
@@ -5199,45 +5523,58 @@ const memoryPublisher = (state: MemoryState, stream: string, name: string | unde
     yield* Effect.addFinalizer(() => Queue.shutdown(confirmations))
     const lost = yield* openOnConnection(state, `publishing to "${stream}"`)
     const lastPublishingId = name === undefined ? 0n : s.publishers.get(name) ?? 0n
-    const ids = { last: lastPublishingId }
     const confirm = (c: Confirmation) =>
       confirmDelay === undefined
         ? Queue.offer(confirmations, c)
         : Effect.forkIn(Effect.delay(Queue.offer(confirmations, c), confirmDelay), scope)
-    const sendOne = (body: Uint8Array, givenId: bigint | undefined) =>
+    const publishOne = ({ messages, publishingId: id }: PublishEntry) =>
       Effect.suspend(() => {
-        const id = givenId ?? ids.last + 1n
-        if (id > ids.last) ids.last = id
-        const code = rejectPublish?.(body, id)
+        const code = messages.map((m) => rejectPublish?.(m.body, id)).find((c) => c !== undefined)
         if (code !== undefined) return confirm(Confirmation.Rejected({ publishingId: id, code }))
-        // Deduplication: a named publisher's message at or below the broker's last id is
-        // confirmed and dropped.
+        // Deduplication: a named publisher's entry at or below the broker's last id is confirmed
+        // and dropped.
         const known = name === undefined ? undefined : s.publishers.get(name) ?? 0n
         if (known !== undefined && id <= known) return confirm(Confirmation.Confirmed({ publishingIds: [id] }))
         if (name !== undefined) s.publishers.set(name, id)
         return Effect.zipRight(
-          append(state, s, (offset, timestamp) => ({ _tag: "Message", offset, body, timestamp }), false),
-          dropConfirm?.(body, id) ? Effect.void : confirm(Confirmation.Confirmed({ publishingIds: [id] }))
+          Effect.forEach(messages, (m) =>
+            append(state, s, (offset, timestamp) => ({
+              _tag: "Message",
+              offset,
+              data: outboundBytes(m),
+              filterValue: m.filterValue,
+              timestamp
+            }), false), { discard: true }),
+          messages.some((m) => dropConfirm?.(m.body, id)) ? Effect.void : confirm(Confirmation.Confirmed({ publishingIds: [id] }))
         )
       })
     return {
       stream,
       lastPublishingId,
-      publish: (bodies, firstPublishingId) =>
-        Effect.forEach(
-          bodies,
-          (body, i) => sendOne(body, firstPublishingId === undefined ? undefined : firstPublishingId + BigInt(i)),
-          { discard: true }
-        ),
-      flush: Effect.void,
+      publish: (entries) =>
+        state.options.filtering === false && entries.some((e) => e.messages.some((m) => m.filterValue !== undefined))
+          ? Effect.fail(new InvalidArgument({ message: FILTERING_UNSUPPORTED }))
+          : Effect.forEach(entries, publishOne, { discard: true }),
       confirmations,
       lost: Deferred.await(lost)
     } satisfies Publisher
   })
 
+/** The bytes a stream stores for an outbound message. */
+const outboundBytes = (m: OutboundMessage): Uint8Array => {
+  const w = new AmqpWriter(messageSize(m))
+  writeOutbound(w, m)
+  return w.result()
+}
+
 const memorySubscribe = (state: MemoryState, options: SubscribeOptions) =>
   Effect.gen(function*() {
     const s = yield* getStream(state, options.stream)
+    const filter = options.filter
+    if (filter !== undefined && state.options.filtering === false) {
+      return yield* Effect.fail(new BrokerError({ operation: `subscribe to "${options.stream}"`, reason: FILTERING_UNSUPPORTED }))
+    }
+    const filterSize = s.retention.filterSizeBytes ?? 16
     const lost = yield* openOnConnection(state, `consuming "${options.stream}"`)
     const member = options.singleActive ? yield* joinGroup(state, options.stream, options.singleActive) : undefined
     const cursor = { position: member ? -1 : startIndex(s, options.start), turn: 0 }
@@ -5254,17 +5591,47 @@ const memorySubscribe = (state: MemoryState, options: SubscribeOptions) =>
         const grown = Deferred.await(s.grown)
         return Effect.zipRight(member ? Effect.raceFirst(grown, Deferred.await(member.changed)) : grown, pull)
       }
-      // Deliver up to the end of the chunk that holds `position`.
+      // Deliver up to the end of the chunk that holds `position`, if its filter may match.
       const end = s.chunkStarts.find((c) => c > cursor.position) ?? s.log.length
       const delivered: Array<StreamMessage> = []
-      for (; cursor.position < end; cursor.position++) {
-        const entry = s.log[cursor.position]!
-        if (entry._tag === "Message") delivered.push({ offset: entry.offset, body: entry.body })
+      if (filter === undefined || chunkMatches(s.log.slice(cursor.position, end), filter, filterSize)) {
+        for (let i = cursor.position; i < end; i++) {
+          const entry = s.log[i]!
+          if (entry._tag === "Message") delivered.push(decodeMessage(entry.data, entry.offset))
+        }
       }
+      cursor.position = end
       return delivered.length === 0 ? pull : Effect.succeed(Chunk.unsafeFromArray(delivered))
     })
     return Stream.repeatEffectChunk(Effect.raceFirst(Deferred.await(lost), pull))
   })
+
+/**
+ * Whether the broker delivers a chunk to a filtered subscription, as RabbitMQ's Bloom filter says:
+ * two bits per filter value (bit 0 for messages without one); a chunk with no filter value at all
+ * goes only to subscriptions that match unfiltered messages. Two values can share bits: false
+ * positives, which the consumer filters out, as on the broker.
+ */
+const chunkMatches = (
+  entries: ReadonlyArray<MemoryEntry>,
+  filter: NonNullable<SubscribeOptions["filter"]>,
+  sizeBytes: number
+): boolean => {
+  const bits = sizeBytes * 8
+  const set = new Set<number>()
+  let filtered = false
+  for (const entry of entries) {
+    if (entry._tag !== "Message") continue
+    if (entry.filterValue === undefined) set.add(0)
+    else {
+      filtered = true
+      for (const bit of bloomBits(entry.filterValue, bits)) set.add(bit)
+    }
+  }
+  if (!filtered) return filter.matchUnfiltered
+  return (filter.matchUnfiltered && set.has(0)) || filter.values.some((v) => bloomBits(v, bits).every((bit) => set.has(bit)))
+}
+const bloomBits = (value: string, bits: number) => [1 + (murmur3(value, 1) % (bits - 1)), 1 + (murmur3(value, 2) % (bits - 1))]
 
 /** Joins the stream's single active group under the name, and leaves it when the scope closes. */
 const joinGroup = (state: MemoryState, stream: string, sac: NonNullable<SubscribeOptions["singleActive"]>) =>

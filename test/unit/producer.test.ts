@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Option, Schedule, TestClock } from "effect"
-import { bodyText, MemoryBroker, send, StreamBroker, tutorialMessages } from "../../src/StreamOffsets.ts"
+import { bodyText, MemoryBroker, send, StreamBroker, toOutbound, tutorialMessages } from "../../src/StreamOffsets.ts"
 
 describe("send", () => {
   it.effect("declares the stream with 2 GB retention and publishes hello 0 .. marker", () =>
@@ -70,8 +70,8 @@ describe("send", () => {
       // A first run that got 4 of 10 messages out before it died.
       yield* Effect.scoped(Effect.gen(function*() {
         const publisher = yield* broker.publisher("s", { name: "p" })
-        const firstFour = [...tutorialMessages(10)].slice(0, 4).map((body) => new TextEncoder().encode(body))
-        yield* publisher.publish(firstFour, 1n)
+        const firstFour = [...tutorialMessages(10)].slice(0, 4)
+        yield* publisher.publish(firstFour.map((body, i) => ({ publishingId: BigInt(i + 1), messages: [toOutbound(body)] })))
       }))
       const again = yield* send({ stream: "s", messages: tutorialMessages(10), producerName: "p", retention: {} })
       expect(again).toEqual({ stream: "s", sent: 6, confirmed: 6, skipped: 4 })
@@ -88,10 +88,10 @@ describe("send", () => {
       yield* broker.declareStream("s", {})
       yield* Effect.scoped(Effect.gen(function*() {
         const publisher = yield* broker.publisher("s", { name: "p" })
-        const encode = (text: string) => new TextEncoder().encode(text)
-        yield* publisher.publish([encode("a")], 1n)
-        yield* publisher.publish([encode("a again")], 1n)
-        yield* publisher.publish([encode("b")], 2n)
+        const entry = (text: string, id: bigint) => [{ publishingId: id, messages: [toOutbound(text)] }]
+        yield* publisher.publish(entry("a", 1n))
+        yield* publisher.publish(entry("a again", 1n))
+        yield* publisher.publish(entry("b", 2n))
       }))
       expect((yield* (yield* MemoryBroker).messages("s")).map(bodyText)).toEqual(["a", "b"])
     }).pipe(Effect.provide(StreamBroker.layerMemory())))

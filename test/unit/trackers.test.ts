@@ -8,7 +8,8 @@ import {
   makeOffsetTracker,
   OffsetStoreError,
   selectUntilStop,
-  type StreamMessage
+  type StreamMessage,
+  toOutbound
 } from "../../src/StreamOffsets.ts"
 
 /** An offset store in a variable; `visible: false` stores that never read back (the broker away). */
@@ -150,15 +151,18 @@ describe("the offset tracker", () => {
     }))
 })
 
-const confirms = (named: boolean, maxInFlight = 10) =>
-  makeConfirmTracker({ stream: "s", named, maxInFlight, confirmTimeout: Duration.seconds(10) })
+const confirms = (maxInFlight = 10) => makeConfirmTracker({ stream: "s", maxInFlight, confirmTimeout: Duration.seconds(10) })
 const body = (text: string) => new TextEncoder().encode(text)
+/** Entries of one message each, publishing ids from `first`; or one sub-entry batch. */
+const entries = (first: bigint, ...texts: Array<string>) =>
+  texts.map((text, i) => ({ publishingId: first + BigInt(i), messages: [toOutbound(text)] }))
+const batch = (id: bigint, ...texts: Array<string>) => [{ publishingId: id, messages: texts.map((t) => toOutbound(t)) }]
 
 describe("the confirm tracker", () => {
   it.effect("all confirmed only after the last confirm, and only once nothing more is sent", () =>
     Effect.gen(function*() {
-      const c = yield* confirms(false)
-      c.sending({ bodies: [body("a"), body("b")], firstId: undefined })
+      const c = yield* confirms()
+      c.sending(entries(1n, "a", "b"))
       yield* c.confirmation(Confirmation.Confirmed({ publishingIds: [1n] }))
       const done = yield* Effect.fork(c.allConfirmed)
       yield* TestClock.adjust("1 second")
@@ -170,8 +174,8 @@ describe("the confirm tracker", () => {
 
   it.effect("a rejection fails it with the message's id and code", () =>
     Effect.gen(function*() {
-      const c = yield* confirms(false)
-      c.sending({ bodies: [body("a")], firstId: undefined })
+      const c = yield* confirms()
+      c.sending(entries(1n, "a"))
       yield* c.confirmation(Confirmation.Rejected({ publishingId: 1n, code: 17 }))
       expect(yield* c.rejected).toBe(true)
       const error = yield* Effect.flip(c.allConfirmed)
@@ -180,13 +184,13 @@ describe("the confirm tracker", () => {
 
   it.effect("a full window waits for confirms, at most the confirm timeout", () =>
     Effect.gen(function*() {
-      const c = yield* confirms(false, 2)
+      const c = yield* confirms(2)
       yield* c.reserve(2)
-      c.sending({ bodies: [body("a"), body("b")], firstId: undefined })
+      c.sending(entries(1n, "a", "b"))
       const waiting = yield* Effect.fork(c.reserve(1))
       yield* c.confirmation(Confirmation.Confirmed({ publishingIds: [1n] }))
       yield* Fiber.join(waiting)
-      c.sending({ bodies: [body("c")], firstId: undefined })
+      c.sending(entries(3n, "c"))
       const stuck = yield* Effect.fork(c.reserve(1))
       yield* TestClock.adjust("10 seconds")
       const exit = yield* Fiber.await(stuck)
@@ -195,15 +199,25 @@ describe("the confirm tracker", () => {
 
   it.effect("a named producer counts a confirm once, for its own ids; on a new publisher the rest is sent again", () =>
     Effect.gen(function*() {
-      const c = yield* confirms(true)
-      c.sending({ bodies: [body("a"), body("b"), body("c"), body("d")], firstId: 1n })
+      const c = yield* confirms()
+      c.sending(entries(1n, "a", "b", "c", "d"))
       yield* c.confirmation(Confirmation.Confirmed({ publishingIds: [1n, 1n, 99n] }))
       expect(c.confirmed()).toBe(1)
       // The connection was lost; the broker has up to id 2.
       const again = yield* c.reconcile(2n)
-      expect(again.firstId).toBe(3n)
-      expect(again.bodies.map((b) => new TextDecoder().decode(b))).toEqual(["c", "d"])
+      expect(again.map((e) => e.publishingId)).toEqual([3n, 4n])
+      expect(again.map((e) => new TextDecoder().decode(e.messages[0]!.body))).toEqual(["c", "d"])
       expect(c.confirmed()).toBe(2)
+    }))
+
+  it.effect("a sub-entry batch: one publishing id confirms all its messages", () =>
+    Effect.gen(function*() {
+      const c = yield* confirms()
+      c.sending([...batch(3n, "a", "b", "c"), ...batch(5n, "d", "e")])
+      yield* c.confirmation(Confirmation.Confirmed({ publishingIds: [3n] }))
+      expect([c.sent(), c.confirmed()]).toEqual([5, 3])
+      const again = yield* c.reconcile(3n)
+      expect(again.map((e) => [e.publishingId, e.messages.length])).toEqual([[5n, 2]])
     }))
 })
 
@@ -218,7 +232,7 @@ describe("the stop selection", () => {
     Effect.gen(function*() {
       const selections = yield* selectUntilStop(
         chunks(3, 3, 3),
-        (m) => (m.offset === 4n ? "marker" : undefined)
+        { stream: "s", test: (m) => (m.offset === 4n ? "marker" : undefined) }
       ).pipe(Stream.runCollect)
       expect(Chunk.toArray(selections).map((s) => [s.firstIndex, s.messages.length, s.stop])).toEqual([
         [0, 3, undefined],
@@ -228,7 +242,7 @@ describe("the stop selection", () => {
 
   it.effect("the index counts across chunks (a count condition)", () =>
     Effect.gen(function*() {
-      const selections = yield* selectUntilStop(chunks(4, 4), (_, index) => (index + 1 >= 6 ? "count" : undefined)).pipe(
+      const selections = yield* selectUntilStop(chunks(4, 4), { stream: "s", test: (_, index) => (index + 1 >= 6 ? "count" : undefined) }).pipe(
         Stream.runCollect
       )
       expect(Chunk.toArray(selections).map((s) => [s.firstIndex, s.messages.length, s.stop])).toEqual([
@@ -239,7 +253,7 @@ describe("the stop selection", () => {
 
   it.effect("an idle timeout ends the stream with a last, empty selection that says idle", () =>
     Effect.gen(function*() {
-      const fiber = yield* selectUntilStop(Stream.concat(chunks(2), Stream.never), () => undefined, "3 seconds").pipe(
+      const fiber = yield* selectUntilStop(Stream.concat(chunks(2), Stream.never), { stream: "s", test: () => undefined }, "3 seconds").pipe(
         Stream.runCollect,
         Effect.fork
       )
