@@ -1827,7 +1827,14 @@ const makeMessageSource = (
   )
   const encode = (item: Sendable, position: bigint) =>
     Effect.try({
-      try: () => toOutbound(item),
+      try: () => {
+        const message = toOutbound(item)
+        // The protocol has no filter values for sub-entry batches.
+        if (options.subEntrySize > 1 && message.filterValue !== undefined) {
+          codecError("it has a filter value, and sub-entry batches cannot carry filter values (publish filtered messages without subEntrySize)")
+        }
+        return message
+      },
       catch: (error) => new InvalidArgument({ message: `message ${position} cannot be published: ${errorText(error)}` })
     })
   const entriesOf = (messages: ReadonlyArray<OutboundMessage>, from: bigint): Array<PublishEntry> => {
