@@ -32,8 +32,14 @@ export interface FlagSpec {
     readonly default?: string
     /** A switch: takes no value; present means "true". */
     readonly boolean?: true
+    /** May be given several times: the values reach `run` as a JSON array (read them with `repeatedFlag`). */
+    readonly repeated?: true
   }
 }
+
+/** The values of a `repeated` flag, in order (none when it was not given). */
+export const repeatedFlag = (value: string | undefined): ReadonlyArray<string> =>
+  value === undefined ? [] : (JSON.parse(value) as ReadonlyArray<string>)
 
 /**
  * Reads flags: the flag, else its environment variable, else its default (undefined when none).
@@ -388,13 +394,18 @@ export const command = <S extends FlagSpec, E, const Name extends string>(
   run: (flags: Partial<Record<keyof S, string>>) => Effect.Effect<void, E, Scope.Scope>
 ): Command.Command<Name, never, E | UsageError, unknown> => {
   const options: Record<string, Options.Options<Option.Option<string>>> = {}
-  for (const [flag, { env, help, default: fallback, boolean }] of Object.entries(spec)) {
+  for (const [flag, { env, help, default: fallback, boolean, repeated }] of Object.entries(spec)) {
     if (!boolean) flagsWithValues.add(flag)
     const extra = [env ? `env ${env}` : undefined, fallback !== undefined ? `default ${fallback}` : undefined]
       .filter(Boolean)
     const description = `${help}${extra.length ? ` (${extra.join(", ")})` : ""}`
     const option = boolean
       ? Options.boolean(flag).pipe(Options.map((on) => (on ? Option.some("true") : Option.none())))
+      : repeated
+      ? Options.text(flag).pipe(
+        Options.repeated,
+        Options.map((all) => (all.length === 0 ? Option.none() : Option.some(JSON.stringify(all))))
+      )
       : Options.optional(Options.text(flag))
     options[flag] = Options.withDescription(option, description)
   }
