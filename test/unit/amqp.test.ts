@@ -2,6 +2,7 @@
 // client) writes, what the Java and .NET clients' encoders write (hand-built after their rules), every
 // AMQP 1.0 type, falsy values, described types, sequences, and what cannot be read.
 import { describe, expect, it } from "@effect/vitest"
+import { Either } from "effect"
 import * as fs from "node:fs"
 import { gzipSync } from "node:zlib"
 import {
@@ -10,6 +11,8 @@ import {
   decodeDeliver,
   decodeMessage,
   encodeMessage,
+  messageFromJson,
+  messageToJson,
   type OutgoingMessage,
   publishFrames,
   type StreamMessage,
@@ -417,5 +420,111 @@ describe("publish frames", () => {
 
   it("a message larger than a frame is refused", () => {
     expect(() => publishFrames(0, [entry(1n, "x".repeat(1000))], { frameMax: 500, compression: "none" })).toThrow(/does not fit/)
+  })
+})
+
+// What rstream (the tutorial's Python client) makes of the bytes we write: recorded by running it
+// (test/interop/ours-fixtures.ts, then rstream_decode.py), since it cannot be installed here in CI.
+// The bytes must stay those rstream read: a change of encoding fails here, and asks for a new run.
+describe("what rstream reads of what we write", () => {
+  const fixtures: Array<{ message: Record<string, any>; hex: string; rstream: Record<string, any> }> = JSON.parse(
+    fs.readFileSync(new URL("../fixtures/amqp/ours.json", import.meta.url), "utf8")
+  )
+  /** Our JSON value as rstream's script prints what it decoded (ints for longs and timestamps, bytes as text when UTF-8). */
+  const asRstream = (json: any): any => {
+    if (json === null || typeof json !== "object") return json
+    if (Array.isArray(json)) return json.map(asRstream)
+    const [key, value] = Object.entries(json)[0]!
+    if (key === "long" || key === "ulong") return Number(value)
+    if (key === "timestamp") return new Date(value as string).getTime()
+    if (key === "binary") return bytesAsRstream(Buffer.from(value as string, "base64"))
+    return json
+  }
+  const bytesAsRstream = (b: Buffer) => {
+    try {
+      return new TextDecoder("utf-8", { fatal: true }).decode(b)
+    } catch {
+      return { binary: b.toString("base64") }
+    }
+  }
+  const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+  const propertyAsRstream = (name: string, json: any) =>
+    name === "userId"
+      ? bytesAsRstream(Buffer.from(json, "base64"))
+      : name.endsWith("Time")
+      ? new Date(json).getTime()
+      : asRstream(json)
+  const record = (r: Record<string, any> | undefined) =>
+    r === undefined ? null : Object.fromEntries(Object.entries(r).map(([k, v]) => [k, asRstream(v)]))
+
+  for (const { hex: recorded, message, rstream } of fixtures) {
+    it(`${String(message.body).slice(0, 20) || JSON.stringify(message).slice(0, 40)}: the same bytes, read field for field`, () => {
+      const outgoing = Either.getOrThrow(messageFromJson(message))
+      expect(Buffer.from(encodeMessage(outgoing)).toString("hex")).toBe(recorded)
+      const body = message.amqpValue !== undefined || message.amqpSequence !== undefined
+        ? null
+        : message.encoding === "base64"
+        ? bytesAsRstream(Buffer.from(message.body, "base64"))
+        : message.body
+      expect(rstream).toEqual({
+        body,
+        value: message.amqpValue ?? null,
+        sequence: message.amqpSequence ?? null,
+        header: message.header ?? null,
+        properties: message.properties === undefined
+          ? null
+          : Object.fromEntries(Object.entries(message.properties).map(([k, v]) => [snake(k), propertyAsRstream(k, v)])),
+        applicationProperties: record(message.applicationProperties),
+        messageAnnotations: message.filterValue === undefined
+          ? record(message.messageAnnotations)
+          : { ...record(message.messageAnnotations), "x-stream-filter-value": message.filterValue }
+      })
+    })
+  }
+})
+
+describe("messages as JSON lines (receive --json, send --json)", () => {
+  it("every field and type survives JSON both ways", () => {
+    for (const name of Object.keys(fixtures)) {
+      const original = decoded(hex(fixtures[name]!))
+      const json = JSON.parse(JSON.stringify(messageToJson(original)))
+      const again = decoded(encodeMessage(Either.getOrThrow(messageFromJson(json))))
+      expect({ ...again, offset: original.offset }).toEqual(original)
+    }
+  })
+
+  it("the types JSON lacks are one-key objects; the rest is plain", () => {
+    const json = messageToJson(decoded(hex(fixtures["every-simple-type"]!), 7n))
+    expect(json).toMatchObject({
+      offset: "7",
+      body: "types",
+      applicationProperties: {
+        small: 5,
+        long: { long: 1099511627776 },
+        double: 3.5,
+        binary: { binary: "AAH/" },
+        uuid: { uuid: "12345678-1234-5678-9abc-def012345678" },
+        timestamp: { timestamp: "2026-12-02T03:24:31.500Z" }
+      }
+    })
+    expect(messageToJson({ offset: 0n, body: bytes(0xff) })).toEqual({ offset: "0", body: "/w==", encoding: "base64" })
+    expect(messageToJson({ offset: 0n, body: bytes(), applicationProperties: { u: Amqp.ulong(2n ** 64n - 1n) } }).applicationProperties)
+      .toEqual({ u: { ulong: "18446744073709551615" } })
+  })
+
+  it("what is not a message is refused naming the field", () => {
+    const refusal = (json: unknown) => Either.match(messageFromJson(json), { onLeft: (e) => e.message, onRight: () => "accepted" })
+    expect(refusal([])).toMatch(/^the line: expected a JSON object/)
+    expect(refusal({})).toMatch(/^body: missing/)
+    expect(refusal({ body: "a", extra: 1 })).toMatch(/^extra: unknown field/)
+    expect(refusal({ body: "a", encoding: "hex" })).toMatch(/^encoding: expected "base64"/)
+    expect(refusal({ body: "@@", encoding: "base64" })).toMatch(/^body: expected base64/)
+    expect(refusal({ body: "a", properties: { messageId: 5 } })).toMatch(/^properties.messageId: expected a string/)
+    expect(refusal({ body: "a", properties: { creationTime: "yesterday" } })).toMatch(/^properties.creationTime: expected an ISO date/)
+    expect(refusal({ body: "a", properties: { colour: "red" } })).toMatch(/^properties.colour: unknown field/)
+    expect(refusal({ body: "a", applicationProperties: { n: { long: "x" } } })).toMatch(/^applicationProperties.n.long: expected an integer/)
+    expect(refusal({ body: "a", applicationProperties: { n: { what: 1 } } })).toMatch(/^applicationProperties.n: expected a JSON value or an object with one key naming an AMQP type/)
+    expect(refusal({ body: "a", applicationProperties: { n: { ubyte: 256 } } })).toMatch(/a ubyte must be an integer from 0 to 255/)
+    expect(refusal({ body: "a", filterValue: "" })).toMatch(/filter value must be a non-empty string/)
   })
 })
