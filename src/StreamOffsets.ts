@@ -3683,6 +3683,18 @@ const writeArrayElement = (w: AmqpWriter, v: AmqpValue) => {
   return writeValue(w, v)
 }
 
+/** A record's entries for `writeMap`, each value checked first, so that an error names its key. */
+const named = (what: string, record: Readonly<Record<string, AmqpValue>>): Array<readonly [AmqpValue, AmqpValue]> =>
+  Object.entries(record).map(([key, value]) => {
+    try {
+      writeValue(new AmqpWriter(16), value)
+    } catch (error) {
+      if (error instanceof AmqpCodecError) codecError(`${what}.${key}: ${error.message}`)
+      throw error
+    }
+    return [key, value] as const
+  })
+
 /** Writes a described section `00 53 code` and its value. */
 const section = (w: AmqpWriter, code: number, write: () => void) => {
   w.u8(0x00)
@@ -3738,7 +3750,8 @@ const encodeHead = (message: OutgoingMessage): Uint8Array | undefined => {
       ]))
   }
   if (present(annotations)) {
-    section(w, 0x72, () => writeMap(w, Object.entries(annotations!), (w, k) => writeTyped(w, { _tag: "symbol", value: k as string })))
+    section(w, 0x72, () =>
+      writeMap(w, named("messageAnnotations", annotations!), (w, k) => writeTyped(w, { _tag: "symbol", value: k as string })))
   }
   if (present(properties)) {
     const p = properties!
@@ -3759,7 +3772,7 @@ const encodeHead = (message: OutgoingMessage): Uint8Array | undefined => {
         opt(p.replyToGroupId, text)
       ]))
   }
-  if (present(applicationProperties)) section(w, 0x74, () => writeMap(w, Object.entries(applicationProperties!)))
+  if (present(applicationProperties)) section(w, 0x74, () => writeMap(w, named("applicationProperties", applicationProperties!)))
   return w.result()
 }
 

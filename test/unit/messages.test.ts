@@ -72,7 +72,7 @@ describe("messages with properties, both ways", () => {
         messages: ["a", "b", { body: "c", applicationProperties: { n: Amqp.ubyte(300) } }, "d"]
       }).pipe(Effect.flip)
       expect(error._tag).toBe("InvalidArgument")
-      expect(error.message).toMatch(/^message 3 cannot be published: a ubyte must be an integer from 0 to 255, got 300/)
+      expect(error.message).toMatch(/^message 3 cannot be published: applicationProperties.n: a ubyte must be an integer from 0 to 255, got 300/)
       expect(yield* (yield* MemoryBroker).messages("s")).toEqual([])
     }).pipe(Effect.provide(layers())))
 })
