@@ -1817,7 +1817,6 @@ const makeMessageSource = (
     error instanceof BrokerError || error instanceof SuperStreamNotFound || error instanceof InvalidArgument
       ? error
       : new InvalidArgument({ message: `could not read the messages to send: ${errorText(error)}` })
-  const readSync = Effect.try({ try: () => sync!.next(), catch: unreadable })
   const readAsync = Effect.tryPromise({ try: () => (state.reading ??= async!.next()), catch: unreadable }).pipe(
     // Settled: the next read asks for the next item. Interrupted: it still awaits this one.
     Effect.tapBoth({
@@ -1825,18 +1824,27 @@ const makeMessageSource = (
       onSuccess: () => Effect.sync(() => void (state.reading = undefined))
     })
   )
-  const encode = (item: Sendable, position: bigint) =>
-    Effect.try({
-      try: () => {
-        const message = toOutbound(item)
-        // The protocol has no filter values for sub-entry batches.
-        if (options.subEntrySize > 1 && message.filterValue !== undefined) {
-          codecError("it has a filter value, and sub-entry batches cannot carry filter values (publish filtered messages without subEntrySize)")
-        }
-        return message
-      },
-      catch: (error) => new InvalidArgument({ message: `message ${position} cannot be published: ${errorText(error)}` })
-    })
+  /** Takes one message into the batch (or skips it); plain code, no effect: this runs for every message. */
+  const take = (item: Sendable, skipUpTo: bigint, batch: Array<OutboundMessage>): InvalidArgument | undefined => {
+    const position = state.position + 1n
+    let message: OutboundMessage
+    try {
+      message = toOutbound(item)
+      // The protocol has no filter values for sub-entry batches.
+      if (options.subEntrySize > 1 && message.filterValue !== undefined) {
+        codecError("it has a filter value, and sub-entry batches cannot carry filter values (publish filtered messages without subEntrySize)")
+      }
+    } catch (error) {
+      return new InvalidArgument({ message: `message ${position} cannot be published: ${errorText(error)}` })
+    }
+    state.position = position
+    if (options.named && position <= skipUpTo) state.skipped++
+    else {
+      if (batch.length === 0) state.buildingFrom = position
+      batch.push(message)
+    }
+    return undefined
+  }
   const entriesOf = (messages: ReadonlyArray<OutboundMessage>, from: bigint): Array<PublishEntry> => {
     const entries: Array<PublishEntry> = []
     for (let i = 0; i < messages.length; i += options.subEntrySize) {
@@ -1850,7 +1858,14 @@ const makeMessageSource = (
       if (state.pending !== undefined) return state.pending
       const batch = state.building
       while (batch.length < options.batchSize && !state.done) {
-        const item = sync ? yield* readSync : yield* readAsync
+        let item: IteratorResult<Sendable | RoomWait>
+        if (sync) {
+          try {
+            item = sync.next()
+          } catch (error) {
+            return yield* Effect.fail(unreadable(error))
+          }
+        } else item = yield* readAsync
         if (item.done) {
           state.done = true
           break
@@ -1862,15 +1877,8 @@ const makeMessageSource = (
           yield* Effect.promise(() => room)
           continue
         }
-        const position = state.position + 1n
-        const message = yield* encode(item.value, position)
-        state.position = position
-        if (options.named && position <= skipUpTo) {
-          state.skipped++
-          continue
-        }
-        if (batch.length === 0) state.buildingFrom = position
-        batch.push(message)
+        const invalid = take(item.value, skipUpTo, batch)
+        if (invalid !== undefined) return yield* Effect.fail(invalid)
       }
       state.building = []
       state.pending = { entries: entriesOf(batch, state.buildingFrom), size: batch.length }
@@ -1917,7 +1925,7 @@ export const makeConfirmTracker = (options: {
     // Completed when the last message sent has been confirmed; failed on the first rejection.
     const done = yield* Deferred.make<void, PublishError>()
     const state = { sent: 0, confirmed: 0, finished: false }
-    const pending = new Map<bigint, PublishEntry>()
+    const pending = new PendingEntries()
     const timedOut = () => new ConfirmTimeout({ stream, unconfirmed: state.sent - state.confirmed, timeout: confirmTimeout })
     const settle = Effect.suspend(() =>
       state.finished && state.confirmed >= state.sent ? Deferred.succeed(done, undefined) : Effect.void
@@ -1941,34 +1949,21 @@ export const makeConfirmTracker = (options: {
       sending: (entries) => {
         for (const entry of entries) {
           state.sent += entry.messages.length
-          pending.set(entry.publishingId, entry)
+          pending.push(entry)
         }
       },
       confirmation: Confirmation.$match({
         Confirmed: ({ publishingIds }) => {
           let n = 0
-          for (const id of publishingIds) {
-            const entry = pending.get(id)
-            if (entry !== undefined) {
-              pending.delete(id)
-              n += entry.messages.length
-            }
-          }
+          for (const id of publishingIds) n += pending.confirm(id)
           return confirm(n)
         },
         Rejected: ({ code, publishingId }) => Deferred.fail(done, new PublishError({ stream, publishingId, code })).pipe(Effect.asVoid)
       }),
       reconcile: (lastPublishingId) =>
         Effect.suspend(() => {
-          let n = 0
-          for (const [id, entry] of pending) {
-            if (id <= lastPublishingId) {
-              pending.delete(id)
-              n += entry.messages.length
-            }
-          }
-          const again = [...pending.values()].sort((x, y) => (x.publishingId < y.publishingId ? -1 : 1))
-          return Effect.as(confirm(n), again)
+          const n = pending.confirmUpTo(lastPublishingId)
+          return Effect.as(confirm(n), pending.unconfirmed())
         }),
       rejected: Deferred.isDone(done),
       allConfirmed: Effect.suspend(() => {
@@ -1977,6 +1972,77 @@ export const makeConfirmTracker = (options: {
       })
     }
   })
+
+/**
+ * The entries sent and not confirmed yet, in the order sent (their publishing ids increase). A
+ * confirm usually is for the oldest one; one out of order is found by bisection. (A Map keyed by
+ * bigint ids cost a third of `send`'s time: V8 hashes a bigint by value.)
+ */
+class PendingEntries {
+  private entries: Array<PublishEntry | undefined> = []
+  private head = 0
+  push(entry: PublishEntry) {
+    this.entries.push(entry)
+  }
+  /** Confirms the entry with this id, if it is pending: the number of its messages. */
+  confirm(id: bigint): number {
+    const { entries } = this
+    let i = this.head
+    if (entries[i]?.publishingId !== id) {
+      let low = this.head
+      let high = entries.length - 1
+      i = -1
+      while (low <= high) {
+        const mid = (low + high) >>> 1
+        // A confirmed entry keeps its place (undefined): look at its neighbours for an id.
+        const at = this.idNear(mid, low, high)
+        if (at === undefined) break
+        const [j, found] = at
+        if (found === id) {
+          i = j
+          break
+        }
+        if (found < id) low = j + 1
+        else high = j - 1
+      }
+      if (i < 0) return 0
+    }
+    const entry = entries[i]!
+    entries[i] = undefined
+    while (this.head < entries.length && entries[this.head] === undefined) this.head++
+    if (this.head > 1024 && this.head * 2 > entries.length) {
+      this.entries = entries.slice(this.head)
+      this.head = 0
+    }
+    return entry.messages.length
+  }
+  /** An entry still pending near `mid` (within low..high), and its id. */
+  private idNear(mid: number, low: number, high: number): readonly [number, bigint] | undefined {
+    for (let d = 0; mid - d >= low || mid + d <= high; d++) {
+      const up = mid + d <= high ? this.entries[mid + d] : undefined
+      if (up !== undefined) return [mid + d, up.publishingId]
+      const down = mid - d >= low ? this.entries[mid - d] : undefined
+      if (down !== undefined) return [mid - d, down.publishingId]
+    }
+    return undefined
+  }
+  /** Confirms every pending entry with an id up to `id`: the number of their messages. */
+  confirmUpTo(id: bigint): number {
+    let n = 0
+    for (let i = this.head; i < this.entries.length; i++) {
+      const entry = this.entries[i]
+      if (entry !== undefined && entry.publishingId <= id) {
+        n += entry.messages.length
+        this.entries[i] = undefined
+      }
+    }
+    while (this.head < this.entries.length && this.entries[this.head] === undefined) this.head++
+    return n
+  }
+  unconfirmed(): Array<PublishEntry> {
+    return this.entries.slice(this.head).filter((e): e is PublishEntry => e !== undefined)
+  }
+}
 
 /** One publisher's life: send again what the broker lacks, publish the rest, wait for every confirm. */
 const publishAll = (publisher: Publisher, confirms: ConfirmTracker, source: MessageSource) =>
@@ -3807,10 +3873,11 @@ const MAX_FILTER_VALUE_BYTES = 32_767
 
 /** An outgoing message (or a body) as it will be published; bad values fail here, before anything is sent. */
 export const toOutbound = (message: OutgoingMessage | Uint8Array | string): OutboundMessage => {
-  if (typeof message === "string") return { body: utf8Encoder.encode(message), head: undefined, bodySections: undefined, filterValue: undefined }
+  // Buffer.from, not TextEncoder: on Node it costs a fifth as much per message.
+  if (typeof message === "string") return { body: Buffer.from(message, "utf8"), head: undefined, bodySections: undefined, filterValue: undefined }
   if (message instanceof Uint8Array) return { body: message, head: undefined, bodySections: undefined, filterValue: undefined }
   const body = typeof message.body === "string"
-    ? utf8Encoder.encode(message.body)
+    ? Buffer.from(message.body, "utf8")
     : message.body instanceof Uint8Array
     ? message.body
     : codecError("body must be a string or a Uint8Array")
@@ -3946,64 +4013,93 @@ export const publishFrames = (
   options: { readonly frameMax: number; readonly compression: Compression }
 ): Array<Uint8Array> => {
   const filtered = entries.some((e) => e.messages.some((m) => m.filterValue !== undefined))
-  const wire = entries.map((entry) => wireEntry(entry, filtered, options.compression))
+  // Sizes first, then each frame written into one buffer: no allocation per message (this is the
+  // hot path of publishing: a closure or a small array per message cost half of `send`'s time).
+  const batches = entries.map((entry) => (entry.messages.length === 1 ? undefined : subEntryBatch(entry, filtered, options.compression)))
+  const sizes = entries.map((entry, i) => {
+    const batch = batches[i]
+    if (batch !== undefined) return 8 + 1 + 2 + 4 + 4 + batch.data.length
+    const m = entry.messages[0]!
+    const filter = filtered ? 2 + (m.filterValue === undefined ? 0 : Buffer.byteLength(m.filterValue)) : 0
+    return 8 + filter + 4 + messageSize(m)
+  })
   const frames: Array<Uint8Array> = []
-  for (let start = 0; start < wire.length;) {
+  for (let start = 0; start < entries.length;) {
     let size = FRAME_HEADER
     let end = start
-    while (end < wire.length && size + wire[end]!.size <= options.frameMax) size += wire[end++]!.size
+    while (end < entries.length && size + sizes[end]! <= options.frameMax) size += sizes[end++]!
     if (end === start) {
-      return codecError(`a message of ${wire[start]!.size} bytes does not fit in a frame (the broker's limit is ${options.frameMax} bytes)`)
+      return codecError(`a message of ${sizes[start]} bytes does not fit in a frame (the broker's limit is ${options.frameMax} bytes)`)
     }
-    const w = new AmqpWriter(size)
-    w.u32(size - 4)
-    w.u16(0x0002)
-    w.u16(filtered ? 2 : 1)
-    w.u8(publisherId)
-    w.u32(end - start)
-    for (let i = start; i < end; i++) wire[i]!.write(w)
-    frames.push(w.result())
+    const frame = Buffer.allocUnsafe(size)
+    let o = frame.writeUInt32BE(size - 4, 0)
+    o = frame.writeUInt16BE(PUBLISH_KEY, o)
+    o = frame.writeUInt16BE(filtered ? 2 : 1, o)
+    o = frame.writeUInt8(publisherId, o)
+    o = frame.writeUInt32BE(end - start, o)
+    for (let i = start; i < end; i++) {
+      const entry = entries[i]!
+      o = frame.writeBigUInt64BE(entry.publishingId, o)
+      const batch = batches[i]
+      if (batch !== undefined) {
+        o = frame.writeUInt8(0x80 | (COMPRESSIONS.indexOf(options.compression) << 4), o)
+        o = frame.writeUInt16BE(entry.messages.length, o)
+        o = frame.writeUInt32BE(batch.plainSize, o)
+        o = frame.writeUInt32BE(batch.data.length, o)
+        frame.set(batch.data, o)
+        o += batch.data.length
+        continue
+      }
+      const m = entry.messages[0]!
+      if (filtered) {
+        if (m.filterValue === undefined) o = frame.writeInt16BE(-1, o)
+        else {
+          const n = frame.write(m.filterValue, o + 2, "utf8")
+          o = frame.writeInt16BE(n, o) + n
+        }
+      }
+      o = frame.writeUInt32BE(messageSize(m), o)
+      o = writeMessageAt(frame, o, m)
+    }
+    frames.push(frame)
     start = end
   }
   return frames
 }
 
-const filterBytes = (m: OutboundMessage) => m.filterValue === undefined ? undefined : utf8Encoder.encode(m.filterValue)
+/** Writes an outbound message at `o` (its sections, then its body as a data section); gives the end. */
+const writeMessageAt = (frame: Buffer, at: number, m: OutboundMessage): number => {
+  let o = at
+  if (m.head !== undefined) {
+    frame.set(m.head, o)
+    o += m.head.length
+  }
+  if (m.bodySections !== undefined) {
+    frame.set(m.bodySections, o)
+    return o + m.bodySections.length
+  }
+  const body = m.body
+  frame[o++] = 0x00
+  frame[o++] = 0x53
+  frame[o++] = 0x75
+  if (body.length <= 255) {
+    frame[o++] = 0xa0
+    frame[o++] = body.length
+  } else {
+    frame[o++] = 0xb0
+    o = frame.writeUInt32BE(body.length, o)
+  }
+  frame.set(body, o)
+  return o + body.length
+}
 
-const wireEntry = (entry: PublishEntry, filtered: boolean, compression: Compression) => {
-  const { messages, publishingId } = entry
-  if (messages.length === 1) {
-    const m = messages[0]!
-    const filter = filtered ? filterBytes(m) : undefined
-    const size = messageSize(m)
-    return {
-      size: 8 + (filtered ? 2 + (filter?.length ?? 0) : 0) + 4 + size,
-      write: (w: AmqpWriter) => {
-        w.u64(publishingId)
-        if (filtered) filter === undefined ? w.i16(-1) : (w.i16(filter.length), w.put(filter))
-        w.u32(size)
-        writeOutbound(w, m)
-      }
-    }
-  }
+/** A sub-entry batch's records (a size and a message each), compressed as asked. */
+const subEntryBatch = (entry: PublishEntry, filtered: boolean, compression: Compression) => {
   if (filtered) codecError("sub-entry batches cannot carry filter values: publish filtered messages one by one")
-  const plain = new AmqpWriter(messages.reduce((n, m) => n + 4 + messageSize(m), 0))
-  for (const m of messages) {
-    plain.u32(messageSize(m))
-    writeOutbound(plain, m)
-  }
-  const data = compression === "gzip" ? gzipSync(plain.result()) : plain.result()
-  return {
-    size: 8 + 1 + 2 + 4 + 4 + data.length,
-    write: (w: AmqpWriter) => {
-      w.u64(publishingId)
-      w.u8(0x80 | (COMPRESSIONS.indexOf(compression) << 4))
-      w.u16(messages.length)
-      w.u32(plain.pos)
-      w.u32(data.length)
-      w.put(data)
-    }
-  }
+  const plain = Buffer.allocUnsafe(entry.messages.reduce((n, m) => n + 4 + messageSize(m), 0))
+  let o = 0
+  for (const m of entry.messages) o = writeMessageAt(plain, plain.writeUInt32BE(messageSize(m), o), m)
+  return { plainSize: plain.length, data: compression === "gzip" ? gzipSync(plain) : plain }
 }
 
 // ---------------------------------------------------------------------------------------------

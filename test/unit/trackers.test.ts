@@ -210,6 +210,17 @@ describe("the confirm tracker", () => {
       expect(c.confirmed()).toBe(2)
     }))
 
+  it.effect("confirms out of order are counted once each; what is left is sent again in order", () =>
+    Effect.gen(function*() {
+      const c = yield* confirms(100)
+      c.sending(entries(1n, ...Array.from({ length: 40 }, (_, i) => `m${i}`)))
+      for (const id of [3n, 1n, 2n, 40n, 3n, 17n, 18n, 16n, 41n, 0n]) yield* c.confirmation(Confirmation.Confirmed({ publishingIds: [id] }))
+      expect(c.confirmed()).toBe(7)
+      const again = yield* c.reconcile(10n)
+      expect(again.map((e) => e.publishingId)).toEqual(Array.from({ length: 29 }, (_, i) => BigInt(i + 11)).filter((id) => id < 16n || id > 18n).filter((id) => id !== 40n))
+      expect(c.confirmed()).toBe(7 + 7)
+    }))
+
   it.effect("a sub-entry batch: one publishing id confirms all its messages", () =>
     Effect.gen(function*() {
       const c = yield* confirms()
