@@ -3172,8 +3172,21 @@ class AmqpReader {
     const at = this.need(n)
     return this.bytes.subarray(at, at + n)
   }
+  /** UTF-8 text, strictly (bytes that are not UTF-8 fail); short ASCII without TextDecoder, which costs more per call. */
   utf8(n: number): string {
-    return strictUtf8.decode(this.take(n))
+    const at = this.need(n)
+    const bytes = this.bytes
+    if (n <= 64) {
+      let ascii = true
+      for (let i = at; i < at + n; i++) {
+        if (bytes[i]! > 0x7f) {
+          ascii = false
+          break
+        }
+      }
+      if (ascii) return String.fromCharCode.apply(null, bytes.subarray(at, at + n) as unknown as Array<number>)
+    }
+    return strictUtf8.decode(bytes.subarray(at, at + n))
   }
 }
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
@@ -3385,13 +3398,13 @@ const readMessage = (r: AmqpReader, end: number): MessageContent => {
         readValueOf(r, code) // delivery annotations and the footer: read past
         break
       case 0x72:
-        content.messageAnnotations = recordOf(readValueOf(r, code), "message annotations")
+        content.messageAnnotations = readRecord(r, code, "message annotations")
         break
       case 0x73:
         content.properties = propertiesOf(readValueOf(r, code))
         break
       case 0x74:
-        content.applicationProperties = recordOf(readValueOf(r, code), "application properties")
+        content.applicationProperties = readRecord(r, code, "application properties")
         break
       case 0x76: {
         const list = readValueOf(r, code)
@@ -3418,15 +3431,25 @@ const utf8Encoder = new TextEncoder()
 const bytesOfValue = (value: AmqpValue | undefined): Uint8Array =>
   typeof value === "string" ? utf8Encoder.encode(value) : value instanceof Uint8Array ? value : EMPTY
 
-const isMap = (value: AmqpValue): value is Extract<AmqpTyped, { _tag: "map" }> =>
-  typeof value === "object" && value !== null && "_tag" in value && value._tag === "map"
-
-/** Annotations (symbol keys) and application properties (string keys) as a record; null is an empty one. */
-const recordOf = (value: AmqpValue, what: string): Record<string, AmqpValue> => {
-  if (value === null) return {}
-  if (!isMap(value)) return codecError(`${what} that are not a map`)
-  // Object.fromEntries: a key such as "__proto__" from another client is an ordinary key.
-  return Object.fromEntries(value.value.map(([key, v]) => [keyText(key, what), v]))
+/**
+ * Annotations (symbol keys) and application properties (string keys) as a record, read straight
+ * from the map's encoding; null is an empty one.
+ */
+const readRecord = (r: AmqpReader, code: number, what: string): Record<string, AmqpValue> => {
+  if (code === 0x40) return {}
+  if (code !== 0xc1 && code !== 0xd1) return codecError(`${what} that are not a map`)
+  return readCompound(r, code === 0xc1 ? r.u8() : r.u32(), code === 0xc1 ? 1 : 4, (count) => {
+    if (count % 2 !== 0) codecError(`a map with an odd number of elements (${count})`)
+    const record: Record<string, AmqpValue> = {}
+    for (let i = 0; i < count; i += 2) {
+      const key = keyText(readValue(r), what)
+      const value = readValue(r)
+      // A key such as "__proto__" from another client is an ordinary key.
+      if (key === "__proto__") Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true })
+      else record[key] = value
+    }
+    return record
+  })
 }
 const keyText = (key: AmqpValue, what: string): string =>
   typeof key === "string"
@@ -3458,39 +3481,43 @@ const asMessageId = (v: AmqpValue): MessageId | undefined =>
 const tagged = (v: AmqpValue, tag: AmqpTyped["_tag"]): v is AmqpTyped =>
   typeof v === "object" && v !== null && "_tag" in v && v._tag === tag
 
-/** Only the fields that are set: messages stay small objects. */
-const defined = <A extends object>(record: A): A =>
-  Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined)) as A
+/** The fields of the properties section, by position, with the type each must have. */
+const PROPERTY_FIELDS_BY_POSITION: ReadonlyArray<readonly [keyof MessageProperties, string, (v: AmqpValue) => unknown]> = [
+  ["messageId", "message-id", asMessageId],
+  ["userId", "user-id", asBinary],
+  ["to", "to", asString],
+  ["subject", "subject", asString],
+  ["replyTo", "reply-to", asString],
+  ["correlationId", "correlation-id", asMessageId],
+  ["contentType", "content-type", asSymbol],
+  ["contentEncoding", "content-encoding", asSymbol],
+  ["absoluteExpiryTime", "absolute-expiry-time", asDate],
+  ["creationTime", "creation-time", asDate],
+  ["groupId", "group-id", asString],
+  ["groupSequence", "group-sequence", asUnsigned],
+  ["replyToGroupId", "reply-to-group-id", asString]
+]
+const HEADER_FIELDS_BY_POSITION: ReadonlyArray<readonly [keyof MessageHeader, string, (v: AmqpValue) => unknown]> = [
+  ["durable", "durable", asBoolean],
+  ["priority", "priority", asUnsigned],
+  ["ttl", "ttl", asUnsigned],
+  ["firstAcquirer", "first-acquirer", asBoolean],
+  ["deliveryCount", "delivery-count", asUnsigned]
+]
 
-const propertiesOf = (value: AmqpValue): MessageProperties => {
-  const f = fieldsOf(value, "properties")
-  return defined({
-    messageId: field(f, 0, "message-id", asMessageId),
-    userId: field(f, 1, "user-id", asBinary),
-    to: field(f, 2, "to", asString),
-    subject: field(f, 3, "subject", asString),
-    replyTo: field(f, 4, "reply-to", asString),
-    correlationId: field(f, 5, "correlation-id", asMessageId),
-    contentType: field(f, 6, "content-type", asSymbol),
-    contentEncoding: field(f, 7, "content-encoding", asSymbol),
-    absoluteExpiryTime: field(f, 8, "absolute-expiry-time", asDate),
-    creationTime: field(f, 9, "creation-time", asDate),
-    groupId: field(f, 10, "group-id", asString),
-    groupSequence: field(f, 11, "group-sequence", asUnsigned),
-    replyToGroupId: field(f, 12, "reply-to-group-id", asString)
-  })
+/** A list-shaped section as an object of the fields that are set (messages stay small objects). */
+const fieldsObject = <A>(value: AmqpValue, what: string, fields: ReadonlyArray<readonly [string, string, (v: AmqpValue) => unknown]>): A => {
+  const f = fieldsOf(value, what)
+  const object: Record<string, unknown> = {}
+  for (let i = 0; i < f.length && i < fields.length; i++) {
+    const [key, name, read] = fields[i]!
+    const v = field(f, i, name, read)
+    if (v !== undefined) object[key] = v
+  }
+  return object as A
 }
-
-const headerOf = (value: AmqpValue): MessageHeader => {
-  const f = fieldsOf(value, "header")
-  return defined({
-    durable: field(f, 0, "durable", asBoolean),
-    priority: field(f, 1, "priority", asUnsigned),
-    ttl: field(f, 2, "ttl", asUnsigned),
-    firstAcquirer: field(f, 3, "first-acquirer", asBoolean),
-    deliveryCount: field(f, 4, "delivery-count", asUnsigned)
-  })
-}
+const propertiesOf = (value: AmqpValue): MessageProperties => fieldsObject(value, "properties", PROPERTY_FIELDS_BY_POSITION)
+const headerOf = (value: AmqpValue): MessageHeader => fieldsObject(value, "header", HEADER_FIELDS_BY_POSITION)
 
 /**
  * One message of a stream from its stored bytes: a StreamMessage, or an UndecodableMessage that
@@ -3517,19 +3544,19 @@ const undecodable = (offset: bigint, error: unknown, data: Uint8Array) => {
 
 /** A growable big-endian buffer. */
 class AmqpWriter {
-  bytes: Uint8Array
+  bytes: Buffer
   view: DataView
   pos = 0
   constructor(size = 256) {
-    this.bytes = new Uint8Array(size)
-    this.view = new DataView(this.bytes.buffer)
+    this.bytes = Buffer.allocUnsafe(size)
+    this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength)
   }
   room(n: number): number {
     if (this.pos + n > this.bytes.length) {
-      const bigger = new Uint8Array(Math.max(this.bytes.length * 2, this.pos + n))
-      bigger.set(this.bytes.subarray(0, this.pos))
+      const bigger = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.pos + n))
+      this.bytes.copy(bigger, 0, 0, this.pos)
       this.bytes = bigger
-      this.view = new DataView(bigger.buffer)
+      this.view = new DataView(bigger.buffer, bigger.byteOffset, bigger.byteLength)
     }
     const at = this.pos
     this.pos += n
@@ -3579,6 +3606,11 @@ class AmqpWriter {
     const at = this.room(bytes.length)
     this.bytes.set(bytes, at)
   }
+  /** UTF-8 text of `size` bytes (`Buffer.byteLength`), written natively. */
+  text(text: string, size: number) {
+    const at = this.room(size)
+    this.bytes.write(text, at, size, "utf8")
+  }
   /** Writes a size-prefixed compound: `write` fills it, then its size is set. */
   sized(width: 1 | 4, write: () => void) {
     const at = this.room(width)
@@ -3587,8 +3619,9 @@ class AmqpWriter {
     if (width === 1) this.bytes[at] = size
     else this.view.setUint32(at, size)
   }
+  /** What was written, as a plain Uint8Array (decoded fields that view it are then plain too). */
   result(): Uint8Array {
-    return this.bytes.subarray(0, this.pos)
+    return new Uint8Array(this.bytes.buffer, this.bytes.byteOffset, this.pos)
   }
 }
 
@@ -3629,9 +3662,9 @@ const writeValue = (w: AmqpWriter, value: AmqpValue): void => {
 }
 
 const writeText = (w: AmqpWriter, small: 0xa1 | 0xa3, text: string) => {
-  const bytes = utf8Encoder.encode(text)
-  if (bytes.length <= 255) return (w.u8(small), w.u8(bytes.length), w.put(bytes))
-  return (w.u8(small + 0x10), w.u32(bytes.length), w.put(bytes))
+  const size = Buffer.byteLength(text, "utf8")
+  if (size <= 255) return (w.u8(small), w.u8(size), w.text(text, size))
+  return (w.u8(small + 0x10), w.u32(size), w.text(text, size))
 }
 const writeBinary = (w: AmqpWriter, bytes: Uint8Array) => {
   if (bytes.length <= 255) return (w.u8(0xa0), w.u8(bytes.length), w.put(bytes))
@@ -3749,18 +3782,6 @@ const writeArrayElement = (w: AmqpWriter, v: AmqpValue) => {
   return writeValue(w, v)
 }
 
-/** A record's entries for `writeMap`, each value checked first, so that an error names its key. */
-const named = (what: string, record: Readonly<Record<string, AmqpValue>>): Array<readonly [AmqpValue, AmqpValue]> =>
-  Object.entries(record).map(([key, value]) => {
-    try {
-      writeValue(new AmqpWriter(16), value)
-    } catch (error) {
-      if (error instanceof AmqpCodecError) codecError(`${what}.${key}: ${error.message}`)
-      throw error
-    }
-    return [key, value] as const
-  })
-
 /** Writes a described section `00 53 code` and its value. */
 const section = (w: AmqpWriter, code: number, write: () => void) => {
   w.u8(0x00)
@@ -3768,23 +3789,98 @@ const section = (w: AmqpWriter, code: number, write: () => void) => {
   w.u8(code)
   write()
 }
+
+/** A record as an AMQP map (symbol keys for annotations); an error names the key it is about. */
+const writeRecord = (w: AmqpWriter, what: string, record: Readonly<Record<string, AmqpValue>>, symbolKeys: boolean) => {
+  w.u8(0xd1)
+  w.sized(4, () => {
+    const count = w.room(4)
+    let n = 0
+    for (const key in record) {
+      if (!Object.hasOwn(record, key)) continue
+      try {
+        if (symbolKeys) writeTyped(w, { _tag: "symbol", value: key })
+        else writeText(w, 0xa1, key)
+        writeValue(w, record[key]!)
+      } catch (error) {
+        if (error instanceof AmqpCodecError) codecError(`${what}.${key}: ${error.message}`)
+        throw error
+      }
+      n += 2
+    }
+    w.view.setUint32(count, n)
+  })
+}
+
 /** A list-shaped section (header, properties): its fields by position, trailing absent ones left out. */
-const writeFields = (w: AmqpWriter, fields: ReadonlyArray<(() => void) | undefined>) => {
+const writeFields = <A extends object>(
+  w: AmqpWriter,
+  what: string,
+  object: A,
+  fields: ReadonlyArray<readonly [keyof A & string, (w: AmqpWriter, value: never) => void]>
+) => {
   let count = fields.length
-  while (count > 0 && fields[count - 1] === undefined) count--
+  while (count > 0 && object[fields[count - 1]![0]] === undefined) count--
   if (count === 0) return w.u8(0x45)
   w.u8(0xd0)
   w.sized(4, () => {
     w.u32(count)
-    for (let i = 0; i < count; i++) (fields[i] ?? (() => w.u8(0x40)))()
+    for (let i = 0; i < count; i++) {
+      const [key, write] = fields[i]!
+      const value = object[key]
+      if (value === undefined || value === null) w.u8(0x40)
+      else {
+        try {
+          ;(write as (w: AmqpWriter, value: unknown) => void)(w, value)
+        } catch (error) {
+          if (error instanceof AmqpCodecError) codecError(`${what}.${key}: ${error.message}`)
+          throw error
+        }
+      }
+    }
   })
 }
-const opt = <A>(value: A | undefined, write: (value: A) => void) => value === undefined ? undefined : () => write(value)
 
-const writeMessageId = (w: AmqpWriter, id: MessageId, name: string) => {
+const writeString = (w: AmqpWriter, v: string) => (typeof v === "string" ? writeText(w, 0xa1, v) : codecError("must be a string"))
+const writeSymbolField = (w: AmqpWriter, v: string) =>
+  typeof v === "string" ? writeTyped(w, { _tag: "symbol", value: v }) : codecError("must be a string")
+const writeTimestamp = (w: AmqpWriter, v: Date) => (v instanceof Date ? writeValue(w, v) : codecError("must be a Date"))
+const writeBoolean = (w: AmqpWriter, v: boolean) => (typeof v === "boolean" ? writeValue(w, v) : codecError("must be a boolean"))
+const writeUbyte = (w: AmqpWriter, v: number) => writeTyped(w, { _tag: "ubyte", value: v })
+const writeUint = (w: AmqpWriter, v: number) => writeTyped(w, { _tag: "uint", value: v })
+const writeMessageId = (w: AmqpWriter, id: MessageId) => {
   if (typeof id === "bigint") return writeTyped(w, { _tag: "ulong", value: id })
   if (typeof id === "string" || id instanceof Uint8Array || tagged(id, "uuid")) return writeValue(w, id)
-  return codecError(`${name} must be a string, a bigint (ulong), a Uint8Array or Amqp.uuid(...)`)
+  return codecError("must be a string, a bigint (ulong), a Uint8Array or Amqp.uuid(...)")
+}
+
+const HEADER_WRITERS: ReadonlyArray<readonly [keyof MessageHeader, (w: AmqpWriter, value: never) => void]> = [
+  ["durable", writeBoolean],
+  ["priority", writeUbyte],
+  ["ttl", writeUint],
+  ["firstAcquirer", writeBoolean],
+  ["deliveryCount", writeUint]
+]
+const PROPERTY_WRITERS: ReadonlyArray<readonly [keyof MessageProperties, (w: AmqpWriter, value: never) => void]> = [
+  ["messageId", writeMessageId],
+  ["userId", (w, v: Uint8Array) => (v instanceof Uint8Array ? writeBinary(w, v) : codecError("must be a Uint8Array"))],
+  ["to", writeString],
+  ["subject", writeString],
+  ["replyTo", writeString],
+  ["correlationId", writeMessageId],
+  ["contentType", writeSymbolField],
+  ["contentEncoding", writeSymbolField],
+  ["absoluteExpiryTime", writeTimestamp],
+  ["creationTime", writeTimestamp],
+  ["groupId", writeString],
+  ["groupSequence", writeUint],
+  ["replyToGroupId", writeString]
+]
+
+const isEmpty = (record: object | undefined) => {
+  if (record === undefined || record === null) return true
+  for (const key in record) if (Object.hasOwn(record, key)) return false
+  return true
 }
 
 /**
@@ -3796,49 +3892,12 @@ const encodeHead = (message: OutgoingMessage): Uint8Array | undefined => {
   const annotations = message.filterValue === undefined
     ? message.messageAnnotations
     : { ...message.messageAnnotations, [FILTER_VALUE_ANNOTATION]: message.filterValue }
-  const present = (record: object | undefined) => record !== undefined && Object.keys(record).length > 0
-  if (!present(header) && !present(annotations) && !present(properties) && !present(applicationProperties)) return undefined
+  if (isEmpty(header) && isEmpty(annotations) && isEmpty(properties) && isEmpty(applicationProperties)) return undefined
   const w = new AmqpWriter()
-  const text = (v: string) => writeValue(w, v)
-  const symbol = (v: string) => writeTyped(w, { _tag: "symbol", value: v })
-  const unsigned = (tag: "ubyte" | "uint") => (v: number) => writeTyped(w, { _tag: tag, value: v })
-  const timestamp = (v: Date) => writeValue(w, v)
-  const bool = (v: boolean) => writeValue(w, v)
-  if (present(header)) {
-    const h = header!
-    section(w, 0x70, () =>
-      writeFields(w, [
-        opt(h.durable, bool),
-        opt(h.priority, unsigned("ubyte")),
-        opt(h.ttl, unsigned("uint")),
-        opt(h.firstAcquirer, bool),
-        opt(h.deliveryCount, unsigned("uint"))
-      ]))
-  }
-  if (present(annotations)) {
-    section(w, 0x72, () =>
-      writeMap(w, named("messageAnnotations", annotations!), (w, k) => writeTyped(w, { _tag: "symbol", value: k as string })))
-  }
-  if (present(properties)) {
-    const p = properties!
-    section(w, 0x73, () =>
-      writeFields(w, [
-        opt(p.messageId, (id) => writeMessageId(w, id, "properties.messageId")),
-        opt(p.userId, (v) => v instanceof Uint8Array ? writeBinary(w, v) : codecError("properties.userId must be a Uint8Array")),
-        opt(p.to, text),
-        opt(p.subject, text),
-        opt(p.replyTo, text),
-        opt(p.correlationId, (id) => writeMessageId(w, id, "properties.correlationId")),
-        opt(p.contentType, symbol),
-        opt(p.contentEncoding, symbol),
-        opt(p.absoluteExpiryTime, timestamp),
-        opt(p.creationTime, timestamp),
-        opt(p.groupId, text),
-        opt(p.groupSequence, unsigned("uint")),
-        opt(p.replyToGroupId, text)
-      ]))
-  }
-  if (present(applicationProperties)) section(w, 0x74, () => writeMap(w, named("applicationProperties", applicationProperties!)))
+  if (!isEmpty(header)) section(w, 0x70, () => writeFields(w, "header", header!, HEADER_WRITERS))
+  if (!isEmpty(annotations)) section(w, 0x72, () => writeRecord(w, "messageAnnotations", annotations!, true))
+  if (!isEmpty(properties)) section(w, 0x73, () => writeFields(w, "properties", properties!, PROPERTY_WRITERS))
+  if (!isEmpty(applicationProperties)) section(w, 0x74, () => writeRecord(w, "applicationProperties", applicationProperties!, false))
   return w.result()
 }
 
