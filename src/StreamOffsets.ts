@@ -2,8 +2,9 @@
  * effect-stream-offsets: RabbitMQ Streams offset tracking as Effect programs.
  *
  * Contents, in file order (public first, machinery last):
- *   Models          messages, start positions, retention, confirmations, bounds, the connection
- *                   state, tracking strategies, stop conditions; super streams and their routing
+ *   Models          messages (AMQP 1.0 values and sections, what consumers read and producers
+ *                   write) and their JSON lines; start positions, retention, confirmations, bounds,
+ *                   the connection state, tracking strategies, stop conditions; super streams
  *   Errors          tagged errors with a one-line message each; the input checks
  *   Configuration   where the broker is (a URI with several nodes, TLS); the retry policy
  *   Services        StreamBroker (the real broker, the memory broker and MemoryBroker to look inside
@@ -18,6 +19,8 @@
  *   Consume machinery   the consumer (start, single active turns, subscriptions, stop selection),
  *                       a super stream's partitions processed together, the offset tracker
  *   Recovery            the connection supervisor, `recovering`, what is transient
+ *   Messages on the wire  the AMQP 1.0 codec (every type), delivered chunks (sub-entry batches,
+ *                       what cannot be read), publish frames; messages as JSON
  *   Real broker         process-level client failures, interruptible client calls, the client's
  *                       internals (one function), connect, requests, publisher, subscribe, bounds
  *   Memory broker       an append-only log in chunks, tracking entries, super streams, single
