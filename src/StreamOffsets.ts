@@ -5202,7 +5202,9 @@ const clientBounds = (connection: ClientConnection, stream: string) =>
 const lastMessageOffset = (connection: ClientConnection, stream: string) =>
   Effect.scoped(Effect.gen(function*() {
     const messages = yield* clientSubscribe(connection, { stream, start: StartPosition.Last(), bufferSize: 100_000 })
-    const first = yield* Stream.runHead(Stream.chunks(messages)).pipe(Effect.timeout("1 second"), Effect.option)
+    // Only silence means "no message chunk": a failure (a lost connection) is one, not an empty
+    // stream (which made `untilEnd` end at once, having consumed nothing).
+    const first = yield* Stream.runHead(Stream.chunks(messages)).pipe(Effect.timeoutOption("1 second"))
     if (Option.isNone(first) || Option.isNone(first.value)) return Option.none<bigint>()
     const rest = yield* Stream.runCollect(Stream.timeout(messages, "200 millis"))
     const all = Chunk.appendAll(first.value.value, rest)
