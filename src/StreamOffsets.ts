@@ -992,9 +992,10 @@ export interface MemoryBrokerShape {
   readonly messages: (stream: string) => Effect.Effect<ReadonlyArray<StreamMessage>>
   /**
    * Appends entries as they are, in one chunk, as another client could have written them (bytes
-   * that are not AMQP 1.0 included): for testing what a consumer makes of them.
+   * that are not AMQP 1.0 included; a filter value given to the broker only): for testing what a
+   * consumer makes of them.
    */
-  readonly append: (stream: string, data: ReadonlyArray<Uint8Array>) => Effect.Effect<void, StreamNotFound>
+  readonly append: (stream: string, data: ReadonlyArray<Uint8Array>, filterValue?: string) => Effect.Effect<void, StreamNotFound>
   /** The arguments a stream was declared with. */
   readonly retention: (stream: string) => Effect.Effect<Option.Option<Retention>>
   /** Drops the connection under every open publisher and subscription: they fail with ConnectionLost. */
@@ -1234,10 +1235,17 @@ export interface ConsumeFilter {
   /** Also the messages published without a filter value. Default false. */
   readonly matchUnfiltered?: boolean | undefined
   /**
-   * Which delivered messages to keep. Default: those whose `x-stream-filter-value` annotation (where
-   * {@link OutgoingMessage.filterValue} and RabbitMQ's AMQP 1.0 publishing write it) is one of
-   * `values`, and with `matchUnfiltered` those without it. A client that keeps the filter value
-   * elsewhere in its messages (an application property, say) needs its own.
+   * The application property that holds each message's filter value, for streams whose producers
+   * put it there (the Java client's and rstream's users often do: the broker only gets it in the
+   * publish frame). Messages without it are kept only with `matchUnfiltered`.
+   */
+  readonly property?: string | undefined
+  /**
+   * Which delivered messages to keep, instead of the default. Default: by `property` when given;
+   * else by the `x-stream-filter-value` annotation (where {@link OutgoingMessage.filterValue} and
+   * RabbitMQ's AMQP 1.0 publishing write it): kept when it is one of `values`; a message without the
+   * annotation is kept (another client may have given its filter value to the broker only: dropping
+   * it could lose a message that was asked for).
    */
   readonly postFilter?: ((message: StreamMessage) => boolean) | undefined
 }
@@ -2230,10 +2238,17 @@ const keepFilter = (filter: ConsumeFilter | undefined): ((message: StreamMessage
   if (filter === undefined) return undefined
   if (filter.postFilter !== undefined) return filter.postFilter
   const values = new Set(filter.values)
-  const unfiltered = filter.matchUnfiltered === true
+  const { property } = filter
+  if (property !== undefined) {
+    const unfiltered = filter.matchUnfiltered === true
+    return (message) => {
+      const value = message.applicationProperties?.[property]
+      return typeof value === "string" ? values.has(value) : unfiltered
+    }
+  }
   return (message) => {
     const value = filterValueOf(message)
-    return value === undefined ? unfiltered : values.has(value)
+    return value === undefined || values.has(value)
   }
 }
 
@@ -5555,7 +5570,7 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
     const inspect: MemoryBrokerShape = {
       entries: (stream) => Effect.sync(() => [...(state.streams.get(stream)?.log ?? [])]),
       messages: (stream) => Effect.sync(() => messages(stream)),
-      append: (stream, data) =>
+      append: (stream, data, filterValue) =>
         Effect.flatMap(
           Effect.suspend(() => {
             const s = state.streams.get(stream)
@@ -5563,7 +5578,7 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
           }),
           (s) =>
             Effect.forEach(data, (bytes, i) =>
-              append(state, s, (offset, timestamp) => ({ _tag: "Message", offset, data: bytes, filterValue: undefined, timestamp }), i === 0), {
+              append(state, s, (offset, timestamp) => ({ _tag: "Message", offset, data: bytes, filterValue, timestamp }), i === 0), {
               discard: true
             })
         ),

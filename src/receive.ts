@@ -74,6 +74,10 @@ const flags = {
       "stream filtering (RabbitMQ 3.13+): only messages whose filter value is one of these (comma-separated); the broker skips chunks without them"
   },
   "match-unfiltered": { help: "with --filter: also the messages published without a filter value", boolean: true },
+  "filter-property": {
+    help:
+      "with --filter: the application property that holds each message's filter value (for producers that put it there, as Java and rstream users often do)"
+  },
   "on-bad-message": {
     help: "a message that cannot be decoded: fail (stop before it, exit 1) or skip (say so on stderr, move past it)",
     default: "fail"
@@ -198,6 +202,10 @@ export const receiveCommand = command(
       if (values["match-unfiltered"] !== undefined && filterValues === undefined) {
         return yield* new UsageError({ message: "--match-unfiltered is for --filter" })
       }
+      const filterProperty = values["filter-property"]
+      if (filterProperty !== undefined && filterValues === undefined) {
+        return yield* new UsageError({ message: "--filter-property is for --filter" })
+      }
       if (filterValues !== undefined && stop.untilEnd) {
         return yield* new UsageError({
           message: "--filter and --until-end: the broker skips filtered-out chunks without a word, so the end could go unseen; use --idle-timeout"
@@ -228,7 +236,11 @@ export const receiveCommand = command(
         stop,
         singleActive: values["single-active"] === "true",
         onDecodeError: onBadMessage as "fail" | "skip",
-        filter: filterValues && { values: filterValues, matchUnfiltered: values["match-unfiltered"] === "true" },
+        filter: filterValues && {
+          values: filterValues,
+          matchUnfiltered: values["match-unfiltered"] === "true",
+          property: filterProperty
+        },
         onMessage
       }
       const consuming: Effect.Effect<Outcome, ConsumeError, StreamBroker | OffsetStore> = superStream === undefined

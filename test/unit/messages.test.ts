@@ -9,6 +9,7 @@ import {
   bodyText,
   consume,
   type ConsumeOptions,
+  encodeMessage,
   inspectOffset,
   MemoryBroker,
   OffsetStore,
@@ -179,6 +180,22 @@ describe("stream filtering", () => {
       expect(seen).toEqual([])
       expect(summary.storedOffset).toEqual(Option.some(199n))
     }).pipe(Effect.provide(layers({ chunkSize: 1000 }))))
+
+  it.effect("messages another client gave a filter value to the broker only: kept by default, filtered by `property`", () =>
+    Effect.gen(function*() {
+      // As rstream writes them: the filter value in the publish frame, the region in an application property.
+      const foreign = ["eu", "us", "eu"].map((r) => encodeMessage({ body: `${r} from rstream`, applicationProperties: { region: r } }))
+      const memory = yield* MemoryBroker
+      yield* send({ stream: "s", messages: [] })
+      yield* memory.append("s", [foreign[0]!], "eu")
+      yield* memory.append("s", [foreign[1]!], "us")
+      yield* memory.append("s", [foreign[2]!, encodeMessage({ body: "us, same chunk", applicationProperties: { region: "us" } })], "eu")
+      const byDefault = yield* readAll("s", "a", { filter: { values: ["eu"] } })
+      // The broker skips the "us" chunk; without the annotation nothing tells the rest apart: kept.
+      expect(bodies(byDefault.seen)).toEqual(["eu from rstream", "eu from rstream", "us, same chunk"])
+      const byProperty = yield* readAll("s", "b", { filter: { values: ["eu"], property: "region" } })
+      expect(bodies(byProperty.seen)).toEqual(["eu from rstream", "eu from rstream"])
+    }).pipe(Effect.provide(layers())))
 
   it.effect("a post filter of the caller's (the filter value kept in an application property, as other clients do)", () =>
     Effect.gen(function*() {
