@@ -95,6 +95,8 @@ export type AmqpValue =
 export type AmqpTyped =
   | { readonly _tag: "ubyte" | "ushort" | "uint" | "byte" | "short" | "float" | "double"; readonly value: number }
   | { readonly _tag: "ulong"; readonly value: bigint }
+  /** A timestamp beyond the range of a `Date` (±8.64e15 ms), in milliseconds. */
+  | { readonly _tag: "timestamp"; readonly value: bigint }
   | { readonly _tag: "char" | "symbol" | "uuid"; readonly value: string }
   | { readonly _tag: "decimal32" | "decimal64" | "decimal128"; readonly value: Uint8Array }
   /** An AMQP array: elements of one type. */
@@ -222,7 +224,8 @@ export const filterValueOf = (message: StreamMessage): string | undefined => {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * A message as one JSON object, nothing lost: `offset` (a string), `body` (UTF-8 text, or base64
+ * A message as one JSON object (everything it carries but delivery annotations and a footer, which
+ * are read past): `offset` (a string), `body` (UTF-8 text, or base64
  * with `"encoding": "base64"`), and when present `properties`, `applicationProperties`,
  * `messageAnnotations`, `header`, `amqpValue`, `amqpSequence`. AMQP values that JSON has (strings,
  * booleans, null, numbers that are AMQP ints or doubles, lists) are plain; every other type is an
@@ -241,8 +244,8 @@ export const messageFromJson = (json: unknown): Either.Either<OutgoingMessage, I
   try {
     return Either.right(outgoingOfJson(json))
   } catch (error) {
-    if (error instanceof AmqpCodecError) return Either.left(new InvalidArgument({ message: error.message }))
-    throw error
+    // Whatever the JSON holds, the answer is a refusal, never an exception.
+    return Either.left(new InvalidArgument({ message: error instanceof AmqpCodecError ? error.message : `not a message: ${errorText(error)}` }))
   }
 }
 
@@ -3209,6 +3212,7 @@ class AmqpReader {
 }
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
 
+const MAX_DATE_MS = 8_640_000_000_000_000n
 const INT32_MIN = -(2 ** 31)
 const INT32_MAX = 2 ** 31 - 1
 const isInt32 = (n: number) => Number.isInteger(n) && n >= INT32_MIN && n <= INT32_MAX
@@ -3278,8 +3282,11 @@ const readValueOf = (r: AmqpReader, code: number): AmqpValue => {
       const point = r.u32()
       return point > 0x10ffff ? codecError(`invalid char ${point}`) : typed("char", String.fromCodePoint(point))
     }
-    case 0x83:
-      return new Date(Number(r.i64()))
+    case 0x83: {
+      // Beyond the range of a Date (±8.64e15 ms) it stays a number of milliseconds.
+      const ms = r.i64()
+      return ms >= -MAX_DATE_MS && ms <= MAX_DATE_MS ? new Date(Number(ms)) : { _tag: "timestamp", value: ms }
+    }
     case 0x98:
       return typed("uuid", uuidText(r.take(16)))
     case 0xa0:
@@ -3319,7 +3326,11 @@ const readCompound = <A>(r: AmqpReader, size: number, width: 1 | 4, read: (count
   if (end > r.end) codecError(`a compound of ${size} bytes overruns its container`)
   const outer = r.end
   r.end = end
-  const value = read(width === 1 ? r.u8() : r.u32())
+  const count = width === 1 ? r.u8() : r.u32()
+  // Every element takes a byte at least, but in an array of a zero-width type (null, true, uint0):
+  // a count beyond the bytes there are would only make a message that costs memory to no end.
+  if (count > end - r.pos) codecError(`a compound counts ${count} elements in ${end - r.pos} bytes`)
+  const value = read(count)
   if (r.pos !== end) codecError(`a compound's size says ${size} bytes, its elements take ${size - (end - r.pos)}`)
   r.end = outer
   return value
@@ -3373,7 +3384,10 @@ const readSectionCode = (r: AmqpReader): number => {
   if (r.u8() !== 0x00) codecError(`not an AMQP 1.0 message: byte ${r.pos - 1} starts no section`)
   const code = r.u8()
   // The common encoding (smallulong) without building a value.
-  if (code === 0x53) return r.u8()
+  if (code === 0x53) {
+    const section = r.u8()
+    return section >= 0x70 && section <= 0x78 ? section : codecError(`not an AMQP 1.0 message section: descriptor 0x${section.toString(16)}`)
+  }
   const descriptor = readValueOf(r, code)
   if (typeof descriptor === "object" && descriptor !== null && "_tag" in descriptor) {
     if (descriptor._tag === "ulong" && descriptor.value >= 0x70n && descriptor.value <= 0x78n) return Number(descriptor.value)
@@ -3726,6 +3740,11 @@ const writeTyped = (w: AmqpWriter, value: AmqpTyped): void => {
       if (typeof n !== "bigint" || n < 0n || n > UINT64_MAX) return codecError(`a ulong must be a bigint from 0 to 2^64-1, got ${n}`)
       return n === 0n ? w.u8(0x44) : n <= 255n ? (w.u8(0x53), w.u8(Number(n))) : (w.u8(0x80), w.u64(n))
     }
+    case "timestamp": {
+      const ms = value.value
+      if (typeof ms !== "bigint" || ms < INT64_MIN || ms > INT64_MAX) return codecError(`a timestamp must be a bigint of 64 bits, got ${ms}`)
+      return (w.u8(0x83), w.i64(ms))
+    }
     case "float":
       return (w.u8(0x72), w.f32(value.value))
     case "double":
@@ -3761,24 +3780,43 @@ const writeTyped = (w: AmqpWriter, value: AmqpTyped): void => {
   }
 }
 
-/** An array: its elements must share one encoding; each is written whole, then its constructor cut out. */
+/**
+ * An array: one constructor (for described elements: the descriptor and the value's constructor),
+ * then each element without it. Elements are written in a fixed-width encoding (the small variants
+ * differ by value), and must all have the same constructor.
+ */
 const writeArray = (w: AmqpWriter, values: ReadonlyArray<AmqpValue>) => {
-  const encoded = values.map((v) => {
-    const one = new AmqpWriter(16)
-    writeArrayElement(one, v)
-    return one.result()
-  })
-  const constructor = encoded[0]?.[0] ?? 0x40
-  if (encoded.some((e) => e[0] !== constructor)) codecError("the elements of an AMQP array must have one type")
+  const elements = values.map(arrayElement)
+  const prefix = elements[0]?.prefix ?? Uint8Array.of(0x40)
+  const same = (a: Uint8Array) => a.length === prefix.length && a.every((b, i) => b === prefix[i])
+  if (!elements.every((e) => same(e.prefix))) codecError("the elements of an AMQP array must have one type (and one descriptor)")
+  if (elements.length > 0 && prefix.at(-1) === 0x40) codecError("an AMQP array cannot hold nulls")
   w.u8(0xf0)
   w.sized(4, () => {
     w.u32(values.length)
-    w.u8(constructor)
-    for (const e of encoded) w.put(e.subarray(1))
+    w.put(prefix)
+    for (const e of elements) w.put(e.payload)
   })
 }
-/** An array element in a fixed-width encoding (no small variants, which would differ by value). */
-const writeArrayElement = (w: AmqpWriter, v: AmqpValue) => {
+
+/** An array element: its constructor (with its descriptor when described) and what follows it. */
+const arrayElement = (v: AmqpValue): { readonly prefix: Uint8Array; readonly payload: Uint8Array } => {
+  if (tagged(v, "described")) {
+    const d = new AmqpWriter(16)
+    d.u8(0x00)
+    writeValue(d, (v as Extract<AmqpTyped, { _tag: "described" }>).descriptor)
+    const inner = arrayElement((v as Extract<AmqpTyped, { _tag: "described" }>).value)
+    d.put(inner.prefix)
+    return { prefix: d.result(), payload: inner.payload }
+  }
+  const one = new AmqpWriter(16)
+  writeFixedWidth(one, v)
+  const bytes = one.result()
+  return { prefix: bytes.subarray(0, 1), payload: bytes.subarray(1) }
+}
+
+/** A value in a fixed-width encoding (no small or zero-width variants, which would differ by value). */
+const writeFixedWidth = (w: AmqpWriter, v: AmqpValue) => {
   if (typeof v === "number" && isInt32(v)) return (w.u8(0x71), w.i32(v))
   if (typeof v === "bigint") {
     if (v < INT64_MIN || v > INT64_MAX) codecError(`a bigint is an AMQP long (64 bits, signed): ${v} is out of range`)
@@ -3791,12 +3829,35 @@ const writeArrayElement = (w: AmqpWriter, v: AmqpValue) => {
       for (const e of v) writeValue(w, e)
     })
   }
-  if (typeof v === "string") return (w.u8(0xb1), w.u32(utf8Encoder.encode(v).length), w.put(utf8Encoder.encode(v)))
+  if (typeof v === "string") {
+    const size = Buffer.byteLength(v, "utf8")
+    return (w.u8(0xb1), w.u32(size), w.text(v, size))
+  }
   if (v instanceof Uint8Array) return (w.u8(0xb0), w.u32(v.length), w.put(v))
   if (typeof v === "boolean") return (w.u8(0x56), w.u8(v ? 1 : 0))
-  if (tagged(v, "symbol")) return (w.u8(0xb3), w.u32((v.value as string).length), w.put(utf8Encoder.encode(v.value as string)))
+  if (tagged(v, "symbol")) {
+    const text = v.value as string
+    if (typeof text !== "string" || !/^[\x00-\x7f]*$/.test(text)) return codecError(`a symbol must be ASCII, got ${JSON.stringify(text)}`)
+    return (w.u8(0xb3), w.u32(text.length), w.text(text, text.length))
+  }
   if (tagged(v, "uint")) return (w.u8(0x70), w.u32(inRange("a uint", v.value as number, 0, 2 ** 32 - 1)))
-  if (tagged(v, "ulong")) return (w.u8(0x80), w.u64(v.value as bigint))
+  if (tagged(v, "ulong")) {
+    const n = v.value
+    if (typeof n !== "bigint" || n < 0n || n > UINT64_MAX) return codecError(`a ulong must be a bigint from 0 to 2^64-1, got ${n}`)
+    return (w.u8(0x80), w.u64(n))
+  }
+  if (tagged(v, "map")) {
+    w.u8(0xd1)
+    return w.sized(4, () => {
+      const entries = (v as Extract<AmqpTyped, { _tag: "map" }>).value
+      w.u32(entries.length * 2)
+      for (const [k, e] of entries) (writeValue(w, k), writeValue(w, e))
+    })
+  }
+  if (tagged(v, "array")) {
+    // writeArray always writes array32.
+    return writeArray(w, (v as Extract<AmqpTyped, { _tag: "array" }>).value)
+  }
   return writeValue(w, v)
 }
 
@@ -3948,11 +4009,23 @@ export interface PublishEntry {
 /** The longest filter value the protocol carries (a string: a 16-bit signed length). */
 const MAX_FILTER_VALUE_BYTES = 32_767
 
+/**
+ * Messages `messageFromJson` made (and froze, so that they cannot change): it checks a message by
+ * encoding it, and `send` does not encode it again.
+ */
+const encoded = new WeakMap<OutgoingMessage, OutboundMessage>()
+
 /** An outgoing message (or a body) as it will be published; bad values fail here, before anything is sent. */
 export const toOutbound = (message: OutgoingMessage | Uint8Array | string): OutboundMessage => {
+  if (typeof message === "object" && !(message instanceof Uint8Array)) {
+    return encoded.get(message) ?? encodeOutgoing(message)
+  }
   // Buffer.from, not TextEncoder: on Node it costs a fifth as much per message.
   if (typeof message === "string") return { body: Buffer.from(message, "utf8"), head: undefined, bodySections: undefined, filterValue: undefined }
-  if (message instanceof Uint8Array) return { body: message, head: undefined, bodySections: undefined, filterValue: undefined }
+  return { body: message, head: undefined, bodySections: undefined, filterValue: undefined }
+}
+
+const encodeOutgoing = (message: OutgoingMessage): OutboundMessage => {
   const body = typeof message.body === "string"
     ? Buffer.from(message.body, "utf8")
     : message.body instanceof Uint8Array
@@ -4036,9 +4109,9 @@ export const decodeDeliver = (frame: Uint8Array): Delivery => {
       } else {
         const type = r.u8()
         const count = r.u16()
-        r.u32() // uncompressed length
+        const plainSize = r.u32()
         const data = r.take(r.u32())
-        for (const m of decodeSubEntries(data, (type & 0x70) >> 4, count, offset)) messages.push(m)
+        for (const m of decodeSubEntries(data, (type & 0x70) >> 4, count, offset, plainSize)) messages.push(m)
         offset += BigInt(count)
       }
     }
@@ -4050,7 +4123,7 @@ export const decodeDeliver = (frame: Uint8Array): Delivery => {
   return { subscriptionId, messages }
 }
 
-const decodeSubEntries = (data: Uint8Array, compression: number, count: number, first: bigint): Array<StreamMessage> => {
+const decodeSubEntries = (data: Uint8Array, compression: number, count: number, first: bigint, plainSize: number): Array<StreamMessage> => {
   const name = COMPRESSIONS[compression] ?? `compression ${compression}`
   const all = (reason: string) => Array.from({ length: count }, (_, i) => new UndecodableMessage(first + BigInt(i), reason, EMPTY))
   let plain: Uint8Array
@@ -4058,7 +4131,8 @@ const decodeSubEntries = (data: Uint8Array, compression: number, count: number, 
     plain = compression === 0
       ? data
       : compression === 1
-      ? gunzipSync(data)
+      // Never more than the batch says it holds: a small frame must not inflate into gigabytes.
+      ? gunzipSync(data, { maxOutputLength: Math.max(1, plainSize) })
       : codecError(`a sub-entry batch compressed with ${name}, which this consumer cannot decompress (none and gzip only)`)
   } catch (error) {
     return all(error instanceof AmqpCodecError ? error.message : `cannot decompress a ${name} sub-entry batch: ${errorText(error)}`)
@@ -4185,19 +4259,22 @@ const subEntryBatch = (entry: PublishEntry, filtered: boolean, compression: Comp
 
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64")
 /** A bigint as a JSON number when that is exact, else as a string of digits. */
-const jsonInteger = (n: bigint) => (n >= -(2n ** 53n) && n <= 2n ** 53n ? Number(n) : n.toString())
+const jsonInteger = (n: bigint) => (n >= -MAX_SAFE && n <= MAX_SAFE ? Number(n) : n.toString())
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
 
 const jsonOfValue = (value: AmqpValue): unknown => {
   if (value === null || typeof value === "string" || typeof value === "boolean") return value
   if (typeof value === "number") return Number.isFinite(value) ? value : { double: String(value) }
   if (typeof value === "bigint") return { long: jsonInteger(value) }
   if (value instanceof Uint8Array) return { binary: base64(value) }
-  if (value instanceof Date) return { timestamp: value.toISOString() }
+  if (value instanceof Date) return { timestamp: Number.isNaN(value.getTime()) ? null : value.toISOString() }
   if (Array.isArray(value)) return value.map(jsonOfValue)
   const t = value as AmqpTyped
   switch (t._tag) {
     case "ulong":
       return { ulong: jsonInteger(t.value) }
+    case "timestamp":
+      return { timestamp: t.value.toString() }
     case "float":
     case "double":
       return { [t._tag]: Number.isFinite(t.value) ? t.value : String(t.value) }
@@ -4224,6 +4301,9 @@ const jsonOfRecord = (record: Readonly<Record<string, AmqpValue>>) =>
 const strictText = new TextDecoder("utf-8", { fatal: true })
 
 const jsonOfMessage = (message: StreamMessage): Record<string, unknown> => {
+  if (message instanceof UndecodableMessage) {
+    return { offset: message.offset.toString(), undecodable: message.reason, data: base64(message.data) }
+  }
   let body: { body: string; encoding?: "base64" }
   try {
     body = { body: strictText.decode(message.body) }
@@ -4287,6 +4367,9 @@ const jsonDate = (json: unknown, path: string): Date => {
   const date = new Date(jsonString(json, path))
   return Number.isNaN(date.getTime()) ? jsonError(path, `expected an ISO date, got ${JSON.stringify(json)}`) : date
 }
+/** An ISO date, or milliseconds in a string of digits (a timestamp beyond a Date's range). */
+const jsonTimestamp = (json: unknown, path: string): AmqpValue =>
+  typeof json === "string" && /^-?[0-9]+$/.test(json) ? { _tag: "timestamp", value: BigInt(json) } : jsonDate(json, path)
 const jsonHex = (json: unknown, path: string, bytes: number): Uint8Array => {
   const text = jsonString(json, path)
   return /^[0-9a-fA-F]*$/.test(text) && text.length === bytes * 2
@@ -4309,7 +4392,7 @@ const TYPED_JSON: Record<string, (json: unknown, path: string) => AmqpValue> = {
   symbol: (j, p) => Amqp.symbol(jsonString(j, p)),
   uuid: (j, p) => Amqp.uuid(jsonString(j, p)),
   binary: (j, p) => jsonBase64(j, p),
-  timestamp: (j, p) => jsonDate(j, p),
+  timestamp: (j, p) => jsonTimestamp(j, p),
   decimal32: (j, p) => ({ _tag: "decimal32", value: jsonHex(j, p, 4) }),
   decimal64: (j, p) => ({ _tag: "decimal64", value: jsonHex(j, p, 8) }),
   decimal128: (j, p) => ({ _tag: "decimal128", value: jsonHex(j, p, 16) }),
@@ -4333,7 +4416,7 @@ const valueOfJson = (json: unknown, path: string): AmqpValue => {
   if (json === null || typeof json === "string" || typeof json === "boolean" || typeof json === "number") return json
   if (Array.isArray(json)) return json.map((e, i) => valueOfJson(e, `${path}[${i}]`))
   const keys = Object.keys(json as object)
-  const read = keys.length === 1 ? TYPED_JSON[keys[0]!] : undefined
+  const read = keys.length === 1 && Object.hasOwn(TYPED_JSON, keys[0]!) ? TYPED_JSON[keys[0]!] : undefined
   if (read === undefined) {
     return jsonError(path, `expected a JSON value or an object with one key naming an AMQP type (long, ulong, timestamp, binary, uuid, symbol, ...), got keys ${JSON.stringify(keys)}`)
   }
@@ -4373,7 +4456,7 @@ const HEADER_FIELDS: Record<keyof MessageHeader, (json: unknown, path: string) =
 const jsonFields = <A>(json: unknown, path: string, fields: Record<string, (json: unknown, path: string) => unknown>): A => {
   if (!isRecord(json)) return jsonError(path, `expected an object, got ${jsonTypeOf(json)}`)
   return Object.fromEntries(Object.entries(json).flatMap(([k, v]) => {
-    const read = fields[k]
+    const read = Object.hasOwn(fields, k) ? fields[k] : undefined
     if (read === undefined) return jsonError(`${path}.${k}`, `unknown field (known: ${Object.keys(fields).join(", ")})`)
     return v === null ? [] : [[k, read(v, `${path}.${k}`)]]
   })) as A
@@ -4381,6 +4464,14 @@ const jsonFields = <A>(json: unknown, path: string, fields: Record<string, (json
 const jsonRecord = (json: unknown, path: string): Record<string, AmqpValue> => {
   if (!isRecord(json)) return jsonError(path, `expected an object, got ${jsonTypeOf(json)}`)
   return Object.fromEntries(Object.entries(json).map(([k, v]) => [k, valueOfJson(v, `${path}.${k}`)]))
+}
+
+const deepFreeze = <A>(value: A): A => {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value) && !ArrayBuffer.isView(value)) {
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key])
+    Object.freeze(value)
+  }
+  return value
 }
 
 const MESSAGE_FIELDS = new Set([
@@ -4410,9 +4501,11 @@ const outgoingOfJson = (json: unknown): OutgoingMessage => {
     )
   }
   if (json.filterValue !== undefined) message.filterValue = jsonString(json.filterValue, "filterValue")
-  // Encoded now, so that a value AMQP cannot carry is refused with the line, not later.
-  toOutbound(message)
-  return message
+  // Encoded now, so that a value AMQP cannot carry is refused with the line, not later; frozen, so
+  // that the encoding kept for `send` stays true.
+  const frozen = deepFreeze(message)
+  encoded.set(frozen, encodeOutgoing(frozen))
+  return frozen
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -4611,12 +4704,15 @@ const clientInternals = {
     connection.received = function(this: TunableConnection, data) {
       const buffer = frames.pending.length === 0 ? data : Buffer.concat([frames.pending, data])
       let at = 0
-      try {
-        while (buffer.length - at >= 4) {
-          const size = buffer.readUInt32BE(at)
-          if (buffer.length - at - 4 < size) break
-          const start = at
-          at += 4 + size
+      // A frame the client fails on does not hold back the ones after it; its error is thrown at
+      // the end (the connection is then replaced, see `onProcessError`).
+      let failure: { readonly error: unknown } | undefined
+      while (buffer.length - at >= 4) {
+        const size = buffer.readUInt32BE(at)
+        if (buffer.length - at - 4 < size) break
+        const start = at
+        at += 4 + size
+        try {
           if (buffer.readUInt16BE(start + 4) === DELIVER_KEY) {
             const frame = buffer.subarray(start + 4, at)
             this.decoder.emitter.emit(frame.readUInt16BE(2) === 2 ? "deliverV2" : "deliverV1", decodeDeliver(frame))
@@ -4624,12 +4720,12 @@ const clientInternals = {
             const whole = buffer.subarray(start, at)
             withCheapInspect(() => this.decoder.add(whole, (type) => this.getCompression(type)))
           }
+        } catch (error) {
+          failure ??= { error }
         }
-      } catch (error) {
-        throw error instanceof Error ? fromTunedClient(error) : error
-      } finally {
-        frames.pending = buffer.subarray(at)
       }
+      frames.pending = buffer.subarray(at)
+      if (failure !== undefined) throw failure.error instanceof Error ? fromTunedClient(failure.error) : failure.error
     }
   },
   /**

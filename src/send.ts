@@ -132,7 +132,7 @@ const propertiesOf = (pairs: ReadonlyArray<string>): Effect.Effect<Record<string
     for (const pair of pairs) {
       const eq = pair.indexOf("=")
       if (eq <= 0) return yield* new UsageError({ message: `--property must be KEY=VALUE, got "${pair}"` })
-      properties[pair.slice(0, eq)] = pair.slice(eq + 1)
+      Object.defineProperty(properties, pair.slice(0, eq), { value: pair.slice(eq + 1), enumerable: true, writable: true, configurable: true })
     }
     return properties
   })

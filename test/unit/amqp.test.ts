@@ -528,3 +528,59 @@ describe("messages as JSON lines (receive --json, send --json)", () => {
     expect(refusal({ body: "a", filterValue: "" })).toMatch(/filter value must be a non-empty string/)
   })
 })
+
+describe("from a review: what must not crash, loop or lie", () => {
+  it("arrays of described values, and what an array cannot hold", () => {
+    const value = Amqp.array([Amqp.described(Amqp.symbol("x"), 1), Amqp.described(Amqp.symbol("x"), 2)])
+    expect(decoded(encodeMessage({ body: "", applicationProperties: { a: value } })).applicationProperties).toEqual({ a: value })
+    for (const bad of [
+      Amqp.array([Amqp.described(Amqp.symbol("x"), 1), Amqp.described(Amqp.symbol("y"), 1)]),
+      Amqp.array([Amqp.symbol("\u00e9")]),
+      Amqp.array([Amqp.ulong(-1n)]),
+      Amqp.array([null, null])
+    ]) expect(() => encodeMessage({ body: "", applicationProperties: { a: bad } })).toThrow()
+  })
+
+  it("a count no bytes can hold (an array of zero-width elements) is undecodable, not a process that runs out of memory", () => {
+    const m = decodeMessage(hex("005374 c1 0e 02 a101 61 f0 00000005 ffffffff 40 005375a000"), 0n)
+    expect(m).toBeInstanceOf(UndecodableMessage)
+    expect((m as UndecodableMessage).reason).toMatch(/counts 4294967295 elements in 1 bytes/)
+  })
+
+  it("a gzip batch that inflates beyond what it says it holds is undecodable", () => {
+    const bomb = gzipSync(Buffer.alloc(10_000_000))
+    const entry = Buffer.alloc(11)
+    entry.writeUInt8(0x80 | (1 << 4))
+    entry.writeUInt16BE(1, 1)
+    entry.writeUInt32BE(100, 3)
+    entry.writeUInt32BE(bomb.length, 7)
+    const { messages } = decodeDeliver(deliverFrame(0n, [Buffer.concat([entry, bomb])], 1))
+    expect(messages).toHaveLength(1)
+    expect((messages[0] as UndecodableMessage).reason).toMatch(/cannot decompress a gzip sub-entry batch/)
+  })
+
+  it("a timestamp beyond a Date's range stays a number of milliseconds, in JSON too", () => {
+    const m = decoded(hex("005374 c1 0d 02 a101 74 83 7fffffffffffffff 005375a000"))
+    expect(m.applicationProperties).toEqual({ t: { _tag: "timestamp", value: 2n ** 63n - 1n } })
+    const json = JSON.parse(JSON.stringify(messageToJson(m)))
+    expect(json.applicationProperties).toEqual({ t: { timestamp: "9223372036854775807" } })
+    expect(decoded(encodeMessage(Either.getOrThrow(messageFromJson(json)))).applicationProperties).toEqual(m.applicationProperties)
+  })
+
+  it("JSON keys of Object.prototype are refused like any unknown key; the largest safe integers round-trip", () => {
+    const refused = (json: unknown) => Either.isLeft(messageFromJson(json))
+    expect(refused({ body: "a", applicationProperties: { a: { toString: 1 } } })).toBe(true)
+    expect(refused({ body: "a", hasOwnProperty: 1 })).toBe(true)
+    expect(refused({ body: "a", properties: { constructor: 1 } })).toBe(true)
+    expect(refused({ body: "a", header: { toString: 1 } })).toBe(true)
+    for (const n of [2n ** 53n - 1n, -(2n ** 53n - 1n), 2n ** 53n, 2n ** 63n - 1n]) {
+      const m = decoded(encodeMessage({ body: "", applicationProperties: { n } }))
+      const back = Either.getOrThrow(messageFromJson(JSON.parse(JSON.stringify(messageToJson(m)))))
+      expect(back.applicationProperties).toEqual({ n })
+    }
+  })
+
+  it("an unknown section code, also as a smallulong, is undecodable", () => {
+    expect(decodeMessage(hex("00531040005375a000"), 0n)).toBeInstanceOf(UndecodableMessage)
+  })
+})
