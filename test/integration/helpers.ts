@@ -43,6 +43,19 @@ export const cli = (runtime: Runtime, script: string, args: ReadonlyArray<string
   return run(command, argv, extraEnv)
 }
 
+/** A CLI with `input` on its stdin, as `printf ... | bun run send --from -` would run it. */
+export const piped = (runtime: Runtime, script: string, args: ReadonlyArray<string>, input: string | Uint8Array) =>
+  new Promise<Run>((resolve) => {
+    const [command, argv] = runtimes[runtime](script, args)
+    const child = spawn(command, argv, { cwd: root, env })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (d) => (stdout += d))
+    child.stderr.on("data", (d) => (stderr += d))
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }))
+    child.stdin.end(input)
+  })
+
 /** A CLI process that keeps running: read its output as it comes, signal it, await its end. */
 export interface Running {
   readonly child: ChildProcess

@@ -5,7 +5,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Queue, Stream } from "effect"
 import { Buffer } from "node:buffer"
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import {
   DEFAULT_RETENTION,
@@ -16,7 +15,7 @@ import {
   StartPosition,
   StreamBroker
 } from "../../src/StreamOffsets.ts"
-import { cli, port, root, type Run, runtimes, withStream } from "./helpers.ts"
+import { cli, piped, port, runtimes, withStream } from "./helpers.ts"
 
 const rstream: Record<string, string> = JSON.parse(fs.readFileSync(new URL("../fixtures/amqp/rstream.json", import.meta.url), "utf8"))
 const broker = StreamBroker.layer(Either.getOrThrow(parseUri(`rabbitmq-stream://guest:guest@localhost:${port}/%2f`)))
@@ -38,18 +37,6 @@ const publishRaw = (stream: string, entries: ReadonlyArray<Uint8Array>) =>
     })).pipe(Effect.provide(broker))
   )
 
-/** A CLI with `input` on its stdin. */
-const piped = (runtime: keyof typeof runtimes, script: string, args: ReadonlyArray<string>, input: string) =>
-  new Promise<Run>((resolve) => {
-    const [command, argv] = runtimes[runtime](script, args)
-    const child = spawn(command, argv, { cwd: root, env: { ...process.env, PATH: `${root}/node_modules/.bin:${process.env.PATH}` } })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (d) => (stdout += d))
-    child.stderr.on("data", (d) => (stderr += d))
-    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }))
-    child.stdin.end(input)
-  })
 
 const jsonLines = (stdout: string) => stdout.trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Record<string, any>)
 const receiveJson = (runtime: keyof typeof runtimes, stream: string, name: string, extra: ReadonlyArray<string> = []) =>

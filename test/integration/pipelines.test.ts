@@ -2,22 +2,9 @@
 // they are (any bytes but a newline), `receive --json` gives them back without loss; `offset --set`
 // moves a consumer, `offset --json` reports it.
 import { describe, expect, it } from "@effect/vitest"
-import { spawn } from "node:child_process"
 import { Buffer } from "node:buffer"
-import { cli, root, type Run, run, runtimes, start, withStream, withSuperStream } from "./helpers.ts"
+import { cli, piped, run, runtimes, start, withStream, withSuperStream } from "./helpers.ts"
 
-/** A CLI with `input` on its stdin, as `printf ... | bun run send --from -` would run it. */
-const piped = (runtime: keyof typeof runtimes, script: string, args: ReadonlyArray<string>, input: Buffer) =>
-  new Promise<Run>((resolve) => {
-    const [command, argv] = runtimes[runtime](script, args)
-    const child = spawn(command, argv, { cwd: root, env: { ...process.env, PATH: `${root}/node_modules/.bin:${process.env.PATH}` } })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (d) => (stdout += d))
-    child.stderr.on("data", (d) => (stderr += d))
-    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }))
-    child.stdin.end(input)
-  })
 
 const jsonLines = (stdout: string) =>
   stdout.trim().split("\n").map((line) => JSON.parse(line) as { offset: string; body: string; encoding?: string })
