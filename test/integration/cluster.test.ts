@@ -3,9 +3,6 @@
 // leader, which is placed on the node that declared it) stops for real under a running receive
 // and under a running named send; both finish, every message exactly once; the node rejoins.
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import { cli, expectEachMessageOnce, run, start, waitForMessages, withStream } from "./helpers.ts"
 
 const uri = "rabbitmq-stream://guest:guest@localhost:5561,localhost:5562,localhost:5563/%2f"
@@ -37,25 +34,23 @@ describe("a cluster node lost under a running receive", () => {
       const total = 500_000
       const sent = await cli("bun", "send", [...onCluster, "--stream", stream, "--count", String(total), "--initial-cluster-size", "3"])
       expect(sent.code, sent.stderr).toBe(0)
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cluster-"))
-      try {
-        await withNodeOneBack(async () => {
-          const consumer = start("node", "receive", [
-            ...onCluster, "--stream", stream, "--name", "c", "--no-marker", "--until-end", "--tracking", "none", "--print"
-          ], { stdoutFile: path.join(dir, "out") })
-          await consumer.waitFor("First message received.")
-          await cluster("stop-node", "1")
-          const exit = await consumer.exitWithin(120_000)
-          expect(exit.code, exit.stderr).toBe(0)
-          expect(exit.stderr).toContain("was lost")
-          const offsets = exit.stdout.split("\n").flatMap((line) => (/^\d+\t/.test(line) ? [Number(line.split("\t")[0])] : []))
-          expect(offsets.length).toBe(total)
-          expect(new Set(offsets).size).toBe(total)
-          expect(exit.stderr).toContain(`Done consuming, first offset 0, last offset ${total - 1}.`)
-        })
-      } finally {
-        fs.rmSync(dir, { recursive: true, force: true })
-      }
+      await withNodeOneBack(async () => {
+        // Its stdout is not read until the node is gone: the consumer waits for its reader with
+        // most of the stream still to come (else a fast run could finish before the node stops).
+        const consumer = start("node", "receive", [
+          ...onCluster, "--stream", stream, "--name", "c", "--no-marker", "--until-end", "--tracking", "none", "--print"
+        ], { pausedStdout: true })
+        await consumer.waitFor("First message received.")
+        await cluster("stop-node", "1")
+        consumer.readStdout()
+        const exit = await consumer.exitWithin(120_000)
+        expect(exit.code, exit.stderr).toBe(0)
+        expect(exit.stderr).toContain("was lost")
+        const offsets = exit.stdout.split("\n").flatMap((line) => (/^\d+\t/.test(line) ? [Number(line.split("\t")[0])] : []))
+        expect(offsets.length).toBe(total)
+        expect(new Set(offsets).size).toBe(total)
+        expect(exit.stderr).toContain(`Done consuming, first offset 0, last offset ${total - 1}.`)
+      })
     }, 5562), 480_000)
 })
 
@@ -64,14 +59,20 @@ describe("a cluster node lost under a running named send", () => {
     withStream("cluster-send", async (stream) => {
       const total = 1_000_000
       await withNodeOneBack(async () => {
+        // The messages come on stdin: half before the node stops, half after, so that it stops
+        // under a running send whatever the speed of the machine.
         const producer = start("node", "send", [
-          ...onCluster, "--stream", stream, "--count", String(total), "--producer", "p", "--initial-cluster-size", "3"
-        ])
-        await producer.waitFor("Publishing")
+          ...onCluster, "--stream", stream, "--from", "-", "--producer", "p", "--initial-cluster-size", "3"
+        ], { stdin: true })
+        const lines = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `message ${from + i}\n`).join("")
+        await producer.stdin.write(lines(0, total / 2))
         await waitForMessages(stream, 5562)
         await cluster("stop-node", "1")
+        await producer.stdin.write(lines(total / 2, total))
+        producer.stdin.end()
         const exit = await producer.exitWithin(120_000)
         expect(exit.code, exit.stderr).toBe(0)
+        expect(exit.stdout).toContain(`Published ${total} messages.`)
         expect(exit.stdout).toContain("Messages confirmed: true.")
         expect(exit.stderr).toContain("was lost")
       })

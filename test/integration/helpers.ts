@@ -69,6 +69,10 @@ export interface Running {
    * test fails with what it printed, rather than hitting the test's timeout with nothing to read.
    */
   readonly exitWithin: (ms: number) => Promise<Run>
+  /** With `stdin: true`: what the program reads on stdin (`end()` closes it). */
+  readonly stdin: { readonly write: (data: string) => Promise<void>; readonly end: () => void }
+  /** With `pausedStdout`: stdout is not read (the program's writes wait, as for a slow reader) until this. */
+  readonly readStdout: () => void
 }
 
 /**
@@ -93,17 +97,18 @@ export const start = (
   runtime: Runtime,
   script: string,
   args: ReadonlyArray<string>,
-  options: { readonly stdoutFile?: string } = {}
+  options: { readonly stdoutFile?: string; readonly stdin?: boolean; readonly pausedStdout?: boolean } = {}
 ): Running => {
   const [command, argv] = direct[runtime](script, args)
   const file = options.stdoutFile
   const out = file === undefined ? "pipe" : fs.openSync(file, "w")
-  const child = spawn(command, argv, { cwd: root, env, stdio: ["ignore", out, "pipe"] })
+  const child = spawn(command, argv, { cwd: root, env, stdio: [options.stdin ? "pipe" : "ignore", out, "pipe"] })
   if (typeof out === "number") fs.closeSync(out)
   let piped = ""
   let stderr = ""
   const readStdout = () => (file === undefined ? piped : fs.readFileSync(file, "utf8"))
-  child.stdout?.on("data", (d) => (piped += d))
+  const reading = () => child.stdout?.on("data", (d) => (piped += d))
+  if (!options.pausedStdout) reading()
   child.stderr!.on("data", (d) => (stderr += d))
   const exit = new Promise<Run>((resolve) =>
     // "close", not "exit": output still in the pipe when the process ends is read first.
@@ -131,7 +136,11 @@ export const start = (
     clearTimeout(killer)
     throw new Error(`still running after ${ms} ms (then stopped: ${stopped.code}); stdout: ${stopped.stdout.slice(-2000)}; stderr: ${stopped.stderr.slice(-4000)}`)
   }
-  return { child, interrupt, output: readStdout, waitFor, exit, exitWithin }
+  const stdin = {
+    write: (data: string) => new Promise<void>((resolve) => (child.stdin!.write(data) ? resolve() : child.stdin!.once("drain", () => resolve()))),
+    end: () => void child.stdin!.end()
+  }
+  return { child, interrupt, output: readStdout, waitFor, exit, exitWithin, stdin, readStdout: () => void reading() }
 }
 
 export const uniqueStream = (name: string) => `it-${name}-${process.pid}-${Date.now()}`
