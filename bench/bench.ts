@@ -28,6 +28,7 @@ import { connect, Offset, type Client } from "rabbitmq-stream-js-client"
 import {
   clientTuning,
   DEFAULT_URI,
+  isTutorialMarker,
   OffsetStore,
   describeConnection,
   parseUri,
@@ -238,7 +239,7 @@ const oursProduce = async (stream: string, n: number): Promise<number> => {
 const oursConsume = async (stream: string, n: number, consumerName: string, tracking?: TrackingStrategy): Promise<number> => {
   const t0 = performance.now()
   const summary = await ours.runPromise(
-    receive({ stream, consumerName, ...(tracking ? { tracking } : {}) }).pipe(Effect.timeout(opTimeout(n)))
+    receive({ stream, consumerName, stop: { marker: isTutorialMarker }, ...(tracking ? { tracking } : {}) }).pipe(Effect.timeout(opTimeout(n)))
   )
   if (summary.messages !== n || summary.stoppedBy !== "marker") {
     throw new Error(`receive got ${summary.messages} messages (stopped by ${summary.stoppedBy}), expected ${n}`)

@@ -18,7 +18,7 @@ import * as fs from "node:fs"
 import { Session } from "node:inspector/promises"
 import { Offset } from "rabbitmq-stream-js-client"
 import { publishTutorialStream } from "./tutorial-stream.ts"
-import { clientTuning, consume, OffsetStore, parseUri, receive, selectUntilStop, StartPosition, StreamBroker, TrackingStrategy } from "../src/StreamOffsets.ts"
+import { clientTuning, consume, isTutorialMarker, OffsetStore, parseUri, receive, selectUntilStop, StartPosition, StreamBroker, TrackingStrategy } from "../src/StreamOffsets.ts"
 import { Chunk, Stream } from "effect"
 
 const n = Number(process.argv[2] ?? 1_000_000)
@@ -81,13 +81,13 @@ if (mode === "raw") {
     }
   })))
 } else if (mode === "chunks") {
-  const sizes = await rt.runPromise(Stream.runCollect(Stream.mapChunks(consume({ stream, consumerName: "p", tracking: TrackingStrategy.None() }), (c) => Chunk.of(c.length) as any)))
+  const sizes = await rt.runPromise(Stream.runCollect(Stream.mapChunks(consume({ stream, consumerName: "p", tracking: TrackingStrategy.None(), stop: { marker: isTutorialMarker } }), (c) => Chunk.of(c.length) as any)))
   const arr = [...sizes] as Array<number>
   console.log(`chunks ${arr.length}, mean ${n / arr.length}, max ${Math.max(...arr)}`)
 } else if (mode === "consume") {
-  await rt.runPromise(Stream.runDrain(consume({ stream, consumerName: "p", tracking: TrackingStrategy.None() })))
+  await rt.runPromise(Stream.runDrain(consume({ stream, consumerName: "p", tracking: TrackingStrategy.None(), stop: { marker: isTutorialMarker } })))
 } else {
-  const s = await rt.runPromise(receive({ stream, consumerName: "p", tracking: TrackingStrategy.None(), bufferSize: Number(process.env.BUF ?? 1024) }))
+  const s = await rt.runPromise(receive({ stream, consumerName: "p", tracking: TrackingStrategy.None(), stop: { marker: isTutorialMarker }, bufferSize: Number(process.env.BUF ?? 1024) }))
   if (s.messages !== n) throw new Error(`got ${s.messages}`)
 }
 const ms = performance.now() - t0

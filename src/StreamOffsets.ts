@@ -343,7 +343,10 @@ export const DEFAULT_AUTO_TRACKING: TrackingStrategy = TrackingStrategy.Auto({ m
 
 /** What ends a consumer. With none of them it runs until `signal` completes or it is interrupted. */
 export interface StopConditions {
-  /** Stop after the message for which this is true. Default {@link isTutorialMarker}; `false`: no marker. */
+  /**
+   * Stop after the message for which this is true, e.g. {@link isTutorialMarker} (the tutorial's
+   * last message, whose body is `marker`). Default none: a body is a body.
+   */
   readonly marker?: ((message: StreamMessage) => boolean) | false | undefined
   /** Stop after this many messages. */
   readonly count?: number | undefined
@@ -475,7 +478,7 @@ export class ConnectionLost extends ConnectionLostBase {
 const StreamNotFoundBase: TaggedErrorClass<"StreamNotFound", { readonly stream: string }> = Data.TaggedError("StreamNotFound")
 export class StreamNotFound extends StreamNotFoundBase {
   override get message(): string {
-    return `stream "${this.stream}" does not exist: run send first, or check --stream`
+    return `stream "${this.stream}" does not exist`
   }
 }
 
@@ -545,7 +548,7 @@ const SuperStreamNotFoundBase: TaggedErrorClass<"SuperStreamNotFound", { readonl
 )
 export class SuperStreamNotFound extends SuperStreamNotFoundBase {
   override get message(): string {
-    return `super stream "${this.superStream}" does not exist: send to it first, or check --super-stream`
+    return `super stream "${this.superStream}" does not exist`
   }
 }
 
@@ -560,7 +563,7 @@ export class SuperStreamMismatch extends SuperStreamMismatchBase {
     const list = (names: ReadonlyArray<string>) => names.length === 0 ? "none" : names.join(", ")
     return `super stream "${this.superStream}" exists with partitions ${list(this.actual)}, not ${
       list(this.expected)
-    }: declare it as it is (--partitions ${this.actual.length}), or use another name`
+    }: declare it as it is (${this.actual.length} partitions), or use another name`
   }
 }
 
@@ -1078,10 +1081,10 @@ export interface SendOptions {
   /**
    * The messages to publish, in order: bodies (bytes, or text as UTF-8) or {@link OutgoingMessage}s
    * with properties, application properties, annotations and filter values. Each is checked as it is
-   * read; one AMQP cannot carry fails the send (InvalidArgument) before it is sent. Default
-   * {@link tutorialMessages}(100).
+   * read; one AMQP cannot carry fails the send (InvalidArgument) before it is sent. The tutorial's
+   * are {@link tutorialMessages}(n).
    */
-  readonly messages?: Iterable<Sendable> | AsyncIterable<Sendable> | undefined
+  readonly messages: Iterable<Sendable> | AsyncIterable<Sendable>
   readonly retention?: Retention | undefined
   /** How long to wait, after the last send, for the remaining confirms. Default 10 s. */
   readonly confirmTimeout?: Duration.DurationInput | undefined
@@ -1130,13 +1133,18 @@ export const send: (options: SendOptions) => Effect.Effect<SendSummary, SendErro
   yield* validateSendTuning(options)
   yield* validateRetention(retention)
   yield* broker.declareStream(options.stream, retention)
-  return yield* publishStream(broker, options.stream, options.messages ?? tutorialMessages(100), options)
+  return yield* publishStream(broker, options.stream, options.messages, options)
 })
 
 export interface SuperStreamSendOptions extends Omit<SendOptions, "stream" | "retention">, SuperStreamOptions {
   readonly superStream: string
   /** How each message finds its partition. Default {@link Routing.Hash} of the body. */
   readonly routing?: Routing | undefined
+  /**
+   * Messages whose body this is true for go to every partition instead (the tutorial's marker, so
+   * that each partition ends with it: `(body) => isTutorialMarker({ offset: 0n, body })`). Default none.
+   */
+  readonly toEveryPartition?: ((body: Uint8Array) => boolean) | undefined
 }
 
 export interface SuperStreamSendSummary {
@@ -1153,8 +1161,8 @@ export interface SuperStreamSendSummary {
  * partitions), routes each message to its partition, and publishes to every partition at once,
  * each as `send` does (a named producer deduplicates per partition: a message's publishing id is
  * its position among its partition's messages, so running the same send again publishes only what
- * each partition lacks). A `marker` message goes to every partition, so that each one ends with it.
- * Succeeds when every partition has confirmed every message.
+ * each partition lacks). Messages `toEveryPartition` picks go to every partition. Succeeds when
+ * every partition has confirmed every message.
  */
 export const sendToSuperStream: (
   options: SuperStreamSendOptions
@@ -1168,8 +1176,8 @@ export const sendToSuperStream: (
     yield* validateRetention(retention)
     yield* broker.declareSuperStream(superStream, bindingKeys, retention)
     const partitions = yield* broker.partitions(superStream)
-    const route = yield* makeRoute(broker, superStream, partitions, options.routing ?? Routing.Hash({}))
-    const sources = splitByPartition(options.messages ?? tutorialMessages(100), partitions.length, route)
+    const route = yield* makeRoute(broker, superStream, partitions, options.routing ?? Routing.Hash({}), options.toEveryPartition)
+    const sources = splitByPartition(options.messages, partitions.length, route)
     const summaries = yield* Effect.forEach(
       partitions,
       (partition, i) => publishStream(broker, partition, sources[i]!, options),
@@ -1194,7 +1202,7 @@ export interface ConsumeOptions {
   readonly ignoreStoredOffset?: boolean | undefined
   /** Default {@link DEFAULT_TRACKING}: every 10 messages, and at the stop. */
   readonly tracking?: TrackingStrategy | undefined
-  /** Default: stop at the marker. */
+  /** When to stop; default none of the conditions: it runs until interrupted. */
   readonly stop?: StopConditions | undefined
   /**
    * Share the stream with the other consumers of this name, one active at a time. The one that
@@ -1375,8 +1383,9 @@ export const consumeSuperStream = (
   })).pipe(Stream.withSpan("StreamOffsets.consumeSuperStream"))
 
 /**
- * The tutorial's consumer, over the same machinery as {@link consume}: resumes after the stored
- * offset (or starts at `start`), hands each message to `onMessage`, stores offsets by the tracking
+ * The consumer as a workflow (the tutorial's with `stop: { marker: isTutorialMarker }`), over the
+ * same machinery as {@link consume}: resumes after the stored offset (or starts at `start`), hands
+ * each message to `onMessage`, stores offsets by the tracking
  * strategy, and stores the last processed offset whenever it stops (stop condition, failure or
  * interruption) before it unsubscribes. Stores only move forward. The summary says what was
  * processed and why it stopped.
@@ -1611,10 +1620,11 @@ const makeRoute = (
   broker: StreamBrokerShape,
   superStream: string,
   partitions: ReadonlyArray<string>,
-  routing: Routing
+  routing: Routing,
+  toEveryPartition: ((body: Uint8Array) => boolean) | undefined
 ): Effect.Effect<PartitionRoute> =>
   Effect.map(Effect.runtime<never>(), (runtime) => {
-    const isMarker = (body: Uint8Array) => isTutorialMarker({ offset: 0n, body })
+    const isMarker = toEveryPartition ?? (() => false)
     if (routing._tag === "Hash") {
       const key = routing.key
       return {
@@ -2453,7 +2463,7 @@ const resubscribePolicy = (
 export type StopTest = (message: StreamMessage, index: number) => StopReason | undefined
 
 const stopTest = (stop: StopConditions = {}): StopTest => {
-  const isMarker = stop.marker === undefined ? isTutorialMarker : stop.marker
+  const isMarker = stop.marker
   return (message, index) =>
     isMarker && isMarker(message)
       ? "marker"

@@ -175,13 +175,23 @@ const report = <A, E>(exit: Exit.Exit<A, E>): number => {
   const failure = Cause.failureOption(exit.cause)
   if (Option.isSome(failure)) {
     const error = failure.value as { readonly _tag?: string; readonly message?: string }
-    stderrLine(`error: ${redactUri(error.message ?? String(error))}`)
+    stderrLine(`error: ${redactUri(withFlagHint(error._tag, error.message ?? String(error)))}`)
     return error._tag === "UsageError" || error._tag === "InvalidArgument" ? ExitCode.usage : ExitCode.failure
   }
   const defect = Cause.squash(exit.cause)
   stderrLine(`internal error: ${redactUri(defect instanceof Error ? defect.message : String(defect))}`)
   return ExitCode.failure
 }
+
+/** The library's errors name its options; on the command line, what to do names the flags. */
+const withFlagHint = (tag: string | undefined, message: string): string =>
+  tag === "StreamNotFound"
+    ? `${message}: run send first, or check --stream`
+    : tag === "SuperStreamNotFound"
+    ? `${message}: send to it first, or check --super-stream`
+    : tag === "SuperStreamMismatch"
+    ? message.replace(/\((\d+) partitions\)/, "(--partitions $1)")
+    : message
 
 /** An offset for people: the number, or "none". */
 export const showOffset: (offset: Option.Option<bigint>) => string = Option.match({

@@ -19,6 +19,7 @@ import {
   UsageError
 } from "./cli.ts"
 import {
+  isTutorialMarker,
   messageFromJson,
   type OutgoingMessage,
   send,
@@ -123,6 +124,9 @@ async function* jsonLines(from: string, options: { readonly skip: boolean; reado
 }
 
 const errorText = (error: unknown) => (error instanceof SyntaxError ? `not JSON (${error.message})` : error instanceof TypeError ? "not UTF-8" : String(error))
+
+/** The tutorial's marker goes to every partition of a super stream, so that each one ends with it. */
+const toEveryPartition = (body: Uint8Array) => isTutorialMarker({ offset: 0n, body })
 
 /** `--property KEY=VALUE`s as application properties. */
 const propertiesOf = (pairs: ReadonlyArray<string>): Effect.Effect<Record<string, string> | undefined, UsageError> =>
@@ -245,7 +249,7 @@ export const sendCommand = command(
       const publishing = { producerName, retention, subEntrySize, compression } as const
       const publish: Effect.Effect<Omit<SendSummary, "stream">, SendError, StreamBroker> = superStream === undefined
         ? send({ stream, messages, ...publishing })
-        : Effect.tap(sendToSuperStream({ superStream, partitions, messages, ...publishing }), (summary) =>
+        : Effect.tap(sendToSuperStream({ superStream, partitions, messages, toEveryPartition, ...publishing }), (summary) =>
           Effect.forEach(summary.partitions, (p) => Console.log(`Partition ${p.stream}: ${p.sent} messages sent.`), {
             discard: true
           }))

@@ -2,6 +2,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer, Option, Schedule } from "effect"
 import {
+  isTutorialMarker,
   type ConnectionConfig,
   bodyText,
   OffsetStore,
@@ -33,6 +34,7 @@ const receiveAll = (stream: string, consumerName: string) =>
     const summary = yield* receive({
       stream,
       consumerName,
+      stop: { marker: isTutorialMarker },
       onMessage: (message) => Effect.sync(() => void bodies.push(bodyText(message)))
     })
     return { summary, bodies }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Layer, Option, Stream, TestClock } from "effect"
 import {
+  isTutorialMarker,
   bodyText,
   MemoryBroker,
   MemoryOffsetStore,
@@ -26,6 +27,7 @@ const collect = (stream: string, consumerName: string, storeEvery = 10) =>
       stream,
       consumerName,
       tracking: TrackingStrategy.Manual({ every: storeEvery }),
+      stop: { marker: isTutorialMarker },
       onMessage: (message) => Effect.sync(() => void seen.push(message))
     })
     return { summary, bodies: seen.map(bodyText), offsets: seen.map((m) => m.offset) }

@@ -2,6 +2,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Deferred, Effect, Fiber, Layer, Option, Stream, TestClock } from "effect"
 import {
+  isTutorialMarker,
   bodyText,
   consume,
   type ConsumeOptions,
@@ -18,7 +19,13 @@ const memory = Layer.merge(StreamBroker.layerMemory({ chunkSize: 4 }), OffsetSto
 
 const stored = Effect.flatMap(OffsetStore, (store) => store.query("c", "s"))
 const history = Effect.flatMap(MemoryOffsetStore, (m) => m.history).pipe(Effect.map((h) => h.map((e) => e.offset)))
-const options = (more: Partial<ConsumeOptions> = {}): ConsumeOptions => ({ stream: "s", consumerName: "c", ...more })
+/** The tutorial's stream: its last message is the marker (unless the test says otherwise). */
+const options = (more: Partial<ConsumeOptions> = {}): ConsumeOptions => ({
+  stream: "s",
+  consumerName: "c",
+  ...more,
+  stop: { marker: isTutorialMarker, ...more.stop }
+})
 const bodies = (n: number) => Array.from({ length: n }, (_, i) => `m${i}`)
 
 describe("consume", () => {

@@ -5,6 +5,7 @@ import { Chunk, Deferred, Effect, Either, Fiber, Layer, Option, Stream } from "e
 import { Buffer } from "node:buffer"
 import { createRequire } from "node:module"
 import {
+  isTutorialMarker,
   bodyText,
   consumeSuperStream,
   hashPartition,
@@ -47,10 +48,13 @@ describe("hash routing", () => {
   })
 })
 
+/** The tutorial's marker to every partition, as the CLI sends it. */
+const toEveryPartition = (body: Uint8Array) => isTutorialMarker({ offset: 0n, body })
+
 describe("sendToSuperStream", () => {
   it.effect("routes each message by the hash of its body; the marker ends every partition", () =>
     Effect.gen(function*() {
-      const summary = yield* sendToSuperStream({ superStream: "orders", messages: tutorialMessages(300) })
+      const summary = yield* sendToSuperStream({ superStream: "orders", messages: tutorialMessages(300), toEveryPartition })
       expect(summary.sent).toBe(299 + 3)
       expect(summary.confirmed).toBe(summary.sent)
       const memory = yield* MemoryBroker
@@ -104,7 +108,7 @@ describe("sendToSuperStream", () => {
       const failed = yield* Effect.flip(sendToSuperStream({ superStream: "s", partitions: 2, messages: [] }))
       expect(failed._tag).toBe("SuperStreamMismatch")
       expect(failed.message).toBe(
-        `super stream "s" exists with partitions s-0, s-1, s-2, not s-0, s-1: declare it as it is (--partitions 3), or use another name`
+        `super stream "s" exists with partitions s-0, s-1, s-2, not s-0, s-1: declare it as it is (3 partitions), or use another name`
       )
       const invalid = yield* Effect.flip(sendToSuperStream({ superStream: "s", partitions: 0, messages: [] }))
       expect(invalid.message).toBe("the number of partitions must be a positive integer, got 0")
@@ -168,11 +172,12 @@ describe("splitting the messages by partition, routed by the broker", () => {
 describe("receiveSuperStream", () => {
   it.effect("stops when every partition reached its marker; runs again after each partition's stored offset", () =>
     Effect.gen(function*() {
-      yield* sendToSuperStream({ superStream: "s", messages: tutorialMessages(100) })
+      yield* sendToSuperStream({ superStream: "s", messages: tutorialMessages(100), toEveryPartition })
       const seen: Array<PartitionMessage> = []
       const first = yield* receiveSuperStream({
         superStream: "s",
         consumerName: "c",
+        stop: { marker: isTutorialMarker },
         onMessage: (m) => Effect.sync(() => void seen.push(m))
       })
       expect(first.stoppedBy).toBe("marker")

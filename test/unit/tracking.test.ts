@@ -4,6 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { KeyValueStore } from "@effect/platform"
 import { Deferred, Effect, Fiber, Layer, Option, TestClock } from "effect"
 import {
+  isTutorialMarker,
   bodyText,
   inspectOffset,
   MemoryBroker,
@@ -32,6 +33,8 @@ const consume = (options: Partial<ReceiveOptions> & { readonly consumerName?: st
       stream: "s",
       consumerName: "c",
       ...options,
+      // The tutorial's stream: its last message is the marker.
+      stop: { marker: isTutorialMarker, ...options.stop },
       onMessage: (message) => Effect.sync(() => void bodies.push(bodyText(message)))
     })
     return { summary, bodies }
