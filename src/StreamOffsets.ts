@@ -50,6 +50,7 @@ import {
   Effect,
   Either,
   Exit,
+  Fiber,
   FiberId,
   Layer,
   Metric,
@@ -1526,6 +1527,86 @@ export const inspectSuperStreamOffsets: (
   return yield* Effect.forEach(partitions, (partition) => inspectOffset(partition, consumerName))
 })
 
+// ---------------------------------------------------------------------------------------------
+// Producer: a long-lived publisher for apps, each message confirmed
+// ---------------------------------------------------------------------------------------------
+
+export interface ProducerOptions {
+  readonly stream: string
+  /**
+   * A producer name: the broker deduplicates by publishing id (messages may carry their own: the
+   * outbox pattern), and the producer rides out a lost connection, sending again what was not
+   * confirmed. Without one, what was in flight when a connection was lost fails with
+   * ConnectionLost (it may or may not be in the stream).
+   */
+  readonly name?: string | undefined
+  /** Declares the stream with this retention first (idempotently). Default: the stream must exist. */
+  readonly retention?: Retention | undefined
+  /** At most this many messages wait for a confirm; `publish` waits for room beyond it. Default 10,000. */
+  readonly maxInFlight?: number | undefined
+  /**
+   * A message written and not confirmed within this long fails with ConfirmTimeout. Time spent
+   * waiting out an outage (a named producer) does not count: the message is sent again and its
+   * time starts over. Default 10 s.
+   */
+  readonly confirmTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * What a Producer publishes: a body, an {@link OutgoingMessage}, and for a named producer perhaps
+ * its own publishing id (positive, increasing: one at or below the last the broker has for the
+ * name is not published again, and reported `skipped`).
+ */
+export type ProducerMessage = Sendable | (OutgoingMessage & { readonly publishingId?: bigint | undefined })
+
+/** How `publish` ended: the broker confirmed the message, or (a named producer) already had its id. */
+export interface Published {
+  readonly publishingId: bigint
+  readonly skipped: boolean
+}
+
+export interface PublishAllSummary {
+  readonly published: number
+  readonly skipped: number
+}
+
+/** The producer's scope has ended: nothing more can be published through it. */
+const ProducerClosedBase: TaggedErrorClass<"ProducerClosed", { readonly stream: string }> = Data.TaggedError("ProducerClosed")
+export class ProducerClosed extends ProducerClosedBase {
+  override get message(): string {
+    return `the producer of stream "${this.stream}" is closed (its scope has ended)`
+  }
+}
+
+/** How a Producer's `publish` can fail. */
+export type ProducerError = PublishError | ConfirmTimeout | ProducerClosed | InvalidArgument | StreamError
+
+/**
+ * A publisher that lives as long as its scope, for apps: `publish` one message from any fiber and
+ * know when the broker confirmed it; `publishAll` a Stream of them. Calls from many fibers at once
+ * are batched into frames; at most `maxInFlight` messages wait for confirms (then `publish`
+ * waits: backpressure). When the scope closes, what was handed over is still confirmed (bounded by
+ * `confirmTimeout`), then the publisher closes; `publish` after that fails with ProducerClosed.
+ */
+export interface Producer {
+  readonly stream: string
+  readonly name: string | undefined
+  readonly publish: (message: ProducerMessage) => Effect.Effect<Published, ProducerError>
+  readonly publishAll: <E, R>(messages: Stream.Stream<ProducerMessage, E, R>) => Effect.Effect<PublishAllSummary, ProducerError | E, R>
+  /** The highest publishing id this producer knows the broker has, or has sent (0 for none). */
+  readonly lastPublishingId: Effect.Effect<bigint>
+}
+
+export const Producer: {
+  /** A Producer for the scope's lifetime. */
+  readonly make: (options: ProducerOptions) => Effect.Effect<Producer, SendError, StreamBroker | Scope.Scope>
+  /** A layer of a Producer under a tag of the app's (`class Orders extends Context.Tag("Orders")<Orders, Producer>() {}`). */
+  readonly layer: <I>(tag: Context.Tag<I, Producer>, options: ProducerOptions) => Layer.Layer<I, SendError, StreamBroker>
+} = {
+  make: (options) => makeProducer(options),
+  layer: (tag, options) => Layer.scoped(tag, makeProducer(options))
+}
+
 // =============================================================================================
 // Metrics
 // =============================================================================================
@@ -1979,14 +2060,14 @@ export const makeConfirmTracker = (options: {
       confirmation: Confirmation.$match({
         Confirmed: ({ publishingIds }) => {
           let n = 0
-          for (const id of publishingIds) n += pending.confirm(id)
+          for (const id of publishingIds) n += pending.confirm(id)?.messages.length ?? 0
           return confirm(n)
         },
         Rejected: ({ code, publishingId }) => Deferred.fail(done, new PublishError({ stream, publishingId, code })).pipe(Effect.asVoid)
       }),
       reconcile: (lastPublishingId) =>
         Effect.suspend(() => {
-          const n = pending.confirmUpTo(lastPublishingId)
+          const n = pending.confirmUpTo(lastPublishingId).reduce((sum, e) => sum + e.messages.length, 0)
           return Effect.as(confirm(n), pending.unconfirmed())
         }),
       rejected: Deferred.isDone(done),
@@ -2002,14 +2083,14 @@ export const makeConfirmTracker = (options: {
  * confirm usually is for the oldest one; one out of order is found by bisection. (A Map keyed by
  * bigint ids cost a third of `send`'s time: V8 hashes a bigint by value.)
  */
-class PendingEntries {
-  private entries: Array<PublishEntry | undefined> = []
+class PendingEntries<E extends PublishEntry = PublishEntry> {
+  private entries: Array<E | undefined> = []
   private head = 0
-  push(entry: PublishEntry) {
+  push(entry: E) {
     this.entries.push(entry)
   }
-  /** Confirms the entry with this id, if it is pending: the number of its messages. */
-  confirm(id: bigint): number {
+  /** Confirms the entry with this id, if it is pending, and gives it. */
+  confirm(id: bigint): E | undefined {
     const { entries } = this
     let i = this.head
     if (entries[i]?.publishingId !== id) {
@@ -2029,16 +2110,12 @@ class PendingEntries {
         if (found < id) low = j + 1
         else high = j - 1
       }
-      if (i < 0) return 0
+      if (i < 0) return undefined
     }
     const entry = entries[i]!
     entries[i] = undefined
-    while (this.head < entries.length && entries[this.head] === undefined) this.head++
-    if (this.head > 1024 && this.head * 2 > entries.length) {
-      this.entries = entries.slice(this.head)
-      this.head = 0
-    }
-    return entry.messages.length
+    this.advance()
+    return entry
   }
   /** An entry still pending near `mid` (within low..high), and its id. */
   private idNear(mid: number, low: number, high: number): readonly [number, bigint] | undefined {
@@ -2050,21 +2127,39 @@ class PendingEntries {
     }
     return undefined
   }
-  /** Confirms every pending entry with an id up to `id`: the number of their messages. */
-  confirmUpTo(id: bigint): number {
-    let n = 0
+  private advance() {
+    while (this.head < this.entries.length && this.entries[this.head] === undefined) this.head++
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.head)
+      this.head = 0
+    }
+  }
+  /** Confirms every pending entry with an id up to `id`, and gives them. */
+  confirmUpTo(id: bigint): Array<E> {
+    const confirmed: Array<E> = []
     for (let i = this.head; i < this.entries.length; i++) {
       const entry = this.entries[i]
       if (entry !== undefined && entry.publishingId <= id) {
-        n += entry.messages.length
+        confirmed.push(entry)
         this.entries[i] = undefined
       }
     }
-    while (this.head < this.entries.length && this.entries[this.head] === undefined) this.head++
-    return n
+    this.advance()
+    return confirmed
   }
-  unconfirmed(): Array<PublishEntry> {
-    return this.entries.slice(this.head).filter((e): e is PublishEntry => e !== undefined)
+  /** The oldest entry still pending. */
+  oldest(): E | undefined {
+    return this.entries[this.head]
+  }
+  unconfirmed(): Array<E> {
+    return this.entries.slice(this.head).filter((e): e is E => e !== undefined)
+  }
+  /** Takes every pending entry out (they will not be confirmed here). */
+  drain(): Array<E> {
+    const all = this.unconfirmed()
+    this.entries = []
+    this.head = 0
+    return all
   }
 }
 
@@ -2088,6 +2183,296 @@ const publishAll = (publisher: Publisher, confirms: ConfirmTracker, source: Mess
     }
     yield* confirms.allConfirmed
   })
+
+// ---------------------------------------------------------------------------------------------
+// Producer machinery: requests, the session (writer, confirms, timeouts), recovery, closing
+// ---------------------------------------------------------------------------------------------
+
+/** What becomes of a message handed to a Producer (each call once). */
+interface Settle {
+  readonly confirmed: (publishingId: bigint) => Effect.Effect<void>
+  readonly skipped: (publishingId: bigint) => Effect.Effect<void>
+  readonly failed: (error: ProducerError) => Effect.Effect<void>
+}
+
+interface ProducerRequest {
+  readonly message: OutboundMessage
+  readonly publishingId: bigint | undefined
+  readonly settle: Settle
+}
+
+/** A message written and waiting for its confirm. */
+interface InFlight extends PublishEntry {
+  readonly settle: Settle
+  sentAt: number
+}
+
+const makeProducer = (options: ProducerOptions): Effect.Effect<Producer, SendError, StreamBroker | Scope.Scope> =>
+  Effect.gen(function*() {
+    const broker = yield* StreamBroker
+    const { name, stream } = options
+    yield* validateStreamName(stream)
+    yield* validateSendTuning({ producerName: name, maxInFlight: options.maxInFlight })
+    if (options.retention !== undefined) {
+      yield* validateRetention(options.retention)
+      yield* broker.declareStream(stream, options.retention)
+    } else if (!(yield* broker.streamExists(stream))) return yield* Effect.fail(new StreamNotFound({ stream }))
+    const maxInFlight = options.maxInFlight ?? 10_000
+    const confirmTimeout = Duration.decode(options.confirmTimeout ?? DEFAULT_TIMEOUT)
+    const window = yield* Effect.makeSemaphore(maxInFlight)
+    const requests = yield* Queue.unbounded<ProducerRequest>()
+    const pending = new PendingEntries<InFlight>()
+    const state: ProducerState = { closed: false, last: 0n, confirmed: 0, outstanding: 0, drained: undefined, held: undefined }
+    // Every message's end releases its room in the window, whoever waits for it; the last one a
+    // closing producer waits for says so.
+    const end = Effect.suspend(() => {
+      state.outstanding--
+      return state.drained !== undefined && state.outstanding === 0 ? Deferred.succeed(state.drained, undefined) : Effect.void
+    })
+    const settled = (settle: Settle): Settle => ({
+      confirmed: (id) => Effect.all([window.release(1), end, settle.confirmed(id)], { discard: true }),
+      skipped: (id) => Effect.all([window.release(1), end, settle.skipped(id)], { discard: true }),
+      failed: (error) => Effect.all([window.release(1), end, settle.failed(error)], { discard: true })
+    })
+    // The first publisher is made before the producer is given out (waiting out an outage under the
+    // retry policy): its broker's last publishing id is known from the start.
+    const ready = yield* Deferred.make<void, SendError>()
+    const session = producerSession({ broker, stream, name, confirmTimeout, requests, pending, state, ready })
+    const sessions = yield* Effect.forkScoped(producerSessions(broker, session, { name, stream, requests, pending, state, ready }))
+    yield* Deferred.await(ready)
+
+    const hand = (message: ProducerMessage, settle: Settle) =>
+      Effect.gen(function*() {
+        if (state.closed) return yield* Effect.fail(new ProducerClosed({ stream }))
+        const publishingId = typeof message === "object" && !(message instanceof Uint8Array) && "publishingId" in message
+          ? message.publishingId
+          : undefined
+        if (publishingId !== undefined) {
+          if (name === undefined) {
+            return yield* Effect.fail(new InvalidArgument({ message: "a message's own publishingId needs a named producer (ProducerOptions.name)" }))
+          }
+          if (typeof publishingId !== "bigint" || publishingId <= 0n) {
+            return yield* Effect.fail(new InvalidArgument({ message: `a publishingId must be a positive bigint, got ${String(publishingId)}` }))
+          }
+        }
+        const outbound = yield* Effect.try({
+          try: () => toOutbound(message),
+          catch: (error) => new InvalidArgument({ message: `the message cannot be published: ${errorText(error)}` })
+        })
+        yield* window.take(1)
+        state.outstanding++
+        yield* Queue.offer(requests, { message: outbound, publishingId, settle: settled(settle) })
+      })
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        state.closed = true
+        // What was handed over is still published and confirmed, within the bound.
+        if (state.outstanding > 0) {
+          const drained = yield* Deferred.make<void>()
+          state.drained = drained
+          yield* Deferred.await(drained).pipe(Effect.timeout(Duration.sum(confirmTimeout, RELEASE_TIMEOUT)), Effect.ignore)
+        }
+        yield* Fiber.interrupt(sessions)
+        const held = state.held === undefined ? [] : [state.held.settle]
+        state.held = undefined
+        const left = held.concat([...(yield* Queue.takeAll(requests))].map((r) => r.settle), pending.drain().map((e) => e.settle))
+        yield* Effect.forEach(left, (settle) => settle.failed(new ProducerClosed({ stream })), { discard: true })
+      })
+    )
+
+    return {
+      stream,
+      name,
+      publish: (message) =>
+        Effect.flatMap(Deferred.make<Published, ProducerError>(), (done) =>
+          Effect.zipRight(
+            hand(message, {
+              confirmed: (publishingId) => Deferred.succeed(done, { publishingId, skipped: false }),
+              skipped: (publishingId) => Deferred.succeed(done, { publishingId, skipped: true }),
+              failed: (error) => Deferred.fail(done, error)
+            }),
+            Deferred.await(done)
+          )),
+      publishAll: (messages) =>
+        Effect.gen(function*() {
+          // One counter for all, not a Deferred per message.
+          const done = yield* Deferred.make<void, ProducerError>()
+          const counts = { handed: 0, published: 0, skipped: 0, ended: false }
+          const check = Effect.suspend(() =>
+            counts.ended && counts.published + counts.skipped === counts.handed ? Deferred.succeed(done, undefined) : Effect.void
+          )
+          const settle: Settle = {
+            confirmed: () => Effect.zipRight(Effect.sync(() => void counts.published++), check),
+            skipped: () => Effect.zipRight(Effect.sync(() => void counts.skipped++), check),
+            failed: (error) => Deferred.fail(done, error).pipe(Effect.asVoid)
+          }
+          yield* Stream.runForEach(messages, (message) =>
+            Effect.zipRight(Effect.sync(() => void counts.handed++), hand(message, settle))).pipe(
+              Effect.raceFirst(Effect.zipRight(Deferred.await(done), Effect.never))
+            )
+          counts.ended = true
+          yield* check
+          yield* Deferred.await(done)
+          return { published: counts.published, skipped: counts.skipped }
+        }),
+      lastPublishingId: Effect.sync(() => state.last)
+    } satisfies Producer
+  }).pipe(Effect.withSpan("StreamOffsets.Producer.make"))
+
+interface ProducerState {
+  closed: boolean
+  /** The highest publishing id the broker has (named) or this producer sent. */
+  last: bigint
+  confirmed: number
+  /** Messages handed over and not settled yet; when closing, `drained` completes at 0. */
+  outstanding: number
+  drained: Deferred.Deferred<void> | undefined
+  /** A request taken to see that one is waiting (after a failure): the next session sends it first. */
+  held: ProducerRequest | undefined
+}
+
+/**
+ * One publisher's life: what the broker lacks of the messages in flight is sent again (named), then
+ * requests are taken in batches, numbered and written, confirms settle them, and a message not
+ * confirmed in time fails. Fails when the publisher's connection is lost.
+ */
+const producerSession = (ctx: {
+  readonly broker: StreamBrokerShape
+  readonly stream: string
+  readonly name: string | undefined
+  readonly confirmTimeout: Duration.Duration
+  readonly requests: Queue.Queue<ProducerRequest>
+  readonly pending: PendingEntries<InFlight>
+  readonly state: ProducerState
+  readonly ready: Deferred.Deferred<void, SendError>
+}): Effect.Effect<void, SendError> =>
+  Effect.scoped(Effect.gen(function*() {
+    const { name, pending, requests, state, stream } = ctx
+    const publisher = yield* ctx.broker.publisher(stream, { name })
+    const now = Clock.currentTimeMillis
+    if (name !== undefined) {
+      if (publisher.lastPublishingId > state.last) state.last = publisher.lastPublishingId
+      // What the broker has is confirmed; the rest goes again, in order.
+      yield* Effect.forEach(pending.confirmUpTo(publisher.lastPublishingId), (e) => e.settle.confirmed(e.publishingId), { discard: true })
+      const again = pending.unconfirmed()
+      const at = yield* now
+      for (const e of again) e.sentAt = at
+      if (again.length > 0) yield* publisher.publish(again)
+    }
+    yield* Deferred.succeed(ctx.ready, undefined)
+    yield* Queue.take(publisher.confirmations).pipe(
+      Effect.flatMap(Confirmation.$match({
+        Confirmed: ({ publishingIds }) =>
+          Effect.forEach(publishingIds, (id) => {
+            const entry = pending.confirm(id)
+            if (entry === undefined) return Effect.void
+            state.confirmed++
+            return entry.settle.confirmed(id)
+          }, { discard: true }),
+        Rejected: ({ code, publishingId }) => {
+          const entry = pending.confirm(publishingId)
+          return entry === undefined ? Effect.void : entry.settle.failed(new PublishError({ stream, publishingId, code }))
+        }
+      })),
+      Effect.forever,
+      Effect.forkScoped
+    )
+    // The oldest message in flight is the first to be late.
+    const timeouts = Effect.gen(function*() {
+      const limit = Duration.toMillis(ctx.confirmTimeout)
+      for (;;) {
+        const oldest = pending.oldest()
+        const at = yield* now
+        if (oldest !== undefined && at - oldest.sentAt >= limit) {
+          pending.confirm(oldest.publishingId)
+          yield* oldest.settle.failed(new ConfirmTimeout({ stream, unconfirmed: 1, timeout: ctx.confirmTimeout }))
+          continue
+        }
+        yield* Effect.sleep(Duration.millis(oldest === undefined ? limit : Math.max(1, oldest.sentAt + limit - at)))
+      }
+    })
+    yield* Effect.forkScoped(timeouts)
+    const writer = Effect.forever(Effect.gen(function*() {
+      const held = state.held
+      const batch = held === undefined
+        ? yield* Queue.takeBetween(requests, 1, 5000)
+        : Chunk.prepend(yield* Queue.takeUpTo(requests, 4999), held)
+      state.held = undefined
+      const at = yield* now
+      const entries: Array<InFlight> = []
+      const skipped: Array<readonly [Settle, bigint]> = []
+      // Numbered and put in flight without a pause: an interruption (a lost connection) finds every
+      // message of the batch either in flight (sent again, or failed) or settled.
+      for (const request of batch) {
+        const id = request.publishingId ?? state.last + 1n
+        // An id the broker has (or was sent) is deduplicated: not sent again, and said so.
+        if (id <= state.last) {
+          skipped.push([request.settle, id])
+          continue
+        }
+        state.last = id
+        const entry: InFlight = { publishingId: id, messages: [request.message], settle: request.settle, sentAt: at }
+        pending.push(entry)
+        entries.push(entry)
+      }
+      yield* Effect.forEach(skipped, ([settle, id]) => settle.skipped(id), { discard: true })
+      if (entries.length === 0) return
+      yield* publisher.publish(entries).pipe(
+        // A message the broker cannot take (larger than a frame) fails alone; the others go.
+        Effect.catchTag("InvalidArgument", (error) =>
+          Effect.forEach(entries, (e) => (pending.confirm(e.publishingId) === undefined ? Effect.void : e.settle.failed(error)), {
+            discard: true
+          }))
+      )
+    }))
+    return yield* Effect.raceFirst(writer, publisher.lost)
+  }))
+
+/**
+ * Sessions one after another for the producer's life. After a lost connection a named producer
+ * starts another (its messages in flight go again); an unnamed one fails those (it cannot tell what
+ * the broker has) and goes on with new ones. A failure the retry policy gives up on fails what is
+ * in flight and waiting, and the next request starts over.
+ */
+const producerSessions = (
+  broker: StreamBrokerShape,
+  session: Effect.Effect<void, SendError>,
+  ctx: {
+    readonly name: string | undefined
+    readonly stream: string
+    readonly requests: Queue.Queue<ProducerRequest>
+    readonly pending: PendingEntries<InFlight>
+    readonly state: ProducerState
+    readonly ready: Deferred.Deferred<void, SendError>
+  }
+): Effect.Effect<never> => {
+  const failInFlight = (error: ProducerError) => Effect.forEach(ctx.pending.drain(), (e) => e.settle.failed(error), { discard: true })
+  const once = recovering(broker.retry, session, {
+    retryable: (error) => isTransient(error),
+    progress: () => ctx.state.confirmed,
+    onRetry: (error) =>
+      Effect.zipRight(
+        ctx.name === undefined ? failInFlight(error as ProducerError) : Effect.void,
+        Effect.logWarning(`${error.message}; ${ctx.name === undefined ? "what was in flight failed" : "publishing again what was not confirmed"}`)
+      )
+  })
+  return Effect.forever(
+    Effect.catchAll(once, (error) =>
+      Effect.gen(function*() {
+        // Given up: everything waiting fails with why, and the next request starts over (a
+        // producer that never connected fails to be made).
+        yield* Deferred.fail(ctx.ready, error)
+        yield* failInFlight(error as ProducerError)
+        const waiting = yield* Queue.takeAll(ctx.requests)
+        yield* Effect.forEach(waiting, (r) => r.settle.failed(error as ProducerError), { discard: true })
+        yield* Effect.logWarning(`${error.message}; the producer of "${ctx.stream}" failed what it had, and starts over`)
+        // The next request starts a new session, which sends it first.
+        ctx.state.held = yield* Queue.take(ctx.requests)
+      })
+    )
+  )
+}
 
 // ---------------------------------------------------------------------------------------------
 // Consume machinery: the consumer (start, turns, subscriptions, stop selection), partitions, the offset tracker

@@ -1,0 +1,183 @@
+// The Producer for apps, on the memory broker with TestClock: publish from many fibers, each
+// confirmed; backpressure; publishing ids of the app's own (the outbox pattern); lost connections,
+// named and unnamed; timeouts and rejections; closing; bad input.
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Exit, Fiber, Scope, Stream, TestClock } from "effect"
+import {
+  Amqp,
+  bodyText,
+  MemoryBroker,
+  Producer,
+  type ProducerOptions,
+  send,
+  StreamBroker
+} from "../../src/StreamOffsets.ts"
+
+const stream = (name = "events") => Effect.gen(function*() {
+  yield* send({ stream: name, messages: [] })
+  return name
+})
+const bodies = (name = "events") => Effect.map(Effect.flatMap(MemoryBroker, (m) => m.messages(name)), (ms) => ms.map(bodyText))
+
+describe("Producer", () => {
+  it.scoped("publish completes when the broker confirms; many fibers at once, each message once", () =>
+    Effect.gen(function*() {
+      const producer = yield* Producer.make({ stream: yield* stream() })
+      const results = yield* Effect.forEach(
+        Array.from({ length: 50 }, (_, f) => f),
+        (f) => Effect.forEach(Array.from({ length: 20 }, (_, i) => `f${f}-${i}`), (body) => producer.publish(body)),
+        { concurrency: "unbounded" }
+      )
+      expect(results.flat().every((r) => !r.skipped)).toBe(true)
+      const ids = results.flat().map((r) => r.publishingId)
+      expect(new Set(ids).size).toBe(1000)
+      const stored = yield* bodies()
+      expect(stored).toHaveLength(1000)
+      expect(new Set(stored).size).toBe(1000)
+    }).pipe(Effect.provide(StreamBroker.layerMemory())))
+
+  it.scoped("a confirm comes after the broker's delay; publish waits for it", () =>
+    Effect.gen(function*() {
+      const producer = yield* Producer.make({ stream: yield* stream() })
+      const fiber = yield* Effect.fork(producer.publish("a"))
+      yield* TestClock.adjust("4 seconds")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(fiber)).toEqual({ publishingId: 1n, skipped: false })
+    }).pipe(Effect.provide(StreamBroker.layerMemory({ confirmDelay: "5 seconds" }))))
+
+  it.scoped("at most maxInFlight wait for confirms: the next publish waits for room (backpressure)", () =>
+    Effect.gen(function*() {
+      const producer = yield* Producer.make({ stream: yield* stream(), maxInFlight: 3, confirmTimeout: "1 minute" })
+      const first = yield* Effect.fork(Effect.forEach(["a", "b", "c"], (b) => producer.publish(b), { concurrency: "unbounded" }))
+      yield* TestClock.adjust("10 millis")
+      const fourth = yield* Effect.fork(producer.publish("d"))
+      yield* TestClock.adjust("1 second")
+      expect(yield* bodies()).toEqual(["a", "b", "c"])
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(first)
+      expect(fourth.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(fourth)
+      expect(yield* bodies()).toEqual(["a", "b", "c", "d"])
+    }).pipe(Effect.provide(StreamBroker.layerMemory({ confirmDelay: "2 seconds" }))))
+
+  it.scoped("publishing ids of the app's own (outbox): an id the broker has is skipped, said so, and not written twice", () =>
+    Effect.gen(function*() {
+      const name = yield* stream()
+      const outbox = Array.from({ length: 15 }, (_, i) => ({ body: `order ${i + 1}`, publishingId: BigInt(i + 1) }))
+      // A first run gets 10 out, then its process dies.
+      yield* Effect.scoped(Effect.gen(function*() {
+        const producer = yield* Producer.make({ stream: name, name: "outbox" })
+        yield* Effect.forEach(outbox.slice(0, 10), (m) => producer.publish(m))
+      }))
+      const producer = yield* Producer.make({ stream: name, name: "outbox" })
+      expect(yield* producer.lastPublishingId).toBe(10n)
+      const results = yield* Effect.forEach(outbox, (m) => producer.publish(m))
+      expect(results.map((r) => r.skipped)).toEqual([...Array(10).fill(true), ...Array(5).fill(false)])
+      expect(yield* bodies()).toEqual(outbox.map((m) => m.body))
+      // Lower than the last: skipped too, never written out of order.
+      expect(yield* producer.publish({ body: "late", publishingId: 3n })).toEqual({ publishingId: 3n, skipped: true })
+      expect(yield* producer.lastPublishingId).toBe(15n)
+    }).pipe(Effect.provide(StreamBroker.layerMemory())))
+
+  it.scoped("a named producer rides out a lost connection: every message once, every publish confirmed", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      const producer = yield* Producer.make({ stream: yield* stream(), name: "p" })
+      const all = yield* Effect.fork(
+        Effect.forEach(Array.from({ length: 200 }, (_, i) => `m${i}`), (b) => producer.publish(b), { concurrency: 20 })
+      )
+      yield* TestClock.adjust("1 second")
+      yield* memory.loseConnection
+      yield* TestClock.adjust("1 second")
+      yield* memory.loseConnection
+      yield* TestClock.adjust("30 seconds")
+      const results = yield* Fiber.join(all)
+      expect(results.every((r) => !r.skipped)).toBe(true)
+      const stored = yield* bodies()
+      expect(stored.toSorted()).toEqual(Array.from({ length: 200 }, (_, i) => `m${i}`).toSorted())
+    }).pipe(Effect.provide(StreamBroker.layerMemory({ confirmDelay: "500 millis" }))))
+
+  it.scoped("an unnamed producer fails what was in flight when its connection is lost (ConnectionLost), and goes on", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      const producer = yield* Producer.make({ stream: yield* stream() })
+      const inFlight = yield* Effect.fork(Effect.exit(producer.publish("a")))
+      yield* TestClock.adjust("100 millis")
+      yield* memory.loseConnection
+      yield* TestClock.adjust("10 seconds")
+      const exit = yield* Fiber.join(inFlight)
+      expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("ConnectionLost")
+      const later = yield* Effect.fork(producer.publish("b"))
+      yield* TestClock.adjust("10 seconds")
+      expect((yield* Fiber.join(later)).skipped).toBe(false)
+    }).pipe(Effect.provide(StreamBroker.layerMemory({ confirmDelay: "1 second" }))))
+
+  it.scoped("a message not confirmed in time fails with ConfirmTimeout; a rejected one with PublishError; the others go on", () =>
+    Effect.gen(function*() {
+      const producer = yield* Producer.make({ stream: yield* stream(), confirmTimeout: "3 seconds" })
+      const lost = yield* Effect.fork(Effect.flip(producer.publish("never confirmed")))
+      const rejected = yield* Effect.fork(Effect.flip(producer.publish("rejected")))
+      const fine = yield* Effect.fork(producer.publish("fine"))
+      yield* TestClock.adjust("3 seconds")
+      expect((yield* Fiber.join(lost))._tag).toBe("ConfirmTimeout")
+      expect(yield* Fiber.join(rejected)).toMatchObject({ _tag: "PublishError", code: 16 })
+      expect((yield* Fiber.join(fine)).skipped).toBe(false)
+    }).pipe(Effect.provide(StreamBroker.layerMemory({
+      dropConfirm: (body) => new TextDecoder().decode(body) === "never confirmed",
+      rejectPublish: (body) => (new TextDecoder().decode(body) === "rejected" ? 16 : undefined)
+    }))))
+
+  it.scoped("publishAll: a Stream of messages, confirms counted, ids skipped counted", () =>
+    Effect.gen(function*() {
+      const producer = yield* Producer.make({ stream: yield* stream(), name: "bulk" })
+      const first = yield* producer.publishAll(Stream.range(1, 1000).pipe(Stream.map((i) => ({ body: `e${i}`, publishingId: BigInt(i) }))))
+      expect(first).toEqual({ published: 1000, skipped: 0 })
+      const again = yield* producer.publishAll(Stream.range(990, 1010).pipe(Stream.map((i) => ({ body: `e${i}`, publishingId: BigInt(i) }))))
+      expect(again).toEqual({ published: 10, skipped: 11 })
+      expect(yield* bodies()).toHaveLength(1010)
+    }).pipe(Effect.provide(StreamBroker.layerMemory())))
+
+  it.effect("closing waits for what was handed over; publish afterwards fails with ProducerClosed", () =>
+    Effect.gen(function*() {
+      yield* stream()
+      const scope = yield* Scope.make()
+      const producer = yield* Producer.make({ stream: "events" }).pipe(Scope.extend(scope))
+      const handed = yield* Effect.fork(producer.publish("a"))
+      yield* TestClock.adjust("10 millis")
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(closing)
+      expect((yield* Fiber.join(handed)).skipped).toBe(false)
+      expect((yield* Effect.flip(producer.publish("b")))._tag).toBe("ProducerClosed")
+      expect(yield* bodies()).toEqual(["a"])
+    }).pipe(Effect.provide(StreamBroker.layerMemory({ confirmDelay: "1 second" }))))
+
+  it.scoped("bad input is refused before anything is published", () =>
+    Effect.gen(function*() {
+      const name = yield* stream()
+      const unnamed = yield* Producer.make({ stream: name })
+      const named = yield* Producer.make({ stream: name, name: "n" })
+      const refusal = <R>(effect: Effect.Effect<unknown, { readonly message: string }, R>) => Effect.map(Effect.flip(effect), (e) => e.message)
+      expect(yield* refusal(unnamed.publish({ body: "a", publishingId: 1n }))).toMatch(/needs a named producer/)
+      expect(yield* refusal(named.publish({ body: "a", publishingId: 0n }))).toMatch(/positive bigint/)
+      expect(yield* refusal(named.publish({ body: "a", applicationProperties: { n: Amqp.ubyte(300) } }))).toMatch(/ubyte/)
+      expect(yield* refusal(Producer.make({ stream: "missing" }))).toMatch(/does not exist/)
+      expect(yield* refusal(Producer.make({ stream: name, maxInFlight: 0 } as ProducerOptions))).toMatch(/maxInFlight/)
+      expect(yield* bodies()).toEqual([])
+    }).pipe(Effect.provide(StreamBroker.layerMemory())))
+
+  it.effect("a layer under the app's own tag", () =>
+    Effect.gen(function*() {
+      class Orders extends Context.Tag("Orders")<Orders, Producer>() {}
+      const program = Effect.gen(function*() {
+        const orders = yield* Orders
+        yield* orders.publish("order 1")
+      })
+      const layer = Producer.layer(Orders, { stream: "orders", retention: {} })
+      yield* program.pipe(Effect.provide(layer))
+      expect(yield* bodies("orders")).toEqual(["order 1"])
+    }).pipe(Effect.provide(StreamBroker.layerMemory())))
+})
+
