@@ -2188,11 +2188,15 @@ const publishAll = (publisher: Publisher, confirms: ConfirmTracker, source: Mess
 // Producer machinery: requests, the session (writer, confirms, timeouts), recovery, closing
 // ---------------------------------------------------------------------------------------------
 
-/** What becomes of a message handed to a Producer (each call once). */
+/**
+ * What becomes of a message handed to a Producer (one of them, once). Plain functions, not
+ * effects: they run for every message (`Deferred.unsafeDone` for a `publish`, counts for a
+ * `publishAll`); the room they free in the window is given back in bulk (`ProducerState.freed`).
+ */
 interface Settle {
-  readonly confirmed: (publishingId: bigint) => Effect.Effect<void>
-  readonly skipped: (publishingId: bigint) => Effect.Effect<void>
-  readonly failed: (error: ProducerError) => Effect.Effect<void>
+  readonly confirmed: (publishingId: bigint) => void
+  readonly skipped: (publishingId: bigint) => void
+  readonly failed: (error: ProducerError) => void
 }
 
 interface ProducerRequest {
@@ -2222,17 +2226,27 @@ const makeProducer = (options: ProducerOptions): Effect.Effect<Producer, SendErr
     const window = yield* Effect.makeSemaphore(maxInFlight)
     const requests = yield* Queue.unbounded<ProducerRequest>()
     const pending = new PendingEntries<InFlight>()
-    const state: ProducerState = { closed: false, last: 0n, confirmed: 0, outstanding: 0, drained: undefined, held: undefined }
-    // Every message's end releases its room in the window, whoever waits for it; the last one a
+    const state: ProducerState = {
+      closed: false,
+      last: 0n,
+      confirmed: 0,
+      outstanding: 0,
+      freed: 0,
+      drained: undefined,
+      held: undefined,
+      window
+    }
+    // Every message's end frees its room in the window, whoever waits for it; the last one a
     // closing producer waits for says so.
-    const end = Effect.suspend(() => {
+    const end = () => {
       state.outstanding--
-      return state.drained !== undefined && state.outstanding === 0 ? Deferred.succeed(state.drained, undefined) : Effect.void
-    })
+      state.freed++
+      if (state.drained !== undefined && state.outstanding === 0) Deferred.unsafeDone(state.drained, Exit.void)
+    }
     const settled = (settle: Settle): Settle => ({
-      confirmed: (id) => Effect.all([window.release(1), end, settle.confirmed(id)], { discard: true }),
-      skipped: (id) => Effect.all([window.release(1), end, settle.skipped(id)], { discard: true }),
-      failed: (error) => Effect.all([window.release(1), end, settle.failed(error)], { discard: true })
+      confirmed: (id) => (end(), settle.confirmed(id)),
+      skipped: (id) => (end(), settle.skipped(id)),
+      failed: (error) => (end(), settle.failed(error))
     })
     // The first publisher is made before the producer is given out (waiting out an outage under the
     // retry policy): its broker's last publishing id is known from the start.
@@ -2241,27 +2255,38 @@ const makeProducer = (options: ProducerOptions): Effect.Effect<Producer, SendErr
     const sessions = yield* Effect.forkScoped(producerSessions(broker, session, { name, stream, requests, pending, state, ready }))
     yield* Deferred.await(ready)
 
-    const hand = (message: ProducerMessage, settle: Settle) =>
-      Effect.gen(function*() {
-        if (state.closed) return yield* Effect.fail(new ProducerClosed({ stream }))
-        const publishingId = typeof message === "object" && !(message instanceof Uint8Array) && "publishingId" in message
-          ? message.publishingId
-          : undefined
-        if (publishingId !== undefined) {
-          if (name === undefined) {
-            return yield* Effect.fail(new InvalidArgument({ message: "a message's own publishingId needs a named producer (ProducerOptions.name)" }))
-          }
-          if (typeof publishingId !== "bigint" || publishingId <= 0n) {
-            return yield* Effect.fail(new InvalidArgument({ message: `a publishingId must be a positive bigint, got ${String(publishingId)}` }))
-          }
+    /** A request for a message, checked and encoded (plain code: a publishAll runs it for each); `settle` is `settled`. */
+    const request = (message: ProducerMessage, settle: Settle): ProducerRequest | InvalidArgument => {
+      const publishingId = typeof message === "object" && !(message instanceof Uint8Array) && "publishingId" in message
+        ? message.publishingId
+        : undefined
+      if (publishingId !== undefined) {
+        if (name === undefined) {
+          return new InvalidArgument({ message: "a message's own publishingId needs a named producer (ProducerOptions.name)" })
         }
-        const outbound = yield* Effect.try({
-          try: () => toOutbound(message),
-          catch: (error) => new InvalidArgument({ message: `the message cannot be published: ${errorText(error)}` })
-        })
-        yield* window.take(1)
-        state.outstanding++
-        yield* Queue.offer(requests, { message: outbound, publishingId, settle: settled(settle) })
+        if (typeof publishingId !== "bigint" || publishingId <= 0n) {
+          return new InvalidArgument({ message: `a publishingId must be a positive bigint, got ${String(publishingId)}` })
+        }
+      }
+      try {
+        return { message: toOutbound(message), publishingId, settle }
+      } catch (error) {
+        return new InvalidArgument({ message: `the message cannot be published: ${errorText(error)}` })
+      }
+    }
+    /** Hands requests over, once the window has room for them (backpressure). */
+    const hand = (requested: ReadonlyArray<ProducerRequest>) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < requested.length; i += maxInFlight) {
+          const part = requested.slice(i, i + maxInFlight)
+          yield* window.take(part.length)
+          if (state.closed) {
+            yield* window.release(part.length)
+            return yield* Effect.fail(new ProducerClosed({ stream }))
+          }
+          state.outstanding += part.length
+          yield* Queue.offerAll(requests, part)
+        }
       })
 
     yield* Effect.addFinalizer(() =>
@@ -2277,7 +2302,8 @@ const makeProducer = (options: ProducerOptions): Effect.Effect<Producer, SendErr
         const held = state.held === undefined ? [] : [state.held.settle]
         state.held = undefined
         const left = held.concat([...(yield* Queue.takeAll(requests))].map((r) => r.settle), pending.drain().map((e) => e.settle))
-        yield* Effect.forEach(left, (settle) => settle.failed(new ProducerClosed({ stream })), { discard: true })
+        for (const settle of left) settle.failed(new ProducerClosed({ stream }))
+        yield* freeRoom(state)
       })
     )
 
@@ -2285,34 +2311,46 @@ const makeProducer = (options: ProducerOptions): Effect.Effect<Producer, SendErr
       stream,
       name,
       publish: (message) =>
-        Effect.flatMap(Deferred.make<Published, ProducerError>(), (done) =>
-          Effect.zipRight(
-            hand(message, {
-              confirmed: (publishingId) => Deferred.succeed(done, { publishingId, skipped: false }),
-              skipped: (publishingId) => Deferred.succeed(done, { publishingId, skipped: true }),
-              failed: (error) => Deferred.fail(done, error)
-            }),
-            Deferred.await(done)
-          )),
+        Effect.suspend(() => {
+          if (state.closed) return Effect.fail(new ProducerClosed({ stream }))
+          const done = Deferred.unsafeMake<Published, ProducerError>(FiberId.none)
+          const requested = request(
+            message,
+            settled({
+              confirmed: (publishingId) => Deferred.unsafeDone(done, Exit.succeed({ publishingId, skipped: false })),
+              skipped: (publishingId) => Deferred.unsafeDone(done, Exit.succeed({ publishingId, skipped: true })),
+              failed: (error) => Deferred.unsafeDone(done, Exit.fail(error))
+            })
+          )
+          return requested instanceof InvalidArgument ? Effect.fail(requested) : Effect.zipRight(hand([requested]), Deferred.await(done))
+        }),
       publishAll: (messages) =>
         Effect.gen(function*() {
-          // One counter for all, not a Deferred per message.
-          const done = yield* Deferred.make<void, ProducerError>()
+          // One counter for all, not a Deferred per message; handed over a chunk at a time.
+          const done = Deferred.unsafeMake<void, ProducerError>(FiberId.none)
           const counts = { handed: 0, published: 0, skipped: 0, ended: false }
-          const check = Effect.suspend(() =>
-            counts.ended && counts.published + counts.skipped === counts.handed ? Deferred.succeed(done, undefined) : Effect.void
-          )
-          const settle: Settle = {
-            confirmed: () => Effect.zipRight(Effect.sync(() => void counts.published++), check),
-            skipped: () => Effect.zipRight(Effect.sync(() => void counts.skipped++), check),
-            failed: (error) => Deferred.fail(done, error).pipe(Effect.asVoid)
+          const check = () => {
+            if (counts.ended && counts.published + counts.skipped === counts.handed) Deferred.unsafeDone(done, Exit.void)
           }
-          yield* Stream.runForEach(messages, (message) =>
-            Effect.zipRight(Effect.sync(() => void counts.handed++), hand(message, settle))).pipe(
-              Effect.raceFirst(Effect.zipRight(Deferred.await(done), Effect.never))
-            )
+          const settle = settled({
+            confirmed: () => (counts.published++, check()),
+            skipped: () => (counts.skipped++, check()),
+            failed: (error) => Deferred.unsafeDone(done, Exit.fail(error))
+          })
+          yield* Stream.runForEachChunk(messages, (chunk) =>
+            Effect.suspend(() => {
+              if (state.closed) return Effect.fail(new ProducerClosed({ stream }))
+              const requested: Array<ProducerRequest> = []
+              for (const message of chunk) {
+                const r = request(message, settle)
+                if (r instanceof InvalidArgument) return Effect.zipRight(hand(requested), Effect.fail(r))
+                requested.push(r)
+              }
+              counts.handed += requested.length
+              return hand(requested)
+            })).pipe(Effect.raceFirst(Effect.zipRight(Deferred.await(done), Effect.never)))
           counts.ended = true
-          yield* check
+          check()
           yield* Deferred.await(done)
           return { published: counts.published, skipped: counts.skipped }
         }),
@@ -2327,10 +2365,21 @@ interface ProducerState {
   confirmed: number
   /** Messages handed over and not settled yet; when closing, `drained` completes at 0. */
   outstanding: number
+  /** Room in the window freed by settled messages, to give back (`freeRoom`). */
+  freed: number
+  readonly window: Effect.Semaphore
   drained: Deferred.Deferred<void> | undefined
   /** A request taken to see that one is waiting (after a failure): the next session sends it first. */
   held: ProducerRequest | undefined
 }
+
+/** Gives the window back the room settled messages freed. */
+const freeRoom = (state: ProducerState): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const n = state.freed
+    state.freed = 0
+    return n > 0 ? state.window.release(n) : Effect.void
+  })
 
 /**
  * One publisher's life: what the broker lacks of the messages in flight is sent again (named), then
@@ -2354,7 +2403,8 @@ const producerSession = (ctx: {
     if (name !== undefined) {
       if (publisher.lastPublishingId > state.last) state.last = publisher.lastPublishingId
       // What the broker has is confirmed; the rest goes again, in order.
-      yield* Effect.forEach(pending.confirmUpTo(publisher.lastPublishingId), (e) => e.settle.confirmed(e.publishingId), { discard: true })
+      for (const e of pending.confirmUpTo(publisher.lastPublishingId)) e.settle.confirmed(e.publishingId)
+      yield* freeRoom(state)
       const again = pending.unconfirmed()
       const at = yield* now
       for (const e of again) e.sentAt = at
@@ -2362,19 +2412,20 @@ const producerSession = (ctx: {
     }
     yield* Deferred.succeed(ctx.ready, undefined)
     yield* Queue.take(publisher.confirmations).pipe(
-      Effect.flatMap(Confirmation.$match({
-        Confirmed: ({ publishingIds }) =>
-          Effect.forEach(publishingIds, (id) => {
+      Effect.flatMap((confirmation) => {
+        if (confirmation._tag === "Confirmed") {
+          for (const id of confirmation.publishingIds) {
             const entry = pending.confirm(id)
-            if (entry === undefined) return Effect.void
+            if (entry === undefined) continue
             state.confirmed++
-            return entry.settle.confirmed(id)
-          }, { discard: true }),
-        Rejected: ({ code, publishingId }) => {
-          const entry = pending.confirm(publishingId)
-          return entry === undefined ? Effect.void : entry.settle.failed(new PublishError({ stream, publishingId, code }))
+            entry.settle.confirmed(id)
+          }
+        } else {
+          const { code, publishingId } = confirmation
+          pending.confirm(publishingId)?.settle.failed(new PublishError({ stream, publishingId, code }))
         }
-      })),
+        return freeRoom(state)
+      }),
       Effect.forever,
       Effect.forkScoped
     )
@@ -2386,7 +2437,8 @@ const producerSession = (ctx: {
         const at = yield* now
         if (oldest !== undefined && at - oldest.sentAt >= limit) {
           pending.confirm(oldest.publishingId)
-          yield* oldest.settle.failed(new ConfirmTimeout({ stream, unconfirmed: 1, timeout: ctx.confirmTimeout }))
+          oldest.settle.failed(new ConfirmTimeout({ stream, unconfirmed: 1, timeout: ctx.confirmTimeout }))
+          yield* freeRoom(state)
           continue
         }
         yield* Effect.sleep(Duration.millis(oldest === undefined ? limit : Math.max(1, oldest.sentAt + limit - at)))
@@ -2416,13 +2468,15 @@ const producerSession = (ctx: {
         pending.push(entry)
         entries.push(entry)
       }
-      yield* Effect.forEach(skipped, ([settle, id]) => settle.skipped(id), { discard: true })
+      for (const [settle, id] of skipped) settle.skipped(id)
+      yield* freeRoom(state)
       if (entries.length === 0) return
       yield* publisher.publish(entries).pipe(
         // A message the broker cannot take (larger than a frame) fails alone; the others go.
         Effect.catchTag("InvalidArgument", (error) =>
-          Effect.forEach(entries, (e) => (pending.confirm(e.publishingId) === undefined ? Effect.void : e.settle.failed(error)), {
-            discard: true
+          Effect.suspend(() => {
+            for (const e of entries) if (pending.confirm(e.publishingId) !== undefined) e.settle.failed(error)
+            return freeRoom(state)
           }))
       )
     }))
@@ -2447,7 +2501,11 @@ const producerSessions = (
     readonly ready: Deferred.Deferred<void, SendError>
   }
 ): Effect.Effect<never> => {
-  const failInFlight = (error: ProducerError) => Effect.forEach(ctx.pending.drain(), (e) => e.settle.failed(error), { discard: true })
+  const failInFlight = (error: ProducerError) =>
+    Effect.suspend(() => {
+      for (const e of ctx.pending.drain()) e.settle.failed(error)
+      return freeRoom(ctx.state)
+    })
   const once = recovering(broker.retry, session, {
     retryable: (error) => isTransient(error),
     progress: () => ctx.state.confirmed,
@@ -2465,7 +2523,8 @@ const producerSessions = (
         yield* Deferred.fail(ctx.ready, error)
         yield* failInFlight(error as ProducerError)
         const waiting = yield* Queue.takeAll(ctx.requests)
-        yield* Effect.forEach(waiting, (r) => r.settle.failed(error as ProducerError), { discard: true })
+        for (const r of waiting) r.settle.failed(error as ProducerError)
+        yield* freeRoom(ctx.state)
         yield* Effect.logWarning(`${error.message}; the producer of "${ctx.stream}" failed what it had, and starts over`)
         // The next request starts a new session, which sends it first.
         ctx.state.held = yield* Queue.take(ctx.requests)
