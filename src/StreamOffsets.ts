@@ -55,6 +55,7 @@ import {
   Layer,
   Metric,
   Option,
+  ParseResult,
   Queue,
   Redacted,
   Runtime,
@@ -1232,6 +1233,31 @@ export interface ConsumeOptions {
   readonly onDecodeError?: "fail" | "skip" | undefined
   /** Stream filtering (RabbitMQ 3.13+): see {@link ConsumeFilter}. Not with `stop.untilEnd`. */
   readonly filter?: ConsumeFilter | undefined
+  /**
+   * Decode each body with this Schema (in the form `bodyFormat` says): messages then carry the
+   * decoded `value`. A body that does not decode is a decode error, as `onDecodeError` says (fail:
+   * a MessageDecodeError naming the stream and offset; skip: logged once, moved past). Filtered-out
+   * messages are not decoded.
+   */
+  readonly schema?: Schema.Schema<any, any, never> | undefined
+  /** How a body holds the schema's encoded form. Default "json". */
+  readonly bodyFormat?: BodyFormat | undefined
+}
+
+/**
+ * How a body holds a Schema's encoded form: `"json"` (its UTF-8 JSON: any Schema whose encoded
+ * side JSON can carry), `"text"` (a string, as UTF-8), `"bytes"` (a Uint8Array, as it is).
+ */
+export type BodyFormat = "json" | "text" | "bytes"
+
+/** A message with the value its body decoded to (`consume` and `receive` with a `schema`). */
+export interface DecodedMessage<A> extends StreamMessage {
+  readonly value: A
+}
+
+/** A message of `consume` with a `schema`. */
+export interface DecodedConsumedMessage<A> extends ConsumedMessage {
+  readonly value: A
 }
 
 /**
@@ -1262,9 +1288,12 @@ export interface ConsumeFilter {
   readonly postFilter?: ((message: StreamMessage) => boolean) | undefined
 }
 
-export interface ReceiveOptions<E = never, R = never> extends ConsumeOptions {
-  /** What to do with each message, in order. A failure stops the consumer before that offset. */
-  readonly onMessage?: ((message: StreamMessage, index: number) => Effect.Effect<void, E, R>) | undefined
+export interface ReceiveOptions<E = never, R = never, M extends StreamMessage = StreamMessage> extends ConsumeOptions {
+  /**
+   * What to do with each message, in order (with a `schema`, a {@link DecodedMessage}). A failure
+   * stops the consumer before that offset.
+   */
+  readonly onMessage?: ((message: M, index: number) => Effect.Effect<void, E, R>) | undefined
 }
 
 export interface ReceiveSummary {
@@ -1295,9 +1324,13 @@ export interface ReceiveSummary {
  * read ahead (`groupedWithin`, `buffer`) can see the stream end before their last elements are
  * committed: such a late commit stores and reads back at once, and fails if that is not confirmed.
  */
-export const consume = (
-  options: ConsumeOptions
-): Stream.Stream<ConsumedMessage, ConsumeError, StreamBroker | OffsetStore> => consumeFrom(options, undefined)
+export function consume<A, I>(
+  options: ConsumeOptions & { readonly schema: Schema.Schema<A, I, never> }
+): Stream.Stream<DecodedConsumedMessage<A>, ConsumeError, StreamBroker | OffsetStore>
+export function consume(options: ConsumeOptions): Stream.Stream<ConsumedMessage, ConsumeError, StreamBroker | OffsetStore>
+export function consume(options: ConsumeOptions): Stream.Stream<ConsumedMessage, ConsumeError, StreamBroker | OffsetStore> {
+  return consumeFrom(options, undefined)
+}
 
 const consumeFrom = (
   options: ConsumeOptions,
@@ -1391,7 +1424,19 @@ export const consumeSuperStream = (
  * interruption) before it unsubscribes. Stores only move forward. The summary says what was
  * processed and why it stopped.
  */
-export const receive = <E = never, R = never>(
+export function receive<A, I, E = never, R = never>(
+  options: ReceiveOptions<E, R, DecodedMessage<A>> & { readonly schema: Schema.Schema<A, I, never> }
+): Effect.Effect<ReceiveSummary, E | ConsumeError, R | StreamBroker | OffsetStore>
+export function receive<E = never, R = never>(
+  options: ReceiveOptions<E, R>
+): Effect.Effect<ReceiveSummary, E | ConsumeError, R | StreamBroker | OffsetStore>
+export function receive<E, R>(
+  options: ReceiveOptions<E, R, any>
+): Effect.Effect<ReceiveSummary, E | ConsumeError, R | StreamBroker | OffsetStore> {
+  return receiveWith(options)
+}
+
+const receiveWith = <E, R>(
   options: ReceiveOptions<E, R>
 ): Effect.Effect<ReceiveSummary, E | ConsumeError, R | StreamBroker | OffsetStore> =>
   Effect.scoped(Effect.gen(function*() {
@@ -1550,6 +1595,28 @@ export interface ProducerOptions {
    * time starts over. Default 10 s.
    */
   readonly confirmTimeout?: Duration.DurationInput | undefined
+  /**
+   * Publish values of this Schema: each is encoded into the body (in the form `bodyFormat` says;
+   * "json" also sets the content type `application/json` unless the message has one). A value the
+   * schema cannot encode fails `publish` with InvalidArgument, and nothing is published.
+   */
+  readonly schema?: Schema.Schema<any, any, never> | undefined
+  /** How a body holds the schema's encoded form. Default "json". */
+  readonly bodyFormat?: BodyFormat | undefined
+}
+
+/**
+ * A value for a Producer with a `schema`, with what else the message carries: its properties,
+ * application properties, annotations, filter value, its own publishing id. Made with
+ * `Producer.message(value, { ... })`; a plain value is a message without them.
+ */
+export class ValueMessage<A> {
+  constructor(
+    readonly value: A,
+    readonly sections: Omit<OutgoingMessage, "body" | "amqpValue" | "amqpSequence"> & {
+      readonly publishingId?: bigint | undefined
+    } = {}
+  ) {}
 }
 
 /**
@@ -1588,23 +1655,33 @@ export type ProducerError = PublishError | ConfirmTimeout | ProducerClosed | Inv
  * waits: backpressure). When the scope closes, what was handed over is still confirmed (bounded by
  * `confirmTimeout`), then the publisher closes; `publish` after that fails with ProducerClosed.
  */
-export interface Producer {
+export interface Producer<M = ProducerMessage> {
   readonly stream: string
   readonly name: string | undefined
-  readonly publish: (message: ProducerMessage) => Effect.Effect<Published, ProducerError>
-  readonly publishAll: <E, R>(messages: Stream.Stream<ProducerMessage, E, R>) => Effect.Effect<PublishAllSummary, ProducerError | E, R>
+  /** With a `schema`, a message is a value, or a `Producer.message(value, { ... })`. */
+  readonly publish: (message: M) => Effect.Effect<Published, ProducerError>
+  readonly publishAll: <E, R>(messages: Stream.Stream<M, E, R>) => Effect.Effect<PublishAllSummary, ProducerError | E, R>
   /** The highest publishing id this producer knows the broker has, or has sent (0 for none). */
   readonly lastPublishingId: Effect.Effect<bigint>
 }
 
 export const Producer: {
-  /** A Producer for the scope's lifetime. */
-  readonly make: (options: ProducerOptions) => Effect.Effect<Producer, SendError, StreamBroker | Scope.Scope>
+  /** A Producer for the scope's lifetime; with a `schema`, one that publishes its values. */
+  readonly make: {
+    <A, I>(
+      options: ProducerOptions & { readonly schema: Schema.Schema<A, I, never> }
+    ): Effect.Effect<Producer<A | ValueMessage<A>>, SendError, StreamBroker | Scope.Scope>
+    (options: ProducerOptions): Effect.Effect<Producer, SendError, StreamBroker | Scope.Scope>
+  }
   /** A layer of a Producer under a tag of the app's (`class Orders extends Context.Tag("Orders")<Orders, Producer>() {}`). */
-  readonly layer: <I>(tag: Context.Tag<I, Producer>, options: ProducerOptions) => Layer.Layer<I, SendError, StreamBroker>
+  readonly layer: <I, M = ProducerMessage>(tag: Context.Tag<I, Producer<M>>, options: ProducerOptions) => Layer.Layer<I, SendError, StreamBroker>
+  /** A value for a Producer with a `schema`, with the message's other sections and perhaps its own publishing id. */
+  readonly message: <A>(value: A, sections?: ValueMessage<A>["sections"]) => ValueMessage<A>
 } = {
-  make: (options) => makeProducer(options),
-  layer: (tag, options) => Layer.scoped(tag, makeProducer(options))
+  make: (options: ProducerOptions) => makeProducer(options),
+  layer: <I, M>(tag: Context.Tag<I, Producer<M>>, options: ProducerOptions) =>
+    Layer.scoped(tag, makeProducer(options) as unknown as Effect.Effect<Producer<M>, SendError, StreamBroker | Scope.Scope>),
+  message: (value, sections) => new ValueMessage(value, sections)
 }
 
 // =============================================================================================
@@ -2211,7 +2288,7 @@ interface InFlight extends PublishEntry {
   sentAt: number
 }
 
-const makeProducer = (options: ProducerOptions): Effect.Effect<Producer, SendError, StreamBroker | Scope.Scope> =>
+const makeProducer = (options: ProducerOptions): Effect.Effect<Producer<unknown>, SendError, StreamBroker | Scope.Scope> =>
   Effect.gen(function*() {
     const broker = yield* StreamBroker
     const { name, stream } = options
@@ -2255,8 +2332,25 @@ const makeProducer = (options: ProducerOptions): Effect.Effect<Producer, SendErr
     const sessions = yield* Effect.forkScoped(producerSessions(broker, session, { name, stream, requests, pending, state, ready }))
     yield* Deferred.await(ready)
 
+    const encodeValue = options.schema === undefined ? undefined : bodyEncoder(options.schema, options.bodyFormat)
+    /** With a schema, a value (or a ValueMessage) as the message it is published as. */
+    const asMessage = (input: unknown): ProducerMessage => {
+      if (encodeValue === undefined) return input as ProducerMessage
+      const { sections, value } = input instanceof ValueMessage ? input : new ValueMessage(input)
+      const body = encodeValue(value)
+      const properties = options.bodyFormat === undefined || options.bodyFormat === "json"
+        ? { contentType: "application/json", ...sections.properties }
+        : sections.properties
+      return { ...sections, properties, body }
+    }
     /** A request for a message, checked and encoded (plain code: a publishAll runs it for each); `settle` is `settled`. */
-    const request = (message: ProducerMessage, settle: Settle): ProducerRequest | InvalidArgument => {
+    const request = (input: unknown, settle: Settle): ProducerRequest | InvalidArgument => {
+      let message: ProducerMessage
+      try {
+        message = asMessage(input)
+      } catch (error) {
+        return new InvalidArgument({ message: `the message cannot be published: ${errorText(error)}` })
+      }
       const publishingId = typeof message === "object" && !(message instanceof Uint8Array) && "publishingId" in message
         ? message.publishingId
         : undefined
@@ -2355,7 +2449,7 @@ const makeProducer = (options: ProducerOptions): Effect.Effect<Producer, SendErr
           return { published: counts.published, skipped: counts.skipped }
         }),
       lastPublishingId: Effect.sync(() => state.last)
-    } satisfies Producer
+    } satisfies Producer<unknown>
   }).pipe(Effect.withSpan("StreamOffsets.Producer.make"))
 
 interface ProducerState {
@@ -2616,7 +2710,8 @@ const makeConsumer = (
       test: stopTest(options.stop),
       end: Option.getOrUndefined(end),
       onDecodeError: options.onDecodeError,
-      keep: keepFilter(options.filter)
+      keep: keepFilter(options.filter),
+      decode: options.schema === undefined ? undefined : bodyDecoder(options.schema, options.bodyFormat)
     }
     const selected = options.stop?.untilEnd && nothingBefore(end, start)
       ? Stream.make(emptySelection("end"))
@@ -2926,6 +3021,8 @@ export interface Admission {
   readonly onDecodeError?: "fail" | "skip" | undefined
   /** Messages this returns false for are dropped (filtering); undefined keeps every one. */
   readonly keep?: ((message: StreamMessage) => boolean) | undefined
+  /** Decodes a kept message's body (a `schema`): the message with its value, or why it does not decode. */
+  readonly decode?: ((message: StreamMessage) => StreamMessage | string) | undefined
 }
 
 /**
@@ -2980,16 +3077,26 @@ const select = (
     return [emitted + Chunk.size(messages), selection]
   }
   for (let i = 0; i < all.length; i++) {
-    const message = all[i]!
-    const undecodable = message instanceof UndecodableMessage
-    if (undecodable && admission.onDecodeError !== "skip") {
-      return cut(i, undefined, new MessageDecodeError({ stream: admission.stream, offset: message.offset, reason: message.reason }))
+    let message = all[i]!
+    let undecodable = message instanceof UndecodableMessage ? message : undefined
+    const dropped = undecodable === undefined && keep !== undefined && !keep(message)
+    // A kept message decodes with the schema, or is undecodable too.
+    if (undecodable === undefined && !dropped && admission.decode !== undefined) {
+      const decoded = admission.decode(message)
+      if (typeof decoded === "string") undecodable = new UndecodableMessage(message.offset, decoded, message.body)
+      else {
+        message = decoded
+        state.kept ??= all.slice(0, i)
+      }
+    }
+    if (undecodable !== undefined && admission.onDecodeError !== "skip") {
+      return cut(i, undefined, new MessageDecodeError({ stream: admission.stream, offset: message.offset, reason: undecodable.reason }))
     }
     state.through = message.offset
     const atEnd = end !== undefined && message.offset >= end
-    if (undecodable || (keep !== undefined && !keep(message))) {
+    if (undecodable !== undefined || dropped) {
       state.kept ??= all.slice(0, i)
-      if (undecodable) (state.skipped ??= []).push(message)
+      if (undecodable !== undefined) (state.skipped ??= []).push(undecodable)
       if (atEnd) return cut(i + 1, "end")
       continue
     }
@@ -3191,6 +3298,10 @@ class Consumed implements ConsumedMessage {
   }
   get amqpSequence() {
     return this.message.amqpSequence
+  }
+  /** With a `schema`: what the body decoded to. */
+  get value(): unknown {
+    return (this.message as Partial<DecodedMessage<unknown>>).value
   }
   get commit(): Effect.Effect<void, OffsetStoreError> {
     return this.#commit(this.message.offset, this.index + 1)
@@ -4960,6 +5071,47 @@ const outgoingOfJson = (json: unknown): OutgoingMessage => {
   const frozen = deepFreeze(message)
   encoded.set(frozen, encodeOutgoing(frozen))
   return frozen
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies through a Schema
+// ---------------------------------------------------------------------------------------------
+
+/** A ParseError in one line. */
+const parseErrorText = (error: ParseResult.ParseError) =>
+  ParseResult.TreeFormatter.formatErrorSync(error).replace(/\s*\n\s*/g, " ")
+
+/** Decodes a message's body with a Schema: the message with its `value`, or why it does not decode. */
+const bodyDecoder = (schema: Schema.Schema<any, any, never>, format: BodyFormat = "json") => {
+  const decode = Schema.decodeUnknownEither(schema)
+  return (message: StreamMessage): StreamMessage | string => {
+    let input: unknown
+    try {
+      input = format === "bytes" ? message.body : format === "text" ? strictText.decode(message.body) : JSON.parse(strictText.decode(message.body))
+    } catch (error) {
+      return `the body is not ${format === "json" ? "JSON" : "UTF-8 text"} (${errorText(error)})`
+    }
+    const decoded = decode(input)
+    return Either.isRight(decoded)
+      ? { ...message, value: decoded.right } as DecodedMessage<unknown>
+      : `the body does not match the schema: ${parseErrorText(decoded.left)}`
+  }
+}
+
+/** Encodes a value with a Schema into a body (in `format`); throws an AmqpCodecError saying why not. */
+const bodyEncoder = (schema: Schema.Schema<any, any, never>, format: BodyFormat = "json") => {
+  const encode = Schema.encodeEither(schema)
+  return (value: unknown): Uint8Array | string => {
+    const encoded = encode(value)
+    if (Either.isLeft(encoded)) return codecError(`the value does not encode with the schema: ${parseErrorText(encoded.left)}`)
+    const form = encoded.right
+    if (format === "json") {
+      const json = JSON.stringify(form)
+      return json === undefined ? codecError("the schema's encoded form is not JSON") : json
+    }
+    if (format === "text") return typeof form === "string" ? form : codecError("bodyFormat \"text\" needs a schema whose encoded form is a string")
+    return form instanceof Uint8Array ? form : codecError("bodyFormat \"bytes\" needs a schema whose encoded form is a Uint8Array")
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

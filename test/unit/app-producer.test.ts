@@ -2,16 +2,21 @@
 // confirmed; backpressure; publishing ids of the app's own (the outbox pattern); lost connections,
 // named and unnamed; timeouts and rejections; closing; bad input.
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Scope, Stream, TestClock } from "effect"
+import { Chunk, Context, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream, TestClock } from "effect"
 import {
   Amqp,
   bodyText,
+  consume,
   MemoryBroker,
+  OffsetStore,
   Producer,
   type ProducerOptions,
+  receive,
   send,
   StreamBroker
 } from "../../src/StreamOffsets.ts"
+
+const layers = OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layerMemory()))
 
 const stream = (name = "events") => Effect.gen(function*() {
   yield* send({ stream: name, messages: [] })
@@ -181,3 +186,67 @@ describe("Producer", () => {
     }).pipe(Effect.provide(StreamBroker.layerMemory())))
 })
 
+
+describe("Schema-typed payloads", () => {
+  const Order = Schema.Struct({ order: Schema.Number, placedAt: Schema.DateFromString })
+  type Order = typeof Order.Type
+  const order = (n: number): Order => ({ order: n, placedAt: new Date(1_700_000_000_000 + n) })
+
+  it.effect("a Producer with a schema publishes values; consume and receive with it give them back, typed", () =>
+    Effect.gen(function*() {
+      const name = yield* stream()
+      yield* Effect.scoped(Effect.gen(function*() {
+        const producer = yield* Producer.make({ stream: name, name: "orders", schema: Order })
+        yield* producer.publish(order(1))
+        yield* producer.publish(Producer.message(order(2), { publishingId: 7n, applicationProperties: { region: "eu" } }))
+      }))
+      const stored = yield* Effect.flatMap(MemoryBroker, (m) => m.messages(name))
+      expect(stored.map((m) => m.properties?.contentType)).toEqual(["application/json", "application/json"])
+      expect(stored[1]!.applicationProperties).toEqual({ region: "eu" })
+      const consumed = yield* consume({ stream: name, consumerName: "c", schema: Order, stop: { count: 2 } }).pipe(
+        Stream.map((m) => m.value),
+        Stream.runCollect
+      )
+      expect(Chunk.toArray(consumed)).toEqual([order(1), order(2)])
+      const values: Array<Order> = []
+      yield* receive({ stream: name, consumerName: "r", schema: Order, stop: { count: 2 }, onMessage: (m) => Effect.sync(() => void values.push(m.value)) })
+      expect(values).toEqual([order(1), order(2)])
+    }).pipe(Effect.provide(layers)))
+
+  it.effect("a value the schema cannot encode fails publish with InvalidArgument; nothing is published", () =>
+    Effect.gen(function*() {
+      const name = yield* stream()
+      const error = yield* Effect.scoped(Effect.gen(function*() {
+        const producer = yield* Producer.make({ stream: name, schema: Order })
+        return yield* Effect.flip(producer.publish({ order: "one" as unknown as number, placedAt: new Date() }))
+      }))
+      expect(error._tag).toBe("InvalidArgument")
+      expect(error.message).toMatch(/does not encode with the schema/)
+      expect(yield* bodies(name)).toEqual([])
+    }).pipe(Effect.provide(layers)))
+
+  it.effect("a body that does not decode: fail names the stream and offset; skip moves past it", () =>
+    Effect.gen(function*() {
+      const name = yield* stream()
+      yield* send({ stream: name, messages: [JSON.stringify({ order: 1, placedAt: "2026-12-02T00:00:00.000Z" }), "not json", JSON.stringify({ order: "x" }), JSON.stringify({ order: 4, placedAt: "2026-12-02T00:00:00.000Z" })] })
+      const failed = yield* receive({ stream: name, consumerName: "f", schema: Order, stop: { count: 4 } }).pipe(Effect.flip)
+      expect(failed).toMatchObject({ _tag: "MessageDecodeError", stream: name, offset: 1n })
+      expect(failed.message).toMatch(/the body is not JSON/)
+      const fiber = yield* receive({ stream: name, consumerName: "s", schema: Order, onDecodeError: "skip", stop: { idleTimeout: "1 second" } }).pipe(Effect.fork)
+      yield* TestClock.adjust("1 second")
+      const skipped = yield* Fiber.join(fiber)
+      expect(skipped).toMatchObject({ messages: 2, storedOffset: Option.some(3n) })
+    }).pipe(Effect.provide(layers)))
+
+  it.effect("bodyFormat text: a string schema's value is the body itself", () =>
+    Effect.gen(function*() {
+      const name = yield* stream()
+      yield* Effect.scoped(Effect.flatMap(Producer.make({ stream: name, schema: Schema.String, bodyFormat: "text" }), (p) => p.publish("plain text")))
+      expect(yield* bodies(name)).toEqual(["plain text"])
+      const values = yield* consume({ stream: name, consumerName: "c", schema: Schema.String, bodyFormat: "text", stop: { count: 1 } }).pipe(
+        Stream.map((m) => m.value),
+        Stream.runCollect
+      )
+      expect(Chunk.toArray(values)).toEqual(["plain text"])
+    }).pipe(Effect.provide(layers)))
+})
