@@ -7,9 +7,12 @@
  * listening, so the copy would kill the process with the default action before that store is made.
  * Here a signal within a second of the first is taken as that same Ctrl-C; a later one exits at
  * once, so the process never becomes deaf to Ctrl-C.
+ *
+ * A failure is printed as one line on stderr (the library's errors say what happened and what to
+ * do); a defect, which is a bug, keeps its stack trace.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import type { Effect } from "effect"
+import { Cause, Console, Effect, Option } from "effect"
 import process from "node:process"
 
 const SAME_SIGNAL_WITHIN_MS = 1000
@@ -23,5 +26,20 @@ export const runMain = <E, A>(program: Effect.Effect<A, E>): void => {
   }
   process.on("SIGINT", onSignal)
   process.on("SIGTERM", onSignal)
-  NodeRuntime.runMain(program)
+  NodeRuntime.runMain(
+    program.pipe(
+      Effect.tapErrorCause((cause) => {
+        if (Cause.isInterruptedOnly(cause)) return Effect.void
+        const failure = Cause.failureOption(cause)
+        return Console.error(
+          Option.isNone(failure)
+            ? Cause.pretty(cause)
+            : failure.value instanceof Error
+            ? `${failure.value.name}: ${failure.value.message}`
+            : String(failure.value)
+        )
+      })
+    ),
+    { disableErrorReporting: true }
+  )
 }

@@ -15,6 +15,11 @@ describe("events from 50 fibers through one Producer", () => {
         expect(published.code, published.stderr).toBe(0)
         expect(published.stdout).toContain(`events-app: published ${total} from 50 fibers, each confirmed`)
         await expectEachMessageOnce(stream, total)
+        // Read back as values of the app's Schema, to the end of the stream.
+        const read = await cli(runtime, "example:events", ["--stream", stream, "--consume"])
+        expect(read.code, read.stderr).toBe(0)
+        const amount = Array.from({ length: total }, (_, i) => (i + 1) % 1000).reduce((a, b) => a + b, 0)
+        expect(read.stdout).toContain(`events-app: read ${total} events, amount ${amount}`)
       }), 180_000)
   }
 })
