@@ -1665,6 +1665,9 @@ export interface Producer<M = ProducerMessage> {
   readonly lastPublishingId: Effect.Effect<bigint>
 }
 
+/** A Producer with a `schema`: it publishes values of `A`, bare or with sections (`Producer.message`). */
+export type ValueProducer<A> = Producer<A | ValueMessage<A>>
+
 export const Producer: {
   /** A Producer for the scope's lifetime; with a `schema`, one that publishes its values. */
   readonly make: {
@@ -1673,14 +1676,22 @@ export const Producer: {
     ): Effect.Effect<Producer<A | ValueMessage<A>>, SendError, StreamBroker | Scope.Scope>
     (options: ProducerOptions): Effect.Effect<Producer, SendError, StreamBroker | Scope.Scope>
   }
-  /** A layer of a Producer under a tag of the app's (`class Orders extends Context.Tag("Orders")<Orders, Producer>() {}`). */
-  readonly layer: <I, M = ProducerMessage>(tag: Context.Tag<I, Producer<M>>, options: ProducerOptions) => Layer.Layer<I, SendError, StreamBroker>
+  /**
+   * A layer of a Producer under a tag of the app's (`class Orders extends Context.Tag("Orders")<Orders, Producer>() {}`;
+   * with a `schema`, `<Orders, ValueProducer<Order>>`).
+   */
+  readonly layer: {
+    <I, A, In>(
+      tag: Context.Tag<I, ValueProducer<A>>,
+      options: ProducerOptions & { readonly schema: Schema.Schema<A, In, never> }
+    ): Layer.Layer<I, SendError, StreamBroker>
+    <I>(tag: Context.Tag<I, Producer>, options: ProducerOptions & { readonly schema?: undefined }): Layer.Layer<I, SendError, StreamBroker>
+  }
   /** A value for a Producer with a `schema`, with the message's other sections and perhaps its own publishing id. */
   readonly message: <A>(value: A, sections?: ValueMessage<A>["sections"]) => ValueMessage<A>
 } = {
   make: (options: ProducerOptions) => makeProducer(options),
-  layer: <I, M>(tag: Context.Tag<I, Producer<M>>, options: ProducerOptions) =>
-    Layer.scoped(tag, makeProducer(options) as unknown as Effect.Effect<Producer<M>, SendError, StreamBroker | Scope.Scope>),
+  layer: <I>(tag: Context.Tag<I, Producer<any>>, options: ProducerOptions) => Layer.scoped(tag, makeProducer(options)),
   message: (value, sections) => new ValueMessage(value, sections)
 }
 

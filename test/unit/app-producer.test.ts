@@ -13,7 +13,8 @@ import {
   type ProducerOptions,
   receive,
   send,
-  StreamBroker
+  StreamBroker,
+  type ValueProducer
 } from "../../src/StreamOffsets.ts"
 
 const layers = OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layerMemory()))
@@ -211,6 +212,27 @@ describe("Schema-typed payloads", () => {
       const values: Array<Order> = []
       yield* receive({ stream: name, consumerName: "r", schema: Order, stop: { count: 2 }, onMessage: (m) => Effect.sync(() => void values.push(m.value)) })
       expect(values).toEqual([order(1), order(2)])
+    }).pipe(Effect.provide(layers)))
+
+  it.effect("a layer with a schema under a ValueProducer tag; a tag and options that disagree do not compile", () =>
+    Effect.gen(function*() {
+      const name = yield* stream()
+      class Orders extends Context.Tag("Orders")<Orders, ValueProducer<Order>>() {}
+      class Plain extends Context.Tag("Plain")<Plain, Producer>() {}
+      yield* Effect.gen(function*() {
+        const orders = yield* Orders
+        yield* orders.publish(order(1))
+        yield* orders.publish(Producer.message(order(2), { properties: { messageId: "two" } }))
+      }).pipe(Effect.provide(Producer.layer(Orders, { stream: name, schema: Order })))
+      const values = yield* consume({ stream: name, consumerName: "c", schema: Order, stop: { count: 2 } }).pipe(
+        Stream.map((m) => [m.value, m.properties?.messageId]),
+        Stream.runCollect
+      )
+      expect(Chunk.toArray(values)).toEqual([[order(1), undefined], [order(2), "two"]])
+      // @ts-expect-error a tag of values needs the schema that encodes them
+      Producer.layer(Orders, { stream: name })
+      // @ts-expect-error a tag of plain messages cannot take a schema
+      Producer.layer(Plain, { stream: name, schema: Order })
     }).pipe(Effect.provide(layers)))
 
   it.effect("a value the schema cannot encode fails publish with InvalidArgument; nothing is published", () =>
