@@ -605,6 +605,7 @@ export type SendError =
   | PublishError
   | ConfirmTimeout
   | ConnectionLost
+  | ConnectionError
 
 /** How `consume` and `receive` can fail (besides what `onMessage` fails with). */
 export type ConsumeError = StreamError | OffsetStoreError | InvalidArgument | MessageDecodeError
@@ -1129,13 +1130,7 @@ export interface SendSummary {
 export const send: (options: SendOptions) => Effect.Effect<SendSummary, SendError, StreamBroker> = Effect.fn(
   "StreamOffsets.send"
 )(function*(options: SendOptions) {
-  const broker = yield* StreamBroker
-  const retention = options.retention ?? DEFAULT_RETENTION
-  yield* validateStreamName(options.stream)
-  yield* validateSendTuning(options)
-  yield* validateRetention(retention)
-  yield* broker.declareStream(options.stream, retention)
-  return yield* publishStream(broker, options.stream, options.messages, options)
+  return yield* publishStream(options.stream, options.messages, { ...options, retention: options.retention ?? DEFAULT_RETENTION })
 })
 
 export interface SuperStreamSendOptions extends Omit<SendOptions, "stream" | "retention">, SuperStreamOptions {
@@ -1182,7 +1177,7 @@ export const sendToSuperStream: (
     const sources = splitByPartition(options.messages, partitions.length, route)
     const summaries = yield* Effect.forEach(
       partitions,
-      (partition, i) => publishStream(broker, partition, sources[i]!, options),
+      (partition, i) => publishStream(partition, sources[i]!, { ...options, retention: undefined }),
       { concurrency: "unbounded" }
     )
     const total = (field: "sent" | "confirmed" | "skipped") => summaries.reduce((sum, p) => sum + p[field], 0)
@@ -1596,6 +1591,14 @@ export interface ProducerOptions {
    */
   readonly confirmTimeout?: Duration.DurationInput | undefined
   /**
+   * Sub-entry batching: up to this many messages written together (up to 65,535) share one entry
+   * of the stream and one publishing id (that of the last; with their own ids, a named producer then
+   * deduplicates whole batches). Consumers read them as usual. Not with filter values. Default 1.
+   */
+  readonly subEntrySize?: number | undefined
+  /** How sub-entry batches are compressed: "none" (default) or "gzip". */
+  readonly compression?: Compression | undefined
+  /**
    * Publish values of this Schema: each is encoded into the body (in the form `bodyFormat` says;
    * "json" also sets the content type `application/json` unless the message has one). A value the
    * schema cannot encode fails `publish` with InvalidArgument, and nothing is published.
@@ -1714,42 +1717,77 @@ export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stre
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Publishes the messages to a declared stream: a message source, the confirm tracker, and one
- * publishing session after another (a named producer recovers from a lost connection).
+ * Publishes the messages to a stream through a Producer: a named one numbers them by position (run
+ * again, it publishes only what the broker lacks) and rides out lost connections; the messages are
+ * read as the producer has room for them. Succeeds when every message is confirmed.
  */
 const publishStream = (
-  broker: StreamBrokerShape,
   stream: string,
   messages: Iterable<Sendable | RoomWait> | AsyncIterable<Sendable>,
-  options: SendTuning
-): Effect.Effect<SendSummary, SendError> =>
-  Effect.gen(function*() {
-    const { producerName } = options
-    const named = producerName !== undefined
-    const maxInFlight = Math.max(1, options.maxInFlight ?? 50_000)
-    const confirmTimeout = Duration.decode(options.confirmTimeout ?? DEFAULT_TIMEOUT)
-    const confirms = yield* makeConfirmTracker({ stream, maxInFlight, confirmTimeout })
-    // The messages, and where we are in them, outlive a lost connection.
-    const source = makeMessageSource(messages, {
-      named,
-      batchSize: Math.min(5000, Math.ceil(maxInFlight / 2)),
-      subEntrySize: options.subEntrySize ?? 1
+  options: SendTuning & { readonly retention?: Retention | undefined }
+): Effect.Effect<SendSummary, SendError, StreamBroker> =>
+  Effect.scoped(Effect.gen(function*() {
+    const maxInFlight = options.maxInFlight ?? 50_000
+    const producer = yield* makeProducer(
+      {
+        stream,
+        name: options.producerName,
+        retention: options.retention,
+        maxInFlight,
+        confirmTimeout: options.confirmTimeout,
+        subEntrySize: options.subEntrySize,
+        compression: options.compression
+      },
+      { drainOnClose: false, streamExists: true }
+    )
+    const summary = yield* producer.publishByPosition(messageStream(messages, Math.min(5000, Math.ceil(maxInFlight / 2)))).pipe(
+      // Its scope is this one: it cannot be closed under us.
+      Effect.catchTag("ProducerClosed", Effect.die)
+    )
+    return { stream, sent: summary.published, confirmed: summary.published, skipped: summary.skipped }
+  }))
+
+/**
+ * The messages to send as a Stream, read as they are needed, up to `batchSize` a chunk: a plain
+ * loop over an iterable; an async one (a file, stdin) awaited item by item. A super stream's split
+ * source with no message for now (a RoomWait) ends the chunk, or is waited for.
+ */
+const messageStream = (
+  messages: Iterable<Sendable | RoomWait> | AsyncIterable<Sendable>,
+  batchSize: number
+): Stream.Stream<Sendable, InvalidArgument | BrokerError | SuperStreamNotFound> =>
+  Stream.suspend(() => {
+    const sync = Symbol.iterator in messages ? messages[Symbol.iterator]() : undefined
+    const async = sync === undefined ? (messages as AsyncIterable<Sendable>)[Symbol.asyncIterator]() : undefined
+    const state = { done: false }
+    const unreadable = (error: unknown) =>
+      Option.some(
+        error instanceof BrokerError || error instanceof SuperStreamNotFound || error instanceof InvalidArgument
+          ? error
+          : new InvalidArgument({ message: `could not read the messages to send: ${errorText(error)}` })
+      )
+    const pull = Effect.gen(function*() {
+      const chunk: Array<Sendable> = []
+      while (chunk.length < batchSize && !state.done) {
+        let item: IteratorResult<Sendable | RoomWait>
+        if (sync) {
+          try {
+            item = sync.next()
+          } catch (error) {
+            return yield* Effect.fail(unreadable(error))
+          }
+        } else item = yield* Effect.tryPromise({ try: () => async!.next(), catch: unreadable })
+        if (item.done) state.done = true
+        else if (!(item.value instanceof RoomWait)) chunk.push(item.value)
+        else if (chunk.length > 0) break
+        else {
+          const room = item.value.room
+          yield* Effect.promise(() => room)
+        }
+      }
+      return chunk.length > 0 ? Chunk.unsafeFromArray(chunk) : yield* Effect.fail(Option.none())
     })
-    // A lost connection ends a session wherever it waits (sends on a dead socket never settle). A
-    // named producer then starts another one on a new publisher (the broker drops what it has); an
-    // unnamed one cannot tell what the broker has, and fails.
-    const session = Effect.scoped(Effect.gen(function*() {
-      const publisher = yield* broker.publisher(stream, { name: producerName, compression: options.compression })
-      yield* Effect.raceFirst(publishAll(publisher, confirms, source), publisher.lost)
-    }))
-    yield* recovering(broker.retry, session, {
-      retryable: (error) => named && isTransient(error),
-      progress: () => confirms.confirmed(),
-      onRetry: (error) =>
-        Effect.logWarning(`${error.message}; ${confirms.unconfirmed()} message(s) to confirm, publishing again`)
-    })
-    yield* Metric.incrementBy(messagesSent, confirms.sent())
-    return { stream, sent: confirms.sent(), confirmed: confirms.confirmed(), skipped: source.skipped() }
+    return Stream.repeatEffectChunkOption(pull)
   })
 
 /** The options of `send` that shape publishing (shared with `sendToSuperStream`). */
@@ -1962,216 +2000,13 @@ class Fifo<A> {
   }
 }
 
-/** Messages read to publish, as entries (one publishing id each); `size` counts messages. @internal */
-export interface Batch {
-  readonly entries: ReadonlyArray<PublishEntry>
-  readonly size: number
-}
-
-/** The messages to send, read a batch at a time; a batch stays pending until it is published. */
-interface MessageSource {
-  /**
-   * The pending batch, else the next one (empty at the end): a named producer skips positions up
-   * to `skipUpTo`. Fails when the messages cannot be read or encoded, or cannot be routed (a super
-   * stream).
-   */
-  readonly next: (skipUpTo: bigint) => Effect.Effect<Batch, InvalidArgument | BrokerError | SuperStreamNotFound>
-  /** The pending batch was published: the next call reads on. */
-  readonly taken: () => void
-  /** Messages skipped because the broker already had them (a named producer run again). */
-  readonly skipped: () => number
-}
-
-/**
- * Reads the messages: each is encoded as it is read (a message AMQP cannot carry fails here, named
- * by its position) and numbered from 1; an entry of `subEntrySize` messages takes the number of its
- * last one as its publishing id, so that a named producer run again skips by position.
- */
-const makeMessageSource = (
-  messages: Iterable<Sendable | RoomWait> | AsyncIterable<Sendable>,
-  options: { readonly named: boolean; readonly batchSize: number; readonly subEntrySize: number }
-): MessageSource => {
-  // A plain loop over an iterable (the common, fast case); an async one (a file, stdin) is awaited
-  // message by message, interruptibly.
-  const sync = Symbol.iterator in messages ? messages[Symbol.iterator]() : undefined
-  const async = sync === undefined ? (messages as AsyncIterable<Sendable>)[Symbol.asyncIterator]() : undefined
-  // The batch being read and a read under way outlive an interrupted session (a lost connection):
-  // the next session goes on with them, so no message read is dropped.
-  const state = {
-    position: 0n,
-    skipped: 0,
-    done: false,
-    building: [] as Array<OutboundMessage>,
-    buildingFrom: 1n,
-    reading: undefined as Promise<IteratorResult<Sendable>> | undefined,
-    pending: undefined as Batch | undefined
-  }
-  const unreadable = (error: unknown) =>
-    error instanceof BrokerError || error instanceof SuperStreamNotFound || error instanceof InvalidArgument
-      ? error
-      : new InvalidArgument({ message: `could not read the messages to send: ${errorText(error)}` })
-  const readAsync = Effect.tryPromise({ try: () => (state.reading ??= async!.next()), catch: unreadable }).pipe(
-    // Settled: the next read asks for the next item. Interrupted: it still awaits this one.
-    Effect.tapBoth({
-      onFailure: () => Effect.sync(() => void (state.reading = undefined)),
-      onSuccess: () => Effect.sync(() => void (state.reading = undefined))
-    })
-  )
-  /** Takes one message into the batch (or skips it); plain code, no effect: this runs for every message. */
-  const take = (item: Sendable, skipUpTo: bigint, batch: Array<OutboundMessage>): InvalidArgument | undefined => {
-    const position = state.position + 1n
-    let message: OutboundMessage
-    try {
-      message = toOutbound(item)
-      // The protocol has no filter values for sub-entry batches.
-      if (options.subEntrySize > 1 && message.filterValue !== undefined) {
-        codecError("it has a filter value, and sub-entry batches cannot carry filter values (publish filtered messages without subEntrySize)")
-      }
-    } catch (error) {
-      return new InvalidArgument({ message: `message ${position} cannot be published: ${errorText(error)}` })
-    }
-    state.position = position
-    if (options.named && position <= skipUpTo) state.skipped++
-    else {
-      if (batch.length === 0) state.buildingFrom = position
-      batch.push(message)
-    }
-    return undefined
-  }
-  const entriesOf = (messages: ReadonlyArray<OutboundMessage>, from: bigint): Array<PublishEntry> => {
-    const entries: Array<PublishEntry> = []
-    for (let i = 0; i < messages.length; i += options.subEntrySize) {
-      const part = options.subEntrySize === 1 ? [messages[i]!] : messages.slice(i, i + options.subEntrySize)
-      entries.push({ publishingId: from + BigInt(i + part.length - 1), messages: part })
-    }
-    return entries
-  }
-  const next = (skipUpTo: bigint) =>
-    Effect.gen(function*() {
-      if (state.pending !== undefined) return state.pending
-      const batch = state.building
-      while (batch.length < options.batchSize && !state.done) {
-        let item: IteratorResult<Sendable | RoomWait>
-        if (sync) {
-          try {
-            item = sync.next()
-          } catch (error) {
-            return yield* Effect.fail(unreadable(error))
-          }
-        } else item = yield* readAsync
-        if (item.done) {
-          state.done = true
-          break
-        }
-        // A super stream's split source with no message for now: publish what there is, else wait.
-        if (item.value instanceof RoomWait) {
-          if (batch.length > 0) break
-          const room = item.value.room
-          yield* Effect.promise(() => room)
-          continue
-        }
-        const invalid = take(item.value, skipUpTo, batch)
-        if (invalid !== undefined) return yield* Effect.fail(invalid)
-      }
-      state.building = []
-      state.pending = { entries: entriesOf(batch, state.buildingFrom), size: batch.length }
-      return state.pending
-    })
-  return { next, taken: () => void (state.pending = undefined), skipped: () => state.skipped }
-}
-
-/**
- * What `send` knows of its messages: how many were sent and confirmed, the window of messages in
- * flight, and the entries not confirmed yet, by publishing id (a named producer sends them again on
- * a new publisher). Confirms only count once, for ids this producer sent.
- * @internal exported for its unit tests
- */
-export interface ConfirmTracker {
-  readonly sent: () => number
-  readonly confirmed: () => number
-  readonly unconfirmed: () => number
-  /**
-   * Waits for room for `size` more messages in flight; a full window waits at most the confirm
-   * timeout, and fails at once after a rejection (whose room never comes back).
-   */
-  readonly reserve: (size: number) => Effect.Effect<void, ConfirmTimeout | PublishError>
-  /** Records entries handed to the publisher. */
-  readonly sending: (entries: ReadonlyArray<PublishEntry>) => void
-  readonly confirmation: (confirmation: Confirmation) => Effect.Effect<void>
-  /** On a new publisher: what the broker has (ids up to `lastPublishingId`) is confirmed; the rest is to send again. */
-  readonly reconcile: (lastPublishingId: bigint) => Effect.Effect<ReadonlyArray<PublishEntry>>
-  /** True once a message was rejected. */
-  readonly rejected: Effect.Effect<boolean>
-  /** Nothing more will be sent: succeeds when every message sent is confirmed, fails on a rejection or after the timeout. */
-  readonly allConfirmed: Effect.Effect<void, PublishError | ConfirmTimeout>
-}
-
-/** @internal exported for its unit tests */
-export const makeConfirmTracker = (options: {
-  readonly stream: string
-  readonly maxInFlight: number
-  readonly confirmTimeout: Duration.Duration
-}): Effect.Effect<ConfirmTracker> =>
-  Effect.gen(function*() {
-    const { confirmTimeout, maxInFlight, stream } = options
-    const window = yield* Effect.makeSemaphore(maxInFlight)
-    // Completed when the last message sent has been confirmed; failed on the first rejection.
-    const done = yield* Deferred.make<void, PublishError>()
-    const state = { sent: 0, confirmed: 0, finished: false }
-    const pending = new PendingEntries()
-    const timedOut = () => new ConfirmTimeout({ stream, unconfirmed: state.sent - state.confirmed, timeout: confirmTimeout })
-    const settle = Effect.suspend(() =>
-      state.finished && state.confirmed >= state.sent ? Deferred.succeed(done, undefined) : Effect.void
-    )
-    const confirm = (n: number) => {
-      state.confirmed += n
-      return Effect.all([window.release(n), Metric.incrementBy(messagesConfirmed, n), settle], { discard: true })
-    }
-    return {
-      sent: () => state.sent,
-      confirmed: () => state.confirmed,
-      unconfirmed: () => state.sent - state.confirmed,
-      // Only a full window can wait for long: bound that wait, keep the common path cheap.
-      reserve: (size) =>
-        state.sent - state.confirmed + size > maxInFlight
-          ? Effect.raceFirst(
-            Effect.timeoutFail(window.take(Math.min(size, maxInFlight)), { duration: confirmTimeout, onTimeout: timedOut }),
-            Effect.zipRight(Deferred.await(done), Effect.never)
-          )
-          : window.take(size),
-      sending: (entries) => {
-        for (const entry of entries) {
-          state.sent += entry.messages.length
-          pending.push(entry)
-        }
-      },
-      confirmation: Confirmation.$match({
-        Confirmed: ({ publishingIds }) => {
-          let n = 0
-          for (const id of publishingIds) n += pending.confirm(id)?.messages.length ?? 0
-          return confirm(n)
-        },
-        Rejected: ({ code, publishingId }) => Deferred.fail(done, new PublishError({ stream, publishingId, code })).pipe(Effect.asVoid)
-      }),
-      reconcile: (lastPublishingId) =>
-        Effect.suspend(() => {
-          const n = pending.confirmUpTo(lastPublishingId).reduce((sum, e) => sum + e.messages.length, 0)
-          return Effect.as(confirm(n), pending.unconfirmed())
-        }),
-      rejected: Deferred.isDone(done),
-      allConfirmed: Effect.suspend(() => {
-        state.finished = true
-        return Effect.zipRight(settle, Effect.timeoutFail(Deferred.await(done), { duration: confirmTimeout, onTimeout: timedOut }))
-      })
-    }
-  })
-
 /**
  * The entries sent and not confirmed yet, in the order sent (their publishing ids increase). A
  * confirm usually is for the oldest one; one out of order is found by bisection. (A Map keyed by
  * bigint ids cost a third of `send`'s time: V8 hashes a bigint by value.)
+ * @internal exported for its unit tests
  */
-class PendingEntries<E extends PublishEntry = PublishEntry> {
+export class PendingEntries<E extends PublishEntry = PublishEntry> {
   private entries: Array<E | undefined> = []
   private head = 0
   push(entry: E) {
@@ -2251,27 +2086,6 @@ class PendingEntries<E extends PublishEntry = PublishEntry> {
   }
 }
 
-/** One publisher's life: send again what the broker lacks, publish the rest, wait for every confirm. */
-const publishAll = (publisher: Publisher, confirms: ConfirmTracker, source: MessageSource) =>
-  Effect.gen(function*() {
-    // Confirms come only for this publisher's ids, each once.
-    yield* Queue.take(publisher.confirmations).pipe(Effect.flatMap(confirms.confirmation), Effect.forever, Effect.forkScoped)
-    const again = yield* confirms.reconcile(publisher.lastPublishingId)
-    if (again.length > 0) yield* publisher.publish(again)
-    for (;;) {
-      const batch = yield* source.next(publisher.lastPublishingId)
-      if (batch.size === 0) break
-      // The batch leaves the source only once it has room: a session ended while waiting leaves it
-      // for the next one.
-      yield* confirms.reserve(batch.size)
-      source.taken()
-      confirms.sending(batch.entries)
-      yield* publisher.publish(batch.entries)
-      if (yield* confirms.rejected) break
-    }
-    yield* confirms.allConfirmed
-  })
-
 // ---------------------------------------------------------------------------------------------
 // Producer machinery: requests, the session (writer, confirms, timeouts), recovery, closing
 // ---------------------------------------------------------------------------------------------
@@ -2299,16 +2113,31 @@ interface InFlight extends PublishEntry {
   sentAt: number
 }
 
-const makeProducer = (options: ProducerOptions): Effect.Effect<Producer<unknown>, SendError, StreamBroker | Scope.Scope> =>
+/**
+ * A Producer, and what `send` needs of it besides: `publishAll` that numbers the messages by their
+ * position (a named producer run again skips what the broker has), and a close that does not wait
+ * for what was handed over (`send` waits for every confirm itself; on a failure it stops there).
+ */
+interface ProducerInternals extends Producer<unknown> {
+  readonly publishByPosition: <E, R>(messages: Stream.Stream<Sendable, E, R>) => Effect.Effect<PublishAllSummary, ProducerError | E, R>
+}
+
+const makeProducer = (
+  options: ProducerOptions,
+  internal: { readonly drainOnClose: boolean; readonly streamExists: boolean } = { drainOnClose: true, streamExists: false }
+): Effect.Effect<ProducerInternals, SendError, StreamBroker | Scope.Scope> =>
   Effect.gen(function*() {
     const broker = yield* StreamBroker
     const { name, stream } = options
     yield* validateStreamName(stream)
-    yield* validateSendTuning({ producerName: name, maxInFlight: options.maxInFlight })
+    yield* validateSendTuning({ producerName: name, ...options })
     if (options.retention !== undefined) {
       yield* validateRetention(options.retention)
       yield* broker.declareStream(stream, options.retention)
-    } else if (!(yield* broker.streamExists(stream))) return yield* Effect.fail(new StreamNotFound({ stream }))
+    } else if (!internal.streamExists && !(yield* broker.streamExists(stream))) {
+      return yield* Effect.fail(new StreamNotFound({ stream }))
+    }
+    const subEntrySize = options.subEntrySize ?? 1
     const maxInFlight = options.maxInFlight ?? 10_000
     const confirmTimeout = Duration.decode(options.confirmTimeout ?? DEFAULT_TIMEOUT)
     const window = yield* Effect.makeSemaphore(maxInFlight)
@@ -2339,7 +2168,18 @@ const makeProducer = (options: ProducerOptions): Effect.Effect<Producer<unknown>
     // The first publisher is made before the producer is given out (waiting out an outage under the
     // retry policy): its broker's last publishing id is known from the start.
     const ready = yield* Deferred.make<void, SendError>()
-    const session = producerSession({ broker, stream, name, confirmTimeout, requests, pending, state, ready })
+    const session = producerSession({
+      broker,
+      stream,
+      name,
+      compression: options.compression,
+      subEntrySize,
+      confirmTimeout,
+      requests,
+      pending,
+      state,
+      ready
+    })
     const sessions = yield* Effect.forkScoped(producerSessions(broker, session, { name, stream, requests, pending, state, ready }))
     yield* Deferred.await(ready)
 
@@ -2354,15 +2194,25 @@ const makeProducer = (options: ProducerOptions): Effect.Effect<Producer<unknown>
         : sections.properties
       return { ...sections, properties, body }
     }
-    /** A request for a message, checked and encoded (plain code: a publishAll runs it for each); `settle` is `settled`. */
-    const request = (input: unknown, settle: Settle): ProducerRequest | InvalidArgument => {
+    /**
+     * A request for a message, checked and encoded (plain code: a publishAll runs it for each);
+     * `settle` is `settled`. A `position` (from 1 in a publishAll) names the message in errors, and
+     * is its publishing id when `byPosition` (a named producer).
+     */
+    const request = (input: unknown, settle: Settle, position?: number, byPosition?: boolean): ProducerRequest | InvalidArgument => {
+      const cannot = (error: unknown) =>
+        new InvalidArgument({
+          message: `${position === undefined ? "the message" : `message ${position}`} cannot be published: ${errorText(error)}`
+        })
       let message: ProducerMessage
       try {
         message = asMessage(input)
       } catch (error) {
-        return new InvalidArgument({ message: `the message cannot be published: ${errorText(error)}` })
+        return cannot(error)
       }
-      const publishingId = typeof message === "object" && !(message instanceof Uint8Array) && "publishingId" in message
+      const publishingId = byPosition && name !== undefined
+        ? BigInt(position!)
+        : typeof message === "object" && !(message instanceof Uint8Array) && "publishingId" in message
         ? message.publishingId
         : undefined
       if (publishingId !== undefined) {
@@ -2374,9 +2224,14 @@ const makeProducer = (options: ProducerOptions): Effect.Effect<Producer<unknown>
         }
       }
       try {
-        return { message: toOutbound(message), publishingId, settle }
+        const outbound = toOutbound(message)
+        // The protocol has no filter values for sub-entry batches.
+        if (subEntrySize > 1 && outbound.filterValue !== undefined) {
+          codecError("it has a filter value, and sub-entry batches cannot carry filter values (publish filtered messages without subEntrySize)")
+        }
+        return { message: outbound, publishingId, settle }
       } catch (error) {
-        return new InvalidArgument({ message: `the message cannot be published: ${errorText(error)}` })
+        return cannot(error)
       }
     }
     /** Hands requests over, once the window has room for them (backpressure). */
@@ -2394,11 +2249,46 @@ const makeProducer = (options: ProducerOptions): Effect.Effect<Producer<unknown>
         }
       })
 
+    /**
+     * Publishes a stream of messages, counting them in bulk (not a Deferred per message), handed
+     * over a chunk at a time; a message that cannot be published fails it before its chunk is handed
+     * over. Succeeds once every message handed over is confirmed (or skipped).
+     */
+    const publishAll = <E, R>(messages: Stream.Stream<unknown, E, R>, byPosition: boolean) =>
+      Effect.gen(function*() {
+        const done = Deferred.unsafeMake<void, ProducerError>(FiberId.none)
+        const counts = { handed: 0, published: 0, skipped: 0, ended: false }
+        const check = () => {
+          if (counts.ended && counts.published + counts.skipped === counts.handed) Deferred.unsafeDone(done, Exit.void)
+        }
+        const settle = settled({
+          confirmed: () => (counts.published++, check()),
+          skipped: () => (counts.skipped++, check()),
+          failed: (error) => Deferred.unsafeDone(done, Exit.fail(error))
+        })
+        yield* Stream.runForEachChunk(messages, (chunk) =>
+          Effect.suspend((): Effect.Effect<void, ProducerError> => {
+            if (state.closed) return Effect.fail(new ProducerClosed({ stream }))
+            const requested: Array<ProducerRequest> = []
+            for (const message of chunk) {
+              const r = request(message, settle, counts.handed + requested.length + 1, byPosition)
+              if (r instanceof InvalidArgument) return Effect.fail(r)
+              requested.push(r)
+            }
+            counts.handed += requested.length
+            return hand(requested)
+          })).pipe(Effect.raceFirst(Effect.zipRight(Deferred.await(done), Effect.never)))
+        counts.ended = true
+        check()
+        yield* Deferred.await(done)
+        return { published: counts.published, skipped: counts.skipped }
+      })
+
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         state.closed = true
         // What was handed over is still published and confirmed, within the bound.
-        if (state.outstanding > 0) {
+        if (internal.drainOnClose && state.outstanding > 0) {
           const drained = yield* Deferred.make<void>()
           state.drained = drained
           yield* Deferred.await(drained).pipe(Effect.timeout(Duration.sum(confirmTimeout, RELEASE_TIMEOUT)), Effect.ignore)
@@ -2429,38 +2319,10 @@ const makeProducer = (options: ProducerOptions): Effect.Effect<Producer<unknown>
           )
           return requested instanceof InvalidArgument ? Effect.fail(requested) : Effect.zipRight(hand([requested]), Deferred.await(done))
         }),
-      publishAll: (messages) =>
-        Effect.gen(function*() {
-          // One counter for all, not a Deferred per message; handed over a chunk at a time.
-          const done = Deferred.unsafeMake<void, ProducerError>(FiberId.none)
-          const counts = { handed: 0, published: 0, skipped: 0, ended: false }
-          const check = () => {
-            if (counts.ended && counts.published + counts.skipped === counts.handed) Deferred.unsafeDone(done, Exit.void)
-          }
-          const settle = settled({
-            confirmed: () => (counts.published++, check()),
-            skipped: () => (counts.skipped++, check()),
-            failed: (error) => Deferred.unsafeDone(done, Exit.fail(error))
-          })
-          yield* Stream.runForEachChunk(messages, (chunk) =>
-            Effect.suspend(() => {
-              if (state.closed) return Effect.fail(new ProducerClosed({ stream }))
-              const requested: Array<ProducerRequest> = []
-              for (const message of chunk) {
-                const r = request(message, settle)
-                if (r instanceof InvalidArgument) return Effect.zipRight(hand(requested), Effect.fail(r))
-                requested.push(r)
-              }
-              counts.handed += requested.length
-              return hand(requested)
-            })).pipe(Effect.raceFirst(Effect.zipRight(Deferred.await(done), Effect.never)))
-          counts.ended = true
-          check()
-          yield* Deferred.await(done)
-          return { published: counts.published, skipped: counts.skipped }
-        }),
+      publishAll: (messages) => publishAll(messages, false),
+      publishByPosition: (messages) => publishAll(messages, true),
       lastPublishingId: Effect.sync(() => state.last)
-    } satisfies Producer<unknown>
+    } satisfies ProducerInternals
   }).pipe(Effect.withSpan("StreamOffsets.Producer.make"))
 
 interface ProducerState {
@@ -2495,6 +2357,8 @@ const producerSession = (ctx: {
   readonly broker: StreamBrokerShape
   readonly stream: string
   readonly name: string | undefined
+  readonly compression: Compression | undefined
+  readonly subEntrySize: number
   readonly confirmTimeout: Duration.Duration
   readonly requests: Queue.Queue<ProducerRequest>
   readonly pending: PendingEntries<InFlight>
@@ -2502,8 +2366,8 @@ const producerSession = (ctx: {
   readonly ready: Deferred.Deferred<void, SendError>
 }): Effect.Effect<void, SendError> =>
   Effect.scoped(Effect.gen(function*() {
-    const { name, pending, requests, state, stream } = ctx
-    const publisher = yield* ctx.broker.publisher(stream, { name })
+    const { name, pending, requests, state, stream, subEntrySize } = ctx
+    const publisher = yield* ctx.broker.publisher(stream, { name, compression: ctx.compression })
     const now = Clock.currentTimeMillis
     if (name !== undefined) {
       if (publisher.lastPublishingId > state.last) state.last = publisher.lastPublishingId
@@ -2518,18 +2382,20 @@ const producerSession = (ctx: {
     yield* Deferred.succeed(ctx.ready, undefined)
     yield* Queue.take(publisher.confirmations).pipe(
       Effect.flatMap((confirmation) => {
+        let confirmed = 0
         if (confirmation._tag === "Confirmed") {
           for (const id of confirmation.publishingIds) {
             const entry = pending.confirm(id)
             if (entry === undefined) continue
-            state.confirmed++
+            confirmed += entry.messages.length
             entry.settle.confirmed(id)
           }
+          state.confirmed += confirmed
         } else {
           const { code, publishingId } = confirmation
           pending.confirm(publishingId)?.settle.failed(new PublishError({ stream, publishingId, code }))
         }
-        return freeRoom(state)
+        return confirmed > 0 ? Effect.zipRight(Metric.incrementBy(messagesConfirmed, confirmed), freeRoom(state)) : freeRoom(state)
       }),
       Effect.forever,
       Effect.forkScoped
@@ -2542,7 +2408,7 @@ const producerSession = (ctx: {
         const at = yield* now
         if (oldest !== undefined && at - oldest.sentAt >= limit) {
           pending.confirm(oldest.publishingId)
-          oldest.settle.failed(new ConfirmTimeout({ stream, unconfirmed: 1, timeout: ctx.confirmTimeout }))
+          oldest.settle.failed(new ConfirmTimeout({ stream, unconfirmed: oldest.messages.length, timeout: ctx.confirmTimeout }))
           yield* freeRoom(state)
           continue
         }
@@ -2559,6 +2425,16 @@ const producerSession = (ctx: {
       const at = yield* now
       const entries: Array<InFlight> = []
       const skipped: Array<readonly [Settle, bigint]> = []
+      const put = (entry: InFlight) => {
+        pending.push(entry)
+        entries.push(entry)
+      }
+      // Messages of the batch that go into one sub-entry, with their ids.
+      let group: Array<readonly [ProducerRequest, bigint]> = []
+      const closeGroup = () => {
+        if (group.length > 0) put(subEntry(group, at))
+        group = []
+      }
       // Numbered and put in flight without a pause: an interruption (a lost connection) finds every
       // message of the batch either in flight (sent again, or failed) or settled.
       for (const request of batch) {
@@ -2569,13 +2445,16 @@ const producerSession = (ctx: {
           continue
         }
         state.last = id
-        const entry: InFlight = { publishingId: id, messages: [request.message], settle: request.settle, sentAt: at }
-        pending.push(entry)
-        entries.push(entry)
+        if (subEntrySize === 1) put({ publishingId: id, messages: [request.message], settle: request.settle, sentAt: at })
+        else if (group.push([request, id]) >= subEntrySize) closeGroup()
       }
+      closeGroup()
       for (const [settle, id] of skipped) settle.skipped(id)
       yield* freeRoom(state)
       if (entries.length === 0) return
+      let written = 0
+      for (const e of entries) written += e.messages.length
+      yield* Metric.incrementBy(messagesSent, written)
       yield* publisher.publish(entries).pipe(
         // A message the broker cannot take (larger than a frame) fails alone; the others go.
         Effect.catchTag("InvalidArgument", (error) =>
@@ -2587,6 +2466,18 @@ const producerSession = (ctx: {
     }))
     return yield* Effect.raceFirst(writer, publisher.lost)
   }))
+
+/** Messages written as one sub-entry batch, under the id of the last; each settles as its own. */
+const subEntry = (group: ReadonlyArray<readonly [ProducerRequest, bigint]>, sentAt: number): InFlight => ({
+  publishingId: group[group.length - 1]![1],
+  messages: group.map(([request]) => request.message),
+  settle: {
+    confirmed: () => group.forEach(([request, id]) => request.settle.confirmed(id)),
+    skipped: () => group.forEach(([request, id]) => request.settle.skipped(id)),
+    failed: (error) => group.forEach(([request]) => request.settle.failed(error))
+  },
+  sentAt
+})
 
 /**
  * Sessions one after another for the producer's life. After a lost connection a named producer
@@ -2617,7 +2508,15 @@ const producerSessions = (
     onRetry: (error) =>
       Effect.zipRight(
         ctx.name === undefined ? failInFlight(error as ProducerError) : Effect.void,
-        Effect.logWarning(`${error.message}; ${ctx.name === undefined ? "what was in flight failed" : "publishing again what was not confirmed"}`)
+        Effect.logWarning(
+          `${error.message}; ${
+            ctx.name === undefined
+              ? "what was in flight failed"
+              : `publishing again what was not confirmed (${
+                ctx.pending.unconfirmed().reduce((n, e) => n + e.messages.length, 0)
+              } message(s))`
+          }`
+        )
       )
   })
   return Effect.forever(

@@ -1,12 +1,12 @@
-// The state machines behind send and consume, on their own: the offset tracker, the confirm
-// tracker, and the stop selection.
+// The state machines behind producers and consumers, on their own: the offset tracker, the entries
+// in flight, and the stop selection.
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Exit, Fiber, Option, Stream, TestClock } from "effect"
+import { Chunk, Duration, Effect, Fiber, Option, Stream, TestClock } from "effect"
 import {
-  Confirmation,
-  makeConfirmTracker,
   makeOffsetTracker,
   OffsetStoreError,
+  PendingEntries,
+  type PublishEntry,
   selectUntilStop,
   type StreamMessage,
   toOutbound
@@ -151,85 +151,65 @@ describe("the offset tracker", () => {
     }))
 })
 
-const confirms = (maxInFlight = 10) => makeConfirmTracker({ stream: "s", maxInFlight, confirmTimeout: Duration.seconds(10) })
 const body = (text: string) => new TextEncoder().encode(text)
 /** Entries of one message each, publishing ids from `first`; or one sub-entry batch. */
 const entries = (first: bigint, ...texts: Array<string>) =>
   texts.map((text, i) => ({ publishingId: first + BigInt(i), messages: [toOutbound(text)] }))
 const batch = (id: bigint, ...texts: Array<string>) => [{ publishingId: id, messages: texts.map((t) => toOutbound(t)) }]
+const pendingOf = (...all: Array<Array<PublishEntry>>) => {
+  const pending = new PendingEntries()
+  for (const e of all.flat()) pending.push(e)
+  return pending
+}
+const ids = (es: ReadonlyArray<PublishEntry>) => es.map((e) => e.publishingId)
 
-describe("the confirm tracker", () => {
-  it.effect("all confirmed only after the last confirm, and only once nothing more is sent", () =>
-    Effect.gen(function*() {
-      const c = yield* confirms()
-      c.sending(entries(1n, "a", "b"))
-      yield* c.confirmation(Confirmation.Confirmed({ publishingIds: [1n] }))
-      const done = yield* Effect.fork(c.allConfirmed)
-      yield* TestClock.adjust("1 second")
-      expect(done.unsafePoll()).toBeNull()
-      yield* c.confirmation(Confirmation.Confirmed({ publishingIds: [2n] }))
-      yield* Fiber.join(done)
-      expect([c.sent(), c.confirmed(), c.unconfirmed()]).toEqual([2, 2, 0])
-    }))
+describe("the entries in flight (a producer's confirms)", () => {
+  it("a confirm finds its entry once; an unknown or repeated id finds nothing", () => {
+    const pending = pendingOf(entries(1n, "a", "b", "c", "d"))
+    expect(pending.confirm(1n)?.publishingId).toBe(1n)
+    expect(pending.confirm(1n)).toBeUndefined()
+    expect(pending.confirm(99n)).toBeUndefined()
+    expect(pending.confirm(0n)).toBeUndefined()
+    expect(pending.oldest()?.publishingId).toBe(2n)
+    expect(ids(pending.unconfirmed())).toEqual([2n, 3n, 4n])
+  })
 
-  it.effect("a rejection fails it with the message's id and code", () =>
-    Effect.gen(function*() {
-      const c = yield* confirms()
-      c.sending(entries(1n, "a"))
-      yield* c.confirmation(Confirmation.Rejected({ publishingId: 1n, code: 17 }))
-      expect(yield* c.rejected).toBe(true)
-      const error = yield* Effect.flip(c.allConfirmed)
-      expect(error).toMatchObject({ _tag: "PublishError", publishingId: 1n, code: 17 })
-    }))
+  it("confirms out of order are found once each (bisection past confirmed holes); the rest stays in order", () => {
+    const pending = pendingOf(entries(1n, ...Array.from({ length: 40 }, (_, i) => `m${i}`)))
+    const found = [3n, 1n, 2n, 40n, 3n, 17n, 18n, 16n, 41n, 0n].filter((id) => pending.confirm(id) !== undefined)
+    expect(found).toEqual([3n, 1n, 2n, 40n, 17n, 18n, 16n])
+    expect(ids(pending.unconfirmed())).toEqual(
+      Array.from({ length: 39 }, (_, i) => BigInt(i + 1)).filter((id) => ![1n, 2n, 3n, 16n, 17n, 18n].includes(id))
+    )
+    // Every id still pending is found, wherever it is.
+    for (const id of ids(pending.unconfirmed()).reverse()) expect(pending.confirm(id)?.publishingId).toBe(id)
+    expect(pending.oldest()).toBeUndefined()
+  })
 
-  it.effect("a full window waits for confirms, at most the confirm timeout", () =>
-    Effect.gen(function*() {
-      const c = yield* confirms(2)
-      yield* c.reserve(2)
-      c.sending(entries(1n, "a", "b"))
-      const waiting = yield* Effect.fork(c.reserve(1))
-      yield* c.confirmation(Confirmation.Confirmed({ publishingIds: [1n] }))
-      yield* Fiber.join(waiting)
-      c.sending(entries(3n, "c"))
-      const stuck = yield* Effect.fork(c.reserve(1))
-      yield* TestClock.adjust("10 seconds")
-      const exit = yield* Fiber.await(stuck)
-      expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("ConfirmTimeout")
-    }))
+  it("on a new publisher, what the broker has is confirmed up to its last id; the rest goes again in order", () => {
+    const pending = pendingOf(entries(1n, "a", "b", "c", "d"))
+    pending.confirm(2n)
+    expect(ids(pending.confirmUpTo(3n))).toEqual([1n, 3n])
+    const again = pending.unconfirmed()
+    expect(ids(again)).toEqual([4n])
+    expect(new TextDecoder().decode(again[0]!.messages[0]!.body)).toBe("d")
+  })
 
-  it.effect("a named producer counts a confirm once, for its own ids; on a new publisher the rest is sent again", () =>
-    Effect.gen(function*() {
-      const c = yield* confirms()
-      c.sending(entries(1n, "a", "b", "c", "d"))
-      yield* c.confirmation(Confirmation.Confirmed({ publishingIds: [1n, 1n, 99n] }))
-      expect(c.confirmed()).toBe(1)
-      // The connection was lost; the broker has up to id 2.
-      const again = yield* c.reconcile(2n)
-      expect(again.map((e) => e.publishingId)).toEqual([3n, 4n])
-      expect(again.map((e) => new TextDecoder().decode(e.messages[0]!.body))).toEqual(["c", "d"])
-      expect(c.confirmed()).toBe(2)
-    }))
+  it("a sub-entry batch is one entry: one publishing id for all its messages", () => {
+    const pending = pendingOf(batch(3n, "a", "b", "c"), batch(5n, "d", "e"))
+    expect(pending.confirm(3n)?.messages.length).toBe(3)
+    expect(pending.unconfirmed().map((e) => [e.publishingId, e.messages.length])).toEqual([[5n, 2]])
+  })
 
-  it.effect("confirms out of order are counted once each; what is left is sent again in order", () =>
-    Effect.gen(function*() {
-      const c = yield* confirms(100)
-      c.sending(entries(1n, ...Array.from({ length: 40 }, (_, i) => `m${i}`)))
-      for (const id of [3n, 1n, 2n, 40n, 3n, 17n, 18n, 16n, 41n, 0n]) yield* c.confirmation(Confirmation.Confirmed({ publishingIds: [id] }))
-      expect(c.confirmed()).toBe(7)
-      const again = yield* c.reconcile(10n)
-      expect(again.map((e) => e.publishingId)).toEqual(Array.from({ length: 29 }, (_, i) => BigInt(i + 11)).filter((id) => id < 16n || id > 18n).filter((id) => id !== 40n))
-      expect(c.confirmed()).toBe(7 + 7)
-    }))
-
-  it.effect("a sub-entry batch: one publishing id confirms all its messages", () =>
-    Effect.gen(function*() {
-      const c = yield* confirms()
-      c.sending([...batch(3n, "a", "b", "c"), ...batch(5n, "d", "e")])
-      yield* c.confirmation(Confirmation.Confirmed({ publishingIds: [3n] }))
-      expect([c.sent(), c.confirmed()]).toEqual([5, 3])
-      const again = yield* c.reconcile(3n)
-      expect(again.map((e) => [e.publishingId, e.messages.length])).toEqual([[5n, 2]])
-    }))
+  it("a long run: confirmed entries are compacted away, the order kept", () => {
+    const pending = pendingOf(entries(1n, ...Array.from({ length: 5000 }, (_, i) => `m${i}`)))
+    for (let id = 1n; id <= 4000n; id++) if (id % 7n !== 0n) pending.confirm(id)
+    expect(pending.unconfirmed().length).toBe(1000 + 571)
+    expect(ids(pending.confirmUpTo(4000n)).length).toBe(571)
+    expect(pending.oldest()?.publishingId).toBe(4001n)
+    expect(ids(pending.drain()).length).toBe(1000)
+    expect(pending.oldest()).toBeUndefined()
+  })
 })
 
 const message = (offset: number, text = `m${offset}`): StreamMessage => ({ offset: BigInt(offset), body: body(text) })
