@@ -9,18 +9,22 @@
  *   Configuration   where the broker is (a URI with several nodes, TLS); the retry policy
  *   Services        StreamBroker (the real broker, the memory broker and MemoryBroker to look inside
  *                   it); OffsetStore (server-side, memory and MemoryOffsetStore, KeyValueStore)
- *   Workflows       send, sendToSuperStream; consume (a Stream of messages to commit), receive (a
- *                   workflow over the same consumer), their super stream forms (a consumer per
- *                   partition); inspectOffset, inspectSuperStreamOffsets
+ *   Workflows       send, sendToSuperStream (workflows over a Producer); consume (a Stream of
+ *                   messages to commit), receive (a workflow over the same consumer), their super
+ *                   stream forms (a consumer per partition); inspectOffset, inspectSuperStreamOffsets
+ *   Producer        a long-lived publisher for apps: publish, publishAll, Schema-typed values
  *   Metrics
  *   --- internal ---
- *   Send machinery      publishing to one stream: the message source, the confirm tracker, one
- *                       publishing session; routing and splitting for super streams
+ *   Send machinery      send over a Producer (the messages read as a Stream, numbered by position);
+ *                       routing and splitting for super streams
+ *   Producer machinery  requests, one publishing session (writer, sub-entries, confirms, timeouts),
+ *                       sessions after lost connections, closing; the entries in flight
  *   Consume machinery   the consumer (start, single active turns, subscriptions, stop selection),
  *                       a super stream's partitions processed together, the offset tracker
  *   Recovery            the connection supervisor, `recovering`, what is transient
  *   Messages on the wire  the AMQP 1.0 codec (every type), delivered chunks (sub-entry batches,
- *                       what cannot be read), publish frames; messages as JSON
+ *                       what cannot be read), publish frames; messages as JSON; bodies through a
+ *                       Schema
  *   Real broker         process-level client failures, interruptible client calls, the client's
  *                       internals (one function), connect, requests, publisher, subscribe, bounds
  *   Memory broker       an append-only log in chunks, tracking entries, super streams, single
@@ -1089,7 +1093,10 @@ export interface SendOptions {
    */
   readonly messages: Iterable<Sendable> | AsyncIterable<Sendable>
   readonly retention?: Retention | undefined
-  /** How long to wait, after the last send, for the remaining confirms. Default 10 s. */
+  /**
+   * A message written and not confirmed within this long fails the send (ConfirmTimeout); time
+   * spent waiting out an outage (a named producer) does not count. Default 10 s.
+   */
   readonly confirmTimeout?: Duration.DurationInput | undefined
   /** At most this many messages wait for a confirm; sending pauses beyond it. Default 50,000 (a smaller window makes the broker write smaller chunks, which every consumer reads more slowly: 10,000 read 0.43 of a raw loop's stream, 50,000 0.70, measured). */
   readonly maxInFlight?: number | undefined

@@ -49,12 +49,18 @@ describe("the broker restarted under a running named send", () => {
   it("send finishes; the stream holds every message exactly once", () =>
     withStream("restart-send", async (stream) => {
       const total = 1_000_000
-      const producer = start("node", "send", ["--stream", stream, "--count", String(total), "--producer", "p1"])
-      await producer.waitFor("Publishing")
+      // The messages come on stdin: half before the restart, half after, so that the broker
+      // restarts under a running send whatever the speed of the machine.
+      const producer = start("node", "send", ["--stream", stream, "--from", "-", "--producer", "p1"], { stdin: true })
+      const lines = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `message ${from + i}\n`).join("")
+      await producer.stdin.write(lines(0, total / 2))
       await waitForMessages(stream)
       await broker("restart")
+      await producer.stdin.write(lines(total / 2, total))
+      producer.stdin.end()
       const exit = await producer.exitWithin(120_000)
       expect(exit.code, exit.stderr).toBe(0)
+      expect(exit.stdout).toContain(`Published ${total} messages.`)
       expect(exit.stdout).toContain("Messages confirmed: true.")
       expect(exit.stderr).toContain("publishing again")
       await expectEachMessageOnce(stream, total)
