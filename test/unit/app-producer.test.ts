@@ -174,6 +174,26 @@ describe("Producer", () => {
       expect(yield* bodies()).toEqual([])
     }).pipe(Effect.provide(StreamBroker.layerMemory())))
 
+  it.effect("sub-entry batches (gzip): each message settles as its own; an outbox run again skips whole batches; no filter values", () =>
+    Effect.gen(function*() {
+      const name = yield* stream()
+      const outbox = Stream.range(1, 23).pipe(Stream.map((i) => ({ body: `event ${i}`, publishingId: BigInt(i) })))
+      const run = Effect.scoped(Effect.gen(function*() {
+        const producer = yield* Producer.make({ stream: name, name: "batches", subEntrySize: 5, compression: "gzip" })
+        const all = yield* producer.publishAll(outbox)
+        const one = yield* producer.publish({ body: "event 24", publishingId: 24n })
+        return { all, one }
+      }))
+      expect(yield* run).toEqual({ all: { published: 23, skipped: 0 }, one: { publishingId: 24n, skipped: false } })
+      expect(yield* run).toEqual({ all: { published: 0, skipped: 23 }, one: { publishingId: 24n, skipped: true } })
+      expect(yield* bodies(name)).toEqual(Array.from({ length: 24 }, (_, i) => `event ${i + 1}`))
+      const filtered = yield* Effect.scoped(Effect.gen(function*() {
+        const producer = yield* Producer.make({ stream: name, subEntrySize: 2 })
+        return yield* producer.publish({ body: "x", filterValue: "eu" }).pipe(Effect.flip)
+      }))
+      expect(filtered.message).toMatch(/sub-entry batches cannot carry filter values/)
+    }).pipe(Effect.provide(StreamBroker.layerMemory())))
+
   it.effect("a layer under the app's own tag", () =>
     Effect.gen(function*() {
       class Orders extends Context.Tag("Orders")<Orders, Producer>() {}
