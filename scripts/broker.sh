@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A local RabbitMQ 4 with streams for development, tests and CI.
 #
-#   scripts/broker.sh up|down|restart|status|logs|cut                        (npm run broker -- up)
-#   scripts/broker.sh cluster up|down|reset|status|logs|stop-node N|start-node N
+#   scripts/broker.sh up|down|restart|status|logs|cut|freeze|thaw|alarm on|off  (npm run broker -- up)
+#   scripts/broker.sh cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|
+#                             freeze-node N|thaw-node N
 #                                                                 (npm run broker -- cluster up)
 #   scripts/broker.sh mtls up|down|status|logs                       (npm run broker -- mtls up)
 #
@@ -22,6 +23,12 @@
 #   stream can be declared again: for tests of clients that must survive a broker restart.
 # `status` says whether streams (plain, and TLS with the test CA) can be declared (exit 1 unless both).
 # `cut` closes every client connection of that broker (for fault tests: clients must recover).
+# Faults that close nothing, for tests:
+#   `freeze` stops the broker's Erlang VM with SIGSTOP (a frozen VM, a partition: connections stay
+#   open and nothing answers), `thaw` resumes it with SIGCONT;
+#   `alarm on` raises a disk alarm (disk_free_limit above the free space: the broker stops reading
+#   from connections that publish and refuses new publishers), `alarm off` clears it (back to the
+#   default limit, 50MB); each returns once the broker reports the alarm set or cleared.
 #
 # TLS: a test CA and certificates made once with openssl in $BROKER_STATE_DIR/tls (made again only
 # when missing or about to expire), RSA 2048 / SHA-256, valid 10 years:
@@ -40,6 +47,9 @@
 #   cluster up            start what is missing, form the cluster the first time (join rabbit-1),
 #                         return when all three run clustered and each accepts a stream declaration
 #   cluster stop-node N   stop node N's Erlang VM (a node going away); returns when 556N is closed
+#   cluster kill-node N   SIGKILL node N's VM and its helpers (a crash: nothing is handed over
+#                         cleanly, streams it led wait for a new leader); returns when 556N is closed
+#   cluster freeze-node N / thaw-node N   SIGSTOP / SIGCONT node N's VM
 #   cluster start-node N  start it again; returns when it is back in the cluster and accepts streams
 #   cluster down          stop the three nodes; data is kept, so the next `cluster up` is quick
 #   cluster reset         `cluster down` and delete the cluster's data (a fresh cluster next time)
@@ -635,6 +645,62 @@ cmd_cut() {
   esac
 }
 
+# The Erlang VM of the single broker (its beam.smp), for freeze and thaw.
+single_vm() {
+  case "$(mode)" in
+  chroot) root_procs | awk -v node="$single" '$3 == "server" && ($4 == node || $4 == "-") { print $1 }' ;;
+  native) pgrep -f 'beam.smp.* -s rabbit boot' ;;
+  esac
+}
+
+cmd_freeze() {
+  local sig=$1 what=$2 pids
+  case "$(mode)" in
+  docker)
+    [ "$sig" = STOP ] && docker pause "$container" >>"$log" 2>&1
+    [ "$sig" = CONT ] && docker unpause "$container" >>"$log" 2>&1
+    ;;
+  native | chroot)
+    pids=$(single_vm)
+    [ -n "$pids" ] || die "the broker's VM is not running; nothing to $what"
+    # shellcheck disable=SC2086
+    kill -"$sig" $pids || die "could not $what the broker's VM ($pids)"
+    ;;
+  *) die "no broker was started by this script; cannot $what it" ;;
+  esac
+  say "$([ "$sig" = STOP ] && echo froze || echo thawed) the broker (localhost:$port)"
+}
+
+ctl_single() {
+  case "$(mode)" in
+  docker) docker exec "$container" rabbitmqctl "$@" ;;
+  native) rabbitmqctl "$@" ;;
+  chroot) in_root rabbitmqctl -n "$single" "$@" ;;
+  *) die "no broker was started by this script" ;;
+  esac
+}
+
+cmd_alarm() {
+  local limit alarms
+  case "${1:-}" in
+  on) limit=5000GB ;;
+  off) limit=50MB ;;
+  *) die "usage: scripts/broker.sh alarm on|off" ;;
+  esac
+  ctl_single set_disk_free_limit "$limit" >>"$log" 2>&1 || die "rabbitmqctl set_disk_free_limit $limit failed (see $log)"
+  # The disk monitor checks the free space on its own schedule: wait until the alarm shows.
+  for _ in $(seq 1 60); do
+    alarms=$(ctl_single eval 'rabbit_alarm:get_alarms().' 2>>"$log")
+    case "$1:$alarms" in
+    on:*disk*) say "disk alarm raised (disk_free_limit $limit)"; return 0 ;;
+    off:*disk*) ;;
+    off:*) say "disk alarm cleared (disk_free_limit $limit)"; return 0 ;;
+    esac
+    sleep 0.5
+  done
+  die "the disk alarm did not turn $1 within 30 s (alarms: $alarms)"
+}
+
 cmd_logs() {
   [ -f "$log" ] && tail -n 100 "$log"
   case "$(mode)" in
@@ -892,6 +958,28 @@ cluster_start_node() {
   say "$node is back in the cluster with streams on localhost:$(stream_port "$n") in $((SECONDS - t0))s"
 }
 
+cluster_kill_node() {
+  local n=$1 t0=$SECONDS node pids
+  node=$(node_name "$n")
+  pids=$(node_pids "$node")
+  [ -n "$pids" ] || die "$node is not running; nothing to kill"
+  # shellcheck disable=SC2086
+  kill -9 $pids
+  wait_closed "$(stream_port "$n")" "$node"
+  release_root
+  say "killed $node (SIGKILL; localhost:$(stream_port "$n") closed) in $((SECONDS - t0))s"
+}
+
+cluster_signal_node() {
+  local n=$1 sig=$2 what=$3 node pids
+  node=$(node_name "$n")
+  pids=$(root_procs | awk -v node="$node" '$3 == "server" && $4 == node { print $1 }')
+  [ -n "$pids" ] || die "$node is not running; nothing to $what"
+  # shellcheck disable=SC2086
+  kill -"$sig" $pids || die "could not $what $node"
+  say "$([ "$sig" = STOP ] && echo froze || echo thawed) $node (localhost:$(stream_port "$n"))"
+}
+
 cluster_status() {
   local n node p live running='' bad=0
   live=$(live_nodes)
@@ -933,7 +1021,7 @@ cluster_logs() {
 cmd_cluster() {
   local n=${2:-}
   case "${1:-}" in
-  stop-node | start-node)
+  stop-node | start-node | kill-node | freeze-node | thaw-node)
     case "$n" in 1 | 2 | 3) ;; *) die "usage: scripts/broker.sh cluster $1 1|2|3" ;; esac
     ;;
   esac
@@ -949,8 +1037,11 @@ cmd_cluster() {
   logs) cluster_logs ;;
   stop-node) cluster_stop_node "$n" ;;
   start-node) cluster_start_node "$n" ;;
+  kill-node) cluster_kill_node "$n" ;;
+  freeze-node) cluster_signal_node "$n" STOP freeze ;;
+  thaw-node) cluster_signal_node "$n" CONT thaw ;;
   *)
-    echo "usage: scripts/broker.sh cluster up|down|reset|status|logs|stop-node N|start-node N" >&2
+    echo "usage: scripts/broker.sh cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|freeze-node N|thaw-node N" >&2
     exit 2
     ;;
   esac
@@ -1071,6 +1162,9 @@ restart) cmd_restart ;;
 status) cmd_status ;;
 logs) cmd_logs ;;
 cut) cmd_cut ;;
+freeze) cmd_freeze STOP freeze ;;
+thaw) cmd_freeze CONT thaw ;;
+alarm) cmd_alarm "${2:-}" ;;
 cluster)
   shift
   cmd_cluster "$@"
@@ -1080,7 +1174,7 @@ mtls)
   cmd_mtls "$@"
   ;;
 *)
-  echo "usage: scripts/broker.sh up|down|restart|status|logs|cut | cluster up|down|reset|status|logs|stop-node N|start-node N | mtls up|down|status|logs" >&2
+  echo "usage: scripts/broker.sh up|down|restart|status|logs|cut|freeze|thaw|alarm on|off | cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|freeze-node N|thaw-node N | mtls up|down|status|logs" >&2
   exit 2
   ;;
 esac

@@ -529,7 +529,9 @@ const ConfirmTimeoutBase: TaggedErrorClass<"ConfirmTimeout", {
 }> = Data.TaggedError("ConfirmTimeout")
 export class ConfirmTimeout extends ConfirmTimeoutBase {
   override get message(): string {
-    return `${this.unconfirmed} message(s) on stream "${this.stream}" were not confirmed within ${Duration.format(this.timeout)}`
+    return `${this.unconfirmed} message(s) on stream "${this.stream}" were not confirmed within ${
+      Duration.format(this.timeout)
+    } (the broker is not answering, or refuses publishers: a disk alarm; a named producer waits that out)`
   }
 }
 
@@ -722,6 +724,14 @@ export interface ConnectionConfig {
   readonly connectTimeout?: Duration.DurationInput | undefined
   /** Bound on one attempt of every other broker call (store, query, declare, close). Default 10 s. */
   readonly requestTimeout?: Duration.DurationInput | undefined
+  /**
+   * How often the broker and the client send heartbeats on an idle connection (negotiated at
+   * connect; whole seconds, at least 1). A connection on which nothing arrives for two heartbeats
+   * and a second (a frozen broker, a network partition: nothing is closed) is taken as lost, and
+   * replaced; a close on a connection silent for a heartbeat and a second is not waited for.
+   * Default 5 s.
+   */
+  readonly heartbeat?: Duration.DurationInput | undefined
   readonly connectionName?: string | undefined
   /**
    * The one retry policy for everything that can fail for a while and then work again: connecting
@@ -2452,13 +2462,24 @@ const producerSession = (ctx: {
       Effect.forever,
       Effect.forkScoped
     )
-    // The oldest message in flight is the first to be late.
+    // The oldest message in flight is the first to be late. A named producer takes that as a
+    // connection that no longer works (a broker that stopped answering, or that refuses publishers
+    // during a disk alarm, or is very slow): the session ends, and the next one sends again what the
+    // broker does not have. An unnamed one cannot tell what the broker has: the message fails.
     const timeouts = Effect.gen(function*() {
       const limit = Duration.toMillis(ctx.confirmTimeout)
       for (;;) {
         const oldest = pending.oldest()
         const at = yield* now
         if (oldest !== undefined && at - oldest.sentAt >= limit) {
+          if (name !== undefined) {
+            return yield* Effect.fail(
+              new ConnectionLost({
+                during: `publishing to "${stream}"`,
+                reason: `no confirm within ${Duration.format(ctx.confirmTimeout)} (the broker is not answering, or refuses publishers: a disk alarm)`
+              })
+            )
+          }
           pending.confirm(oldest.publishingId)
           oldest.settle.failed(new ConfirmTimeout({ stream, unconfirmed: oldest.messages.length, timeout: ctx.confirmTimeout }))
           yield* freeRoom(state)
@@ -2467,7 +2488,6 @@ const producerSession = (ctx: {
         yield* Effect.sleep(Duration.millis(oldest === undefined ? limit : Math.max(1, oldest.sentAt + limit - at)))
       }
     })
-    yield* Effect.forkScoped(timeouts)
     const writer = Effect.forever(Effect.gen(function*() {
       const held = state.held
       if (held === undefined) yield* requests.available
@@ -2517,7 +2537,8 @@ const producerSession = (ctx: {
           }))
       )
     }))
-    return yield* Effect.raceFirst(writer, publisher.lost)
+    // Whichever ends first ends the session (all three only end by failing).
+    return yield* Effect.raceFirst(writer, Effect.raceFirst(publisher.lost, timeouts))
   }))
 
 /** Messages written as one sub-entry batch, under the id of the last; each settles as its own. */
@@ -3488,6 +3509,8 @@ interface ConnectionSupervisor<C> {
   readonly loseCurrent: (reason: string) => void
   /** False once `client` was lost or replaced: closing its consumers is pointless then. */
   readonly isCurrent: (client: C) => boolean
+  /** The client in use, unless it was lost. */
+  readonly current: () => C | undefined
   /** True once a connection was made: a failure before that is more likely a mistake than an outage. */
   readonly everConnected: () => boolean
   readonly state: SubscriptionRef.SubscriptionRef<ConnectionState>
@@ -3552,6 +3575,7 @@ const superviseConnection = <C>(options: SupervisorOptions<C>): Effect.Effect<Co
       lost,
       loseCurrent: (reason) => connection.current !== undefined && lost(connection.current, reason),
       isCurrent: (c) => c === connection.current && connection.lostBecause === undefined,
+      current: () => (connection.lostBecause === undefined ? connection.current : undefined),
       everConnected: () => connection.everConnected,
       state
     } satisfies ConnectionSupervisor<C>
@@ -3628,8 +3652,14 @@ const isTransient = (error: unknown): boolean =>
     ? error.retryable === true
     : error instanceof BrokerError
     ? !(error.cause instanceof ConnectionError) &&
-      (error.code === 6 || NO_LEADER.test(error.reason) || connectionGone(error.reason))
+      (error.code === 6 || NO_LEADER.test(error.reason) || connectionGone(error.reason) || error.reason === PUBLISHERS_REFUSED)
     : false
+
+/**
+ * The broker's answer to a new publisher during a disk alarm (a connection that publishes is not
+ * read from until it clears): wait it out.
+ */
+const PUBLISHERS_REFUSED = "the broker is refusing publishers (a resource alarm: disk or memory; code 17)"
 
 /** A stream whose cluster is electing a leader (the client's words): wait, the connection is fine. */
 const NO_LEADER = /not found on any node/
@@ -5181,9 +5211,20 @@ const fromClient = <A, E>(
     })
   })
 
-/** A bounded, interruptible close that never fails. */
-const release = (close: () => Promise<unknown>): Effect.Effect<void> =>
-  fromClient(close, () => undefined).pipe(Effect.timeout(RELEASE_TIMEOUT), Effect.ignore)
+/**
+ * A bounded, interruptible close that never fails; not waited for once its connection is silent
+ * (a heartbeat and a second without anything: the broker will not answer it).
+ */
+const release = (close: () => Promise<unknown>, connection?: unknown): Effect.Effect<void> =>
+  fromClient(close, () => undefined).pipe(
+    Effect.raceFirst(
+      connection === undefined
+        ? Effect.never
+        : Effect.repeat(Effect.sync(() => isSilent(connection, 1)), { until: (silent) => silent, schedule: Schedule.spaced("100 millis") })
+    ),
+    Effect.timeout(RELEASE_TIMEOUT),
+    Effect.ignore
+  )
 
 
 /**
@@ -5220,6 +5261,16 @@ const clientInternals = {
       : Promise.reject(
         new Error(`rabbitmq-stream-js-client ${CLIENT_VERSION} has no connection-level StoreOffset (written for ${CLIENT_VERSION_WRITTEN_FOR})`)
       )
+  },
+  /**
+   * How long nothing has arrived on a connection, and its negotiated heartbeat (0: none), in ms:
+   * the client records when it last read from the socket. Undefined without that shape.
+   */
+  liveness: (connection: unknown): { readonly silentMs: number; readonly heartbeatMs: number } | undefined => {
+    const heartbeat = (connection as { heartbeat?: { lastMessageReceived?: unknown; interval?: unknown } } | undefined)?.heartbeat
+    const last = heartbeat?.lastMessageReceived
+    if (!(last instanceof Date) || typeof heartbeat?.interval !== "number") return undefined
+    return { silentMs: Date.now() - last.getTime(), heartbeatMs: heartbeat.interval }
   },
   /** The connection a publisher, a consumer or the client (its locator) uses. */
   connectionOf: (owner: unknown, field: "connection" | "locatorConnection"): unknown =>
@@ -5478,6 +5529,8 @@ interface ClientConnection {
   ) => Effect.Effect<A, BrokerError>
   /** Ties a publisher or consumer to its client: when the client is replaced, `onLost` is called. */
   readonly attach: (client: Client, onLost: () => void) => Effect.Effect<void, never, Scope.Scope>
+  /** Watches a connection of the client (a publisher's, a consumer's) for silence, for the scope's lifetime. */
+  readonly watch: (client: Client, connection: unknown) => Effect.Effect<void, never, Scope.Scope>
   /** Confirms arrive on the connection, not the publisher: routed by publisher id and connection. */
   readonly confirmRoutes: Map<string, Queue.Queue<Confirmation>>
   readonly streamExists: (stream: string) => Effect.Effect<boolean, BrokerError>
@@ -5566,17 +5619,21 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
           const carried = attached.get(client) ?? new Set()
           attached.delete(client)
           for (const onLost of carried) onLost()
-          return release(() => client.close())
+          return release(() => client.close(), clientInternals.connectionOf(client, "locatorConnection"))
         })
     })
     yield* watchClientFailures({
       connecting,
       open: (error) => supervisor.loseCurrent(`the client failed: ${errorText(error)}`)
     })
+    const watched = new Map<Client, Map<unknown, number>>()
+    yield* Effect.forkScoped(watchdog(supervisor, watched))
     yield* supervisor.client
 
-    const call = <A>(operation: string, f: (client: Client) => Promise<A>, orphan?: (value: A) => void) =>
-      Effect.flatMap(
+    const call = <A>(operation: string, f: (client: Client) => Promise<A>, orphan?: (value: A) => void) => {
+      // A refusal that is waited out (a resource alarm) is said once per call.
+      const said = { refusal: false }
+      return Effect.flatMap(
         Effect.mapError(supervisor.client, (e) => new BrokerError({ operation, reason: e.message, cause: e })),
         (client) =>
           fromClient(() => f(client), brokerError(operation), orphan).pipe(
@@ -5584,9 +5641,15 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
               duration: requestTimeout,
               onTimeout: () => new BrokerError({ operation, reason: `no answer within ${Duration.format(requestTimeout)}` })
             }),
-            Effect.tapError((error) => Effect.sync(() => connectionGone(error.reason) && supervisor.lost(client, error.reason)))
+            Effect.tapError((error) => Effect.sync(() => connectionGone(error.reason) && supervisor.lost(client, error.reason))),
+            Effect.tapError((error) =>
+              error.reason === PUBLISHERS_REFUSED && !said.refusal
+                ? Effect.zipRight(Effect.sync(() => void (said.refusal = true)), Effect.logWarning(`${error.message}; waiting for it to clear`))
+                : Effect.void
+            )
           )
       ).pipe(Effect.retry({ schedule: policy, while: isTransient }), Effect.interruptible)
+    }
 
     const streamExists = (stream: string) =>
       call(`query metadata of "${stream}"`, async (c) => {
@@ -5600,6 +5663,21 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
       supervisor,
       policy,
       call,
+      watch: (client, watchedConnection) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            const connections = watched.get(client) ?? new Map<unknown, number>()
+            watched.set(client, connections.set(watchedConnection, (connections.get(watchedConnection) ?? 0) + 1))
+          }),
+          () =>
+            Effect.sync(() => {
+              const connections = watched.get(client)
+              const n = (connections?.get(watchedConnection) ?? 1) - 1
+              if (n > 0) connections?.set(watchedConnection, n)
+              else connections?.delete(watchedConnection)
+              if (connections?.size === 0) watched.delete(client)
+            })
+        ),
       attach: (client, onLost) =>
         Effect.acquireRelease(
           Effect.sync(() => {
@@ -5628,6 +5706,51 @@ interface ConnectHooks {
 const routeKey = (publisherId: number, connectionId: string) => `${publisherId}@${connectionId}`
 
 /** One attempt on one endpoint: bounded, with the client's own failures turned into errors. */
+/**
+ * Takes a silent connection as lost: every second, the locator of the client in use and the
+ * connections of its publishers and consumers are looked at; one on which nothing arrived for two
+ * heartbeats and a second makes the supervisor replace the client (publishers and consumers then
+ * fail with ConnectionLost, and the workflows recover). A round that comes late (this process was
+ * stalled, and has not read its sockets yet) is skipped.
+ */
+const watchdog = (supervisor: ConnectionSupervisor<Client>, watched: ReadonlyMap<Client, ReadonlyMap<unknown, number>>) =>
+  Effect.gen(function*() {
+    let last = Date.now()
+    for (;;) {
+      yield* Effect.sleep(WATCHDOG_ROUND)
+      const now = Date.now()
+      const late = now - last > 2 * Duration.toMillis(WATCHDOG_ROUND)
+      last = now
+      const client = supervisor.current()
+      if (late || client === undefined) continue
+      const connections = [clientInternals.connectionOf(client, "locatorConnection"), ...(watched.get(client)?.keys() ?? [])]
+      const silent = connections.find((c) => isSilent(c))
+      if (silent === undefined) continue
+      const { heartbeatMs, silentMs } = clientInternals.liveness(silent)!
+      supervisor.lost(
+        client,
+        `the broker stopped answering: nothing arrived for ${Math.round(silentMs / 1000)} s (heartbeats every ${heartbeatMs / 1000} s)`
+      )
+    }
+  })
+
+const WATCHDOG_ROUND = Duration.seconds(1)
+
+/** The heartbeat asked for at connect, in whole seconds (0 would turn heartbeats off). */
+const heartbeatSeconds = (config: ConnectionConfig): number =>
+  Math.max(1, Math.round(Duration.toSeconds(Duration.decode(config.heartbeat ?? DEFAULT_HEARTBEAT))))
+
+const DEFAULT_HEARTBEAT = Duration.seconds(5)
+
+/**
+ * A connection whose broker stopped answering: nothing arrived for two heartbeats and a second.
+ * (The broker sends a heartbeat on a connection on which it sent nothing for a while.)
+ */
+const isSilent = (connection: unknown, heartbeats = 2): boolean => {
+  const liveness = clientInternals.liveness(connection)
+  return liveness !== undefined && liveness.heartbeatMs > 0 && liveness.silentMs > heartbeats * liveness.heartbeatMs + 1000
+}
+
 const connectOnce = (config: ConnectionConfig, attempt: number, hooks: ConnectHooks) => {
   const endpoint = config.endpoints[(attempt - 1) % config.endpoints.length]!
   const where = describeConnection(config, [endpoint])
@@ -5653,6 +5776,7 @@ const connectOnce = (config: ConnectionConfig, attempt: number, hooks: ConnectHo
             vhost: config.vhost,
             ...(config.tls ? { ssl: clientTls(config.tls) } : {}),
             connectionName: config.connectionName ?? "effect-stream-offsets",
+            heartbeat: heartbeatSeconds(config),
             listeners: {
               publish_confirm: ({ publisherId, publishingIds }, connectionId) => {
                 const queue = route(publisherId, connectionId)
@@ -5725,7 +5849,10 @@ const clientResource = <A>(
         },
         ([c, resource]) => void options.close(c, resource).catch(() => undefined)
       ),
-      ([c, resource]) => connection.supervisor.isCurrent(c) ? release(() => options.close(c, resource)) : Effect.void
+      ([c, resource]) =>
+        connection.supervisor.isCurrent(c)
+          ? release(() => options.close(c, resource), clientInternals.connectionOf(resource, "connection"))
+          : Effect.void
     )
     yield* connection.attach(client, () =>
       options.onLost(new ConnectionLost({ during: options.during, reason: "its connection was replaced" })))
@@ -5748,6 +5875,7 @@ const clientPublisher = (connection: ClientConnection, stream: string, options: 
       onLost: (e) => Deferred.unsafeDone(lost, Exit.fail(e))
     })
     clientInternals.tune(clientInternals.connectionOf(raw, "connection"), { noDelay: false })
+    yield* connection.watch(client, clientInternals.connectionOf(raw, "connection"))
     const route = routeKey(raw.publisherId, raw.getConnectionInfo().id)
     yield* Effect.acquireRelease(
       Effect.sync(() => connection.confirmRoutes.set(route, confirmations)),
@@ -5797,7 +5925,7 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
     // which: the broker's flag is read where the client decodes it (clientInternals); should that
     // not be possible, the broker alternates them, starting with an activation.
     const turn = { active: false, told: [] as Array<boolean> }
-    const [, consumer] = yield* clientResource(connection, {
+    const [subscribedOn, consumer] = yield* clientResource(connection, {
       operation: `subscribe to "${options.stream}"`,
       during: `consuming "${options.stream}"`,
       declare: (c, connectionClosedListener) =>
@@ -5851,6 +5979,7 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
       onLost: (e) => buffer.fail(e)
     })
     clientInternals.tune(clientInternals.connectionOf(consumer, "connection"), { noDelay: true })
+    yield* connection.watch(subscribedOn, clientInternals.connectionOf(consumer, "connection"))
     // A write on a dead socket fails or never settles: the connection's own listeners report it.
     if (prefetched) clientInternals.grantCredit(consumer, PREFETCH_CHUNKS).catch(() => undefined)
     if (sac) {
@@ -6699,7 +6828,9 @@ const declareSuperStreamWith = (
 
 const brokerError = (operation: string) => (error: unknown): BrokerError => {
   const code = responseCode(error)
-  const reason = code !== undefined
+  const reason = code === 17 && operation.startsWith("declare a publisher")
+    ? PUBLISHERS_REFUSED
+    : code !== undefined
     ? `${codeName(code)} (code ${code})`
     : error instanceof Error
     ? error.message

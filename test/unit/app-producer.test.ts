@@ -135,6 +135,22 @@ describe("Producer", () => {
       rejectPublish: (body) => (new TextDecoder().decode(body) === "rejected" ? 16 : undefined)
     }))))
 
+  it.scoped("a named producer takes an overdue confirm as a connection that no longer works: a new session, nothing failed or doubled", () =>
+    Effect.gen(function*() {
+      const name = yield* stream()
+      const producer = yield* Producer.make({ stream: name, name: "patient", confirmTimeout: "3 seconds" })
+      const overdue = yield* Effect.fork(producer.publish("confirm lost"))
+      const fine = yield* Effect.fork(producer.publish("fine"))
+      yield* TestClock.adjust("3 seconds")
+      // The new session finds both in the stream (the broker has their ids): confirmed, not sent again.
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(overdue)).toEqual({ publishingId: 1n, skipped: false })
+      expect(yield* Fiber.join(fine)).toEqual({ publishingId: 2n, skipped: false })
+      expect(yield* bodies(name)).toEqual(["confirm lost", "fine"])
+    }).pipe(Effect.provide(StreamBroker.layerMemory({
+      dropConfirm: (body) => new TextDecoder().decode(body) === "confirm lost"
+    }))))
+
   it.scoped("publishAll: a Stream of messages, confirms counted, ids skipped counted", () =>
     Effect.gen(function*() {
       const producer = yield* Producer.make({ stream: yield* stream(), name: "bulk" })
