@@ -2326,7 +2326,16 @@ const makeProducer = (
         const settle = settled({
           confirmed: () => (counts.published++, check()),
           skipped: () => (counts.skipped++, check()),
-          failed: (error) => Deferred.unsafeDone(done, Exit.fail(error))
+          // A timeout counts every message handed over and not confirmed, not only the first late one.
+          failed: (error) =>
+            Deferred.unsafeDone(
+              done,
+              Exit.fail(
+                error._tag === "ConfirmTimeout"
+                  ? new ConfirmTimeout({ stream: error.stream, timeout: error.timeout, unconfirmed: counts.handed - counts.published - counts.skipped })
+                  : error
+              )
+            )
         })
         yield* Stream.runForEachChunk(messages, (chunk) =>
           Effect.suspend((): Effect.Effect<void, ProducerError> => {
@@ -2353,7 +2362,8 @@ const makeProducer = (
         if (internal.drainOnClose && state.outstanding > 0) {
           const drained = yield* Deferred.make<void>()
           state.drained = drained
-          yield* Deferred.await(drained).pipe(Effect.timeout(Duration.sum(confirmTimeout, RELEASE_TIMEOUT)), Effect.ignore)
+          // (A finalizer is uninterruptible: the wait itself must be, for the bound to hold.)
+          yield* Deferred.await(drained).pipe(Effect.interruptible, Effect.timeout(Duration.sum(confirmTimeout, RELEASE_TIMEOUT)), Effect.ignore)
         }
         yield* Fiber.interrupt(sessions)
         const held = state.held === undefined ? [] : [state.held.settle]
@@ -5212,8 +5222,9 @@ const fromClient = <A, E>(
   })
 
 /**
- * A bounded, interruptible close that never fails; not waited for once its connection is silent
- * (a heartbeat and a second without anything: the broker will not answer it).
+ * A bounded close that never fails; not waited for once its connection is silent (a heartbeat and
+ * a second without anything: the broker will not answer it). Bounded in a finalizer too: the wait
+ * itself is interruptible (a finalizer is not, and a timeout there would wait for the close).
  */
 const release = (close: () => Promise<unknown>, connection?: unknown): Effect.Effect<void> =>
   fromClient(close, () => undefined).pipe(
@@ -5222,6 +5233,7 @@ const release = (close: () => Promise<unknown>, connection?: unknown): Effect.Ef
         ? Effect.never
         : Effect.repeat(Effect.sync(() => isSilent(connection, 1)), { until: (silent) => silent, schedule: Schedule.spaced("100 millis") })
     ),
+    Effect.interruptible,
     Effect.timeout(RELEASE_TIMEOUT),
     Effect.ignore
   )
@@ -5271,6 +5283,18 @@ const clientInternals = {
     const last = heartbeat?.lastMessageReceived
     if (!(last instanceof Date) || typeof heartbeat?.interval !== "number") return undefined
     return { silentMs: Date.now() - last.getTime(), heartbeatMs: heartbeat.interval }
+  },
+  /**
+   * Drops the connections the client closed from its pool. After a refused declaration (a disk
+   * alarm refuses publishers) the client closes the connection it declared on but keeps it in the
+   * pool, where the next declaration for that stream would find it and write on a closed socket.
+   */
+  dropClosedConnections: (client: unknown): void => {
+    const pool = (client as { pool?: { connectionsMap?: unknown } } | undefined)?.pool
+    const map = pool?.connectionsMap
+    if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR || !(map instanceof Map)) return
+    const open = (c: unknown) => (c as { socket?: { readyState?: unknown } } | undefined)?.socket?.readyState === "open"
+    for (const [key, connections] of map) if (Array.isArray(connections)) map.set(key, connections.filter(open))
   },
   /** The connection a publisher, a consumer or the client (its locator) uses. */
   connectionOf: (owner: unknown, field: "connection" | "locatorConnection"): unknown =>
@@ -5806,7 +5830,11 @@ const connectOnce = (config: ConnectionConfig, attempt: number, hooks: ConnectHo
       duration: connectTimeout,
       onTimeout: () =>
         new ConnectionError({
-          message: `no answer from ${where} within ${Duration.format(connectTimeout)}: check the host, port, username, password and vhost`,
+          // The first time, a wrong password or vhost is likely (the client never answers then);
+          // after that, a broker that does not answer (frozen, overloaded, partitioned away).
+          message: `no answer from ${where} within ${Duration.format(connectTimeout)}${
+            hooks.first() ? ": check the host, port, username, password and vhost" : ""
+          }`,
           retryable: true
         })
     }),
@@ -5834,8 +5862,11 @@ const clientResource = <A>(
   }
 ): Effect.Effect<readonly [Client, A], BrokerError, Scope.Scope> =>
   Effect.gen(function*() {
-    const on: { client?: Client } = {}
+    const on: { client?: Client; declared: boolean } = { declared: false }
+    // The connection of a declared resource closing means the client is lost. One the client
+    // closes itself after a refused declaration (a resource alarm, say) does not.
     const closed = (hadError: boolean) => {
+      if (!on.declared) return
       const reason = hadError ? "the connection failed" : "the connection was closed"
       if (on.client) connection.supervisor.lost(on.client, reason)
       options.onLost(new ConnectionLost({ during: options.during, reason }))
@@ -5845,7 +5876,16 @@ const clientResource = <A>(
         options.operation,
         (c) => {
           on.client = c
-          return options.declare(c, closed).then((resource) => [c, resource] as const)
+          return options.declare(c, closed).then(
+            (resource) => {
+              on.declared = true
+              return [c, resource] as const
+            },
+            (error: unknown) => {
+              clientInternals.dropClosedConnections(c)
+              throw error
+            }
+          )
         },
         ([c, resource]) => void options.close(c, resource).catch(() => undefined)
       ),

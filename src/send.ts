@@ -2,7 +2,7 @@
  * `send`: declares the stream with retention, publishes N messages (the last one is `marker`) and
  * exits only when the broker has confirmed every one.
  */
-import { Console, Effect, Either } from "effect"
+import { Console, Data, Effect, Either, Metric } from "effect"
 import * as fs from "node:fs"
 import process from "node:process"
 import { Buffer } from "node:buffer"
@@ -21,6 +21,7 @@ import {
 import {
   isTutorialMarker,
   messageFromJson,
+  messagesConfirmed,
   type OutgoingMessage,
   send,
   type Sendable,
@@ -34,6 +35,9 @@ import {
   validateStreamName,
   validateSuperStream
 } from "./StreamOffsets.ts"
+
+/** A send that failed part-way: the broker's error, and how many messages were confirmed. */
+class SendStopped extends Data.TaggedError("SendStopped")<{ readonly message: string }> {}
 
 const flags = {
   ...streamFlag("stream to publish to"),
@@ -253,8 +257,23 @@ export const sendCommand = command(
           Effect.forEach(summary.partitions, (p) => Console.log(`Partition ${p.stream}: ${p.sent} messages sent.`), {
             discard: true
           }))
+      const confirmedBefore = (yield* Metric.value(messagesConfirmed)).count
       const summary = yield* Effect.scoped(Effect.zipRight(progress("messages handed to the broker", () => taken.n), publish))
-        .pipe(Effect.provide(broker))
+        .pipe(
+          Effect.provide(broker),
+          // What stopped it, and how far it got (bad input keeps its own line and exit code).
+          Effect.catchIf((error) => error._tag !== "InvalidArgument" && taken.n > 0, (error) =>
+            Effect.flatMap(Metric.value(messagesConfirmed), ({ count }) =>
+              Effect.fail(
+                new SendStopped({
+                  message: `${error.message}; ${count - confirmedBefore} of the ${taken.n} messages read were confirmed${
+                    producerName === undefined
+                      ? ""
+                      : ` (the same send with --producer ${producerName} publishes only what the broker lacks)`
+                  }`
+                })
+              )))
+        )
       if (summary.skipped > 0) {
         yield* Console.log(`Skipped ${summary.skipped} messages already published by producer "${producerName}".`)
       }
