@@ -3530,7 +3530,8 @@ interface SupervisorOptions<C> {
   readonly where: string
   readonly policy: Schedule.Schedule<unknown, StreamError>
   readonly connect: (attempt: number) => Effect.Effect<{ readonly client: C; readonly endpoint: string }, ConnectionError>
-  readonly close: (client: C) => Effect.Effect<void>
+  /** Closes a client: `reason` says why it was replaced (undefined when the scope closes). */
+  readonly close: (client: C, reason: string | undefined) => Effect.Effect<void>
 }
 
 /**
@@ -3556,9 +3557,10 @@ const superviseConnection = <C>(options: SupervisorOptions<C>): Effect.Effect<Co
     const client = lock.withPermits(1)(Effect.suspend(() => {
       if (connection.current !== undefined && connection.lostBecause === undefined) return Effect.succeed(connection.current)
       const old = connection.current
+      const reason = connection.lostBecause
       connection.current = undefined
       return Effect.zipRight(
-        old === undefined ? Effect.void : Effect.forkIn(options.close(old), scope),
+        old === undefined ? Effect.void : Effect.forkIn(options.close(old, reason), scope),
         Effect.tap(connectUnderPolicy(options, state, connection.everConnected), (connected) => {
           connection.current = connected
           connection.lostBecause = undefined
@@ -3578,7 +3580,7 @@ const superviseConnection = <C>(options: SupervisorOptions<C>): Effect.Effect<Co
     }
 
     yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => (connection.current === undefined ? Effect.void : options.close(connection.current)))
+      Effect.suspend(() => (connection.current === undefined ? Effect.void : options.close(connection.current, undefined)))
     )
     return {
       client,
@@ -5551,8 +5553,8 @@ interface ClientConnection {
     f: (client: Client) => Promise<A>,
     orphan?: (value: A) => void
   ) => Effect.Effect<A, BrokerError>
-  /** Ties a publisher or consumer to its client: when the client is replaced, `onLost` is called. */
-  readonly attach: (client: Client, onLost: () => void) => Effect.Effect<void, never, Scope.Scope>
+  /** Ties a publisher or consumer to its client: when the client is replaced, `onLost` is told why. */
+  readonly attach: (client: Client, onLost: (reason: string) => void) => Effect.Effect<void, never, Scope.Scope>
   /** Watches a connection of the client (a publisher's, a consumer's) for silence, for the scope's lifetime. */
   readonly watch: (client: Client, connection: unknown) => Effect.Effect<void, never, Scope.Scope>
   /** Confirms arrive on the connection, not the publisher: routed by publisher id and connection. */
@@ -5626,7 +5628,7 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
     const confirmRoutes = new Map<string, Queue.Queue<Confirmation>>()
     // What each client carries (publishers, consumers): when the client is replaced, they fail with
     // ConnectionLost (closing a client does not call their listeners), so their workflows move on.
-    const attached = new Map<Client, Set<() => void>>()
+    const attached = new Map<Client, Set<(reason: string) => void>>()
     const connecting = new Set<(error: unknown) => void>()
     const hooks: ConnectHooks = {
       connecting,
@@ -5638,11 +5640,11 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
       where: describeConnection(config),
       policy,
       connect: (attempt) => connectOnce(config, attempt, hooks),
-      close: (client) =>
+      close: (client, reason) =>
         Effect.suspend(() => {
           const carried = attached.get(client) ?? new Set()
           attached.delete(client)
-          for (const onLost of carried) onLost()
+          for (const onLost of carried) onLost(reason ?? "the connection was closed")
           return release(() => client.close(), clientInternals.connectionOf(client, "locatorConnection"))
         })
     })
@@ -5705,7 +5707,7 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
       attach: (client, onLost) =>
         Effect.acquireRelease(
           Effect.sync(() => {
-            if (!supervisor.isCurrent(client)) return onLost()
+            if (!supervisor.isCurrent(client)) return onLost("its connection was replaced")
             attached.set(client, (attached.get(client) ?? new Set()).add(onLost))
           }),
           () => Effect.sync(() => void attached.get(client)?.delete(onLost))
@@ -5894,8 +5896,7 @@ const clientResource = <A>(
           ? release(() => options.close(c, resource), clientInternals.connectionOf(resource, "connection"))
           : Effect.void
     )
-    yield* connection.attach(client, () =>
-      options.onLost(new ConnectionLost({ during: options.during, reason: "its connection was replaced" })))
+    yield* connection.attach(client, (reason) => options.onLost(new ConnectionLost({ during: options.during, reason })))
     return [client, resource] as const
   })
 

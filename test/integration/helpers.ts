@@ -136,8 +136,15 @@ export const start = (
     clearTimeout(killer)
     throw new Error(`still running after ${ms} ms (then stopped: ${stopped.code}); stdout: ${stopped.stdout.slice(-2000)}; stderr: ${stopped.stderr.slice(-4000)}`)
   }
+  // The program may stop before it read everything (EPIPE): its exit status says so, not the pipe.
+  child.stdin?.on("error", () => undefined)
   const stdin = {
-    write: (data: string) => new Promise<void>((resolve) => (child.stdin!.write(data) ? resolve() : child.stdin!.once("drain", () => resolve()))),
+    write: (data: string) =>
+      new Promise<void>((resolve) => {
+        if (child.stdin!.write(data)) return resolve()
+        child.stdin!.once("drain", () => resolve())
+        child.stdin!.once("close", () => resolve())
+      }),
     end: () => void child.stdin!.end()
   }
   return { child, interrupt, output: readStdout, waitFor, exit, exitWithin, stdin, readStdout: () => void reading() }
