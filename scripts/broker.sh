@@ -403,11 +403,10 @@ umount_root() {
 # ("-" when none: a single broker started by an older version of this script). The VM's command
 # line does not name the node (RabbitMQ 4 starts distribution itself), its environment does.
 root_procs() {
-  local p r real stat ppid cmd node kind
+  local p real stat ppid cmd node kind
   real=$(readlink -f "$root")
-  for p in /proc/[0-9]*; do
-    r=$(readlink "$p/root" 2>/dev/null) || continue
-    [ "$r" = "$real" ] || continue
+  # find reads every process's root link itself: a readlink per process took seconds under load.
+  for p in $(find /proc -mindepth 2 -maxdepth 2 -name root -lname "$real" 2>/dev/null | sed 's#/root$##'); do
     stat=$(cat "$p/stat" 2>/dev/null) || continue
     read -r _ ppid _ <<<"${stat##*) }"
     cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline")

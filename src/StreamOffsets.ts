@@ -3676,6 +3676,14 @@ const PUBLISHERS_REFUSED = "the broker is refusing publishers (a resource alarm:
 /** A stream whose cluster is electing a leader (the client's words): wait, the connection is fine. */
 const NO_LEADER = /not found on any node/
 
+/** What a refusal that is retried waits for, to be said once: an alarm to clear, a leader. */
+const waitingFor = (error: BrokerError): string | undefined =>
+  error.reason === PUBLISHERS_REFUSED
+    ? "waiting for it to clear"
+    : error.code === 6 || NO_LEADER.test(error.reason)
+    ? "waiting for the stream to have a leader (none right now: a cluster electing one, or without a majority)"
+    : undefined
+
 /** A request that failed because the connection is gone (or silent): the client must be replaced. */
 const connectionGone = (reason: string): boolean => /no answer within/.test(reason) || isConnectionFailure(reason)
 
@@ -5657,8 +5665,8 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
     yield* supervisor.client
 
     const call = <A>(operation: string, f: (client: Client) => Promise<A>, orphan?: (value: A) => void) => {
-      // A refusal that is waited out (a resource alarm) is said once per call.
-      const said = { refusal: false }
+      // A refusal that is waited out (a resource alarm, a stream without a leader) is said once per call.
+      const said = new Set<string>()
       return Effect.flatMap(
         Effect.mapError(supervisor.client, (e) => new BrokerError({ operation, reason: e.message, cause: e })),
         (client) =>
@@ -5668,11 +5676,12 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
               onTimeout: () => new BrokerError({ operation, reason: `no answer within ${Duration.format(requestTimeout)}` })
             }),
             Effect.tapError((error) => Effect.sync(() => connectionGone(error.reason) && supervisor.lost(client, error.reason))),
-            Effect.tapError((error) =>
-              error.reason === PUBLISHERS_REFUSED && !said.refusal
-                ? Effect.zipRight(Effect.sync(() => void (said.refusal = true)), Effect.logWarning(`${error.message}; waiting for it to clear`))
-                : Effect.void
-            )
+            Effect.tapError((error) => {
+              const waiting = waitingFor(error)
+              return waiting === undefined || said.has(waiting)
+                ? Effect.void
+                : Effect.zipRight(Effect.sync(() => void said.add(waiting)), Effect.logWarning(`${error.message}; ${waiting}`))
+            })
           )
       ).pipe(Effect.retry({ schedule: policy, while: isTransient }), Effect.interruptible)
     }
