@@ -3,7 +3,7 @@
 #
 #   scripts/broker.sh up|down|restart|status|logs|cut|freeze|thaw|alarm on|off  (npm run broker -- up)
 #   scripts/broker.sh cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|
-#                             freeze-node N|thaw-node N
+#                             freeze-node N|thaw-node N|cut-node N|alarm-node N on|off
 #                                                                 (npm run broker -- cluster up)
 #   scripts/broker.sh mtls up|down|status|logs                       (npm run broker -- mtls up)
 #
@@ -50,6 +50,8 @@
 #   cluster kill-node N   SIGKILL node N's VM and its helpers (a crash: nothing is handed over
 #                         cleanly, streams it led wait for a new leader); returns when 556N is closed
 #   cluster freeze-node N / thaw-node N   SIGSTOP / SIGCONT node N's VM
+#   cluster cut-node N    close every client connection of node N
+#   cluster alarm-node N on|off   a disk alarm on node N (publishers are blocked cluster-wide)
 #   cluster start-node N  start it again; returns when it is back in the cluster and accepts streams
 #   cluster down          stop the three nodes; data is kept, so the next `cluster up` is quick
 #   cluster reset         `cluster down` and delete the cluster's data (a fresh cluster next time)
@@ -1017,10 +1019,31 @@ cluster_logs() {
   return 0
 }
 
+# A disk alarm on node N (any node's alarm blocks publishers on the whole cluster).
+cluster_alarm_node() {
+  local n=$1 limit alarms
+  case "$2" in
+  on) limit=5000GB ;;
+  off) limit=50MB ;;
+  *) die "usage: scripts/broker.sh cluster alarm-node N on|off" ;;
+  esac
+  ctl "$n" set_disk_free_limit "$limit" >>"$cluster_log" 2>&1 || die "set_disk_free_limit $limit on $(node_name "$n") failed (see $cluster_log)"
+  for _ in $(seq 1 60); do
+    alarms=$(ctl "$n" eval 'rabbit_alarm:get_alarms().' 2>>"$cluster_log")
+    case "$2:$alarms" in
+    on:*disk*) say "disk alarm raised on $(node_name "$n")"; return 0 ;;
+    off:*disk*) ;;
+    off:*) say "disk alarm cleared on $(node_name "$n")"; return 0 ;;
+    esac
+    sleep 0.5
+  done
+  die "the disk alarm on $(node_name "$n") did not turn $2 within 30 s (alarms: $alarms)"
+}
+
 cmd_cluster() {
   local n=${2:-}
   case "${1:-}" in
-  stop-node | start-node | kill-node | freeze-node | thaw-node)
+  stop-node | start-node | kill-node | freeze-node | thaw-node | cut-node | alarm-node)
     case "$n" in 1 | 2 | 3) ;; *) die "usage: scripts/broker.sh cluster $1 1|2|3" ;; esac
     ;;
   esac
@@ -1039,8 +1062,13 @@ cmd_cluster() {
   kill-node) cluster_kill_node "$n" ;;
   freeze-node) cluster_signal_node "$n" STOP freeze ;;
   thaw-node) cluster_signal_node "$n" CONT thaw ;;
+  cut-node)
+    ctl "$n" close_all_connections "cut by scripts/broker.sh" >>"$cluster_log" 2>&1 || die "could not close the connections of $(node_name "$n")"
+    say "closed every client connection of $(node_name "$n")"
+    ;;
+  alarm-node) cluster_alarm_node "$n" "${3:-}" ;;
   *)
-    echo "usage: scripts/broker.sh cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|freeze-node N|thaw-node N" >&2
+    echo "usage: scripts/broker.sh cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|freeze-node N|thaw-node N|cut-node N|alarm-node N on|off" >&2
     exit 2
     ;;
   esac
@@ -1173,7 +1201,7 @@ mtls)
   cmd_mtls "$@"
   ;;
 *)
-  echo "usage: scripts/broker.sh up|down|restart|status|logs|cut|freeze|thaw|alarm on|off | cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|freeze-node N|thaw-node N | mtls up|down|status|logs" >&2
+  echo "usage: scripts/broker.sh up|down|restart|status|logs|cut|freeze|thaw|alarm on|off | cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|freeze-node N|thaw-node N|cut-node N|alarm-node N on|off | mtls up|down|status|logs" >&2
   exit 2
   ;;
 esac

@@ -1,0 +1,401 @@
+/**
+ * A chaos run: producers and consumers on the 3-node cluster while a seeded schedule injects
+ * faults, then a ledger of what was published, confirmed, consumed, lost and duplicated.
+ *
+ *   npm run chaos -- [--minutes 10] [--seed N] [--rate 4000] [--json FILE]
+ *
+ * Workload (every process a CLI, as users run them; streams replicated on the three nodes):
+ *   P  named `send --from -` (Node) on a stream, fed `p <i>` lines at `rate` per second
+ *   R  `receive --print` (Node) of that stream, printing to a file (written synchronously)
+ *   Q  named `send --super-stream --from -` (Deno) on a 3-partition super stream, fed `q <i>`
+ *   A, B  `receive --super-stream --single-active` (Bun, Deno) of it, one consumer name
+ * Faults, one at a time, every 10-25 s (the seed picks kind, node and durations): a node's
+ * client connections closed (`cut`), a node stopped (`stop`) or killed (`kill`, SIGKILL) and
+ * started again, a node's VM frozen and thawed (`freeze`), a disk alarm raised and cleared
+ * (`alarm`), a client process killed with SIGKILL and started again (`client`: P, Q or R; a
+ * producer is fed its lines again from the first, and skips what the broker has).
+ * Recovery: from the end of a fault until a message fed after it has been consumed by R and by
+ * A or B.
+ *
+ * At the end: producers' stdin closed (they exit 0 once all is confirmed), consumers given time
+ * to catch up, then SIGTERM; a fresh reader reads each stream. Lost (must be 0): fed but not in
+ * the stream, or in the stream but not processed. Duplicated: in the stream twice (must be 0: named
+ * producers), processed twice by R (0 unless R was killed: the tracking window) or by A/B (at a
+ * hand-over after a lost connection). Exit 1 when anything was lost or doubled where it must not be.
+ * The ledger goes to stdout (and to FILE as JSON), progress to stderr.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import process from "node:process"
+
+const argv = process.argv.slice(2)
+const flag = (name: string, fallback: string) => {
+  const i = argv.indexOf(`--${name}`)
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback
+}
+const minutes = Number(flag("minutes", "10"))
+const seed = Number(flag("seed", String(Date.now() % 100_000)))
+const rate = Number(flag("rate", "4000"))
+const jsonFile = flag("json", "")
+if (!(minutes > 0) || !Number.isInteger(seed) || !(rate > 0)) {
+  process.stderr.write("error: --minutes and --rate must be positive numbers, --seed an integer\n")
+  process.exit(2)
+}
+
+const root = path.resolve(import.meta.dirname, "..")
+const bin = path.join(root, "node_modules/.bin")
+const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, NO_COLOR: "1" }
+const uri = "rabbitmq-stream://guest:guest@localhost:5561,localhost:5562,localhost:5563/%2f"
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chaos-"))
+const stream = `chaos-${seed}-${Date.now().toString(36)}`
+const superStream = `${stream}-super`
+const t0 = Date.now()
+const say = (line: string) => process.stderr.write(`chaos ${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s: ${line}\n`)
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+// ------------------------------------------------------------------ the seeded schedule
+/** mulberry32: the same seed, the same faults in the same order. */
+const random = (() => {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+})()
+const between = (lo: number, hi: number) => lo + random() * (hi - lo)
+const pick = <A>(items: ReadonlyArray<A>): A => items[Math.floor(random() * items.length)]!
+
+// ------------------------------------------------------------------ processes
+const broker = (...args: Array<string>) =>
+  new Promise<void>((resolve, reject) =>
+    execFile("bash", ["scripts/broker.sh", ...args], { cwd: root, env, timeout: 300_000 }, (error, _out, stderr) =>
+      error ? reject(new Error(`broker.sh ${args.join(" ")} failed: ${stderr.trim().split("\n").at(-1)}`)) : resolve()
+    )
+  )
+
+const commands = {
+  node: (args: ReadonlyArray<string>) => ["node", ["scripts/run.mjs", "src/main.ts", ...args]] as const,
+  bun: (args: ReadonlyArray<string>) => ["bun", ["src/main.ts", ...args]] as const,
+  deno: (args: ReadonlyArray<string>) => ["deno", ["run", "-A", "src/main.ts", ...args]] as const
+}
+type Runtime = keyof typeof commands
+
+interface Proc {
+  readonly child: ChildProcess
+  readonly exited: Promise<number>
+  readonly stderr: () => string
+}
+const launch = (runtime: Runtime, args: ReadonlyArray<string>, stdoutFile: string, stdin: boolean): Proc => {
+  const [command, argv] = commands[runtime](args)
+  const out = fs.openSync(stdoutFile, "w")
+  const child = spawn(command, argv, { cwd: root, env, stdio: [stdin ? "pipe" : "ignore", out, "pipe"] })
+  fs.closeSync(out)
+  let stderr = ""
+  child.stderr!.on("data", (d) => (stderr += d))
+  child.stdin?.on("error", () => undefined)
+  const exited = new Promise<number>((resolve) => child.on("close", (code, signal) => resolve(code ?? (signal ? 128 : 1))))
+  return { child, exited, stderr: () => stderr }
+}
+
+/** A producer fed `<prefix> <i>` lines: `fed` grows with time, a pump writes what its process lacks. */
+class Producer {
+  fed = 0
+  proc!: Proc
+  private written = 0
+  private runs = 0
+  private pumping = false
+  readonly exits: Array<{ code: number; stderr: string }> = []
+  constructor(readonly who: string, readonly runtime: Runtime, readonly prefix: string, readonly args: ReadonlyArray<string>) {
+    this.start()
+  }
+  start() {
+    this.proc = launch(this.runtime, this.args, path.join(dir, `${this.who}-${this.runs++}.out`), true)
+    this.written = 0
+    void this.pump()
+  }
+  async pump() {
+    if (this.pumping) return
+    this.pumping = true
+    const proc = this.proc
+    while (proc === this.proc && this.written < this.fed && proc.child.exitCode === null) {
+      const to = Math.min(this.fed, this.written + 5000)
+      let text = ""
+      for (let i = this.written; i < to; i++) text += `${this.prefix} ${i}\n`
+      this.written = to
+      if (!proc.child.stdin!.write(text)) {
+        await new Promise<void>((r) => {
+          proc.child.stdin!.once("drain", r)
+          proc.child.once("close", r)
+        })
+      }
+    }
+    this.pumping = false
+    if (proc !== this.proc) void this.pump()
+  }
+  feed(n: number) {
+    this.fed += n
+    void this.pump()
+  }
+  async kill() {
+    this.proc.child.kill("SIGKILL")
+    this.exits.push({ code: await this.proc.exited, stderr: this.proc.stderr() })
+  }
+  async finish() {
+    while (this.written < this.fed && this.proc.child.exitCode === null) await sleep(100)
+    this.proc.child.stdin!.end()
+    const code = await this.proc.exited
+    this.exits.push({ code, stderr: this.proc.stderr() })
+    return code
+  }
+}
+
+/** A consumer whose `--print` lines (`[partition\t]offset\tbody`) are read from its files as they grow. */
+class Consumer {
+  proc!: Proc
+  private runs = 0
+  private files: Array<{ file: string; read: number; tail: string }> = []
+  /** How many times each sequence number was processed. */
+  seen = new Uint8Array(1 << 20)
+  processed = 0
+  maxSeq = -1
+  readonly exits: Array<{ code: number; stderr: string }> = []
+  constructor(readonly who: string, readonly runtime: Runtime, readonly args: ReadonlyArray<string>) {
+    this.start()
+  }
+  start() {
+    const file = path.join(dir, `${this.who}-${this.runs++}.out`)
+    this.proc = launch(this.runtime, this.args, file, false)
+    this.files.push({ file, read: 0, tail: "" })
+  }
+  poll() {
+    for (const f of this.files) {
+      const size = fs.statSync(f.file).size
+      if (size === f.read) continue
+      const fd = fs.openSync(f.file, "r")
+      const buffer = Buffer.alloc(size - f.read)
+      fs.readSync(fd, buffer, 0, buffer.length, f.read)
+      fs.closeSync(fd)
+      f.read = size
+      const lines = (f.tail + buffer.toString("utf8")).split("\n")
+      f.tail = lines.pop()!
+      for (const line of lines) {
+        const body = line.slice(line.lastIndexOf("\t") + 1)
+        const seq = Number(body.slice(2))
+        if (!Number.isInteger(seq)) continue
+        while (seq >= this.seen.length) {
+          const grown = new Uint8Array(this.seen.length * 2)
+          grown.set(this.seen)
+          this.seen = grown
+        }
+        this.seen[seq] = Math.min(255, this.seen[seq]! + 1)
+        this.processed++
+        if (seq > this.maxSeq) this.maxSeq = seq
+      }
+    }
+  }
+  async kill() {
+    this.proc.child.kill("SIGKILL")
+    this.exits.push({ code: await this.proc.exited, stderr: this.proc.stderr() })
+  }
+  async stop() {
+    this.proc.child.kill("SIGTERM")
+    const code = await this.proc.exited
+    this.exits.push({ code, stderr: this.proc.stderr() })
+    this.poll()
+    return code
+  }
+}
+
+/** Distinct, missing and doubled sequence numbers in 0 .. n-1 over some consumers' counts. */
+const tally = (n: number, ...consumers: ReadonlyArray<Consumer>) => {
+  let missing = 0
+  let doubled = 0
+  for (let i = 0; i < n; i++) {
+    let times = 0
+    for (const c of consumers) times += c.seen[i] ?? 0
+    if (times === 0) missing++
+    else doubled += times - 1
+  }
+  return { missing, doubled }
+}
+
+// ------------------------------------------------------------------ faults
+type Kind = "cut" | "stop" | "kill" | "freeze" | "alarm" | "client"
+const kinds: ReadonlyArray<Kind> = ["cut", "stop", "kill", "freeze", "alarm", "client"]
+
+const main = async () => {
+  say(`seed ${seed}, ${minutes} min, ${rate} messages/s to each producer; files in ${dir}`)
+  await broker("cluster", "up")
+  const onCluster = ["--uri", uri]
+  const p = new Producer("P", "node", "p", [
+    "send", ...onCluster, "--stream", stream, "--from", "-", "--producer", "p", "--initial-cluster-size", "3"
+  ])
+  const q = new Producer("Q", "deno", "q", [
+    "send", ...onCluster, "--super-stream", superStream, "--partitions", "3", "--from", "-", "--producer", "q", "--initial-cluster-size", "3"
+  ])
+  const feeding = setInterval(() => {
+    p.feed(rate / 5)
+    q.feed(rate / 5)
+  }, 200)
+  await sleep(3000)
+  const r = new Consumer("R", "node", ["receive", ...onCluster, "--stream", stream, "--name", "r", "--no-marker", "--print"])
+  const group = ["receive", ...onCluster, "--super-stream", superStream, "--name", "g", "--single-active", "--no-marker", "--print"]
+  const a = new Consumer("A", "bun", group)
+  await sleep(2000)
+  const b = new Consumer("B", "deno", group)
+  const polling = setInterval(() => [r, a, b].forEach((c) => c.poll()), 500)
+
+  const faults: Array<{ kind: Kind; target: string; lasted: number; recovered: number }> = []
+  const until = t0 + minutes * 60_000
+  await sleep(between(8_000, 15_000))
+  while (Date.now() < until) {
+    const kind = pick(kinds)
+    const n = pick(["1", "2", "3"])
+    const lasting = Math.round(between(5_000, 20_000))
+    const injected = Date.now()
+    let target = `node ${n}`
+    if (kind === "cut") await broker("cluster", "cut-node", n)
+    else if (kind === "stop" || kind === "kill") {
+      await broker("cluster", `${kind}-node`, n)
+      await sleep(lasting)
+      await broker("cluster", "start-node", n)
+    } else if (kind === "freeze") {
+      await broker("cluster", "freeze-node", n)
+      await sleep(lasting)
+      await broker("cluster", "thaw-node", n)
+    } else if (kind === "alarm") {
+      await broker("cluster", "alarm-node", n, "on")
+      await sleep(lasting)
+      await broker("cluster", "alarm-node", n, "off")
+    } else {
+      const victim = pick(["P", "Q", "R"] as const)
+      target = victim
+      const it = victim === "P" ? p : victim === "Q" ? q : r
+      await it.kill()
+      await sleep(Math.round(between(500, 3_000)))
+      it.start()
+    }
+    const healed = Date.now()
+    // Recovered: a message fed after the fault ended has come through both pipelines.
+    const [pAt, qAt] = [p.fed, q.fed]
+    while ((r.maxSeq < pAt || Math.max(a.maxSeq, b.maxSeq) < qAt) && Date.now() - healed < 180_000) await sleep(100)
+    const recovered = Date.now() - healed
+    faults.push({ kind, target, lasted: healed - injected, recovered })
+    say(`${kind} ${target}: lasted ${((healed - injected) / 1000).toFixed(1)} s, flowing again ${(recovered / 1000).toFixed(1)} s after`)
+    if (Date.now() < until) await sleep(Math.min(until - Date.now(), between(10_000, 25_000)))
+  }
+
+  say("faults over: closing the producers' input")
+  clearInterval(feeding)
+  const pCode = await p.finish()
+  const qCode = await q.finish()
+  say(`producers exited ${pCode} and ${qCode}; waiting for the consumers to catch up`)
+  const caughtUp = Date.now()
+  while (Date.now() - caughtUp < 180_000) {
+    if (tally(p.fed, r).missing === 0 && tally(q.fed, a, b).missing === 0) break
+    await sleep(500)
+  }
+  clearInterval(polling)
+  const codes = await Promise.all([r.stop(), a.stop(), b.stop()])
+
+  // What each stream holds, read by a fresh consumer.
+  const check = (who: string, args: ReadonlyArray<string>) => {
+    const c = new Consumer(who, "node", ["receive", ...onCluster, ...args, "--name", `check-${Date.now()}`, "--no-marker", "--until-end", "--tracking", "none", "--print"])
+    return c.proc.exited.then((code) => {
+      c.poll()
+      if (code !== 0) throw new Error(`the check of ${who} failed: ${c.proc.stderr().trim().split("\n").at(-1)}`)
+      return c
+    })
+  }
+  const [inStream, inSuper] = await Promise.all([check("check-stream", ["--stream", stream]), check("check-super", ["--super-stream", superStream])])
+  const stored = { stream: tally(p.fed, inStream), superStream: tally(q.fed, inSuper) }
+  const consumed = { r: tally(p.fed, r), sac: tally(q.fed, a, b) }
+  const rKilled = faults.some((f) => f.kind === "client" && f.target === "R")
+
+  const byKind = kinds.map((kind) => {
+    const these = faults.filter((f) => f.kind === kind).map((f) => f.recovered).sort((x, y) => x - y)
+    return {
+      kind,
+      count: these.length,
+      p50: these.length ? these[Math.floor((these.length - 1) / 2)]! / 1000 : undefined,
+      max: these.length ? these.at(-1)! / 1000 : undefined
+    }
+  })
+  const ledger = {
+    seed,
+    minutes,
+    rate,
+    faults: faults.length,
+    stream: {
+      fed: p.fed,
+      producerExit: pCode,
+      inStream: p.fed - stored.stream.missing,
+      lost: stored.stream.missing,
+      duplicatedInStream: stored.stream.doubled,
+      consumed: r.processed,
+      notConsumed: consumed.r.missing,
+      consumedTwice: consumed.r.doubled,
+      consumerKilled: rKilled
+    },
+    superStream: {
+      fed: q.fed,
+      producerExit: qCode,
+      inStream: q.fed - stored.superStream.missing,
+      lost: stored.superStream.missing,
+      duplicatedInStream: stored.superStream.doubled,
+      consumed: a.processed + b.processed,
+      notConsumed: consumed.sac.missing,
+      consumedTwice: consumed.sac.doubled
+    },
+    consumerExits: codes,
+    recoverySeconds: byKind
+  }
+  const ok = pCode === 0 && qCode === 0 && codes.every((c) => c === 0) &&
+    stored.stream.missing === 0 && stored.stream.doubled === 0 && stored.superStream.missing === 0 &&
+    stored.superStream.doubled === 0 && consumed.r.missing === 0 && consumed.sac.missing === 0 &&
+    (rKilled || consumed.r.doubled === 0)
+
+  const row = (cells: ReadonlyArray<unknown>) => `| ${cells.map((c) => (c === undefined ? "-" : String(c))).join(" | ")} |`
+  const out = [
+    `Chaos run: seed ${seed}, ${minutes} min, ${faults.length} faults, ${rate} messages/s per producer`,
+    "",
+    row(["", "fed", "in the stream", "lost", "twice in the stream", "consumed", "not consumed", "consumed twice"]),
+    row(["---", "---", "---", "---", "---", "---", "---", "---"]),
+    row(["stream (P, R)", p.fed, ledger.stream.inStream, ledger.stream.lost, ledger.stream.duplicatedInStream, r.processed, consumed.r.missing, consumed.r.doubled]),
+    row(["super stream (Q, A+B)", q.fed, ledger.superStream.inStream, ledger.superStream.lost, ledger.superStream.duplicatedInStream, ledger.superStream.consumed, consumed.sac.missing, consumed.sac.doubled]),
+    "",
+    row(["fault", "count", "flowing again after: p50 (s)", "max (s)"]),
+    row(["---", "---", "---", "---"]),
+    ...byKind.map((k) => row([k.kind, k.count, k.p50?.toFixed(1), k.max?.toFixed(1)])),
+    "",
+    ok ? "Nothing lost; nothing doubled where it must not be." : "FAILED: something was lost or doubled (see above); files kept in " + dir
+  ]
+  process.stdout.write(out.join("\n") + "\n")
+  if (jsonFile) fs.writeFileSync(jsonFile, JSON.stringify(ledger, null, 2) + "\n")
+  if (!ok) {
+    for (const [who, c] of [["P", p], ["Q", q], ["R", r], ["A", a], ["B", b]] as const) {
+      process.stderr.write(`--- ${who} stderr (last run) ---\n${c.exits.at(-1)?.stderr.split("\n").slice(-15).join("\n")}\n`)
+    }
+    process.exitCode = 1
+  } else fs.rmSync(dir, { recursive: true, force: true })
+  await removeStreams()
+}
+
+/** The streams are removed afterwards, with a raw client. */
+const removeStreams = async () => {
+  const { connect } = await import("rabbitmq-stream-js-client")
+  const client = await connect({ hostname: "localhost", port: 5562, username: "guest", password: "guest", vhost: "/" })
+  await client.deleteStream({ stream }).catch(() => undefined)
+  await client.deleteSuperStream({ streamName: superStream }).catch(() => undefined)
+  await client.close().catch(() => undefined)
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`)
+  process.exitCode = 1
+})
