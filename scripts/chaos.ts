@@ -9,7 +9,7 @@
  *   R  `receive --print` (Node) of that stream, printing to a file (written synchronously)
  *   Q  named `send --super-stream --from -` (Deno) on a 3-partition super stream, fed `q <i>`
  *   A, B  `receive --super-stream --single-active` (Bun, Deno) of it, one consumer name
- * Faults, one at a time, every 10-25 s (the seed picks kind, node and durations): a node's
+ * Faults, one at a time, 5-15 s apart, each lasting 5-15 s (the seed picks kind, node, durations): a node's
  * client connections closed (`cut`), a node stopped (`stop`) or killed (`kill`, SIGKILL) and
  * started again, a node's VM frozen and thawed (`freeze`), a disk alarm raised and cleared
  * (`alarm`), a client process killed with SIGKILL and started again (`client`: P, Q or R; a
@@ -78,6 +78,16 @@ const broker = (...args: Array<string>) =>
     )
   )
 
+/** Every client process still running: killed if the run is interrupted or fails. */
+const children = new Set<ChildProcess>()
+const abandon = (why: string, code: number) => {
+  for (const child of children) child.kill("SIGKILL")
+  process.stderr.write(`${why}; the run's files are in ${dir}\n`)
+  process.exit(code)
+}
+process.on("SIGINT", () => abandon("chaos: interrupted", 130))
+process.on("SIGTERM", () => abandon("chaos: terminated", 143))
+
 const commands = {
   node: (args: ReadonlyArray<string>) => ["node", ["scripts/run.mjs", "src/main.ts", ...args]] as const,
   bun: (args: ReadonlyArray<string>) => ["bun", ["src/main.ts", ...args]] as const,
@@ -88,6 +98,8 @@ type Runtime = keyof typeof commands
 interface Proc {
   readonly child: ChildProcess
   readonly exited: Promise<number>
+  /** False once it exited (`exitCode` stays null for a process killed by a signal). */
+  readonly alive: () => boolean
   readonly stderr: () => string
 }
 const launch = (runtime: Runtime, args: ReadonlyArray<string>, stdoutFile: string, stdin: boolean): Proc => {
@@ -95,11 +107,19 @@ const launch = (runtime: Runtime, args: ReadonlyArray<string>, stdoutFile: strin
   const out = fs.openSync(stdoutFile, "w")
   const child = spawn(command, argv, { cwd: root, env, stdio: [stdin ? "pipe" : "ignore", out, "pipe"] })
   fs.closeSync(out)
+  children.add(child)
+  child.on("close", () => children.delete(child))
   let stderr = ""
   child.stderr!.on("data", (d) => (stderr += d))
   child.stdin?.on("error", () => undefined)
-  const exited = new Promise<number>((resolve) => child.on("close", (code, signal) => resolve(code ?? (signal ? 128 : 1))))
-  return { child, exited, stderr: () => stderr }
+  let alive = true
+  const exited = new Promise<number>((resolve) =>
+    child.on("close", (code, signal) => {
+      alive = false
+      resolve(code ?? (signal ? 128 : 1))
+    })
+  )
+  return { child, exited, alive: () => alive, stderr: () => stderr }
 }
 
 /** A producer fed `<prefix> <i>` lines: `fed` grows with time, a pump writes what its process lacks. */
@@ -122,16 +142,13 @@ class Producer {
     if (this.pumping) return
     this.pumping = true
     const proc = this.proc
-    while (proc === this.proc && this.written < this.fed && proc.child.exitCode === null) {
+    while (proc === this.proc && this.written < this.fed && proc.alive()) {
       const to = Math.min(this.fed, this.written + 5000)
       let text = ""
       for (let i = this.written; i < to; i++) text += `${this.prefix} ${i}\n`
       this.written = to
       if (!proc.child.stdin!.write(text)) {
-        await new Promise<void>((r) => {
-          proc.child.stdin!.once("drain", r)
-          proc.child.once("close", r)
-        })
+        await Promise.race([new Promise<void>((r) => proc.child.stdin!.once("drain", r)), proc.exited])
       }
     }
     this.pumping = false
@@ -146,7 +163,7 @@ class Producer {
     this.exits.push({ code: await this.proc.exited, stderr: this.proc.stderr() })
   }
   async finish() {
-    while (this.written < this.fed && this.proc.child.exitCode === null) await sleep(100)
+    while (this.written < this.fed && this.proc.alive()) await sleep(100)
     this.proc.child.stdin!.end()
     const code = await this.proc.exited
     this.exits.push({ code, stderr: this.proc.stderr() })
@@ -252,11 +269,11 @@ const main = async () => {
 
   const faults: Array<{ kind: Kind; target: string; lasted: number; recovered: number }> = []
   const until = t0 + minutes * 60_000
-  await sleep(between(8_000, 15_000))
+  await sleep(between(5_000, 10_000))
   while (Date.now() < until) {
     const kind = pick(kinds)
     const n = pick(["1", "2", "3"])
-    const lasting = Math.round(between(5_000, 20_000))
+    const lasting = Math.round(between(5_000, 15_000))
     const injected = Date.now()
     let target = `node ${n}`
     if (kind === "cut") await broker("cluster", "cut-node", n)
@@ -287,7 +304,7 @@ const main = async () => {
     const recovered = Date.now() - healed
     faults.push({ kind, target, lasted: healed - injected, recovered })
     say(`${kind} ${target}: lasted ${((healed - injected) / 1000).toFixed(1)} s, flowing again ${(recovered / 1000).toFixed(1)} s after`)
-    if (Date.now() < until) await sleep(Math.min(until - Date.now(), between(10_000, 25_000)))
+    if (Date.now() < until) await sleep(Math.min(until - Date.now(), between(5_000, 15_000)))
   }
 
   say("faults over: closing the producers' input")
@@ -395,7 +412,4 @@ const removeStreams = async () => {
   await client.close().catch(() => undefined)
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`)
-  process.exitCode = 1
-})
+main().catch((error: unknown) => abandon(`error: ${error instanceof Error ? error.message : String(error)}`, 1))
