@@ -1031,6 +1031,14 @@ export interface MemoryBrokerShape {
   readonly down: (failure?: "unreachable" | "credentials") => Effect.Effect<void>
   /** The broker is back: the next connection attempt succeeds. */
   readonly up: Effect.Effect<void>
+  /**
+   * The node leading `stream` goes away and no leader is elected (a cluster without a majority):
+   * connections are lost, and declaring a publisher or subscribing to it fails with code 6
+   * ("stream not available", retried under the policy) until {@link electLeader}.
+   */
+  readonly loseLeader: (stream: string) => Effect.Effect<void>
+  /** `stream` has a leader again. */
+  readonly electLeader: (stream: string) => Effect.Effect<void>
 }
 const MemoryBrokerTag: Context.TagClass<MemoryBroker, "effect-stream-offsets/MemoryBroker", MemoryBrokerShape> = Context
   .Tag("effect-stream-offsets/MemoryBroker")<MemoryBroker, MemoryBrokerShape>()
@@ -6324,6 +6332,8 @@ interface MemoryState {
   /** The connection, supervised like the real one; a "client" is a token per connection. */
   readonly supervisor: ConnectionSupervisor<object>
   readonly availability: { failure: "unreachable" | "credentials" | undefined }
+  /** Streams without a leader right now (`loseLeader`). */
+  readonly leaderless: Set<string>
   /** Every open publisher and subscription (and what it was doing), for `loseConnection`. */
   readonly open: Map<Deferred.Deferred<never, ConnectionLost>, string>
   /** Single active consumer groups, by stream and name. */
@@ -6370,6 +6380,7 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
       streams: new Map(),
       supervisor,
       availability,
+      leaderless: new Set(),
       open: new Map(),
       groups: new Map(),
       superStreams: new Map()
@@ -6431,7 +6442,10 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
       loseConnection: loseConnection(state, "dropped by the test"),
       down: (failure = "unreachable") =>
         Effect.zipRight(Effect.sync(() => void (availability.failure = failure)), loseConnection(state, "the broker went down")),
-      up: Effect.sync(() => void (availability.failure = undefined))
+      up: Effect.sync(() => void (availability.failure = undefined)),
+      loseLeader: (stream) =>
+        Effect.zipRight(Effect.sync(() => void state.leaderless.add(stream)), loseConnection(state, `the leader of "${stream}" went away`)),
+      electLeader: (stream) => Effect.sync(() => void state.leaderless.delete(stream))
     }
     return { broker, inspect }
   })
@@ -6450,6 +6464,12 @@ const memoryConnect = (availability: MemoryState["availability"]) =>
         })
       )
   )
+
+/** Publishers and consumers need the stream's leader: without one the broker answers code 6. */
+const leaderOf = (state: MemoryState, operation: string, stream: string) =>
+  state.leaderless.has(stream)
+    ? Effect.fail(new BrokerError({ operation, reason: "stream not available (code 6)", code: 6 }))
+    : Effect.void
 
 /** Every operation needs the connection: while the broker is down it waits, as the real one does. */
 const connected = (state: MemoryState, operation: string) =>
@@ -6558,6 +6578,7 @@ const memoryPublisher = (state: MemoryState, stream: string, name: string | unde
   Effect.gen(function*() {
     const { confirmDelay, dropConfirm, rejectPublish } = state.options
     const s = yield* getStream(state, stream)
+    yield* leaderOf(state, `declare a publisher on "${stream}"`, stream)
     const scope = yield* Effect.scope
     const confirmations = yield* Queue.unbounded<Confirmation>()
     yield* Effect.addFinalizer(() => Queue.shutdown(confirmations))
@@ -6610,6 +6631,7 @@ const outboundBytes = (m: OutboundMessage): Uint8Array => {
 const memorySubscribe = (state: MemoryState, options: SubscribeOptions) =>
   Effect.gen(function*() {
     const s = yield* getStream(state, options.stream)
+    yield* leaderOf(state, `subscribe to "${options.stream}"`, options.stream)
     const filter = options.filter
     if (filter !== undefined && state.options.filtering === false) {
       return yield* Effect.fail(new BrokerError({ operation: `subscribe to "${options.stream}"`, reason: FILTERING_UNSUPPORTED }))

@@ -87,23 +87,25 @@ describe("the broker frozen under a running send", () => {
       await expectEachMessageOnce(stream, total)
     }), 240_000)
 
-  it("an unnamed send fails in one line that names it and says how much was confirmed (exit 1)", () =>
-    withStream("frozen-unnamed-send", async (stream) => {
-      const producer = start("node", "send", ["--stream", stream, "--from", "-"], { stdin: true })
-      await producer.stdin.write(lines(0, 100_000))
-      await waitForMessages(stream)
-      await broker("freeze")
-      void producer.stdin.write(lines(100_000, 400_000))
-      const exit = await producer.exitWithin(60_000)
-      await broker("thaw")
-      expect(exit.code).toBe(1)
-      const errors = exit.stderr.split("\n").filter((l) => l.startsWith("error: "))
-      expect(errors).toHaveLength(1)
-      expect(errors[0]).toMatch(
-        /(were not confirmed within 10s \(the broker is not answering|the broker stopped answering: nothing arrived for \d+ s).*; \d+ of the \d+ messages read were confirmed$/
-      )
-      expect(exit.stderr).not.toMatch(/\n\s+at /)
-    }), 120_000)
+  for (const runtime of ["node", "bun", "deno"] as const satisfies ReadonlyArray<Runtime>) {
+    it(`${runtime}: an unnamed send fails in one line that names it and says how much was confirmed (exit 1)`, () =>
+      withStream(`frozen-unnamed-send-${runtime}`, async (stream) => {
+        const producer = start(runtime, "send", ["--stream", stream, "--from", "-"], { stdin: true })
+        await producer.stdin.write(lines(0, 100_000))
+        await waitForMessages(stream)
+        await broker("freeze")
+        void producer.stdin.write(lines(100_000, 400_000))
+        const exit = await producer.exitWithin(60_000)
+        await broker("thaw")
+        expect(exit.code).toBe(1)
+        const errors = exit.stderr.split("\n").filter((l) => l.startsWith("error: "))
+        expect(errors).toHaveLength(1)
+        expect(errors[0]).toMatch(
+          /(were not confirmed within 10s \(the broker is not answering|the broker stopped answering: nothing arrived for \d+ s).*; \d+ of the \d+ messages read were confirmed$/
+        )
+        expect(exit.stderr).not.toMatch(/\n\s+at /)
+      }), 120_000)
+  }
 })
 
 describe("a disk alarm", () => {

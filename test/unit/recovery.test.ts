@@ -99,6 +99,53 @@ describe("a broker that goes away and comes back", () => {
     )))
 })
 
+describe("a stream without a leader for a while (code 6: a cluster without a majority)", () => {
+  it.effect("a named producer and a receive wait for a leader under the policy, then finish: each message exactly once", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      yield* send({ stream: "s", messages: bodies(8) })
+      const seen: Array<string> = []
+      const consumer = yield* receiving(seen, { marker: false, count: 23 })
+      const producer = yield* Effect.fork(send({ stream: "s", messages: bodies(10, "p"), producerName: "p" }))
+      yield* TestClock.adjust("100 millis")
+      expect(fiber(producer)).toBeNull() // still waiting for the confirm of p5
+      yield* memory.loseLeader("s")
+      yield* TestClock.adjust("60 seconds")
+      // A minute without a leader: both still waiting (the policy allows two minutes), nothing failed.
+      expect(fiber(producer)).toBeNull()
+      expect(fiber(consumer)).toBeNull()
+      yield* memory.electLeader("s")
+      yield* TestClock.adjust("10 seconds")
+      const sent = yield* Fiber.join(producer)
+      expect(sent.confirmed).toBe(sent.sent)
+      yield* send({ stream: "s", messages: bodies(5, "q") })
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(consumer)
+      const all = [...bodies(8), ...bodies(10, "p"), ...bodies(5, "q")]
+      expect((yield* memory.messages("s")).map(bodyText)).toEqual(all)
+      expect(seen).toEqual(all)
+    }).pipe(Effect.provide(
+      layers({ dropConfirm: (() => {
+        let dropped = false
+        return (body: Uint8Array) => !dropped && new TextDecoder().decode(body) === "p5" && (dropped = true)
+      })() })
+    )))
+
+  it.effect("one longer than the policy: the named producer fails with the broker's code 6 and says it gave up", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      yield* send({ stream: "s", messages: bodies(2) })
+      yield* memory.loseLeader("s")
+      const producer = yield* Effect.fork(Effect.either(send({ stream: "s", messages: bodies(3, "p"), producerName: "p" })))
+      yield* TestClock.adjust("5 minutes")
+      const result = yield* Fiber.join(producer)
+      expect(result._tag).toBe("Left")
+      expect(result._tag === "Left" && result.left.message).toMatch(/stream not available \(code 6\)/)
+    }).pipe(Effect.provide(layers({ retry: retryFor("20 seconds") }))))
+})
+
+const fiber = <A, E>(f: Fiber.RuntimeFiber<A, E>) => f.unsafePoll()
+
 describe("a broker that stays away longer than the policy", () => {
   it.effect("receive fails with a typed error that says it gave up; the state is Disconnected", () =>
     Effect.gen(function*() {
