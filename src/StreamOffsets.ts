@@ -2704,9 +2704,10 @@ const makeConsumer = (
     // "The end" is the last message in the stream now, before consuming starts.
     const end = options.stop?.untilEnd ? (yield* broker.bounds(stream)).lastOffset : Option.none<bigint>()
 
+    const outages = perOutage(broker.retry)
     const subscriptions = Stream.retry(
-      subscription(broker, options, tracking, tracker, position, turn && { turn, superStream }),
-      resubscribePolicy(broker.retry, position)
+      subscription(broker, options, tracking, tracker, position, turn && { turn, superStream }, outages.ended),
+      resubscribePolicy(outages.policy, position)
     )
     const admission: Admission = {
       stream,
@@ -2951,7 +2952,8 @@ const subscription = (
   tracking: TrackingStrategy,
   tracker: OffsetTracker,
   position: Position,
-  single: { readonly turn: Turn; readonly superStream: string | undefined } | undefined
+  single: { readonly turn: Turn; readonly superStream: string | undefined } | undefined,
+  subscribed: () => void
 ): Stream.Stream<StreamMessage, ConsumeError> =>
   Stream.unwrapScoped(Effect.gen(function*() {
     const deliveries = yield* broker.subscribe({
@@ -2966,6 +2968,7 @@ const subscription = (
         superStream: single.superStream
       }
     })
+    subscribed()
     // Registered after subscribing, so it runs before the consumer is closed: however the
     // subscription ends, the last processed offset is stored (and confirmed) before stepping down.
     // Not after a lost connection: the next subscription resumes from memory.
@@ -2984,6 +2987,23 @@ const subscription = (
     }
     return Stream.mapChunks(deliveries, position.deliver)
   }))
+
+/**
+ * The retry policy per outage: a subscription made since the last failure ended that outage, so
+ * the next one starts the policy over. (Counting messages would not do: a consumer at the end of
+ * a quiet stream, or a single active one waiting for its turn, receives none between outages.)
+ */
+const perOutage = <E>(policy: Schedule.Schedule<unknown, E>) => {
+  const subscriptions = { made: 0, seen: 0 }
+  return {
+    ended: () => void subscriptions.made++,
+    policy: Schedule.resetWhen(policy, () => {
+      const ended = subscriptions.made > subscriptions.seen
+      subscriptions.seen = subscriptions.made
+      return ended
+    })
+  }
+}
 
 /** The broker's retry policy, for transient failures only, saying where the consumer resumes. */
 const resubscribePolicy = (

@@ -8,6 +8,7 @@ import {
   type MemoryBrokerOptions,
   MemoryBroker,
   OffsetStore,
+  Producer,
   receive,
   retryFor,
   send,
@@ -145,6 +146,46 @@ describe("a stream without a leader for a while (code 6: a cluster without a maj
 })
 
 const fiber = <A, E>(f: Fiber.RuntimeFiber<A, E>) => f.unsafePoll()
+
+describe("outages far apart, with nothing happening in between", () => {
+  // The policy bounds each outage (20 s here), not the time since the first one: a consumer at the
+  // end of a quiet stream and an idle producer see no message between two outages a minute apart.
+  const twoOutages = Effect.gen(function*() {
+    const memory = yield* MemoryBroker
+    for (let i = 0; i < 2; i++) {
+      yield* memory.down()
+      yield* TestClock.adjust("15 seconds")
+      yield* memory.up
+      yield* TestClock.adjust("60 seconds")
+    }
+  })
+
+  it.effect("a consumer at the end of a quiet stream survives both, then reads what comes", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: bodies(4) })
+      const seen: Array<string> = []
+      const consumer = yield* receiving(seen, { marker: false, count: 7 })
+      yield* TestClock.adjust("1 second")
+      yield* twoOutages
+      expect(fiber(consumer)).toBeNull()
+      yield* send({ stream: "s", messages: bodies(3, "late") })
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(consumer)
+      expect(seen).toEqual([...bodies(4), ...bodies(3, "late")])
+    }).pipe(Effect.provide(layers({ retry: retryFor("20 seconds") }))))
+
+  it.effect("an idle named Producer survives both, then publishes", () =>
+    Effect.scoped(Effect.gen(function*() {
+      yield* send({ stream: "s", messages: [] })
+      const producer = yield* Producer.make({ stream: "s", name: "p" })
+      yield* producer.publish("before")
+      yield* twoOutages
+      const published = yield* producer.publish("after")
+      expect(published.publishingId).toBe(2n)
+      const memory = yield* MemoryBroker
+      expect((yield* memory.messages("s")).map(bodyText)).toEqual(["before", "after"])
+    })).pipe(Effect.provide(layers({ retry: retryFor("20 seconds") }))))
+})
 
 describe("a broker that stays away longer than the policy", () => {
   it.effect("receive fails with a typed error that says it gave up; the state is Disconnected", () =>
