@@ -13,7 +13,7 @@ import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { cli, expectEachBodyOnce, expectEachMessageOnce, run, start, waitForMessages, withStream, withSuperStream } from "./helpers.ts"
+import { cli, expectEachBodyOnce, expectEachMessageOnce, messageLines, run, start, waitForMessages, withStream, withSuperStream } from "./helpers.ts"
 
 const uri = "rabbitmq-stream://guest:guest@localhost:5561,localhost:5562,localhost:5563/%2f"
 const onCluster = ["--uri", uri]
@@ -83,11 +83,10 @@ describe("a cluster node lost under a running named send", () => {
         const producer = start("node", "send", [
           ...onCluster, "--stream", stream, "--from", "-", "--producer", "p", "--initial-cluster-size", "3"
         ], { stdin: true })
-        const lines = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `message ${from + i}\n`).join("")
-        await producer.stdin.write(lines(0, total / 2))
+        await producer.stdin.write(messageLines(0, total / 2))
         await waitForMessages(stream, 5562)
         await cluster("stop-node", "1")
-        await producer.stdin.write(lines(total / 2, total))
+        await producer.stdin.write(messageLines(total / 2, total))
         producer.stdin.end()
         const exit = await producer.exitWithin(120_000)
         expect(exit.code, exit.stderr).toBe(0)
@@ -108,11 +107,10 @@ describe("the stream's leader and a second node killed (SIGKILL): no leader unti
         const producer = start("node", "send", [
           ...onCluster, "--stream", stream, "--from", "-", "--producer", "p", "--initial-cluster-size", "3"
         ], { stdin: true })
-        const lines = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `message ${from + i}\n`).join("")
-        await producer.stdin.write(lines(0, total / 2))
+        await producer.stdin.write(messageLines(0, total / 2))
         await waitForMessages(stream, 5563)
         await killLeaderAndAnother()
-        const rest = producer.stdin.write(lines(total / 2, total))
+        const rest = producer.stdin.write(messageLines(total / 2, total))
         await sleep(10_000)
         await cluster("start-node", "2")
         await rest
@@ -164,7 +162,6 @@ describe("the whole cluster restarted one node at a time, under load", () => {
         const total = 3_000_000
         const superTotal = 300_000
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rolling-"))
-        const lines = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `message ${from + i}\n`).join("")
         const running: Array<ChildProcess> = []
         try {
           // Both producers are fed on stdin, a quarter before the restarts and a quarter after
@@ -177,8 +174,8 @@ describe("the whole cluster restarted one node at a time, under load", () => {
           ], { stdin: true })
           const feed = (quarter: number) =>
             Promise.all([
-              producer.stdin.write(lines((quarter * total) / 4, ((quarter + 1) * total) / 4)),
-              superProducer.stdin.write(lines((quarter * superTotal) / 4, ((quarter + 1) * superTotal) / 4))
+              producer.stdin.write(messageLines((quarter * total) / 4, ((quarter + 1) * total) / 4)),
+              superProducer.stdin.write(messageLines((quarter * superTotal) / 4, ((quarter + 1) * superTotal) / 4))
             ])
           await feed(0)
           await waitForMessages(stream, 5562)

@@ -150,6 +150,9 @@ export const start = (
   return { child, interrupt, output: readStdout, waitFor, exit, exitWithin, stdin, readStdout: () => void reading() }
 }
 
+/** `message i` lines for i in [from, to), one per line: the input of a `send --from -`. */
+export const messageLines = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `message ${from + i}\n`).join("")
+
 export const uniqueStream = (name: string) => `it-${name}-${process.pid}-${Date.now()}`
 
 /** The summary lines of `receive`. */

@@ -4,7 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { cli, expectEachMessageOnce, run, start, waitForMessages, withStream } from "./helpers.ts"
+import { cli, expectEachMessageOnce, messageLines, run, start, waitForMessages, withStream } from "./helpers.ts"
 
 const broker = async (...args: Array<string>) => {
   const result = await run("bash", ["scripts/broker.sh", ...args], {}, 180_000)
@@ -52,11 +52,10 @@ describe("the broker restarted under a running named send", () => {
       // The messages come on stdin: half before the restart, half after, so that the broker
       // restarts under a running send whatever the speed of the machine.
       const producer = start("node", "send", ["--stream", stream, "--from", "-", "--producer", "p1"], { stdin: true })
-      const lines = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `message ${from + i}\n`).join("")
-      await producer.stdin.write(lines(0, total / 2))
+      await producer.stdin.write(messageLines(0, total / 2))
       await waitForMessages(stream)
       await broker("restart")
-      await producer.stdin.write(lines(total / 2, total))
+      await producer.stdin.write(messageLines(total / 2, total))
       producer.stdin.end()
       const exit = await producer.exitWithin(120_000)
       expect(exit.code, exit.stderr).toBe(0)

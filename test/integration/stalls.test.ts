@@ -3,14 +3,13 @@
 // refuses new publishers). Signals still win, named producers wait them out, unnamed ones fail in
 // one line, consumers are not affected by an alarm.
 import { afterEach, describe, expect, it } from "@effect/vitest"
-import { cli, expectEachMessageOnce, parseSummary, run, type Runtime, start, waitForMessages, withStream } from "./helpers.ts"
+import { cli, expectEachMessageOnce, messageLines, parseSummary, run, type Runtime, start, waitForMessages, withStream } from "./helpers.ts"
 
 const broker = async (...args: Array<string>) => {
   const result = await run("bash", ["scripts/broker.sh", ...args], {}, 180_000)
   expect(result.code, `broker.sh ${args.join(" ")}: ${result.stderr}`).toBe(0)
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const lines = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `message ${from + i}\n`).join("")
 
 // Whatever a test does, the broker is left thawed and without an alarm for the next one.
 afterEach(async () => {
@@ -71,10 +70,10 @@ describe("the broker frozen under a running send", () => {
       const total = 1_000_000
       // Fed on stdin: messages are in flight when the broker freezes, whatever the machine's speed.
       const producer = start("node", "send", ["--stream", stream, "--from", "-", "--producer", "p"], { stdin: true })
-      await producer.stdin.write(lines(0, total / 2))
+      await producer.stdin.write(messageLines(0, total / 2))
       await waitForMessages(stream)
       await broker("freeze")
-      const rest = producer.stdin.write(lines(total / 2, total))
+      const rest = producer.stdin.write(messageLines(total / 2, total))
       await sleep(30_000)
       await broker("thaw")
       await rest
@@ -91,10 +90,10 @@ describe("the broker frozen under a running send", () => {
     it(`${runtime}: an unnamed send fails in one line that names it and says how much was confirmed (exit 1)`, () =>
       withStream(`frozen-unnamed-send-${runtime}`, async (stream) => {
         const producer = start(runtime, "send", ["--stream", stream, "--from", "-"], { stdin: true })
-        await producer.stdin.write(lines(0, 100_000))
+        await producer.stdin.write(messageLines(0, 100_000))
         await waitForMessages(stream)
         await broker("freeze")
-        void producer.stdin.write(lines(100_000, 400_000))
+        void producer.stdin.write(messageLines(100_000, 400_000))
         const exit = await producer.exitWithin(60_000)
         await broker("thaw")
         expect(exit.code).toBe(1)
@@ -113,10 +112,10 @@ describe("a disk alarm", () => {
     withStream("alarm-named-send", async (stream) => {
       const total = 600_000
       const producer = start("node", "send", ["--stream", stream, "--from", "-", "--producer", "p"], { stdin: true })
-      await producer.stdin.write(lines(0, total / 2))
+      await producer.stdin.write(messageLines(0, total / 2))
       await waitForMessages(stream)
       await broker("alarm", "on")
-      const rest = producer.stdin.write(lines(total / 2, total))
+      const rest = producer.stdin.write(messageLines(total / 2, total))
       await sleep(30_000)
       await broker("alarm", "off")
       await rest
