@@ -1043,7 +1043,7 @@ cluster_alarm_node() {
 cmd_cluster() {
   local n=${2:-}
   case "${1:-}" in
-  stop-node | start-node | kill-node | freeze-node | thaw-node | cut-node | alarm-node)
+  stop-node | start-node | kill-node | freeze-node | thaw-node | cut-node | alarm-node | group)
     case "$n" in 1 | 2 | 3) ;; *) die "usage: scripts/broker.sh cluster $1 1|2|3" ;; esac
     ;;
   esac
@@ -1067,8 +1067,13 @@ cmd_cluster() {
     say "closed every client connection of $(node_name "$n")"
     ;;
   alarm-node) cluster_alarm_node "$n" "${3:-}" ;;
+  group)
+    # The members of a single active consumer group, as node N's coordinator knows them.
+    [ -n "${3:-}" ] && [ -n "${4:-}" ] || die "usage: scripts/broker.sh cluster group N STREAM NAME"
+    ctl "$n" eval "rabbit_stream_sac_coordinator:group_consumers(<<\"/\">>, <<\"$3\">>, <<\"$4\">>, [connection_name, subscription_id, state])."
+    ;;
   *)
-    echo "usage: scripts/broker.sh cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|freeze-node N|thaw-node N|cut-node N|alarm-node N on|off" >&2
+    echo "usage: scripts/broker.sh cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|freeze-node N|thaw-node N|cut-node N|alarm-node N on|off|group N STREAM NAME" >&2
     exit 2
     ;;
   esac

@@ -51,6 +51,7 @@ const uri = "rabbitmq-stream://guest:guest@localhost:5561,localhost:5562,localho
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chaos-"))
 const stream = `chaos-${seed}-${Date.now().toString(36)}`
 const superStream = `${stream}-super`
+const partitions = [0, 1, 2].map((i) => `${superStream}-${i}`)
 const t0 = Date.now()
 const say = (line: string) => process.stderr.write(`chaos ${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s: ${line}\n`)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -102,15 +103,22 @@ interface Proc {
   readonly alive: () => boolean
   readonly stderr: () => string
 }
-const launch = (runtime: Runtime, args: ReadonlyArray<string>, stdoutFile: string, stdin: boolean): Proc => {
+/** Runs a CLI: stdout to `<file>.out`, stderr kept and written to `<file>.err`, each line stamped with the run's time. */
+const launch = (runtime: Runtime, args: ReadonlyArray<string>, file: string, stdin: boolean): Proc => {
   const [command, argv] = commands[runtime](args)
-  const out = fs.openSync(stdoutFile, "w")
+  const out = fs.openSync(`${file}.out`, "w")
   const child = spawn(command, argv, { cwd: root, env, stdio: [stdin ? "pipe" : "ignore", out, "pipe"] })
   fs.closeSync(out)
   children.add(child)
   child.on("close", () => children.delete(child))
   let stderr = ""
-  child.stderr!.on("data", (d) => (stderr += d))
+  const errFile = fs.openSync(`${file}.err`, "w")
+  child.stderr!.on("data", (d) => {
+    stderr += d
+    const at = ((Date.now() - t0) / 1000).toFixed(1).padStart(6)
+    fs.writeSync(errFile, String(d).replace(/^(?=.)/gm, `${at}s `))
+  })
+  child.on("close", () => fs.closeSync(errFile))
   child.stdin?.on("error", () => undefined)
   let alive = true
   const exited = new Promise<number>((resolve) =>
@@ -134,7 +142,7 @@ class Producer {
     this.start()
   }
   start() {
-    this.proc = launch(this.runtime, this.args, path.join(dir, `${this.who}-${this.runs++}.out`), true)
+    this.proc = launch(this.runtime, this.args, path.join(dir, `${this.who}-${this.runs++}`), true)
     this.written = 0
     void this.pump()
   }
@@ -179,15 +187,16 @@ class Consumer {
   /** How many times each sequence number was processed. */
   seen = new Uint8Array(1 << 20)
   processed = 0
-  maxSeq = -1
+  /** The highest sequence number processed, per partition (`""` on a plain stream). */
+  readonly maxSeq = new Map<string, number>()
   readonly exits: Array<{ code: number; stderr: string }> = []
   constructor(readonly who: string, readonly runtime: Runtime, readonly args: ReadonlyArray<string>) {
     this.start()
   }
   start() {
-    const file = path.join(dir, `${this.who}-${this.runs++}.out`)
+    const file = path.join(dir, `${this.who}-${this.runs++}`)
     this.proc = launch(this.runtime, this.args, file, false)
-    this.files.push({ file, read: 0, tail: "" })
+    this.files.push({ file: `${file}.out`, read: 0, tail: "" })
   }
   poll() {
     for (const f of this.files) {
@@ -201,7 +210,10 @@ class Consumer {
       const lines = (f.tail + buffer.toString("utf8")).split("\n")
       f.tail = lines.pop()!
       for (const line of lines) {
-        const body = line.slice(line.lastIndexOf("\t") + 1)
+        const tab = line.lastIndexOf("\t")
+        const body = line.slice(tab + 1)
+        const first = line.indexOf("\t")
+        const partition = first < tab ? line.slice(0, first) : ""
         const seq = Number(body.slice(2))
         if (!Number.isInteger(seq)) continue
         while (seq >= this.seen.length) {
@@ -211,7 +223,7 @@ class Consumer {
         }
         this.seen[seq] = Math.min(255, this.seen[seq]! + 1)
         this.processed++
-        if (seq > this.maxSeq) this.maxSeq = seq
+        if (seq > (this.maxSeq.get(partition) ?? -1)) this.maxSeq.set(partition, seq)
       }
     }
   }
@@ -228,6 +240,10 @@ class Consumer {
   }
 }
 
+/** Whether, on each of these partitions, one of the consumers processed a message numbered `at` or later. */
+const passed = (at: number, on: ReadonlyArray<string>, ...consumers: ReadonlyArray<Consumer>) =>
+  on.every((partition) => consumers.some((c) => (c.maxSeq.get(partition) ?? -1) >= at))
+
 /** Distinct, missing and doubled sequence numbers in 0 .. n-1 over some consumers' counts. */
 const tally = (n: number, ...consumers: ReadonlyArray<Consumer>) => {
   let missing = 0
@@ -239,6 +255,20 @@ const tally = (n: number, ...consumers: ReadonlyArray<Consumer>) => {
     else doubled += times - 1
   }
   return { missing, doubled }
+}
+
+/** What the broker says of the single active group on each partition, written to the run's files. */
+const describeGroups = async (why: string) => {
+  const file = path.join(dir, `groups-${Math.round((Date.now() - t0) / 1000)}s.txt`)
+  let text = `${why}\n`
+  for (const partition of partitions) {
+    text += await new Promise<string>((resolve) =>
+      execFile("bash", ["scripts/broker.sh", "cluster", "group", "1", partition, "g"], { cwd: root, env, timeout: 60_000 }, (error, out, err) =>
+        resolve(`${partition}:\n${out}${error ? err : ""}\n`))
+    )
+  }
+  fs.writeFileSync(file, text)
+  say(`${why}: the single active groups as the broker sees them are in ${file}`)
 }
 
 // ------------------------------------------------------------------ faults
@@ -298,10 +328,11 @@ const main = async () => {
       it.start()
     }
     const healed = Date.now()
-    // Recovered: a message fed after the fault ended has come through both pipelines.
+    // Recovered: a message fed after the fault ended has come through both pipelines, on every partition.
     const [pAt, qAt] = [p.fed, q.fed]
-    while ((r.maxSeq < pAt || Math.max(a.maxSeq, b.maxSeq) < qAt) && Date.now() - healed < 180_000) await sleep(100)
+    while (!(passed(pAt, [""], r) && passed(qAt, partitions, a, b)) && Date.now() - healed < 180_000) await sleep(100)
     const recovered = Date.now() - healed
+    if (recovered >= 180_000) await describeGroups(`not flowing after ${kind} ${target}`)
     faults.push({ kind, target, lasted: healed - injected, recovered })
     say(`${kind} ${target}: lasted ${((healed - injected) / 1000).toFixed(1)} s, flowing again ${(recovered / 1000).toFixed(1)} s after`)
     if (Date.now() < until) await sleep(Math.min(until - Date.now(), between(5_000, 15_000)))
@@ -317,6 +348,7 @@ const main = async () => {
     if (tally(p.fed, r).missing === 0 && tally(q.fed, a, b).missing === 0) break
     await sleep(500)
   }
+  if (tally(q.fed, a, b).missing > 0) await describeGroups("not caught up")
   clearInterval(polling)
   const codes = await Promise.all([r.stop(), a.stop(), b.stop()])
 

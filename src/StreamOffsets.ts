@@ -5334,6 +5334,28 @@ const clientInternals = {
     const open = (c: unknown) => (c as { socket?: { readyState?: unknown } } | undefined)?.socket?.readyState === "open"
     for (const [key, connections] of map) if (Array.isArray(connections)) map.set(key, connections.filter(open))
   },
+  /**
+   * Ends every connection of a client at once, its locator's and its pool's, without a Close: the
+   * broker then drops their publishers and subscriptions. For a replaced client, after its bounded
+   * close: a close that failed half-way (its locator gone) left connections open, and a single
+   * active subscription left on one stays in its group - made active, it takes the partition's
+   * messages to nobody.
+   */
+  destroyAll: (client: unknown): void => {
+    const owner = client as { locatorConnection?: unknown; pool?: { connectionsMap?: unknown }; consumers?: unknown; publishers?: unknown } | undefined
+    const connections = new Set<unknown>([owner?.locatorConnection])
+    const map = owner?.pool?.connectionsMap
+    if (map instanceof Map) for (const list of map.values()) if (Array.isArray(list)) list.forEach((c) => connections.add(c))
+    for (const entities of [owner?.consumers, owner?.publishers]) {
+      if (entities instanceof Map) for (const entity of entities.values()) connections.add((entity as { connection?: unknown })?.connection)
+    }
+    connections.forEach(clientInternals.destroy)
+  },
+  /** Ends a connection's socket at once (nothing is sent). */
+  destroy: (connection: unknown): void => {
+    const socket = (connection as { socket?: { destroy?: unknown } } | undefined)?.socket
+    if (typeof socket?.destroy === "function") (socket as { destroy: () => void }).destroy()
+  },
   /** The connection a publisher, a consumer or the client (its locator) uses. */
   connectionOf: (owner: unknown, field: "connection" | "locatorConnection"): unknown =>
     typeof owner === "object" && owner !== null ? (owner as Record<string, unknown>)[field] : undefined,
@@ -5681,7 +5703,10 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
           const carried = attached.get(client) ?? new Set()
           attached.delete(client)
           for (const onLost of carried) onLost(reason ?? "the connection was closed")
-          return release(() => client.close(), clientInternals.connectionOf(client, "locatorConnection"))
+          return Effect.ensuring(
+            release(() => client.close(), clientInternals.connectionOf(client, "locatorConnection")),
+            Effect.sync(() => clientInternals.destroyAll(client))
+          )
         })
     })
     yield* watchClientFailures({
@@ -5926,12 +5951,17 @@ const clientResource = <A>(
             }
           )
         },
-        ([c, resource]) => void options.close(c, resource).catch(() => undefined)
+        ([c, resource]) =>
+          connection.supervisor.isCurrent(c)
+            ? void options.close(c, resource).catch(() => undefined)
+            : clientInternals.destroy(clientInternals.connectionOf(resource, "connection"))
       ),
+      // Declared on a client since replaced: its connection is ended (the client's close may have
+      // come first, or failed half-way).
       ([c, resource]) =>
         connection.supervisor.isCurrent(c)
           ? release(() => options.close(c, resource), clientInternals.connectionOf(resource, "connection"))
-          : Effect.void
+          : Effect.sync(() => clientInternals.destroy(clientInternals.connectionOf(resource, "connection")))
     )
     yield* connection.attach(client, (reason) => options.onLost(new ConnectionLost({ during: options.during, reason })))
     return [client, resource] as const

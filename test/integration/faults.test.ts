@@ -1,9 +1,10 @@
 // Processes killed mid-way and connections cut, on a real RabbitMQ: nothing lost, nothing duplicated.
 import { describe, expect, it } from "@effect/vitest"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { cli, expectEachMessageOnce, parseSummary, run, start, waitForMessages, withStream } from "./helpers.ts"
+import { cli, expectEachMessageOnce, parseSummary, port, run, type Running, start, waitForMessages, withStream } from "./helpers.ts"
 
 /** Closes every client connection of the test broker. */
 const cutConnections = async () => {
@@ -110,4 +111,87 @@ describe("receive killed with SIGKILL at random points", () => {
         fs.rmSync(dir, { recursive: true, force: true })
       }
     }))
+})
+
+/**
+ * A proxy in front of the test broker for the client's locator connections (its publishers and
+ * consumers connect to the broker's advertised address, directly). It can end every proxied
+ * connection, or end the locator once the broker answered `n` more metadata queries on it.
+ */
+const locatorProxy = async () => {
+  const pairs = new Set<readonly [net.Socket, net.Socket]>()
+  const cut = { afterMetadata: 0 }
+  const server = net.createServer((client) => {
+    const broker = net.connect(port, "localhost")
+    const pair = [client, broker] as const
+    pairs.add(pair)
+    const end = () => {
+      pairs.delete(pair)
+      client.destroy()
+      broker.destroy()
+    }
+    client.pipe(broker)
+    // The broker's frames, read as they pass: size (4 bytes), then the key (2 bytes).
+    let pending = Buffer.alloc(0)
+    broker.on("data", (data: Buffer) => {
+      client.write(data)
+      pending = Buffer.concat([pending, data])
+      while (pending.length >= 6 && pending.length >= 4 + pending.readUInt32BE(0)) {
+        const key = pending.readUInt16BE(4)
+        pending = pending.subarray(4 + pending.readUInt32BE(0))
+        if (key === 0x800f && cut.afterMetadata > 0 && --cut.afterMetadata === 0) setImmediate(end)
+      }
+    })
+    for (const socket of pair) socket.on("error", end).on("close", end)
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  return {
+    uri: `rabbitmq-stream://guest:guest@localhost:${(server.address() as net.AddressInfo).port}/%2f`,
+    endAll: () => [...pairs].forEach(([client]) => client.destroy()),
+    endAfterMetadata: (n: number) => void (cut.afterMetadata = n),
+    close: () => {
+      server.close()
+      for (const [client, broker] of pairs) client.destroy(), broker.destroy()
+    }
+  }
+}
+
+describe("a client replaced while a single active subscription is being made on it", () => {
+  it("that subscription is ended: it does not stay the group's active member, the consumer goes on", () =>
+    withStream("replaced-while-subscribing", async (stream) => {
+      // The locator is ended once, then again right after it answered the new client's metadata
+      // query for the subscription: the client is replaced while its subscription completes on its
+      // own connection. Left open, that subscription stays the group's active member (its messages
+      // go nowhere) and the next client's subscription waits behind it forever.
+      const proxy = await locatorProxy()
+      const lines = (out: string) => out.split("\n").filter((line) => /^\d+\t/.test(line)).length
+      const waitForLines = async (consumer: Running, n: number) => {
+        const deadline = Date.now() + 30_000
+        while (lines(consumer.output()) < n && Date.now() < deadline && consumer.child.exitCode === null) {
+          await new Promise((r) => setTimeout(r, 50))
+        }
+        return lines(consumer.output())
+      }
+      try {
+        expect((await cli("node", "send", ["--stream", stream, "--count", "1000"])).code).toBe(0)
+        const consumer = start("node", "receive", [
+          "--uri", proxy.uri, "--stream", stream, "--name", "g", "--single-active", "--no-marker", "--print"
+        ])
+        expect(await waitForLines(consumer, 1000)).toBe(1000)
+        // The new client asks for the stream's metadata twice: whether it exists, then where to subscribe.
+        proxy.endAfterMetadata(2)
+        proxy.endAll()
+        await consumer.waitFor("connected to", 30_000)
+        expect((await cli("node", "send", ["--stream", stream, "--count", "1000"])).code).toBe(0)
+        const got = await waitForLines(consumer, 2000)
+        consumer.interrupt()
+        const exit = await consumer.exitWithin(30_000)
+        expect(got, exit.stderr).toBe(2000)
+        expect(exit.code, exit.stderr).toBe(0)
+        // Both cuts happened: the client was replaced twice.
+        expect(exit.stderr.match(/was lost \(/g)?.length, exit.stderr).toBe(2)
+      } finally {
+        proxy.close()
+      }
+    }), 120_000)
 })
