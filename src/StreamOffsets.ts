@@ -3607,8 +3607,12 @@ const superviseConnection = <C>(options: SupervisorOptions<C>): Effect.Effect<Co
       runFork(Effect.forkIn(reconnect, scope))
     }
 
+    // Closing for good: what the close itself ends is not a lost connection to recover from.
     yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => (connection.current === undefined ? Effect.void : options.close(connection.current, undefined)))
+      Effect.suspend(() => {
+        connection.lostBecause ??= "the layer closed"
+        return connection.current === undefined ? Effect.void : options.close(connection.current, undefined)
+      })
     )
     return {
       client,
