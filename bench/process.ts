@@ -10,6 +10,10 @@
  * each run, so each reads from the first message). Peak RSS is the process's VmHWM (Linux), read
  * from /proc while it runs (for `npm run` and `deno task`: the largest of the process tree).
  * Prints a table of medians: wall time, messages per second, peak RSS.
+ *
+ * With `--semi-spaces 16,32,64,128`: the young generation instead. `receive` run directly (no npm,
+ * no deno task) on Node and Deno with V8's default young generation and with each
+ * `--max-semi-space-size` (MB), and on Bun (JavaScriptCore: no such knob) once, against the raw loop.
  */
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -72,8 +76,26 @@ const timed = (command: string, args: ReadonlyArray<string>) =>
   })
 
 const receiveArgs = (name: string) => ["--stream", stream, "--name", name, "--tracking", "none"]
-const candidates: ReadonlyArray<{ label: string; run: (i: number) => Promise<{ ms: number; rssMb: number; out: string }> }> = [
-  { label: "raw loop, Node (bench/raw-consume.mjs)", run: () => timed("node", ["bench/raw-consume.mjs", stream, port]) },
+type Candidate = { label: string; run: (i: number) => Promise<{ ms: number; rssMb: number; out: string }> }
+const rawLoop: Candidate = { label: "raw loop, Node (bench/raw-consume.mjs)", run: () => timed("node", ["bench/raw-consume.mjs", stream, port]) }
+const semiSpaces = argv.includes("--semi-spaces") ? flag("semi-spaces", "").split(",").filter(Boolean).map(Number) : undefined
+const youngGeneration = (sizes: ReadonlyArray<number>): ReadonlyArray<Candidate> => [
+  rawLoop,
+  ...[undefined, ...sizes].flatMap((mb): ReadonlyArray<Candidate> => {
+    const v8Flag = mb === undefined ? [] : [`--max-semi-space-size=${mb}`]
+    const size = mb === undefined ? "default" : `${mb} MB`
+    return [
+      { label: `receive, Node, semi-space ${size}`, run: (i) => timed("node", [...v8Flag, "scripts/run.mjs", "src/main.ts", "receive", ...receiveArgs(`y-node-${mb}-${i}`)]) },
+      {
+        label: `receive, Deno, semi-space ${size}`,
+        run: (i) => timed("node_modules/.bin/deno", ["run", "-A", ...v8Flag.map((f) => `--v8-flags=${f}`), "src/main.ts", "receive", ...receiveArgs(`y-deno-${mb}-${i}`)])
+      }
+    ]
+  }),
+  { label: "receive, Bun", run: (i) => timed("node_modules/.bin/bun", ["src/main.ts", "receive", ...receiveArgs(`y-bun-${i}`)]) }
+]
+const candidates: ReadonlyArray<Candidate> = semiSpaces ? youngGeneration(semiSpaces) : [
+  rawLoop,
   { label: "npm run receive (Node)", run: (i) => timed("npm", ["run", "-s", "receive", "--", ...receiveArgs(`p-npm-${i}`)]) },
   { label: "bun run receive", run: (i) => timed("node_modules/.bin/bun", ["run", "--silent", "receive", ...receiveArgs(`p-bun-${i}`)]) },
   { label: "deno task receive", run: (i) => timed("node_modules/.bin/deno", ["task", "-q", "receive", ...receiveArgs(`p-deno-${i}`)]) }
