@@ -1197,6 +1197,11 @@ cut) cmd_cut ;;
 freeze) cmd_freeze STOP freeze ;;
 thaw) cmd_freeze CONT thaw ;;
 alarm) cmd_alarm "${2:-}" ;;
+ctl)
+  # rabbitmqctl on the single broker, e.g. list_stream_consumers stream messages_consumed
+  shift
+  ctl_single "$@"
+  ;;
 cluster)
   shift
   cmd_cluster "$@"
@@ -1206,7 +1211,7 @@ mtls)
   cmd_mtls "$@"
   ;;
 *)
-  echo "usage: scripts/broker.sh up|down|restart|status|logs|cut|freeze|thaw|alarm on|off | cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|freeze-node N|thaw-node N|cut-node N|alarm-node N on|off | mtls up|down|status|logs" >&2
+  echo "usage: scripts/broker.sh up|down|restart|status|logs|cut|freeze|thaw|alarm on|off|ctl ARGS... | cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|freeze-node N|thaw-node N|cut-node N|alarm-node N on|off|group N STREAM NAME | mtls up|down|status|logs" >&2
   exit 2
   ;;
 esac

@@ -1311,7 +1311,8 @@ export interface ConsumeFilter {
 export interface ReceiveOptions<E = never, R = never, M extends StreamMessage = StreamMessage> extends ConsumeOptions {
   /**
    * What to do with each message, in order (with a `schema`, a {@link DecodedMessage}). A failure
-   * stops the consumer before that offset.
+   * stops the consumer before that offset. Return `Effect.void` itself for a message that needs
+   * nothing (one filtered out, say): it is then not run, which saves an effect per message.
    */
   readonly onMessage?: ((message: M, index: number) => Effect.Effect<void, E, R>) | undefined
 }
@@ -3140,19 +3141,32 @@ const processSelection = <E, R>(
     tracker.passed(through, firstIndex + Chunk.size(messages))
     return tracker.storeDue
   })
-  return onMessage === undefined
-    ? Effect.suspend(() => {
+  if (onMessage === undefined) {
+    return Effect.suspend(() => {
       let index = firstIndex
       for (const message of messages) tracker.processed(message.offset, ++index)
       return passed
     })
-    : Effect.zipRight(
-      Effect.forEach(messages, (message, i) =>
-        Effect.map(onMessage(message, firstIndex + i), () => tracker.processed(message.offset, firstIndex + i + 1)), {
-        discard: true
-      }),
-      passed
-    )
+  }
+  // In order, one at a time. A handler that returns `Effect.void` (nothing to do for this message:
+  // a count, a filter) is not run: the loop goes on at once, without an effect per message.
+  const all = Chunk.toReadonlyArray(messages)
+  const from = (start: number): Effect.Effect<void, E | OffsetStoreError, R> =>
+    Effect.suspend(() => {
+      for (let i = start; i < all.length; i++) {
+        const message = all[i]!
+        const handled = onMessage(message, firstIndex + i)
+        if (handled !== Effect.void) {
+          return Effect.flatMap(handled, () => {
+            tracker.processed(message.offset, firstIndex + i + 1)
+            return from(i + 1)
+          })
+        }
+        tracker.processed(message.offset, firstIndex + i + 1)
+      }
+      return passed
+    })
+  return from(0)
 }
 
 /**
@@ -5390,6 +5404,27 @@ const clientInternals = {
       }),
       (watched) => Effect.sync(() => void watched?.routes.delete(watched.id))
     ),
+  /**
+   * Takes a consumer's delivered chunks over from the client: each decoded chunk goes to `onChunk`
+   * whole, synchronously where the connection's bytes are read, instead of through the client's
+   * delivery handler (which hands its messages over one per microtask, two promises each, and asks
+   * its credit policy). The taker then grants credit itself (`grantCredit`). Needs `tune` on the
+   * consumer's connection; false when the shape is not the expected one (the client's path stays).
+   */
+  routeDeliveries: (consumer: unknown, onChunk: (messages: Array<StreamMessage>) => void): Effect.Effect<boolean, never, Scope.Scope> =>
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const connection = clientInternals.connectionOf(consumer, "connection")
+        const id = (consumer as { consumerId?: unknown } | undefined)?.consumerId
+        if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR || !isTunable(connection) || !tuned.has(connection) || typeof id !== "number") {
+          return undefined
+        }
+        const routes = deliveryRoutes.get(connection) ?? new Map<number, (messages: Array<StreamMessage>) => void>()
+        deliveryRoutes.set(connection, routes.set(id, onChunk))
+        return { routes, id }
+      }),
+      (routed) => Effect.sync(() => void routed?.routes.delete(routed.id))
+    ).pipe(Effect.map((routed) => routed !== undefined)),
   tune: (connection: unknown, options: { readonly noDelay: boolean }): void => {
     if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR || !isTunable(connection) || tuned.has(connection)) return
     tuned.add(connection)
@@ -5424,7 +5459,10 @@ const clientInternals = {
         try {
           if (buffer.readUInt16BE(start + 4) === DELIVER_KEY) {
             const frame = buffer.subarray(start + 4, at)
-            this.decoder.emitter.emit(frame.readUInt16BE(2) === 2 ? "deliverV2" : "deliverV1", decodeDeliver(frame))
+            const delivery = decodeDeliver(frame)
+            const route = deliveryRoutes.get(this)?.get(delivery.subscriptionId)
+            if (route !== undefined) route(delivery.messages)
+            else this.decoder.emitter.emit(frame.readUInt16BE(2) === 2 ? "deliverV2" : "deliverV1", delivery)
           } else {
             const whole = buffer.subarray(start, at)
             withCheapInspect(() => this.decoder.add(whole, (type) => this.getCompression(type)))
@@ -5506,6 +5544,8 @@ interface TunableConnection {
 }
 const tuned = new WeakSet<object>()
 const consumerUpdateRoutes = new WeakMap<object, Map<number, (active: boolean) => void>>()
+/** Per tuned connection, by subscription id: where its delivered chunks go (`routeDeliveries`). */
+const deliveryRoutes = new WeakMap<object, Map<number, (messages: Array<StreamMessage>) => void>>()
 /** Errors raised by replaced client code: the client's, although its files are not in their stack. */
 const tunedClientErrors = new WeakSet<object>()
 const fromTunedClient = (error: Error) => {
@@ -6092,8 +6132,20 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
     })
     clientInternals.tune(clientInternals.connectionOf(consumer, "connection"), { noDelay: true })
     yield* connection.watch(subscribedOn, clientInternals.connectionOf(consumer, "connection"))
-    // A write on a dead socket fails or never settles: the connection's own listeners report it.
+    // Chunks come whole, in order: each one is buffered once the one before it was taken by the
+    // stream (backpressure), then a credit asks for the next (the ordered prefetch, without the
+    // client's per-message hand-over).
+    const ordered = { previous: Promise.resolve() }
+    const grant = () => {
+      buffer.chunkEnd()
+      // A write on a dead socket fails or never settles: the connection's own listeners report it.
+      if (buffer.isOpen) clientInternals.grantCredit(consumer, 1).catch(() => undefined)
+    }
+    const routed = prefetched && (yield* clientInternals.routeDeliveries(consumer, (messages) => {
+      ordered.previous = ordered.previous.then(() => buffer.pushChunk(messages)).then(grant)
+    }))
     if (prefetched) clientInternals.grantCredit(consumer, PREFETCH_CHUNKS).catch(() => undefined)
+    if (prefetched && !routed) yield* Effect.logDebug("deliveries go through the client's handler")
     if (sac) {
       yield* clientInternals.watchConsumerUpdates(consumer, (active) => void turn.told.push(active))
     }
@@ -6164,6 +6216,24 @@ class DeliveryBuffer {
     if (!this.chunked) this.wake()
     if (this.items.length < this.capacity) return
     if (this.chunked) this.wake(true)
+    if (!this.space) {
+      let resolve!: () => void
+      const promise = new Promise<void>((r) => (resolve = r))
+      this.space = { promise, resolve }
+    }
+    return this.space.promise
+  }
+
+  /**
+   * A whole chunk (`routeDeliveries`): buffered at once, the stream woken. The promise, when the
+   * buffer holds `capacity` or more, resolves once the stream took them.
+   */
+  pushChunk(messages: Array<StreamMessage>): Promise<void> | void {
+    if (this.closed || this.dropping || messages.length === 0) return
+    if (this.items.length === 0) this.items = messages
+    else for (const message of messages) this.items.push(message)
+    this.wake(true)
+    if (this.items.length < this.capacity) return
     if (!this.space) {
       let resolve!: () => void
       const promise = new Promise<void>((r) => (resolve = r))

@@ -221,12 +221,12 @@ export const receiveCommand = command(
       const offsets = yield* offsetStoreLayer(values["offset-store"])
       yield* status("Started consuming...")
       let consumed = 0
+      const first = status("First message received.")
+      // Without output, `Effect.void` for all but the first: nothing is run for those messages.
       const onMessage = (message: StreamMessage, index: number) => {
         consumed = index + 1
-        return Effect.zipRight(
-          index === 0 ? status("First message received.") : Effect.void,
-          output === undefined ? Effect.void : dataLine(output(message))
-        )
+        const line = output === undefined ? Effect.void : dataLine(output(message))
+        return index === 0 ? Effect.zipRight(first, line) : line
       }
       const options = {
         consumerName,

@@ -13,7 +13,7 @@ import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { cli, expectEachBodyOnce, expectEachMessageOnce, messageLines, run, start, waitForMessages, withStream, withSuperStream } from "./helpers.ts"
+import { cli, expectEachBodyOnce, expectEachMessageOnce, messageLines, namedSendAcross, run, start, waitForMessages, withStream, withSuperStream } from "./helpers.ts"
 
 const uri = "rabbitmq-stream://guest:guest@localhost:5561,localhost:5562,localhost:5563/%2f"
 const onCluster = ["--uri", uri]
@@ -78,20 +78,11 @@ describe("a cluster node lost under a running named send", () => {
     withStream("cluster-send", async (stream) => {
       const total = 1_000_000
       await withNodeOneBack(async () => {
-        // The messages come on stdin: half before the node stops, half after, so that it stops
-        // under a running send whatever the speed of the machine.
-        const producer = start("node", "send", [
-          ...onCluster, "--stream", stream, "--from", "-", "--producer", "p", "--initial-cluster-size", "3"
-        ], { stdin: true })
-        await producer.stdin.write(messageLines(0, total / 2))
-        await waitForMessages(stream, 5562)
-        await cluster("stop-node", "1")
-        await producer.stdin.write(messageLines(total / 2, total))
-        producer.stdin.end()
-        const exit = await producer.exitWithin(120_000)
-        expect(exit.code, exit.stderr).toBe(0)
-        expect(exit.stdout).toContain(`Published ${total} messages.`)
-        expect(exit.stdout).toContain("Messages confirmed: true.")
+        const exit = await namedSendAcross(stream, total, {
+          fault: () => cluster("stop-node", "1"),
+          args: [...onCluster, "--initial-cluster-size", "3"],
+          onPort: 5562
+        })
         expect(exit.stderr).toContain("was lost")
       })
       // Node 1 is back: the check reads through all three endpoints.
@@ -104,21 +95,13 @@ describe("the stream's leader and a second node killed (SIGKILL): no leader unti
     withStream("cluster-no-leader-send", async (stream) => {
       const total = 1_000_000
       await withNodesBack(["1", "2"], async () => {
-        const producer = start("node", "send", [
-          ...onCluster, "--stream", stream, "--from", "-", "--producer", "p", "--initial-cluster-size", "3"
-        ], { stdin: true })
-        await producer.stdin.write(messageLines(0, total / 2))
-        await waitForMessages(stream, 5563)
-        await killLeaderAndAnother()
-        const rest = producer.stdin.write(messageLines(total / 2, total))
-        await sleep(10_000)
-        await cluster("start-node", "2")
-        await rest
-        producer.stdin.end()
-        const exit = await producer.exitWithin(180_000)
-        expect(exit.code, exit.stderr).toBe(0)
-        expect(exit.stdout).toContain(`Published ${total} messages.`)
-        expect(exit.stdout).toContain("Messages confirmed: true.")
+        const exit = await namedSendAcross(stream, total, {
+          fault: killLeaderAndAnother,
+          meanwhile: () => sleep(10_000).then(() => cluster("start-node", "2")),
+          args: [...onCluster, "--initial-cluster-size", "3"],
+          onPort: 5563,
+          exitWithinMs: 180_000
+        })
         // Said at most once. (Node 3 may answer the stream's metadata with no leader, code 6 or "not
         // found on any node", or with the dead leader, whose port then refuses connections.)
         expect(exit.stderr.split(NO_LEADER).length, exit.stderr).toBeLessThanOrEqual(2)

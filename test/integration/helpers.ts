@@ -224,6 +224,39 @@ export const expectEachBodyOnce = async (stream: string, total: number, extraArg
   expect(new Set(bodies).size).toBe(total)
 }
 
+/**
+ * A named `send --from -` (Node, producer `p`) across a fault: fed the first half of `total`
+ * lines, then `fault` once messages are in the stream, the second half written while `meanwhile`
+ * runs (a wait, the fault healed), stdin closed. Expects it to finish with every message
+ * published and confirmed (exit 0); gives its exit. Fed on stdin, messages are in flight when the
+ * fault comes, whatever the machine's speed.
+ */
+export const namedSendAcross = async (
+  stream: string,
+  total: number,
+  options: {
+    readonly fault: () => Promise<unknown>
+    readonly meanwhile?: () => Promise<unknown>
+    readonly args?: ReadonlyArray<string>
+    readonly onPort?: number
+    readonly exitWithinMs?: number
+  }
+): Promise<Run> => {
+  const producer = start("node", "send", [...(options.args ?? []), "--stream", stream, "--from", "-", "--producer", "p"], { stdin: true })
+  await producer.stdin.write(messageLines(0, total / 2))
+  await waitForMessages(stream, options.onPort)
+  await options.fault()
+  const rest = producer.stdin.write(messageLines(total / 2, total))
+  await options.meanwhile?.()
+  await rest
+  producer.stdin.end()
+  const exit = await producer.exitWithin(options.exitWithinMs ?? 120_000)
+  expect(exit.code, exit.stderr).toBe(0)
+  expect(exit.stdout).toContain(`Published ${total} messages.`)
+  expect(exit.stdout).toContain("Messages confirmed: true.")
+  return exit
+}
+
 /** Consumes the whole stream once: offsets 0 .. total-1 and `total` messages means no gap, no duplicate. */
 export const expectEachMessageOnce = async (stream: string, total: number, extraArgs: ReadonlyArray<string> = []) => {
   const check = await cli("bun", "receive", [

@@ -4,7 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { cli, expectEachMessageOnce, messageLines, run, start, waitForMessages, withStream } from "./helpers.ts"
+import { cli, expectEachMessageOnce, namedSendAcross, run, start, withStream } from "./helpers.ts"
 
 const broker = async (...args: Array<string>) => {
   const result = await run("bash", ["scripts/broker.sh", ...args], {}, 180_000)
@@ -49,18 +49,7 @@ describe("the broker restarted under a running named send", () => {
   it("send finishes; the stream holds every message exactly once", () =>
     withStream("restart-send", async (stream) => {
       const total = 1_000_000
-      // The messages come on stdin: half before the restart, half after, so that the broker
-      // restarts under a running send whatever the speed of the machine.
-      const producer = start("node", "send", ["--stream", stream, "--from", "-", "--producer", "p1"], { stdin: true })
-      await producer.stdin.write(messageLines(0, total / 2))
-      await waitForMessages(stream)
-      await broker("restart")
-      await producer.stdin.write(messageLines(total / 2, total))
-      producer.stdin.end()
-      const exit = await producer.exitWithin(120_000)
-      expect(exit.code, exit.stderr).toBe(0)
-      expect(exit.stdout).toContain(`Published ${total} messages.`)
-      expect(exit.stdout).toContain("Messages confirmed: true.")
+      const exit = await namedSendAcross(stream, total, { fault: () => broker("restart") })
       expect(exit.stderr).toContain("publishing again")
       await expectEachMessageOnce(stream, total)
     }), 240_000)

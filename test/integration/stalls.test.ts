@@ -3,7 +3,7 @@
 // refuses new publishers). Signals still win, named producers wait them out, unnamed ones fail in
 // one line, consumers are not affected by an alarm.
 import { afterEach, describe, expect, it } from "@effect/vitest"
-import { cli, expectEachMessageOnce, messageLines, parseSummary, run, type Runtime, start, waitForMessages, withStream } from "./helpers.ts"
+import { cli, expectEachMessageOnce, messageLines, namedSendAcross, parseSummary, run, type Runtime, start, waitForMessages, withStream } from "./helpers.ts"
 
 const broker = async (...args: Array<string>) => {
   const result = await run("bash", ["scripts/broker.sh", ...args], {}, 180_000)
@@ -68,20 +68,10 @@ describe("the broker frozen under a running send", () => {
   it("a named send waits it out (the frozen connection is replaced, what was not confirmed is sent again): each message once", () =>
     withStream("frozen-named-send", async (stream) => {
       const total = 1_000_000
-      // Fed on stdin: messages are in flight when the broker freezes, whatever the machine's speed.
-      const producer = start("node", "send", ["--stream", stream, "--from", "-", "--producer", "p"], { stdin: true })
-      await producer.stdin.write(messageLines(0, total / 2))
-      await waitForMessages(stream)
-      await broker("freeze")
-      const rest = producer.stdin.write(messageLines(total / 2, total))
-      await sleep(30_000)
-      await broker("thaw")
-      await rest
-      producer.stdin.end()
-      const exit = await producer.exitWithin(120_000)
-      expect(exit.code, exit.stderr).toBe(0)
-      expect(exit.stdout).toContain(`Published ${total} messages.`)
-      expect(exit.stdout).toContain("Messages confirmed: true.")
+      const exit = await namedSendAcross(stream, total, {
+        fault: () => broker("freeze"),
+        meanwhile: () => sleep(30_000).then(() => broker("thaw"))
+      })
       expect(exit.stderr).toMatch(/no confirm within 10s|the broker stopped answering/)
       await expectEachMessageOnce(stream, total)
     }), 240_000)
@@ -111,18 +101,10 @@ describe("a disk alarm", () => {
   it("a named send waits it out (said once) and resumes when it clears: each message once", () =>
     withStream("alarm-named-send", async (stream) => {
       const total = 600_000
-      const producer = start("node", "send", ["--stream", stream, "--from", "-", "--producer", "p"], { stdin: true })
-      await producer.stdin.write(messageLines(0, total / 2))
-      await waitForMessages(stream)
-      await broker("alarm", "on")
-      const rest = producer.stdin.write(messageLines(total / 2, total))
-      await sleep(30_000)
-      await broker("alarm", "off")
-      await rest
-      producer.stdin.end()
-      const exit = await producer.exitWithin(120_000)
-      expect(exit.code, exit.stderr).toBe(0)
-      expect(exit.stdout).toContain(`Published ${total} messages.`)
+      const exit = await namedSendAcross(stream, total, {
+        fault: () => broker("alarm", "on"),
+        meanwhile: () => sleep(30_000).then(() => broker("alarm", "off"))
+      })
       expect(exit.stderr.match(/the broker is refusing publishers \(a resource alarm/g)).toHaveLength(1)
       await expectEachMessageOnce(stream, total)
     }), 240_000)

@@ -172,3 +172,37 @@ describe("the in-memory broker", () => {
       expect(Chunk.toReadonlyArray(firstChunk).map((m) => m.offset)).toEqual([0n, 1n, 2n])
     }).pipe(Effect.provide(serverSide)))
 })
+
+describe("receive, a handler that returns Effect.void", () => {
+  it.effect("messages it returns Effect.void for are not run but counted, the others run in order, a failure stops before its offset", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: tutorialMessages(40) })
+      const ran: Array<bigint> = []
+      const all: Array<bigint> = []
+      // Only every fifth message has something to do; offset 32 fails.
+      const onMessage = (message: StreamMessage) => {
+        all.push(message.offset)
+        if (message.offset % 5n !== 0n) return Effect.void
+        return message.offset === 30n
+          ? Effect.fail("boom at 30" as const)
+          : Effect.sync(() => void ran.push(message.offset))
+      }
+      const failed = yield* Effect.flip(receive({ stream: "s", consumerName: "c", tracking: TrackingStrategy.Manual({ every: 3 }), onMessage }))
+      expect(failed).toBe("boom at 30")
+      expect(ran).toEqual([0n, 5n, 10n, 15n, 20n, 25n])
+      expect(all).toEqual(Array.from({ length: 31 }, (_, i) => BigInt(i)))
+      // Stored: the last message processed before the failure (29), and the next run starts at 30.
+      const again: Array<bigint> = []
+      const summary = yield* receive({
+        stream: "s",
+        consumerName: "c",
+        tracking: TrackingStrategy.Manual({ every: 3 }),
+        stop: { marker: isTutorialMarker },
+        onMessage: (message) => message.offset % 2n === 0n ? Effect.void : Effect.sync(() => void again.push(message.offset))
+      })
+      expect(summary.firstOffset).toEqual(Option.some(30n))
+      expect(summary.messages).toBe(10)
+      expect(again).toEqual([31n, 33n, 35n, 37n, 39n])
+    }).pipe(Effect.provide(memoryStore)))
+})
+
