@@ -870,7 +870,10 @@ export interface PublisherOptions {
 export interface SubscribeOptions {
   readonly stream: string
   readonly start: StartPosition
-  /** Messages buffered between the broker and the stream; a full buffer stops credit (backpressure). */
+  /**
+   * Messages buffered between the broker and the stream; a full buffer stops credit (backpressure).
+   * Chunks are buffered whole: the chunk that fills it may take it past this size.
+   */
   readonly bufferSize?: number | undefined
   /**
    * Stream filtering (RabbitMQ 3.13+): the broker delivers only the chunks that may hold a message
@@ -1238,8 +1241,8 @@ export interface ConsumeOptions {
    */
   readonly confirmStoreTimeout?: Duration.DurationInput | undefined
   /**
-   * Messages buffered from the broker; a full buffer holds the broker back (backpressure).
-   * Default 1024. After a lost connection, a broker restart or a new stream leader, the consumer
+   * Messages buffered from the broker; a full buffer holds the broker back (backpressure). Chunks
+   * are buffered whole: the one that fills it may take it past this size. Default 1024. After a lost connection, a broker restart or a new stream leader, the consumer
    * subscribes again under the broker's retry policy and resumes after the last message it
    * delivered.
    */
