@@ -24,7 +24,7 @@
  * hand-over after a lost connection). Exit 1 when anything was lost or doubled where it must not be.
  * The ledger goes to stdout (and to FILE as JSON), progress to stderr. A single active group the
  * broker leaves without an active consumer (RabbitMQ 4.0.5's coordinator, see `healStuckGroups`)
- * is said, counted in the ledger, and healed by restarting consumer A.
+ * is said, counted in the ledger, and healed by restarting consumers A and B.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -284,19 +284,23 @@ const describeGroups = async (why: string) => {
  * RabbitMQ 4.0.5 (the version here) can leave a single active group with members and none active
  * when several of its consumers' connections go down at once (a node lost): its coordinator sends
  * the activation to a dead connection and does not choose again (rabbitmq-server#13657, #13671,
- * fixed in later releases). No client can see that state. When a pipeline does not flow again and
- * the broker shows such a group, it is said and counted, and consumer A is restarted (SIGTERM,
- * which stores its offsets, then started again): a member leaving and joining makes the broker
- * choose again. The ledger still has to show nothing lost and nothing doubled.
+ * fixed in later releases). No client can see that state, and one member leaving and joining
+ * does not end it (seen: the broker then waits on). When a pipeline does not flow again and the
+ * broker shows such a group, it is said and counted, and both consumers are stopped (SIGTERM,
+ * which stores their offsets) and started again: the group empties, and the first to join is made
+ * active. The ledger still has to show nothing lost and nothing doubled.
  */
 const brokerStuckGroups: Array<string> = []
-const healStuckGroups = async (why: string, restart: Consumer) => {
+const healStuckGroups = async (why: string, group: ReadonlyArray<Consumer>) => {
   const stuck = await describeGroups(why)
   if (stuck.length === 0) return false
   brokerStuckGroups.push(...stuck)
-  say(`the broker left ${stuck.join(", ")} without an active consumer (RabbitMQ 4.0.5: rabbitmq-server#13657, #13671); restarting ${restart.who} so that it chooses again`)
-  await restart.stop()
-  restart.start()
+  say(`the broker left ${stuck.join(", ")} without an active consumer (RabbitMQ 4.0.5: rabbitmq-server#13657, #13671); restarting ${group.map((c) => c.who).join(" and ")} so that it chooses again`)
+  await Promise.all(group.map((c) => c.stop()))
+  for (const c of group) {
+    c.start()
+    await sleep(2000)
+  }
   return true
 }
 
@@ -364,7 +368,7 @@ const main = async () => {
       while (!(passed(pAt, [""], r) && passed(qAt, partitions, a, b)) && Date.now() < until) await sleep(100)
       return passed(pAt, [""], r) && passed(qAt, partitions, a, b)
     }
-    if (!(await flowing(60_000)) && await healStuckGroups(`not flowing 60 s after ${kind} ${target}`, a)) await flowing(120_000)
+    if (!(await flowing(60_000)) && await healStuckGroups(`not flowing 60 s after ${kind} ${target}`, [a, b])) await flowing(120_000)
     const recovered = Date.now() - healed
     if (recovered >= 180_000) await describeGroups(`not flowing after ${kind} ${target}`)
     faults.push({ kind, target, lasted: healed - injected, recovered })
@@ -383,7 +387,7 @@ const main = async () => {
     if (tally(p.fed, r).missing === 0 && tally(q.fed, a, b).missing === 0) break
     if (!healing && Date.now() - caughtUp > 60_000 && tally(q.fed, a, b).missing > 0) {
       healing = true
-      await healStuckGroups("not caught up after 60 s", a)
+      await healStuckGroups("not caught up after 60 s", [a, b])
     }
     await sleep(500)
   }
@@ -464,7 +468,7 @@ const main = async () => {
     ...byKind.map((k) => row([k.kind, k.count, k.p50?.toFixed(1), k.max?.toFixed(1)])),
     "",
     ...(brokerStuckGroups.length === 0 ? [] : [
-      `The broker left ${brokerStuckGroups.length} single active group(s) without an active consumer (${brokerStuckGroups.join(", ")}: RabbitMQ 4.0.5, rabbitmq-server#13657/#13671); consumer A was restarted so that it chose again.`,
+      `The broker left ${brokerStuckGroups.length} single active group(s) without an active consumer (${brokerStuckGroups.join(", ")}: RabbitMQ 4.0.5, rabbitmq-server#13657/#13671); consumers A and B were restarted so that it chose again.`,
       ""
     ]),
     ok ? "Nothing lost; nothing doubled where it must not be." : "FAILED: something was lost or doubled (see above); files kept in " + dir
