@@ -1242,9 +1242,9 @@ export interface ConsumeOptions {
   readonly confirmStoreTimeout?: Duration.DurationInput | undefined
   /**
    * Messages buffered from the broker; a full buffer holds the broker back (backpressure). Chunks
-   * are buffered whole: the one that fills it may take it past this size. Default 1024. After a lost connection, a broker restart or a new stream leader, the consumer
-   * subscribes again under the broker's retry policy and resumes after the last message it
-   * delivered.
+   * are buffered whole: the one that fills it may take it past this size. Default 1024. After a
+   * lost connection, a broker restart or a new stream leader, the consumer subscribes again under
+   * the broker's retry policy and resumes after the last message it delivered.
    */
   readonly bufferSize?: number | undefined
   /**
