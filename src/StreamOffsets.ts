@@ -6219,12 +6219,7 @@ class DeliveryBuffer {
     if (!this.chunked) this.wake()
     if (this.items.length < this.capacity) return
     if (this.chunked) this.wake(true)
-    if (!this.space) {
-      let resolve!: () => void
-      const promise = new Promise<void>((r) => (resolve = r))
-      this.space = { promise, resolve }
-    }
-    return this.space.promise
+    return this.spaceTaken()
   }
 
   /**
@@ -6236,7 +6231,11 @@ class DeliveryBuffer {
     if (this.items.length === 0) this.items = messages
     else for (const message of messages) this.items.push(message)
     this.wake(true)
-    if (this.items.length < this.capacity) return
+    return this.items.length < this.capacity ? undefined : this.spaceTaken()
+  }
+
+  /** Resolves once the stream took what is buffered (or the buffer ended). */
+  private spaceTaken(): Promise<void> {
     if (!this.space) {
       let resolve!: () => void
       const promise = new Promise<void>((r) => (resolve = r))
