@@ -827,12 +827,23 @@ cluster_start() {
 }
 
 # Wait until node N's VM has booted far enough to open its stream port (maybe still standalone).
+# Nodes booting at once can fail their first boot (seen: Mnesia's protocol negotiation with a peer
+# that is booting too is killed, "BOOT FAILED"); such a node is started again, twice at most.
 cluster_wait_booted() {
-  local n=$1 node p deadline=$((SECONDS + wait_seconds))
+  local n=$1 node p deadline=$((SECONDS + wait_seconds)) restarts=2
   node=$(node_name "$n")
   p=$(stream_port "$n")
   until port_open "$p"; do
-    [ -n "$(node_pids "$node")" ] || die "$node stopped while starting; read $(node_log "$n")"
+    if [ -z "$(node_pids "$node")" ]; then
+      if ((restarts > 0)) && grep -q "BOOT FAILED" <(tail -n 400 "$(node_log "$n")" 2>/dev/null); then
+        restarts=$((restarts - 1))
+        say "$node failed to boot ($(grep -m 1 -A 6 "BOOT FAILED" <(tail -n 400 "$(node_log "$n")") | grep -m 1 -o "> \(exit\|error\|throw\):.*" | cut -c3-120)); starting it again"
+        cluster_start "$n"
+        deadline=$((SECONDS + wait_seconds))
+        continue
+      fi
+      die "$node stopped while starting; read $(node_log "$n")"
+    fi
     if ((SECONDS >= deadline)); then
       local why=''
       # A cluster member waits for the members that were running when it stopped.
