@@ -2353,8 +2353,9 @@ const makeProducer = (
           Effect.suspend((): Effect.Effect<void, ProducerError> => {
             if (state.closed) return Effect.fail(new ProducerClosed({ stream }))
             const requested: Array<ProducerRequest> = []
-            for (const message of chunk) {
-              const r = request(message, settle, counts.handed + requested.length + 1, byPosition)
+            const all = Chunk.toReadonlyArray(chunk)
+            for (let i = 0; i < all.length; i++) {
+              const r = request(all[i]!, settle, counts.handed + requested.length + 1, byPosition)
               if (r instanceof InvalidArgument) return Effect.fail(r)
               requested.push(r)
             }
@@ -3146,8 +3147,9 @@ const processSelection = <E, R>(
   })
   if (onMessage === undefined) {
     return Effect.suspend(() => {
-      let index = firstIndex
-      for (const message of messages) tracker.processed(message.offset, ++index)
+      // An index over the array, not the Chunk's iterator (an object per message).
+      const all = Chunk.toReadonlyArray(messages)
+      for (let i = 0; i < all.length; i++) tracker.processed(all[i]!.offset, firstIndex + i + 1)
       return passed
     })
   }
@@ -4731,8 +4733,14 @@ export const decodeDeliver = (frame: Uint8Array): Delivery => {
     for (let e = 0; e < entries; e++) {
       r.end = dataEnd
       if ((frame[r.pos]! & 0x80) === 0) {
-        const bytes = r.take(r.u32())
-        messages.push(decodeMessage(bytes, offset))
+        const size = r.u32()
+        const at = r.need(size)
+        // A message that is a body alone (what `send` and most clients write): one view, of its data.
+        messages.push(
+          size >= 5 && frame[at] === 0 && frame[at + 1] === 0x53 && frame[at + 2] === 0x75 && frame[at + 3] === 0xa0 && frame[at + 4] === size - 5
+            ? { offset, body: frame.subarray(at + 5, at + size) }
+            : decodeMessage(frame.subarray(at, at + size), offset)
+        )
         offset++
       } else {
         const type = r.u8()
