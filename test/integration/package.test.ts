@@ -1,6 +1,9 @@
 // The package a Node project installs: built JavaScript with types, importable by name.
 import { beforeAll, describe, expect, it } from "@effect/vitest"
 import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { root } from "./helpers.ts"
 
 const npm = (...args: Array<string>) => execFileSync("npm", args, { cwd: root, encoding: "utf8" })
@@ -50,4 +53,45 @@ describe("the npm package", () => {
       { cwd: root, encoding: "utf8" }
     )
   })
+
+  it("installs from its tarball into an Effect app with its own effect: one copy of effect, and the app runs on Node, Bun and Deno", () => {
+    const app = fs.mkdtempSync(path.join(os.tmpdir(), "eso-app-"))
+    const [packed] = JSON.parse(npm("pack", "--json", "--ignore-scripts", "--pack-destination", app)) as Array<{ filename: string }>
+    const effectVersion = JSON.parse(fs.readFileSync(path.join(root, "node_modules/effect/package.json"), "utf8")).version as string
+    fs.writeFileSync(path.join(app, "package.json"), JSON.stringify({ name: "an-effect-app", private: true, type: "module", dependencies: { effect: effectVersion } }))
+    execFileSync("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", `effect@${effectVersion}`, `./${packed!.filename}`], { cwd: app, encoding: "utf8", stdio: "pipe" })
+    // Shared with the app, never a copy of its own (npm would give it one whenever the app's version is outside its range).
+    const installed = JSON.parse(fs.readFileSync(path.join(app, "node_modules/effect-stream-offsets/package.json"), "utf8"))
+    for (const shared of ["effect", "@effect/platform"]) {
+      expect(installed.peerDependencies?.[shared], shared).toBeDefined()
+      expect(installed.dependencies?.[shared], shared).toBeUndefined()
+    }
+    // Every `effect` package under node_modules: one (the app's), since the module declares it as a peer.
+    const copies = execFileSync("find", ["node_modules", "-path", "*/effect/package.json", "-not", "-path", "*/effect/*/effect/package.json"], { cwd: app, encoding: "utf8" })
+      .trim().split("\n").filter((f) => JSON.parse(fs.readFileSync(path.join(app, f), "utf8")).name === "effect")
+    expect(copies).toEqual(["node_modules/effect/package.json"])
+    // The app's Effect runs the module's workflows with the memory broker: layers and tags from one copy.
+    fs.writeFileSync(
+      path.join(app, "app.mjs"),
+      `import { Effect, Layer } from "effect"
+import { isTutorialMarker, OffsetStore, receive, send, StreamBroker, tutorialMessages } from "effect-stream-offsets"
+const program = Effect.gen(function*() {
+  yield* send({ stream: "orders", messages: tutorialMessages(10) })
+  return yield* receive({ stream: "orders", consumerName: "app", stop: { marker: isTutorialMarker } })
+})
+const summary = await Effect.runPromise(program.pipe(Effect.provide(Layer.merge(StreamBroker.layerMemory(), OffsetStore.layerMemory))))
+console.log(\`received \${summary.messages}\`)
+`
+    )
+    const runs: Array<[string, Array<string>]> = [
+      ["node", ["app.mjs"]],
+      [path.join(root, "node_modules/.bin/bun"), ["app.mjs"]],
+      [path.join(root, "node_modules/.bin/deno"), ["run", "--allow-env", "--allow-read", "--allow-sys", "--allow-net", "app.mjs"]]
+    ]
+    for (const [runtime, args] of runs) {
+      const out = execFileSync(runtime, args, { cwd: app, encoding: "utf8", stdio: "pipe", env: { ...process.env, DENO_NO_PROMPT: "1" } })
+      expect(out.trim(), runtime).toBe("received 10")
+    }
+    fs.rmSync(app, { recursive: true, force: true })
+  }, 240_000)
 })
