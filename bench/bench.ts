@@ -35,6 +35,7 @@ import {
   receive,
   send,
   StreamBroker,
+  type StreamMessage,
   TrackingStrategy,
   tutorialMessages
 } from "../src/StreamOffsets.ts"
@@ -208,9 +209,11 @@ const rawConsume = async (stream: string, n: number, client = raw): Promise<numb
   let done!: () => void
   const reachedMarker = new Promise<void>((resolve) => (done = resolve))
   const creditPolicy = client === tuned ? { creditPolicy: clientTuning.creditPolicy() } : {}
+  // The tuned client hands its listeners this module's decoded messages (`body`), not the client's (`content`).
   const consumer = await client.declareConsumer({ stream, offset: Offset.first(), ...creditPolicy }, (message) => {
     count++
-    if (message.content.toString() === "marker") done()
+    const bytes = client === tuned ? (message as unknown as StreamMessage).body : message.content
+    if (bytes.length === 6 && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString() === "marker") done()
   })
   if (client === tuned) clientTuning.tuneConsumer(consumer)
   try {
@@ -274,12 +277,15 @@ const record = (n: number, kind: Kind, sample: Sample) => {
   results.get(key)!.samples.push(sample)
 }
 
-/** Runs one timed operation; a failure is reported and recorded as NaN. */
+let operationFailed = false
+
+/** Runs one timed operation; a failure is reported, recorded as NaN, and makes the run exit 1. */
 const timed = async (what: string, f: () => Promise<number>): Promise<number> => {
   try {
     return await f()
   } catch (error) {
     log(`FAILED ${what}: ${error instanceof Error ? error.message : String(error)}`)
+    operationFailed = true
     return NaN
   }
 }
@@ -465,7 +471,7 @@ try {
   log(`FAILED: ${error instanceof Error ? error.message : String(error)}`)
 }
 clearTimeout(watchdog)
-failed ||= only === undefined &&
+failed ||= operationFailed || only === undefined &&
   [...results.values()].some((r) => r.samples.some((s) => !Number.isFinite(s.ours) || !Number.isFinite(s.raw)))
 log(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`)
 await finish(failed ? 1 : 0)

@@ -18,7 +18,7 @@ import * as fs from "node:fs"
 import { Session } from "node:inspector/promises"
 import { Offset } from "rabbitmq-stream-js-client"
 import { publishTutorialStream } from "./tutorial-stream.ts"
-import { clientTuning, consume, isTutorialMarker, OffsetStore, parseUri, receive, selectUntilStop, StartPosition, StreamBroker, TrackingStrategy } from "../src/StreamOffsets.ts"
+import { clientTuning, consume, isTutorialMarker, OffsetStore, parseUri, receive, selectUntilStop, StartPosition, StreamBroker, type StreamMessage, TrackingStrategy } from "../src/StreamOffsets.ts"
 import { Chunk, Stream } from "effect"
 
 const n = Number(process.argv[2] ?? 1_000_000)
@@ -49,7 +49,8 @@ if (mode === "raw") {
     let c = 0
     raw.declareConsumer({ stream, offset: Offset.first(), creditPolicy: clientTuning.creditPolicy() }, (m) => {
       c++
-      if (m.content.toString() === "marker") resolve()
+      // The tuned client hands its listeners this module's decoded messages (`body`).
+      if (isTutorialMarker(m as unknown as StreamMessage)) resolve()
     }).then((consumer) => clientTuning.tuneConsumer(consumer))
   })
 } else if (mode === "subscribe") {
