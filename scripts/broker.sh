@@ -73,7 +73,9 @@
 #   RABBITMQ_STREAM_PORT       stream port of the single broker (default 5552)
 #   RABBITMQ_STREAM_TLS_PORT   TLS stream port of the single broker (default 5551)
 #   RABBITMQ_STREAM_MTLS_PORT  TLS stream port of the mutual-TLS node (default 5541)
-#   BROKER_STATE_DIR           state, logs and TLS material (default /var/lib/effect-stream-offsets)
+#   BROKER_STATE_DIR           state, logs and TLS material (default /var/lib/effect-stream-offsets;
+#                              for a user other than root ${XDG_STATE_HOME:-~/.local/state}/effect-stream-offsets,
+#                              who can use a broker already answering but not start one without Docker)
 #   BROKER_ROOT                the trixie root (default $BROKER_STATE_DIR/trixie)
 #   BROKER_WAIT_SECONDS        how long each wait for a broker or node lasts (default 120)
 #   BROKER_DOCKER_NAME         container name (default effect-stream-offsets-rabbitmq)
@@ -83,7 +85,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 port=${RABBITMQ_STREAM_PORT:-5552}
 tls_port=${RABBITMQ_STREAM_TLS_PORT:-5551}
 mtls_port=${RABBITMQ_STREAM_MTLS_PORT:-5541}
-state=${BROKER_STATE_DIR:-/var/lib/effect-stream-offsets}
+# Root keeps its state in /var/lib; another user (who can use a broker already running, not start
+# one in a root of its own) in its own state directory.
+if [ "$(id -u)" = 0 ]; then
+  default_state=/var/lib/effect-stream-offsets
+elif [ -n "${HOME:-}" ] && mkdir -p "${XDG_STATE_HOME:-$HOME/.local/state}" 2>/dev/null; then
+  default_state=${XDG_STATE_HOME:-$HOME/.local/state}/effect-stream-offsets
+else
+  default_state=${TMPDIR:-/tmp}/effect-stream-offsets-$(id -u)
+fi
+state=${BROKER_STATE_DIR:-$default_state}
 root=${BROKER_ROOT:-$state/trixie}
 wait_seconds=${BROKER_WAIT_SECONDS:-120}
 container=${BROKER_DOCKER_NAME:-effect-stream-offsets-rabbitmq}
@@ -563,6 +574,8 @@ cmd_up() {
   fi
   if docker_works; then
     up_docker
+  elif [ "$(id -u)" != 0 ]; then
+    die "no broker answers on localhost:$port, and starting one here takes root (a package or a Debian 13 root under chroot): run this as root, or start RabbitMQ 4 (>= 3.13, plugin rabbitmq_stream, stream.advertised_host = localhost) on localhost:$port yourself, or point RABBITMQ_STREAM_PORT at one"
   elif command -v apt-get >/dev/null 2>&1; then
     if candidate_ok "$(apt_candidate)"; then
       up_native
