@@ -553,11 +553,16 @@ outdated() {
 }
 
 cmd_up() {
-  mkdir -p "$state"
+  mkdir -p "$state" || die "cannot make the state directory $state; set BROKER_STATE_DIR to a directory you can write"
   : >>"$log"
-  tls_material
   if port_open; then
     if PROBE_TIMEOUT_MS=10000 probe; then
+      # A broker this script did not start is used as it is: no test CA is made for it.
+      if [ -z "$(mode)" ]; then
+        say "a stream-capable broker (not started by this script) already answers on localhost:$port; nothing to do"
+        return 0
+      fi
+      tls_material
       if outdated; then
         say "the broker on localhost:$port ($(mode)) runs with older settings (no TLS on localhost:$tls_port, or an older certificate): restarting it"
         "up_$(mode)"
@@ -572,10 +577,12 @@ cmd_up() {
     fi
     die "something answers on localhost:$port but a stream cannot be declared there ($(tail -n 1 "$log")); stop it or set RABBITMQ_STREAM_PORT"
   fi
+  if [ "$(id -u)" != 0 ] && ! docker_works; then
+    die "no broker answers on localhost:$port, and starting one here takes root (a package or a Debian 13 root under chroot): run this as root, or start RabbitMQ 4 (>= 3.13, plugin rabbitmq_stream, stream.advertised_host = localhost) on localhost:$port yourself, or point RABBITMQ_STREAM_PORT at one"
+  fi
+  tls_material
   if docker_works; then
     up_docker
-  elif [ "$(id -u)" != 0 ]; then
-    die "no broker answers on localhost:$port, and starting one here takes root (a package or a Debian 13 root under chroot): run this as root, or start RabbitMQ 4 (>= 3.13, plugin rabbitmq_stream, stream.advertised_host = localhost) on localhost:$port yourself, or point RABBITMQ_STREAM_PORT at one"
   elif command -v apt-get >/dev/null 2>&1; then
     if candidate_ok "$(apt_candidate)"; then
       up_native
