@@ -1,4 +1,4 @@
-// The README's TypeScript examples, as a user pastes them: each is type-checked against the module
+// The TypeScript examples of README.md and docs/*.md, as a user pastes them: each is type-checked against the module
 // and run against the broker (the import of "effect-stream-offsets" points at src/, and the
 // stream gets a unique name). An example that does not compile, fails, or prints nothing fails here.
 import { afterAll, describe, expect, it } from "@effect/vitest"
@@ -7,7 +7,10 @@ import * as path from "node:path"
 import { deleteStream, root, run, uniqueStream, withClient } from "./helpers.ts"
 
 const dir = path.join(root, ".readme-check")
-const blocks = [...fs.readFileSync(path.join(root, "README.md"), "utf8").matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!)
+const documents = ["README.md", ...fs.readdirSync(path.join(root, "docs")).filter((f) => f.endsWith(".md")).sort().map((f) => `docs/${f}`)]
+const blocks = documents.flatMap((doc, d) =>
+  [...fs.readFileSync(path.join(root, doc), "utf8").matchAll(/```ts\n([\s\S]*?)```/g)].map((m, i) => ({ doc, id: `${d + 1}-${i + 1}`, code: m[1]! }))
+)
 const streams: Array<string> = []
 afterAll(async () => {
   for (const stream of streams) {
@@ -17,15 +20,18 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true })
 })
 
-describe("the README's TypeScript examples", () => {
-  it("there is at least one", () => expect(blocks.length).toBeGreaterThan(0))
+describe("the TypeScript examples of README.md and docs/", () => {
+  it("README.md has some, and so has docs/library.md", () => {
+    expect(blocks.filter((b) => b.doc === "README.md").length).toBeGreaterThan(0)
+    expect(blocks.filter((b) => b.doc === "docs/library.md").length).toBeGreaterThan(0)
+  })
 
-  blocks.forEach((code, i) => {
-    it(`example ${i + 1} compiles and runs: ${code.split("\n").find((l) => l.includes("effect-stream-offsets"))?.trim()}`, async () => {
-      const stream = uniqueStream(`readme-${i + 1}`)
+  blocks.forEach(({ code, doc, id }) => {
+    it(`${doc}: an example compiles and runs: ${code.split("\n").find((l) => l.includes("effect-stream-offsets"))?.trim()}`, async () => {
+      const stream = uniqueStream(`readme-${id}`)
       streams.push(stream)
       fs.mkdirSync(dir, { recursive: true })
-      const file = path.join(dir, `example-${i + 1}.ts`)
+      const file = path.join(dir, `example-${id}.ts`)
       fs.writeFileSync(
         file,
         code.replaceAll(`"effect-stream-offsets"`, `"../src/StreamOffsets.ts"`).replaceAll(`"orders"`, JSON.stringify(stream))
