@@ -45,6 +45,17 @@ describe("send", () => {
       expect(error.message).toContain("code 16")
     }).pipe(Effect.provide(StreamBroker.layerMemory({ rejectPublish: (_, id) => id === 6n ? 16 : undefined }))))
 
+  it.effect("a named producer's rejected message fails the send at once: a rejection is not retried", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(send({ stream: "s", messages: tutorialMessages(10), producerName: "p" }).pipe(Effect.flip))
+      // No clock moves: a retry (a schedule's sleep) would leave the fiber waiting here.
+      for (let i = 0; i < 1000 && fiber.unsafePoll() === null; i++) yield* Effect.yieldNow()
+      const exit = fiber.unsafePoll()
+      expect(exit, "the send still runs: the rejection is being retried").not.toBeNull()
+      const error = yield* Fiber.join(fiber)
+      expect(error._tag).toBe("PublishError")
+    }).pipe(Effect.provide(StreamBroker.layerMemory({ rejectPublish: (_, id) => id === 6n ? 16 : undefined }))))
+
   it.effect("waits for confirms when maxInFlight messages are unconfirmed", () =>
     Effect.gen(function*() {
       const fiber = yield* Effect.fork(send({ stream: "s", messages: tutorialMessages(6), maxInFlight: 2 }))

@@ -183,6 +183,14 @@ describe("stop conditions", () => {
       expect(summary.stoppedBy).toBe("end")
     }).pipe(Effect.provide(serverSide)))
 
+  it.effect("until the end, starting at the last message itself, processes exactly that message", () =>
+    Effect.gen(function*() {
+      yield* send({ stream: "s", messages: bodies(5) })
+      const { bodies: seen, summary } = yield* consume({ start: StartPosition.Offset({ offset: 4n }), stop: { marker: false, untilEnd: true } })
+      expect(seen).toEqual(["m4"])
+      expect(summary.stoppedBy).toBe("end")
+    }).pipe(Effect.provide(memory)))
+
   it.effect("until the end of an empty stream stops at once", () =>
     Effect.gen(function*() {
       yield* (yield* StreamBroker).declareStream("s", {})
