@@ -25,7 +25,8 @@ import {
   validateStreamName
 } from "./StreamOffsets.ts"
 
-const flags = {
+/** The flags of `offset` (docs/cli.md's table is generated from them: scripts/cli-docs.ts). */
+export const offsetFlags = {
   ...streamFlag("stream to inspect"),
   "super-stream": { help: "inspect every partition of this super stream instead: one line (or JSON object) per partition" },
   ...consumerNameFlag("the consumer whose offset to show"),
@@ -78,10 +79,10 @@ const target = (value: string, report: OffsetReport): Effect.Effect<bigint, Usag
 export const offsetCommand = command(
   "offset",
   "Shows a consumer's stored offset and the stream's first and last offsets, without consuming; --set stores one.",
-  flags,
+  offsetFlags,
   (values) =>
     Effect.gen(function*() {
-      const get = flagReader(flags, values)
+      const get = flagReader(offsetFlags, values)
       const stream = (yield* get("stream"))!
       const consumerName = (yield* get("name"))!
       const superStream = values["super-stream"]

@@ -42,7 +42,8 @@ import {
   TrackingStrategy
 } from "./StreamOffsets.ts"
 
-const flags = {
+/** The flags of `receive` (docs/cli.md's table is generated from them: scripts/cli-docs.ts). */
+export const receiveFlags = {
   ...streamFlag("stream to consume"),
   "super-stream": {
     help:
@@ -50,7 +51,8 @@ const flags = {
   },
   ...consumerNameFlag("the consumer's name: its offset is tracked under it"),
   offset: {
-    help: "where to start when no offset is stored: first, last, next, an offset, or an ISO timestamp",
+    help:
+      "where to start when no offset is stored: first, last (the start of the last chunk the broker wrote: it may hold many messages), next (only messages written from now on), an offset, or an ISO timestamp",
     default: "first"
   },
   "ignore-stored": { help: "start at --offset even when an offset is stored", boolean: true },
@@ -62,16 +64,19 @@ const flags = {
   count: { help: "stop after N messages" },
   "until-end": { help: "stop after the last message that was in the stream at the start", boolean: true },
   "idle-timeout": { help: "stop when no message comes for this long, e.g. 30s" },
-  print: { help: "print each message as OFFSET<tab>BODY on stdout (status lines then go to stderr)", boolean: true },
+  print: {
+    help: "print each message as OFFSET<tab>BODY on stdout, PARTITION<tab>OFFSET<tab>BODY on a super stream (status lines then go to stderr)",
+    boolean: true
+  },
   json: {
     help:
-      "print each message as one JSON object a line on stdout: offset (a string), body (UTF-8 text, or base64 with \"encoding\": \"base64\"), applicationProperties (status lines then go to stderr)",
+      "print each message as one JSON object a line on stdout: offset (a string), body (UTF-8 text, or base64 with \"encoding\": \"base64\"), and when present properties, applicationProperties, messageAnnotations, header, amqpValue, amqpSequence, partition (status lines then go to stderr; send --json reads it back)",
     boolean: true
   },
   "single-active": { help: "share the stream with the other consumers of this name, one active at a time", boolean: true },
   filter: {
     help:
-      "stream filtering (RabbitMQ 3.13+): only messages whose filter value is one of these (comma-separated); the broker skips chunks without them"
+      "stream filtering (RabbitMQ 3.13+): only messages whose filter value is one of these (comma-separated); the broker skips chunks without them; not with --until-end"
   },
   "match-unfiltered": { help: "with --filter: also the messages published without a filter value", boolean: true },
   "filter-property": {
@@ -150,10 +155,10 @@ const parseStart = (value: string): Effect.Effect<StartPosition, UsageError> => 
 export const receiveCommand = command(
   "receive",
   "Consumes a RabbitMQ stream from where this consumer left off until a stop condition (the marker by default).",
-  flags,
+  receiveFlags,
   (values) =>
     Effect.gen(function*() {
-      const get = flagReader(flags, values)
+      const get = flagReader(receiveFlags, values)
       const stream = (yield* get("stream"))!
       const superStream = values["super-stream"]
       if (superStream !== undefined && values.stream !== undefined) {

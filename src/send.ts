@@ -39,13 +39,14 @@ import {
 /** A send that failed part-way: the broker's error, and how many messages were confirmed. */
 class SendStopped extends Data.TaggedError("SendStopped")<{ readonly message: string }> {}
 
-const flags = {
+/** The flags of `send` (docs/cli.md's table is generated from them: scripts/cli-docs.ts). */
+export const sendFlags = {
   ...streamFlag("stream to publish to"),
   "super-stream": {
     help: "publish to this super stream instead (partitions NAME-0 ... NAME-(N-1)); each message goes to the partition of its body's hash, a marker to every partition"
   },
   partitions: { help: "with --super-stream: the number of partitions when it is created (an existing one must have as many)", default: "3" },
-  count: { env: "MESSAGE_COUNT", help: "messages to publish; the last one is \"marker\"", default: "100" },
+  count: { env: "MESSAGE_COUNT", help: "messages to publish: hello 0 ... hello N-2, then marker", default: "100" },
   from: {
     help: "publish the lines of this file (- for stdin) instead, one message per line, as they are (no marker added)"
   },
@@ -185,12 +186,12 @@ async function* countedAsync<A>(messages: AsyncIterable<A>, taken: { n: number }
 export const sendCommand = command(
   "send",
   "Publishes messages to a RabbitMQ stream and waits until every one is confirmed.",
-  flags,
+  sendFlags,
   (values) =>
     Effect.gen(function*() {
-      const get = flagReader(flags, values)
-      const integer = (name: keyof typeof flags & string, value: string) =>
-        Effect.flatMap(sourceOf(flags, values, name), (label) => positiveInteger(label, value))
+      const get = flagReader(sendFlags, values)
+      const integer = (name: keyof typeof sendFlags & string, value: string) =>
+        Effect.flatMap(sourceOf(sendFlags, values, name), (label) => positiveInteger(label, value))
       const stream = (yield* get("stream"))!
       const superStream = values["super-stream"]
       if (superStream !== undefined && values.stream !== undefined) {
