@@ -1077,6 +1077,18 @@ export class MemoryOffsetStore extends MemoryOffsetStoreTag {}
 const OffsetStoreTag: Context.TagClass<OffsetStore, "effect-stream-offsets/OffsetStore", OffsetStoreShape> = Context
   .Tag("effect-stream-offsets/OffsetStore")<OffsetStore, OffsetStoreShape>()
 export class OffsetStore extends OffsetStoreTag {
+  /**
+   * An offset store of your own (a table next to your data, say), from two effects that may fail
+   * with anything: a failure becomes an `OffsetStoreError` naming the operation, consumer and
+   * stream, and each store counts in `offsetsStored`, as with the stores below. Provide it with
+   * `Layer.succeed(OffsetStore, OffsetStore.make({ query, store }))`.
+   */
+  static readonly make = <E1, E2>(options: {
+    /** The offset last stored for this consumer on this stream, `None` when nothing is stored. */
+    readonly query: (consumerName: string, stream: string) => Effect.Effect<Option.Option<bigint>, E1>
+    /** Stores the offset of the last message processed. */
+    readonly store: (consumerName: string, stream: string, offset: bigint) => Effect.Effect<void, E2>
+  }): OffsetStoreShape => offsetStoreOf(options.query, options.store)
   /** Offsets kept by the broker, next to the stream. */
   static readonly layerServer: Layer.Layer<OffsetStore, never, StreamBroker> = Layer.effect(
     this,

@@ -2,7 +2,7 @@
 // consumer, the KeyValueStore offset store and inspection, all on the in-memory layers.
 import { describe, expect, it } from "@effect/vitest"
 import { KeyValueStore } from "@effect/platform"
-import { Deferred, Effect, Fiber, Layer, Option, TestClock } from "effect"
+import { Deferred, Effect, Fiber, Layer, Metric, Option, TestClock } from "effect"
 import {
   isTutorialMarker,
   bodyText,
@@ -10,6 +10,7 @@ import {
   MemoryBroker,
   MemoryOffsetStore,
   OffsetStore,
+  offsetsStored,
   receive,
   type ReceiveOptions,
   send,
@@ -250,6 +251,44 @@ describe("single active consumer", () => {
       expect(second.bodies).toEqual(bodies(5, "c"))
       expect(second.summary.resumed).toBe(true)
     }).pipe(Effect.provide(serverSide)))
+})
+
+describe("an offset store of your own (OffsetStore.make)", () => {
+  it.effect("resumes from what it stored; its stores count in offsetsStored", () =>
+    Effect.gen(function*() {
+      const table = new Map<string, bigint>()
+      const own = OffsetStore.make({
+        query: (consumerName, stream) => Effect.sync(() => Option.fromNullable(table.get(`${stream}/${consumerName}`))),
+        store: (consumerName, stream, offset) => Effect.sync(() => void table.set(`${stream}/${consumerName}`, offset))
+      })
+      const before = (yield* Metric.value(offsetsStored)).count
+      const program = Effect.gen(function*() {
+        yield* send({ stream: "s", messages: tutorialMessages(5) })
+        const first = yield* consume()
+        yield* send({ stream: "s", messages: tutorialMessages(5) })
+        const second = yield* consume()
+        return { first, second }
+      })
+      const { first, second } = yield* program.pipe(Effect.provide(Layer.merge(StreamBroker.layerMemory({ chunkSize: 4 }), Layer.succeed(OffsetStore, own))))
+      const tutorial = ["hello 0", "hello 1", "hello 2", "hello 3", "marker"]
+      expect(first.bodies).toEqual(tutorial)
+      expect(second.bodies).toEqual(tutorial)
+      expect(table.get("s/c")).toBe(9n)
+      expect((yield* Metric.value(offsetsStored)).count - before).toBeGreaterThan(0)
+    }))
+
+  it.effect("a failing store is an OffsetStoreError naming the operation, consumer and stream", () =>
+    Effect.gen(function*() {
+      const own = OffsetStore.make({
+        query: () => Effect.fail("the table is locked"),
+        store: () => Effect.void
+      })
+      const error = yield* own.query("c", "s").pipe(Effect.flip)
+      expect(error._tag).toBe("OffsetStoreError")
+      expect(error.operation).toBe("query")
+      expect(error.consumerName).toBe("c")
+      expect(error.stream).toBe("s")
+    }))
 })
 
 describe("the KeyValueStore offset store", () => {
