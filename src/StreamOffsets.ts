@@ -4194,16 +4194,20 @@ const propertiesOf = (value: AmqpValue): MessageProperties => fieldsObject(value
 const headerOf = (value: AmqpValue): MessageHeader => fieldsObject(value, "header", HEADER_FIELDS_BY_POSITION)
 
 /**
+ * Whether the `size` bytes at `at` are a message that is one data section of at most 255 bytes and
+ * nothing else (what `send` and most clients write for a short body): its body starts 5 bytes in.
+ */
+const isBodyOnly = (bytes: Uint8Array, at: number, size: number): boolean =>
+  size >= 5 && bytes[at] === 0 && bytes[at + 1] === 0x53 && bytes[at + 2] === 0x75 && bytes[at + 3] === 0xa0 && bytes[at + 4] === size - 5
+
+/**
  * One message of a stream from its stored bytes: a StreamMessage, or an UndecodableMessage that
  * says why not. The common message (one data section) takes the fast path.
  */
 export const decodeMessage = (bytes: Uint8Array, offset: bigint): StreamMessage => {
-  const size = bytes.length
-  if (size >= 5 && bytes[0] === 0 && bytes[1] === 0x53 && bytes[2] === 0x75 && bytes[3] === 0xa0 && bytes[4] === size - 5) {
-    return { offset, body: bytes.subarray(5) }
-  }
+  if (isBodyOnly(bytes, 0, bytes.length)) return { offset, body: bytes.subarray(5) }
   try {
-    return { offset, ...readMessage(new AmqpReader(bytes), size) }
+    return { offset, ...readMessage(new AmqpReader(bytes), bytes.length) }
   } catch (error) {
     return undecodable(offset, error, bytes)
   }
@@ -4747,11 +4751,9 @@ export const decodeDeliver = (frame: Uint8Array): Delivery => {
       if ((frame[r.pos]! & 0x80) === 0) {
         const size = r.u32()
         const at = r.need(size)
-        // A message that is a body alone (what `send` and most clients write): one view, of its data.
+        // A message that is a body alone: one view, of its data (not one of the entry, then another).
         messages.push(
-          size >= 5 && frame[at] === 0 && frame[at + 1] === 0x53 && frame[at + 2] === 0x75 && frame[at + 3] === 0xa0 && frame[at + 4] === size - 5
-            ? { offset, body: frame.subarray(at + 5, at + size) }
-            : decodeMessage(frame.subarray(at, at + size), offset)
+          isBodyOnly(frame, at, size) ? { offset, body: frame.subarray(at + 5, at + size) } : decodeMessage(frame.subarray(at, at + size), offset)
         )
         offset++
       } else {
