@@ -2,14 +2,16 @@
  * A chaos run: producers and consumers on the 3-node cluster while a seeded schedule injects
  * faults, then a ledger of what was published, confirmed, consumed, lost and duplicated.
  *
- *   npm run chaos -- [--minutes 10] [--seed N] [--rate 4000] [--json FILE]
+ *   npm run chaos -- [--minutes 10] [--seed N] [--rate 4000] [--min-faults N] [--json FILE]
  *
  * Workload (every process a CLI, as users run them; streams replicated on the three nodes):
  *   P  named `send --from -` (Node) on a stream, fed `p <i>` lines at `rate` per second
  *   R  `receive --print` (Node) of that stream, printing to a file (written synchronously)
  *   Q  named `send --super-stream --from -` (Deno) on a 3-partition super stream, fed `q <i>`
  *   A, B  `receive --super-stream --single-active` (Bun, Deno) of it, one consumer name
- * Faults, one at a time, 5-15 s apart, each lasting 5-15 s (the seed picks kind, node, durations): a node's
+ * Faults, one at a time, 5-15 s apart, each lasting 5-15 s (the seed picks kind, node, durations;
+ * the same seed gives the same faults in the same order however long each takes), for `minutes`
+ * and at least `--min-faults` of them (the run goes on past `minutes` until they happened): a node's
  * client connections closed (`cut`), a node stopped (`stop`) or killed (`kill`, SIGKILL) and
  * started again, a node's VM frozen and thawed (`freeze`), a disk alarm raised and cleared
  * (`alarm`), a client process killed with SIGKILL and started again (`client`: P, Q or R; a
@@ -41,8 +43,9 @@ const minutes = Number(flag("minutes", "10"))
 const seed = Number(flag("seed", String(Date.now() % 100_000)))
 const rate = Number(flag("rate", "4000"))
 const jsonFile = flag("json", "")
-if (!(minutes > 0) || !Number.isInteger(seed) || !(rate > 0)) {
-  process.stderr.write("error: --minutes and --rate must be positive numbers, --seed an integer\n")
+const minFaults = Number(flag("min-faults", "0"))
+if (!(minutes > 0) || !Number.isInteger(seed) || !(rate > 0) || !(Number.isInteger(minFaults) && minFaults >= 0)) {
+  process.stderr.write("error: --minutes and --rate must be positive numbers, --seed an integer, --min-faults a count\n")
   process.exit(2)
 }
 
@@ -333,7 +336,7 @@ const main = async () => {
   const faults: Array<{ kind: Kind; target: string; lasted: number; recovered: number }> = []
   const until = t0 + minutes * 60_000
   await sleep(between(5_000, 10_000))
-  while (Date.now() < until) {
+  while (Date.now() < until || faults.length < minFaults) {
     const kind = pick(kinds)
     const n = pick(["1", "2", "3"])
     const lasting = Math.round(between(5_000, 15_000))
@@ -373,7 +376,10 @@ const main = async () => {
     if (recovered >= 180_000) await describeGroups(`not flowing after ${kind} ${target}`)
     faults.push({ kind, target, lasted: healed - injected, recovered })
     say(`${kind} ${target}: lasted ${((healed - injected) / 1000).toFixed(1)} s, flowing again ${(recovered / 1000).toFixed(1)} s after`)
-    if (Date.now() < until) await sleep(Math.min(until - Date.now(), between(5_000, 15_000)))
+    // Drawn every time, so that the seed's sequence of faults does not depend on how long they took.
+    const pause = between(5_000, 15_000)
+    if (faults.length < minFaults) await sleep(pause)
+    else if (Date.now() < until) await sleep(Math.min(until - Date.now(), pause))
   }
 
   say("faults over: closing the producers' input")
