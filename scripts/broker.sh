@@ -18,7 +18,8 @@
 #   4. otherwise (Debian 12 ships 3.10.8, which the client cannot use): a Debian 13 (trixie) root
 #      made with debootstrap under $BROKER_ROOT, run under chroot (node rabbit@<short host name>).
 #   Only route 4 is tested (on Debian 12 without Docker); routes 2 and 3 get the same settings.
-# `down` stops only a broker that `up` started (recorded in $BROKER_STATE_DIR/mode).
+# `down` stops only a broker that `up` started (recorded in $BROKER_STATE_DIR/mode; `mode` prints
+#   it: chroot, native or docker, nothing for a broker this script did not start).
 # `restart` stops that broker's Erlang VM and starts it again (data kept), returning once a
 #   stream can be declared again: for tests of clients that must survive a broker restart.
 # `status` says whether streams (plain, and TLS with the test CA) can be declared (exit 1 unless both).
@@ -1228,6 +1229,10 @@ cut) cmd_cut ;;
 freeze) cmd_freeze STOP freeze ;;
 thaw) cmd_freeze CONT thaw ;;
 alarm) cmd_alarm "${2:-}" ;;
+mode)
+  # how this script started the single broker (chroot, native, docker), or nothing when it did not
+  mode
+  ;;
 ctl)
   # rabbitmqctl on the single broker, e.g. list_stream_consumers stream messages_consumed
   shift
@@ -1242,7 +1247,7 @@ mtls)
   cmd_mtls "$@"
   ;;
 *)
-  echo "usage: scripts/broker.sh up|down|restart|status|logs|cut|freeze|thaw|alarm on|off|ctl ARGS... | cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|freeze-node N|thaw-node N|cut-node N|alarm-node N on|off|group N STREAM NAME | mtls up|down|status|logs" >&2
+  echo "usage: scripts/broker.sh up|down|restart|status|logs|cut|freeze|thaw|alarm on|off|mode|ctl ARGS... | cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|freeze-node N|thaw-node N|cut-node N|alarm-node N on|off|group N STREAM NAME | mtls up|down|status|logs" >&2
   exit 2
   ;;
 esac
