@@ -83,8 +83,17 @@ const summary = await Effect.runPromise(program.pipe(Effect.provide(Layer.merge(
 console.log(\`received \${summary.messages}\`)
 `
     )
+    // And from CommonJS (what \`npm init\` makes, and tsx compiles a .ts file to there): require() of
+    // the ES module, which Node 20.19+ does.
+    fs.writeFileSync(
+      path.join(app, "app.cjs"),
+      fs.readFileSync(path.join(app, "app.mjs"), "utf8")
+        .replace(/^import (\{[^}]*\}) from ("[^"]*")$/gm, "const $1 = require($2)")
+        .replace(/const summary = await (.*)\n(.*)\n$/s, "$1.then((summary) => $2)\n")
+    )
     const runs: Array<[string, Array<string>]> = [
       ["node", ["app.mjs"]],
+      ["node", ["app.cjs"]],
       [path.join(root, "node_modules/.bin/bun"), ["app.mjs"]],
       [path.join(root, "node_modules/.bin/deno"), ["run", "--allow-env", "--allow-read", "--allow-sys", "--allow-net", "app.mjs"]]
     ]
