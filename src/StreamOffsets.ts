@@ -496,12 +496,24 @@ export class StreamPreconditionFailed extends StreamPreconditionFailedBase {
   }
 }
 
-/** A broker command failed; `code` is the protocol's response code when the broker sent one. */
+/**
+ * Why a broker command's failure may pass, set where the error is made: the stream has no leader
+ * (code 6: a cluster electing one), a resource alarm refuses new publishers (code 17), or the
+ * connection failed under the command or the broker did not answer (a new connection is needed).
+ */
+export type Transient = "noLeader" | "alarm" | "connectionGone"
+
+/**
+ * A broker command failed; `code` is the protocol's response code when the broker sent one, and
+ * `transient` says why it may pass (the retry policy waits it out) or is undefined (it will not:
+ * failed at once).
+ */
 const BrokerErrorBase: TaggedErrorClass<"BrokerError", {
   readonly operation: string
   readonly code?: number
   readonly reason: string
   readonly cause?: unknown
+  readonly transient?: Transient | undefined
 }> = Data.TaggedError("BrokerError")
 export class BrokerError extends BrokerErrorBase {
   override get message(): string {
@@ -3606,27 +3618,47 @@ const superviseConnection = <C>(options: SupervisorOptions<C>): Effect.Effect<Co
     const state = yield* SubscriptionRef.make<ConnectionState>(
       ConnectionState.Connecting({ attempt: 1, since: new Date(yield* Clock.currentTimeMillis), lastError: undefined })
     )
-    // The client in use, and why it must be replaced (undefined while it is fine).
-    const connection: { current: C | undefined; lostBecause: string | undefined; everConnected: boolean } = {
-      current: undefined,
-      lostBecause: undefined,
-      everConnected: false
+    // The client in use, and why it must be replaced (undefined while it is fine); the outages that
+    // gave up, and the last one's error.
+    const connection = {
+      current: undefined as C | undefined,
+      lostBecause: undefined as string | undefined,
+      everConnected: false,
+      gaveUp: 0,
+      lastFailure: undefined as ConnectionError | undefined
     }
     const lock = yield* Effect.makeSemaphore(1)
-    const client = lock.withPermits(1)(Effect.suspend(() => {
-      if (connection.current !== undefined && connection.lostBecause === undefined) return Effect.succeed(connection.current)
-      const old = connection.current
-      const reason = connection.lostBecause
-      connection.current = undefined
-      return Effect.zipRight(
-        old === undefined ? Effect.void : Effect.forkIn(options.close(old, reason), scope),
-        Effect.tap(connectUnderPolicy(options, state, connection.everConnected), (connected) => {
-          connection.current = connected
-          connection.lostBecause = undefined
-          connection.everConnected = true
-        })
-      )
-    }))
+    // One outage is waited out once: a caller that waited while an outage gave up gets its error,
+    // not a new outage under a fresh policy (three callers in a row made a 10 s policy last 30 s).
+    // A caller that comes after starts a new one.
+    const client = Effect.suspend(() => {
+      const gaveUpBefore = connection.gaveUp
+      return lock.withPermits(1)(Effect.suspend(() => {
+        if (connection.current !== undefined && connection.lostBecause === undefined) return Effect.succeed(connection.current)
+        if (connection.gaveUp > gaveUpBefore && connection.lastFailure !== undefined) return Effect.fail(connection.lastFailure)
+        const old = connection.current
+        const reason = connection.lostBecause
+        connection.current = undefined
+        return Effect.zipRight(
+          old === undefined ? Effect.void : Effect.forkIn(options.close(old, reason), scope),
+          connectUnderPolicy(options, state, connection.everConnected).pipe(
+            Effect.tapBoth({
+              onSuccess: (connected) =>
+                Effect.sync(() => {
+                  connection.current = connected
+                  connection.lostBecause = undefined
+                  connection.everConnected = true
+                }),
+              onFailure: (error) =>
+                Effect.sync(() => {
+                  connection.gaveUp++
+                  connection.lastFailure = error
+                })
+            })
+          )
+        )
+      }))
+    })
 
     const lost = (lostClient: C, reason: string) => {
       if (lostClient !== connection.current || connection.lostBecause !== undefined) return
@@ -3726,8 +3758,7 @@ const isTransient = (error: unknown): boolean =>
     : error instanceof ConnectionError
     ? error.retryable === true
     : error instanceof BrokerError
-    ? !(error.cause instanceof ConnectionError) &&
-      (error.code === 6 || NO_LEADER.test(error.reason) || connectionGone(error.reason) || error.reason === PUBLISHERS_REFUSED)
+    ? error.transient !== undefined
     : false
 
 /**
@@ -3741,14 +3772,11 @@ const NO_LEADER = /not found on any node/
 
 /** What a refusal that is retried waits for, to be said once: an alarm to clear, a leader. */
 const waitingFor = (error: BrokerError): string | undefined =>
-  error.reason === PUBLISHERS_REFUSED
+  error.transient === "alarm"
     ? "waiting for it to clear"
-    : error.code === 6 || NO_LEADER.test(error.reason)
+    : error.transient === "noLeader"
     ? "waiting for the stream to have a leader (none right now: a cluster electing one, or without a majority)"
     : undefined
-
-/** A request that failed because the connection is gone (or silent): the client must be replaced. */
-const connectionGone = (reason: string): boolean => /no answer within/.test(reason) || isConnectionFailure(reason)
 
 /**
  * Runs `session` until it succeeds. After a failure that `retryable` accepts (a lost connection, a
@@ -5795,9 +5823,12 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
           fromClient(() => f(client), brokerError(operation), orphan).pipe(
             Effect.timeoutFail({
               duration: requestTimeout,
-              onTimeout: () => new BrokerError({ operation, reason: `no answer within ${Duration.format(requestTimeout)}` })
+              onTimeout: () =>
+                new BrokerError({ operation, reason: `no answer within ${Duration.format(requestTimeout)}`, transient: "connectionGone" })
             }),
-            Effect.tapError((error) => Effect.sync(() => connectionGone(error.reason) && supervisor.lost(client, error.reason))),
+            Effect.tapError((error) =>
+              Effect.sync(() => error.transient === "connectionGone" && supervisor.lost(client, error.reason))
+            ),
             Effect.tapError((error) => {
               const waiting = waitingFor(error)
               return waiting === undefined || said.has(waiting)
@@ -5812,7 +5843,7 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
       call(`query metadata of "${stream}"`, async (c) => {
         const [metadata] = await c.queryMetadata({ streams: [stream] })
         // 6: the stream exists but has no leader right now (a cluster electing one): try again.
-        if (metadata?.responseCode === 6) throw new Error(`stream "${stream}" is not available: code 6`)
+        if (metadata?.responseCode === 6) throw 6
         return metadata?.streamName === stream && metadata.responseCode === 1
       })
 
@@ -6139,7 +6170,7 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
                       return runPromise(Effect.as(sac.onStepDown, toClientOffset(StartPosition.Next())))
                     })
                     .catch((error: unknown) => {
-                      buffer.fail(new BrokerError({ operation: `activate on "${options.stream}"`, reason: errorText(error), cause: error }))
+                      buffer.fail(brokerError(`activate on "${options.stream}"`)(error))
                       return toClientOffset(StartPosition.Next())
                     })
               }
@@ -6212,7 +6243,7 @@ const lastMessageOffset = (connection: ClientConnection, stream: string) =>
       : Option.some(Chunk.reduce(all, -1n, (max, m) => m.offset > max ? m.offset : max))
   })).pipe(
     Effect.catchTag("ConnectionLost", (e) =>
-      Effect.fail(new BrokerError({ operation: `read the last chunk of "${stream}"`, reason: e.message })))
+      Effect.fail(new BrokerError({ operation: `read the last chunk of "${stream}"`, reason: e.message, transient: "connectionGone" })))
   )
 type DeliveryError = BrokerError | ConnectionLost
 
@@ -6616,7 +6647,7 @@ const memoryConnect = (availability: MemoryState["availability"]) =>
 /** Publishers and consumers need the stream's leader: without one the broker answers code 6. */
 const leaderOf = (state: MemoryState, operation: string, stream: string) =>
   state.leaderless.has(stream)
-    ? Effect.fail(new BrokerError({ operation, reason: "stream not available (code 6)", code: 6 }))
+    ? Effect.fail(new BrokerError({ operation, reason: "stream not available (code 6)", code: 6, transient: "noLeader" }))
     : Effect.void
 
 /** Every operation needs the connection: while the broker is down it waits, as the real one does. */
@@ -7046,15 +7077,25 @@ const declareSuperStreamWith = (
     }
   })
 
+/**
+ * The client's failure of a broker command, as a BrokerError: the one place that reads the client's
+ * words (its errors carry the response code in their text) to decide whether it may pass.
+ */
 const brokerError = (operation: string) => (error: unknown): BrokerError => {
   const code = responseCode(error)
-  const reason = code === 17 && operation.startsWith("declare a publisher")
+  const refusedPublishers = code === 17 && operation.startsWith("declare a publisher")
+  const reason = refusedPublishers
     ? PUBLISHERS_REFUSED
     : code !== undefined
     ? `${codeName(code)} (code ${code})`
-    : error instanceof Error
-    ? error.message
-    : String(error)
-  return new BrokerError({ operation, reason, cause: error, ...(code !== undefined ? { code } : {}) })
+    : errorText(error)
+  const transient: Transient | undefined = refusedPublishers
+    ? "alarm"
+    : code === 6 || (code === undefined && NO_LEADER.test(reason))
+    ? "noLeader"
+    : code === undefined && isConnectionFailure(error)
+    ? "connectionGone"
+    : undefined
+  return new BrokerError({ operation, reason, cause: error, ...(code !== undefined ? { code } : {}), transient })
 }
 

@@ -218,6 +218,57 @@ describe("a broker that stays away longer than the policy", () => {
     }).pipe(Effect.provide(layers())))
 })
 
+describe("an outage is waited out once, under one policy", () => {
+  // A 10 s policy. Before, each caller that had waited for a reconnection which gave up started an
+  // outage of its own under a fresh policy: a named send gave up after 23 s, receive after 26-30 s.
+  const seconds = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) =>
+    Effect.gen(function*() {
+      let elapsed = 0
+      while (fiber.unsafePoll() === null && elapsed < 120) {
+        yield* TestClock.adjust("1 second")
+        elapsed++
+      }
+      return elapsed
+    })
+
+  it.effect("a named send fails when the policy gives up (10 s and the last pause), not later", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      yield* send({ stream: "s", messages: bodies(1) })
+      yield* memory.down()
+      const fiber = yield* Effect.fork(Effect.flip(send({ stream: "s", messages: bodies(1, "p"), producerName: "p" })))
+      const elapsed = yield* seconds(fiber)
+      expect(elapsed).toBeGreaterThanOrEqual(10)
+      expect(elapsed).toBeLessThanOrEqual(12)
+      expect((yield* Fiber.join(fiber)).message).toContain("gave up after")
+    }).pipe(Effect.provide(layers({ retry: retryFor("10 seconds") }))))
+
+  it.effect("receive fails when the policy gives up, plus at most the final store's bound (5 s)", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      yield* send({ stream: "s", messages: bodies(1) })
+      const fiber = yield* Effect.fork(Effect.flip(receiving([], { marker: false }).pipe(Effect.flatMap(Fiber.join))))
+      yield* TestClock.adjust("10 millis")
+      yield* memory.down()
+      const elapsed = yield* seconds(fiber)
+      expect(elapsed).toBeGreaterThanOrEqual(10)
+      expect(elapsed).toBeLessThanOrEqual(17)
+      expect((yield* Fiber.join(fiber)).message).toContain("gave up after")
+    }).pipe(Effect.provide(layers({ retry: retryFor("10 seconds") }))))
+
+  it.effect("a stream without a leader: a named send and receive give up with the policy", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      yield* send({ stream: "s", messages: bodies(1) })
+      yield* memory.loseLeader("s")
+      const producer = yield* Effect.fork(Effect.flip(send({ stream: "s", messages: bodies(1, "p"), producerName: "p" })))
+      const consumer = yield* Effect.fork(Effect.flip(receiving([], { marker: false }).pipe(Effect.flatMap(Fiber.join))))
+      expect(yield* seconds(producer)).toBeLessThanOrEqual(12)
+      expect(yield* seconds(consumer)).toBeLessThanOrEqual(2)
+      expect((yield* Fiber.join(producer)).message).toContain("code 6")
+    }).pipe(Effect.provide(layers({ retry: retryFor("10 seconds") }))))
+})
+
 describe("a stop signal during an outage", () => {
   it.effect("ends receive within the final-store bound; the summary says the store was not confirmed", () =>
     Effect.gen(function*() {
