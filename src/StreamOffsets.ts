@@ -6514,7 +6514,8 @@ interface MemoryState {
   /** Streams without a leader right now (`loseLeader`). */
   readonly leaderless: Set<string>
   /** Every open publisher and subscription (and what it was doing), for `loseConnection`. */
-  readonly open: Map<Deferred.Deferred<never, ConnectionLost>, string>
+  /** The open publishers and subscriptions: what each was doing, on which stream. */
+  readonly open: Map<Deferred.Deferred<never, ConnectionLost>, { readonly during: string; readonly stream: string }>
   /** Single active consumer groups, by stream and name. */
   readonly groups: Map<string, MemoryGroup>
   /** Super streams: their partitions, with the binding key of each, in partition order. */
@@ -6567,7 +6568,12 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
     const broker: StreamBrokerShape = {
       declareStream: (stream, retention) => memoryDeclare(state, stream, retention),
       streamExists: (stream) => Effect.zipRight(connected(state, `query metadata of "${stream}"`), Effect.sync(() => state.streams.has(stream))),
-      deleteStream: (stream) => Effect.flatMap(getStream(state, stream), () => Effect.sync(() => void state.streams.delete(stream))),
+      deleteStream: (stream) =>
+        Effect.flatMap(getStream(state, stream), () =>
+          Effect.zipRight(
+            Effect.sync(() => void state.streams.delete(stream)),
+            endOnStream(state, stream, `stream "${stream}" was deleted`)
+          )),
       declareSuperStream: (superStream, bindingKeys, retention) =>
         declareSuperStreamWith(superStream, bindingKeys, {
           partitions: memoryPartitions(state, superStream),
@@ -6741,16 +6747,27 @@ const append = (
   })
 
 /** A publisher or subscription on the connection: failed with ConnectionLost when it is lost. */
-const openOnConnection = (state: MemoryState, during: string) =>
+const openOnConnection = (state: MemoryState, during: string, stream: string) =>
   Effect.acquireRelease(
-    Effect.tap(Deferred.make<never, ConnectionLost>(), (d) => void state.open.set(d, during)),
+    Effect.tap(Deferred.make<never, ConnectionLost>(), (d) => void state.open.set(d, { during, stream })),
     (d) => Effect.sync(() => void state.open.delete(d))
   )
 
 const loseConnection = (state: MemoryState, reason: string) =>
   Effect.zipRight(
     Effect.sync(() => state.supervisor.loseCurrent(reason)),
-    Effect.forEach(state.open, ([d, during]) => Deferred.fail(d, new ConnectionLost({ during, reason })), { discard: true })
+    Effect.forEach(state.open, ([d, { during }]) => Deferred.fail(d, new ConnectionLost({ during, reason })), { discard: true })
+  )
+
+/**
+ * A deleted stream ends its publishers and subscriptions as the broker's metadata update does with
+ * the client's: as lost, so that they declare again and find the stream gone (StreamNotFound).
+ */
+const endOnStream = (state: MemoryState, stream: string, reason: string) =>
+  Effect.forEach(
+    state.open,
+    ([d, open]) => open.stream === stream ? Deferred.fail(d, new ConnectionLost({ during: open.during, reason })) : Effect.void,
+    { discard: true }
   )
 
 const memoryPublisher = (state: MemoryState, stream: string, name: string | undefined) =>
@@ -6761,7 +6778,7 @@ const memoryPublisher = (state: MemoryState, stream: string, name: string | unde
     const scope = yield* Effect.scope
     const confirmations = yield* Queue.unbounded<Confirmation>()
     yield* Effect.addFinalizer(() => Queue.shutdown(confirmations))
-    const lost = yield* openOnConnection(state, `publishing to "${stream}"`)
+    const lost = yield* openOnConnection(state, `publishing to "${stream}"`, stream)
     const lastPublishingId = name === undefined ? 0n : s.publishers.get(name) ?? 0n
     const confirm = (c: Confirmation) =>
       confirmDelay === undefined
@@ -6816,7 +6833,7 @@ const memorySubscribe = (state: MemoryState, options: SubscribeOptions) =>
       return yield* Effect.fail(new BrokerError({ operation: `subscribe to "${options.stream}"`, reason: FILTERING_UNSUPPORTED }))
     }
     const filterSize = s.retention.filterSizeBytes ?? 16
-    const lost = yield* openOnConnection(state, `consuming "${options.stream}"`)
+    const lost = yield* openOnConnection(state, `consuming "${options.stream}"`, options.stream)
     const member = options.singleActive ? yield* joinGroup(state, options.stream, options.singleActive) : undefined
     const cursor = { position: member ? -1 : startIndex(s, options.start), turn: 0 }
     const pull: Effect.Effect<Chunk.Chunk<StreamMessage>> = Effect.suspend(() => {
