@@ -63,7 +63,9 @@
 #   rabbit-mtls@<short host name>, TLS streams only on localhost:$RABBITMQ_STREAM_MTLS_PORT
 #   (default 5541, advertised as localhost:5541; no plain stream listener), a client certificate
 #   signed by the test CA required (client.pem/client-key.pem), AMQP on 5691, distribution on
-#   25691; data, logs and config under $BROKER_ROOT/var/lib/rabbitmq/mtls.
+#   25691; data, logs and config under $BROKER_ROOT/var/lib/rabbitmq/mtls. SASL EXTERNAL is
+#   offered too (rabbitmq_auth_mechanism_ssl): the certificate's CN, "effect-stream-offsets test
+#   client", is a user with rights on "/".
 #   mtls up       start it unless it runs; return when a TLS connection with the client
 #                 certificate can declare a stream
 #   mtls down     stop that node only (the single broker and the cluster keep running)
@@ -1133,7 +1135,23 @@ ssl_options.keyfile = $broker_tls/server-key.pem
 ssl_options.verify = verify_peer
 ssl_options.fail_if_no_peer_cert = true
 loopback_users = none
+auth_mechanisms.1 = PLAIN
+auth_mechanisms.2 = AMQPLAIN
+auth_mechanisms.3 = EXTERNAL
+ssl_cert_login_from = common_name
 EOF
+}
+
+# SASL EXTERNAL: the client certificate's CN is the user name (ssl_cert_login_from = common_name),
+# so that user must exist (no password: only the certificate logs it in) with rights on "/".
+mtls_cert_user="effect-stream-offsets test client"
+mtls_user() {
+  local ctl=(in_mtls rabbitmqctl -n "$mtls_node" -q)
+  "${ctl[@]}" list_users 2>>"$mtls_log" | grep -q "^$mtls_cert_user\b" && return 0
+  { "${ctl[@]}" add_user "$mtls_cert_user" "unused-$RANDOM$RANDOM" &&
+    "${ctl[@]}" clear_password "$mtls_cert_user" &&
+    "${ctl[@]}" set_permissions -p / "$mtls_cert_user" ".*" ".*" ".*"; } >>"$mtls_log" 2>&1 ||
+    die "could not add the user \"$mtls_cert_user\" on $mtls_node (for SASL EXTERNAL); read $mtls_log"
 }
 
 # A stream declaration over TLS with the test CA and the client certificate.
@@ -1159,7 +1177,7 @@ mtls_up() {
     tls_installed "$root$broker_tls" || tls_install "$root$broker_tls" in_root
     mtls_conf >"$d/rabbitmq.conf"
   fi
-  echo "[rabbitmq_stream]." >"$d/enabled_plugins"
+  echo "[rabbitmq_stream,rabbitmq_auth_mechanism_ssl]." >"$d/enabled_plugins"
   in_root chown rabbitmq:rabbitmq "$mtls_dir" "$mtls_dir/mnesia" "$mtls_dir/log" || die "could not chown $d to rabbitmq"
   if [ -z "$(node_pids "$mtls_node")" ]; then
     port_open "$mtls_port" && die "localhost:$mtls_port is taken by something other than $mtls_node; free it or set RABBITMQ_STREAM_MTLS_PORT"
@@ -1173,6 +1191,7 @@ mtls_up() {
       die "$mtls_node did not accept a stream declaration with the client certificate on localhost:$mtls_port within ${wait_seconds}s ($(tail -n 1 "$mtls_log")); read $(mtls_node_log)"
     sleep 2
   done
+  mtls_user
   say "ready in $((SECONDS - t0))s: $mtls_node, TLS streams on localhost:$mtls_port for clients with a certificate (CA: $tls/ca.pem, certificate: $tls/client.pem, key: $tls/client-key.pem)"
 }
 

@@ -755,6 +755,14 @@ export interface ConnectionConfig {
   readonly retry?: Schedule.Schedule<unknown, StreamError> | undefined
   /** Connect with TLS (set by a `rabbitmq-stream+tls://` URI); certificates are verified. */
   readonly tls?: TlsOptions | undefined
+  /**
+   * How the client authenticates (SASL): `"plain"`, the username and password (the default), or
+   * `"external"`, the TLS client certificate is the identity (`tls.cert` and `tls.key` needed; the
+   * broker needs its `rabbitmq_auth_mechanism_ssl` plugin and EXTERNAL among its
+   * `auth_mechanisms`; username and password are not sent). A URI sets it with
+   * `?auth_mechanism=external`.
+   */
+  readonly sasl?: "plain" | "external" | undefined
 }
 
 export const DEFAULT_URI = "rabbitmq-stream://guest:guest@localhost:5552/%2f"
@@ -776,19 +784,20 @@ export const retryFor = (duration: Duration.DurationInput): Schedule.Schedule<un
     )
 
 const URI_SHAPE =
-  "rabbitmq-stream://user:pass@host:5552/vhost or rabbitmq-stream+tls://user:pass@host:5551/vhost (several nodes: host1:5552,host2:5552)"
+  "rabbitmq-stream://user:pass@host:5552/vhost or rabbitmq-stream+tls://user:pass@host:5551/vhost (several nodes: host1:5552,host2:5552; a client certificate as the identity: ?auth_mechanism=external)"
 
 /**
  * Parses `rabbitmq-stream://user:pass@host:port/vhost`, `rabbitmq-stream+tls://...` (TLS, with
  * verification; default port 5551), or with several nodes
  * `rabbitmq-stream://user:pass@host1:port1,host2:port2/vhost`. The vhost is URL-encoded (`%2f`
- * is `/`); an empty path means `/`; the port defaults to 5552. Errors never contain the password.
+ * is `/`); an empty path means `/`; the port defaults to 5552. One query parameter is known:
+ * `auth_mechanism=external` (or `plain`), with TLS only. Errors never contain the password.
  */
 export const parseUri = (uri: string): Either.Either<ConnectionConfig, InvalidArgument> => {
   const invalid = (why: string) => Either.left(new InvalidArgument({ message: `${why}: expected ${URI_SHAPE}` }))
-  const match = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/(?:([^@/]*)@)?([^/?#]*)(?:\/([^?#]*))?$/.exec(uri.trim())
+  const match = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/(?:([^@/]*)@)?([^/?#]*)(?:\/([^?#]*))?(?:\?([^#]*))?$/.exec(uri.trim())
   if (!match) return invalid(`malformed URI ${redactUri(uri)}`)
-  const [, scheme, userinfo, hosts, path] = match
+  const [, scheme, userinfo, hosts, path, query] = match
   const tls = scheme!.toLowerCase() === "rabbitmq-stream+tls"
   if (!tls && scheme!.toLowerCase() !== "rabbitmq-stream") {
     return invalid(`unsupported URI scheme "${scheme}:" in ${redactUri(uri)}`)
@@ -813,7 +822,25 @@ export const parseUri = (uri: string): Either.Either<ConnectionConfig, InvalidAr
   const username = userinfo === undefined || userinfo === "" ? "guest" : decode(colon < 0 ? userinfo : userinfo.slice(0, colon))
   const password = userinfo === undefined || userinfo === "" ? "guest" : colon < 0 ? "" : decode(userinfo.slice(colon + 1))
   if (username === undefined || password === undefined) return invalid(`URI ${redactUri(uri)} has a malformed user or password`)
-  return Either.right({ endpoints, username, password: Redacted.make(password), vhost, ...(tls ? { tls: {} } : {}) })
+  let sasl: "plain" | "external" | undefined
+  for (const parameter of query === undefined || query === "" ? [] : query.split("&")) {
+    const [key, value] = parameter.split("=", 2).map((text) => decode(text)?.toLowerCase())
+    if (key !== "auth_mechanism" || (value !== "plain" && value !== "external")) {
+      return invalid(`URI ${redactUri(uri)} has an unknown parameter "${parameter}" (known: auth_mechanism=plain or external)`)
+    }
+    sasl = value
+  }
+  if (sasl === "external" && !tls) {
+    return invalid(`URI ${redactUri(uri)} asks for auth_mechanism=external, which takes TLS (rabbitmq-stream+tls://) and a client certificate`)
+  }
+  return Either.right({
+    endpoints,
+    username,
+    password: Redacted.make(password),
+    vhost,
+    ...(tls ? { tls: {} } : {}),
+    ...(sasl === undefined ? {} : { sasl })
+  })
 }
 
 /** The URI - or every URI in a text, such as an error message - with its password replaced by `***`: safe to print. */
@@ -824,7 +851,9 @@ const describeEndpoints = (endpoints: ReadonlyArray<Endpoint>) =>
 
 /** A printable description of where a config points, without the password. */
 export const describeConnection = (config: ConnectionConfig, endpoints = config.endpoints): string =>
-  `rabbitmq-stream${config.tls ? "+tls" : ""}://${config.username}@${describeEndpoints(endpoints)}/${encodeURIComponent(config.vhost)}`
+  config.sasl === "external"
+    ? `rabbitmq-stream+tls://${describeEndpoints(endpoints)}/${encodeURIComponent(config.vhost)}?auth_mechanism=external`
+    : `rabbitmq-stream${config.tls ? "+tls" : ""}://${config.username}@${describeEndpoints(endpoints)}/${encodeURIComponent(config.vhost)}`
 
 export const ConnectionConfig: {
   readonly fromEnv: Config.Config<ConnectionConfig>
@@ -5780,6 +5809,14 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
     if (config.endpoints.length === 0) {
       return yield* Effect.fail(new ConnectionError({ message: "no endpoint to connect to", retryable: false }))
     }
+    if (config.sasl === "external" && (config.tls?.cert === undefined || config.tls.key === undefined)) {
+      return yield* Effect.fail(
+        new ConnectionError({
+          message: "SASL EXTERNAL takes the TLS client certificate as the identity: give tls.cert and tls.key (--cert, --key)",
+          retryable: false
+        })
+      )
+    }
     const confirmRoutes = new Map<string, Queue.Queue<Confirmation>>()
     // What each client carries (publishers, consumers): when the client is replaced, they fail with
     // ConnectionLost (closing a client does not call their listeners), so their workflows move on.
@@ -5949,7 +5986,7 @@ const connectOnce = (config: ConnectionConfig, attempt: number, hooks: ConnectHo
       yield* Effect.logWarning(`TLS certificate verification is OFF for ${where}: anyone on the way can pose as the broker`)
     }
     const connectFailed = yield* Deferred.make<never, ConnectionError>()
-    const fail = (error: unknown) => Deferred.unsafeDone(connectFailed, Exit.fail(connectError(where, error, hooks.first())))
+    const fail = (error: unknown) => Deferred.unsafeDone(connectFailed, Exit.fail(connectError(where, error, hooks.first(), config.sasl)))
     yield* Effect.acquireRelease(Effect.sync(() => hooks.connecting.add(fail)), () => Effect.sync(() => hooks.connecting.delete(fail)))
     const route = (publisherId: number, connectionId: string) => hooks.confirmRoutes.get(routeKey(publisherId, connectionId))
     return yield* Effect.raceFirst(
@@ -5962,6 +5999,7 @@ const connectOnce = (config: ConnectionConfig, attempt: number, hooks: ConnectHo
             username: config.username,
             password: Redacted.value(config.password),
             vhost: config.vhost,
+            mechanism: config.sasl === "external" ? "EXTERNAL" : "PLAIN",
             ...(config.tls ? { ssl: clientTls(config.tls) } : {}),
             connectionName: config.connectionName ?? "effect-stream-offsets",
             heartbeat: heartbeatSeconds(config),
@@ -5983,7 +6021,7 @@ const connectOnce = (config: ConnectionConfig, attempt: number, hooks: ConnectHo
               }
             }
           }),
-        (cause) => connectError(where, cause, hooks.first()),
+        (cause) => connectError(where, cause, hooks.first(), config.sasl),
         // Connected after we gave up on it: nobody will use it.
         (late) => void late.close().catch(() => undefined)
       )
@@ -6434,7 +6472,7 @@ class HandshakeClosed extends Error {
  * handshake is most likely the wrong kind of port (TLS vs plain): said so, and not retried; once
  * connected, the same is a broker restarting: retried.
  */
-const connectError = (where: string, cause: unknown, first: boolean): ConnectionError => {
+const connectError = (where: string, cause: unknown, first: boolean, sasl?: "plain" | "external"): ConnectionError => {
   const tls = tlsProblem(cause)
   if (tls !== undefined) return new ConnectionError({ message: `cannot connect to ${where}: ${tls}`, cause, retryable: false })
   const isTls = where.startsWith("rabbitmq-stream+tls:")
@@ -6447,7 +6485,21 @@ const connectError = (where: string, cause: unknown, first: boolean): Connection
   const code = responseCode(cause)
   // An unknown vhost makes the client misread the broker's answer to Open (a RangeError).
   const openFailed = cause instanceof Error && /open_response/.test(cause.stack ?? "")
-  const detail = code === 8 || code === 11
+  // The client's words when the broker does not offer the mechanism asked for.
+  const mechanismMissing = /Unable to find (\S+) mechanism in (.*)/.exec(errorText(cause))
+  if (mechanismMissing) {
+    const offered = mechanismMissing[2]!.split(",").filter((m) => m !== "").join(", ") || "none"
+    return new ConnectionError({
+      message: `cannot connect to ${where}: the broker does not offer SASL ${mechanismMissing[1]} (it offers ${offered})${
+        sasl === "external" ? "; it needs the rabbitmq_auth_mechanism_ssl plugin and EXTERNAL in auth_mechanisms" : ""
+      }`,
+      cause,
+      retryable: false
+    })
+  }
+  const detail = (code === 8 || code === 11) && sasl === "external"
+    ? "the broker did not accept the client certificate as a user (with ssl_cert_login_from = common_name, a user named as the certificate's CN must exist)"
+    : code === 8 || code === 11
     ? "authentication failed: check the username and password"
     : code === 12 || openFailed
     ? "the virtual host does not exist or the user may not use it"

@@ -117,6 +117,11 @@ export const connectionFlags = {
   "insecure-skip-verify": {
     help: "TLS: accept any broker certificate, verifying nothing (a warning on every connect)",
     boolean: true
+  },
+  sasl: {
+    env: "RABBITMQ_STREAM_SASL",
+    help:
+      "how to authenticate: plain (the user and password of --uri) or external (TLS: the client certificate of --cert is the identity; the broker needs rabbitmq_auth_mechanism_ssl); default: the URI's ?auth_mechanism=, else plain"
   }
 } as const satisfies FlagSpec
 
@@ -133,6 +138,15 @@ export const brokerLayer = (values: Partial<Record<keyof typeof connectionFlags,
     })
     const [ca, cert, key] = [yield* get("ca"), yield* get("cert"), yield* get("key")]
     const insecureSkipVerify = values["insecure-skip-verify"] === "true"
+    const sasl = (yield* get("sasl"))?.toLowerCase() ?? config.sasl
+    if (sasl !== undefined && sasl !== "plain" && sasl !== "external") {
+      return yield* new UsageError({ message: `${yield* sourceOf(connectionFlags, values, "sasl")} must be plain or external, got "${sasl}"` })
+    }
+    if (sasl === "external" && (config.tls === undefined || cert === undefined)) {
+      return yield* new UsageError({
+        message: "--sasl external takes the TLS client certificate as the identity: use a rabbitmq-stream+tls:// URI with --cert and --key"
+      })
+    }
     if (config.tls === undefined) {
       if (ca !== undefined || cert !== undefined || key !== undefined || insecureSkipVerify) {
         return yield* new UsageError({
@@ -152,7 +166,7 @@ export const brokerLayer = (values: Partial<Record<keyof typeof connectionFlags,
       key: key === undefined ? undefined : Redacted.make(yield* pem("key", key)),
       insecureSkipVerify
     }
-    return StreamBroker.layer({ ...config, retry: retryFor(retry), tls })
+    return StreamBroker.layer({ ...config, retry: retryFor(retry), tls, ...(sasl === undefined ? {} : { sasl }) })
   })
 
 /** A PEM file; unreadable or not PEM is a usage error naming where it came from (`--ca`, `RABBITMQ_STREAM_CA`). */

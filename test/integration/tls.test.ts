@@ -104,4 +104,35 @@ describe("mutual TLS (a broker that requires a client certificate)", () => {
   it("refused without it, in one line", async () => {
     expectRefused(await cli("node", "send", ["--uri", uri(5541), "--ca", ca]), "client certificate")
   })
+
+  // SASL EXTERNAL: the mutual-TLS node offers it; its user is the certificate's CN. A user and
+  // password that exist nowhere prove the certificate logged in.
+  const nobody = "rabbitmq-stream+tls://nobody:no-such-password@localhost:5541/%2f"
+
+  it("SASL EXTERNAL: --sasl external and ?auth_mechanism=external log in with the certificate (PLAIN with the same URI is refused)", async () => {
+    const stream = uniqueStream("sasl")
+    const sent = await cli("node", "send", ["--uri", `${nobody}?auth_mechanism=external`, "--ca", ca, ...client, "--stream", stream])
+    expect(sent.code, sent.stderr).toBe(0)
+    const received = await cli("deno", "receive", ["--uri", nobody, "--sasl", "external", "--ca", ca, ...client, "--stream", stream])
+    expect(received.code, received.stderr).toBe(0)
+    expect(received.stdout).toContain("Consumed 100 messages.")
+    expectRefused(await cli("node", "send", ["--uri", nobody, "--ca", ca, ...client, "--stream", stream]), "authentication failed")
+  })
+
+  it("SASL EXTERNAL on a broker that does not offer it: one line saying so, exit 1, no retry", async () => {
+    const r = await cli("node", "send", ["--uri", good(), "--sasl", "external", "--ca", ca, ...client])
+    expectRefused(r, "the broker does not offer SASL EXTERNAL")
+    expect(r.stderr).toContain("rabbitmq_auth_mechanism_ssl")
+  })
+
+  it("SASL EXTERNAL without a client certificate or TLS: a usage error before connecting (exit 2)", async () => {
+    const noCert = await cli("node", "send", ["--uri", good(), "--sasl", "external", "--ca", ca])
+    expect(noCert.code).toBe(2)
+    expect(noCert.stderr.trim()).toBe(
+      "error: --sasl external takes the TLS client certificate as the identity: use a rabbitmq-stream+tls:// URI with --cert and --key"
+    )
+    const plain = await cli("node", "send", ["--uri", "rabbitmq-stream://localhost:5552/?auth_mechanism=external"])
+    expect(plain.code).toBe(2)
+    expect(plain.stderr).toContain("asks for auth_mechanism=external, which takes TLS")
+  })
 })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Either, Redacted } from "effect"
-import { ConnectionConfig, describeConnection, parseUri, redactUri } from "../../src/StreamOffsets.ts"
+import { ConfigProvider, Effect, Either, Layer, Redacted } from "effect"
+import { ConnectionConfig, describeConnection, parseUri, redactUri, StreamBroker } from "../../src/StreamOffsets.ts"
 import { brokerLayer } from "../../src/cli.ts"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -29,6 +29,33 @@ describe("connection URI", () => {
     ])
     expect(describeConnection(config)).toBe("rabbitmq-stream://u@h1:5561,h2:5552,[::1]:5563/%2F")
   })
+
+  it("reads ?auth_mechanism=external (TLS only) and refuses other parameters, without the password", () => {
+    const config = Either.getOrThrow(parseUri("rabbitmq-stream+tls://u:secret@h1:5541/%2f?auth_mechanism=EXTERNAL"))
+    expect(config).toMatchObject({ sasl: "external", tls: {}, endpoints: [{ host: "h1", port: 5541 }] })
+    expect(describeConnection(config)).toBe("rabbitmq-stream+tls://h1:5541/%2F?auth_mechanism=external")
+    expect(Either.getOrThrow(parseUri("rabbitmq-stream://u:p@h/?auth_mechanism=plain")).sasl).toBe("plain")
+    expect(Either.getOrThrow(parseUri("rabbitmq-stream://u:p@h/")).sasl).toBeUndefined()
+    for (
+      const [uri, why] of [
+        ["rabbitmq-stream://u:secret@h/?auth_mechanism=external", "which takes TLS"],
+        ["rabbitmq-stream+tls://u:secret@h/?auth_mechanism=kerberos", "unknown parameter"],
+        ["rabbitmq-stream+tls://u:secret@h/?heartbeat=5", "unknown parameter"]
+      ] as const
+    ) {
+      const error = Either.flip(parseUri(uri)).pipe(Either.getOrThrow)
+      expect(error.message).toContain(why)
+      expect(error.message).not.toContain("secret")
+    }
+  })
+
+  it.effect("SASL EXTERNAL without a client certificate fails the layer at once, before connecting", () =>
+    Effect.gen(function*() {
+      const config = Either.getOrThrow(parseUri("rabbitmq-stream+tls://localhost:1/?auth_mechanism=external"))
+      const error = yield* Effect.flip(Effect.scoped(Layer.build(StreamBroker.layer(config))))
+      expect(error).toMatchObject({ _tag: "ConnectionError", retryable: false })
+      expect(error.message).toContain("give tls.cert and tls.key")
+    }))
 
   it("refuses a malformed node list or port, one line, without the password", () => {
     for (const uri of ["rabbitmq-stream://u:secret@h1:5561,,h2/", "rabbitmq-stream://u:secret@h1:99999/", "rabbitmq-stream://u:secret@h1:x/"]) {
