@@ -57,6 +57,7 @@
 #   cluster down          stop the three nodes; data is kept, so the next `cluster up` is quick
 #   cluster reset         `cluster down` and delete the cluster's data (a fresh cluster next time)
 #   cluster status        one line per node (exit 1 unless all three are up)
+#   cluster ctl N ARGS    rabbitmqctl on node N; cluster streams N ARGS: rabbitmq-streams on node N
 #   cluster logs          the end of each node's log
 #
 # `mtls ...` runs one more node from the trixie root, on demand, for mutual-TLS tests: node
@@ -1077,7 +1078,7 @@ cluster_alarm_node() {
 cmd_cluster() {
   local n=${2:-}
   case "${1:-}" in
-  stop-node | start-node | kill-node | freeze-node | thaw-node | cut-node | alarm-node | group)
+  stop-node | start-node | kill-node | freeze-node | thaw-node | cut-node | alarm-node | group | ctl | streams)
     case "$n" in 1 | 2 | 3) ;; *) die "usage: scripts/broker.sh cluster $1 1|2|3" ;; esac
     ;;
   esac
@@ -1101,13 +1102,23 @@ cmd_cluster() {
     say "closed every client connection of $(node_name "$n")"
     ;;
   alarm-node) cluster_alarm_node "$n" "${3:-}" ;;
+  ctl)
+    # rabbitmqctl on node N, e.g. cluster ctl 1 list_queues
+    shift 2
+    ctl "$n" "$@"
+    ;;
+  streams)
+    # rabbitmq-streams on node N, e.g. cluster streams 1 list_stream_connections conn_name peer_port
+    shift 2
+    in_node "$n" /usr/lib/rabbitmq/bin/rabbitmq-streams -n "$(node_name "$n")" "$@"
+    ;;
   group)
     # The members of a single active consumer group, as node N's coordinator knows them.
     [ -n "${3:-}" ] && [ -n "${4:-}" ] || die "usage: scripts/broker.sh cluster group N STREAM NAME"
     ctl "$n" eval "rabbit_stream_sac_coordinator:group_consumers(<<\"/\">>, <<\"$3\">>, <<\"$4\">>, [connection_name, subscription_id, state])."
     ;;
   *)
-    echo "usage: scripts/broker.sh cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|freeze-node N|thaw-node N|cut-node N|alarm-node N on|off|group N STREAM NAME" >&2
+    echo "usage: scripts/broker.sh cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|freeze-node N|thaw-node N|cut-node N|alarm-node N on|off|group N STREAM NAME|ctl N ARGS...|streams N ARGS..." >&2
     exit 2
     ;;
   esac

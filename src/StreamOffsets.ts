@@ -763,6 +763,14 @@ export interface ConnectionConfig {
    * `?auth_mechanism=external`.
    */
   readonly sasl?: "plain" | "external" | undefined
+  /**
+   * The endpoints are load balancers (or proxies) in front of the cluster, not its nodes: every
+   * connection goes through them, and one that lands on another node than the one a publisher
+   * (the stream's leader) or consumer (a replica) needs is closed and tried again, a bounded number
+   * of times. The nodes' advertised hosts need not be reachable. Default false: publishers and
+   * consumers connect to the advertised host of their node.
+   */
+  readonly loadBalancer?: boolean | undefined
 }
 
 export const DEFAULT_URI = "rabbitmq-stream://guest:guest@localhost:5552/%2f"
@@ -6000,6 +6008,7 @@ const connectOnce = (config: ConnectionConfig, attempt: number, hooks: ConnectHo
             password: Redacted.value(config.password),
             vhost: config.vhost,
             mechanism: config.sasl === "external" ? "EXTERNAL" : "PLAIN",
+            ...(config.loadBalancer ? { addressResolver: { enabled: true, endpoint: { host: endpoint.host, port: endpoint.port } } } : {}),
             ...(config.tls ? { ssl: clientTls(config.tls) } : {}),
             connectionName: config.connectionName ?? "effect-stream-offsets",
             heartbeat: heartbeatSeconds(config),

@@ -118,6 +118,11 @@ export const connectionFlags = {
     help: "TLS: accept any broker certificate, verifying nothing (a warning on every connect)",
     boolean: true
   },
+  "load-balancer": {
+    help:
+      "the --uri hosts are load balancers in front of the cluster: every connection goes through them (one that lands on the wrong node is tried again); the nodes' advertised hosts need not be reachable",
+    boolean: true
+  },
   sasl: {
     env: "RABBITMQ_STREAM_SASL",
     help:
@@ -138,6 +143,7 @@ export const brokerLayer = (values: Partial<Record<keyof typeof connectionFlags,
     })
     const [ca, cert, key] = [yield* get("ca"), yield* get("cert"), yield* get("key")]
     const insecureSkipVerify = values["insecure-skip-verify"] === "true"
+    const loadBalancer = values["load-balancer"] === "true"
     const sasl = (yield* get("sasl"))?.toLowerCase() ?? config.sasl
     if (sasl !== undefined && sasl !== "plain" && sasl !== "external") {
       return yield* new UsageError({ message: `${yield* sourceOf(connectionFlags, values, "sasl")} must be plain or external, got "${sasl}"` })
@@ -153,7 +159,7 @@ export const brokerLayer = (values: Partial<Record<keyof typeof connectionFlags,
           message: "--ca, --cert, --key and --insecure-skip-verify are for TLS: use a rabbitmq-stream+tls:// URI"
         })
       }
-      return StreamBroker.layer({ ...config, retry: retryFor(retry) })
+      return StreamBroker.layer({ ...config, retry: retryFor(retry), ...(loadBalancer ? { loadBalancer } : {}) })
     }
     if ((cert === undefined) !== (key === undefined)) {
       return yield* new UsageError({ message: "--cert and --key go together (a client certificate and its key)" })
@@ -166,7 +172,13 @@ export const brokerLayer = (values: Partial<Record<keyof typeof connectionFlags,
       key: key === undefined ? undefined : Redacted.make(yield* pem("key", key)),
       insecureSkipVerify
     }
-    return StreamBroker.layer({ ...config, retry: retryFor(retry), tls, ...(sasl === undefined ? {} : { sasl }) })
+    return StreamBroker.layer({
+      ...config,
+      retry: retryFor(retry),
+      tls,
+      ...(sasl === undefined ? {} : { sasl }),
+      ...(loadBalancer ? { loadBalancer } : {})
+    })
   })
 
 /** A PEM file; unreadable or not PEM is a usage error naming where it came from (`--ca`, `RABBITMQ_STREAM_CA`). */

@@ -11,9 +11,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { cli, expectEachBodyOnce, expectEachMessageOnce, messageLines, namedSendAcross, run, start, waitForMessages, withStream, withSuperStream } from "./helpers.ts"
+import { cli, expectEachBodyOnce, type Run, expectEachMessageOnce, messageLines, namedSendAcross, run, start, waitForMessages, withStream, withSuperStream } from "./helpers.ts"
 
 const uri = "rabbitmq-stream://guest:guest@localhost:5561,localhost:5562,localhost:5563/%2f"
 const onCluster = ["--uri", uri]
@@ -46,6 +47,83 @@ const withNodeOneBack = (f: () => Promise<void>) => withNodesBack(["1"], f)
 const killLeaderAndAnother = () => Promise.all([cluster("kill-node", "1"), cluster("kill-node", "2")])
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const NO_LEADER = "waiting for the stream to have a leader"
+
+describe("through a load balancer (a TCP proxy in front of the three nodes)", () => {
+  /** A round-robin TCP proxy: what a load balancer in front of a cluster is. Records the local port of each upstream socket. */
+  const proxy = async () => {
+    const upstreamPorts = new Set<number>()
+    let next = 0
+    const sockets = new Set<net.Socket>()
+    const server = net.createServer((client) => {
+      const upstream = net.connect(5561 + (next++ % 3), "127.0.0.1")
+      upstream.on("connect", () => upstreamPorts.add(upstream.localPort!))
+      for (const socket of [client, upstream]) {
+        sockets.add(socket)
+        socket.on("error", () => undefined)
+        socket.on("close", () => (client.destroy(), upstream.destroy(), sockets.delete(socket)))
+      }
+      client.pipe(upstream).pipe(client)
+    })
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+    const port = (server.address() as net.AddressInfo).port
+    const close = () => {
+      for (const socket of sockets) socket.destroy()
+      return new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+    return { port, upstreamPorts, close }
+  }
+
+  /** The peer ports of the broker's stream connections named `name`, on all three nodes. */
+  const peerPorts = async (name: string) => {
+    const ports: Array<number> = []
+    for (const n of ["1", "2", "3"]) {
+      const listed = await run("bash", ["scripts/broker.sh", "cluster", "ctl", n, "eval",
+        `[{proplists:get_value(peer_port, I), case lists:keyfind(<<"connection_name">>, 1, proplists:get_value(client_properties, I)) of {_, _, N} -> N; false -> <<>> end} || P <- rabbit_stream:list(<<"/">>), I <- [rabbit_stream_reader:info(P, [peer_port, client_properties])]].`])
+      expect(listed.code, listed.stderr).toBe(0)
+      for (const m of listed.stdout.matchAll(/\{(\d+),\s*<<"([^"]*)">>\}/g)) if (m[2] === name) ports.push(Number(m[1]))
+    }
+    return ports
+  }
+
+  it("send and receive with --load-balancer: every connection goes through it (without it, not)", async () => {
+    const lb = await proxy()
+    try {
+      await withStream("load-balancer", async (stream) => {
+        const flags = ["--uri", `rabbitmq-stream://guest:guest@127.0.0.1:${lb.port}/%2f`, "--stream", stream]
+        const sent = await cli("node", "send", [...flags, "--initial-cluster-size", "3", "--load-balancer"])
+        expect(sent.code, sent.stderr).toBe(0)
+        expect(sent.stdout).toContain("Messages confirmed: true.")
+        // A receive that stays, so that the broker can be asked where its connections come from.
+        for (const balanced of [true, false]) {
+          const name = `lb-${balanced}-${process.pid}`
+          const receiving = start("node", "receive", [...flags, "--name", name, "--no-marker", ...(balanced ? ["--load-balancer"] : [])])
+          let received: Run | undefined
+          try {
+            await receiving.waitFor("First message received.")
+            // The module names its connections "effect-stream-offsets" (nothing else is connected now).
+            const ports = await peerPorts("effect-stream-offsets")
+            const through = ports.filter((port) => lb.upstreamPorts.has(port))
+            const direct = ports.filter((port) => !lb.upstreamPorts.has(port))
+            console.error(`load balancer ${balanced}: ${through.length} connections through it, ${direct.length} direct`)
+            if (balanced) {
+              expect(through.length).toBeGreaterThanOrEqual(2) // the locator and the consumer's
+              expect(direct).toEqual([])
+            } else {
+              expect(direct.length).toBeGreaterThanOrEqual(1) // the consumer's, to the advertised localhost:556N
+            }
+          } finally {
+            receiving.interrupt()
+            received = await receiving.exitWithin(30_000)
+            console.error(`receive (load balancer ${balanced}): exit ${received.code}\n${received.stderr.slice(-2000)}`)
+          }
+          expect(received.stdout).toContain("Consumed 100 messages.")
+        }
+      }, 5561)
+    } finally {
+      await lb.close()
+    }
+  }, 180_000)
+})
 
 describe("a cluster node lost under a running receive", () => {
   it("receive moves to another node, resumes after the last message processed: every message exactly once", () =>
