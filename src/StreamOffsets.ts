@@ -1091,6 +1091,12 @@ export interface MemoryBrokerShape {
   readonly loseLeader: (stream: string) => Effect.Effect<void>
   /** `stream` has a leader again. */
   readonly electLeader: (stream: string) => Effect.Effect<void>
+  /**
+   * The connection of one member of a single active group drops, the others' stay (as when the
+   * members are separate processes): its subscription fails with ConnectionLost and it leaves the
+   * group, so the next member is activated. `index` counts members in the order they joined.
+   */
+  readonly loseMember: (stream: string, name: string, index: number) => Effect.Effect<void>
 }
 const MemoryBrokerTag: Context.TagClass<MemoryBroker, "effect-stream-offsets/MemoryBroker", MemoryBrokerShape> = Context
   .Tag("effect-stream-offsets/MemoryBroker")<MemoryBroker, MemoryBrokerShape>()
@@ -6602,6 +6608,8 @@ interface MemoryMember {
   turn: number
   /** Completed and replaced at every activation and step-down: a waiting subscription looks again. */
   changed: Deferred.Deferred<void>
+  /** Fails its subscription as a lost connection does. */
+  readonly lost: Deferred.Deferred<never, ConnectionLost>
 }
 
 const makeMemoryBroker = (options: MemoryBrokerOptions) =>
@@ -6691,7 +6699,14 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
       up: Effect.sync(() => void (availability.failure = undefined)),
       loseLeader: (stream) =>
         Effect.zipRight(Effect.sync(() => void state.leaderless.add(stream)), loseConnection(state, `the leader of "${stream}" went away`)),
-      electLeader: (stream) => Effect.sync(() => void state.leaderless.delete(stream))
+      electLeader: (stream) => Effect.sync(() => void state.leaderless.delete(stream)),
+      loseMember: (stream, name, index) =>
+        Effect.suspend(() => {
+          const member = state.groups.get(JSON.stringify([stream, name]))?.members[index]
+          return member === undefined
+            ? Effect.dieMessage(`no member ${index} in the single active group "${name}" of "${stream}"`)
+            : Deferred.fail(member.lost, new ConnectionLost({ during: `consuming "${stream}"`, reason: "its connection dropped" }))
+        })
     }
     return { broker, inspect }
   })
@@ -6895,7 +6910,7 @@ const memorySubscribe = (state: MemoryState, options: SubscribeOptions) =>
     }
     const filterSize = s.retention.filterSizeBytes ?? 16
     const lost = yield* openOnConnection(state, `consuming "${options.stream}"`, options.stream)
-    const member = options.singleActive ? yield* joinGroup(state, options.stream, options.singleActive) : undefined
+    const member = options.singleActive ? yield* joinGroup(state, options.stream, options.singleActive, lost) : undefined
     const cursor = { position: member ? -1 : startIndex(s, options.start), turn: 0 }
     const pull: Effect.Effect<Chunk.Chunk<StreamMessage>> = Effect.suspend(() => {
       if (member) {
@@ -6953,7 +6968,12 @@ const chunkMatches = (
 const bloomBits = (value: string, bits: number) => [1 + (murmur3(value, 1) % (bits - 1)), 1 + (murmur3(value, 2) % (bits - 1))]
 
 /** Joins the stream's single active group under the name, and leaves it when the scope closes. */
-const joinGroup = (state: MemoryState, stream: string, sac: NonNullable<SubscribeOptions["singleActive"]>) =>
+const joinGroup = (
+  state: MemoryState,
+  stream: string,
+  sac: NonNullable<SubscribeOptions["singleActive"]>,
+  lost: Deferred.Deferred<never, ConnectionLost>
+) =>
   Effect.gen(function*() {
     const key = JSON.stringify([stream, sac.name])
     const partitions = sac.superStream === undefined ? undefined : state.superStreams.get(sac.superStream)
@@ -6968,7 +6988,8 @@ const joinGroup = (state: MemoryState, stream: string, sac: NonNullable<Subscrib
       active: false,
       start: StartPosition.First(),
       turn: 0,
-      changed: yield* Deferred.make<void>()
+      changed: yield* Deferred.make<void>(),
+      lost
     }
     return yield* Effect.acquireRelease(
       group.lock.withPermits(1)(Effect.suspend(() => {
