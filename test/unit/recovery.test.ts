@@ -324,6 +324,31 @@ describe("a stop signal during an outage", () => {
     }).pipe(Effect.provide(layers())))
 })
 
+describe("a receive interrupted between two subscriptions (a dropped connection, the broker still up)", () => {
+  it.effect("stores the last processed offset: the consumer's own final store, not the subscription's", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      const offsets = yield* OffsetStore
+      yield* send({ stream: "s", messages: bodies(5) })
+      const seen: Array<string> = []
+      const fiber = yield* Effect.fork(receive({
+        stream: "s",
+        consumerName: "c",
+        stop: { marker: false },
+        tracking: TrackingStrategy.Manual({ every: 1000 }),
+        onMessage: (message) => Effect.sync(() => void seen.push(bodyText(message)))
+      }))
+      yield* TestClock.adjust("10 millis")
+      expect(seen).toEqual(bodies(5))
+      // The subscription ends with the connection (not stored then: the next one resumes from
+      // memory); before the pause before the next one is over, the receive is interrupted.
+      yield* memory.loseConnection
+      yield* TestClock.adjust("1 millis") // the pause before the next subscription is 100 ms or so
+      yield* Fiber.interrupt(fiber)
+      expect(yield* offsets.query("c", "s")).toEqual(Option.some(4n))
+    }).pipe(Effect.provide(layers())))
+})
+
 describe("an interrupted receive during an outage", () => {
   it.effect("tries the final store, and finishes its finalizers within the final-store bound", () =>
     Effect.gen(function*() {

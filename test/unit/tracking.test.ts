@@ -297,6 +297,28 @@ describe("single active consumer: a member that lost its connection", () => {
 })
 
 describe("an offset store of your own (OffsetStore.make)", () => {
+  it.effect("a store that shows only later: the final store waits until it reads back, then says it is confirmed", () =>
+    Effect.gen(function*() {
+      const table = new Map<string, bigint>()
+      // A write the backend applies a second later (as a broker applies a store when it can).
+      const late = OffsetStore.make({
+        query: (consumerName, stream) => Effect.sync(() => Option.fromNullable(table.get(`${stream}/${consumerName}`))),
+        store: (consumerName, stream, offset) =>
+          Effect.asVoid(Effect.forkDaemon(Effect.delay(Effect.sync(() => void table.set(`${stream}/${consumerName}`, offset)), "1 second")))
+      })
+      const fiber = yield* Effect.fork(
+        Effect.zipRight(send({ stream: "s", messages: tutorialMessages(5) }), consume()).pipe(
+          Effect.provide(Layer.merge(StreamBroker.layerMemory({ chunkSize: 4 }), Layer.succeed(OffsetStore, late)))
+        )
+      )
+      yield* TestClock.adjust("500 millis")
+      expect(fiber.unsafePoll()).toBeNull() // processed, stored, not read back yet
+      yield* TestClock.adjust("600 millis")
+      const { summary } = yield* Fiber.join(fiber)
+      expect(summary.storeConfirmed).toBe(true)
+      expect(table.get("s/c")).toBe(4n)
+    }))
+
   it.effect("resumes from what it stored; its stores count in offsetsStored", () =>
     Effect.gen(function*() {
       const table = new Map<string, bigint>()
