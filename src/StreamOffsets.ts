@@ -1073,6 +1073,11 @@ export interface MemoryBrokerShape {
   readonly append: (stream: string, data: ReadonlyArray<Uint8Array>, filterValue?: string) => Effect.Effect<void, StreamNotFound>
   /** The arguments a stream was declared with. */
   readonly retention: (stream: string) => Effect.Effect<Option.Option<Retention>>
+  /**
+   * How many entries named publishers sent to `stream` that it already had (deduplicated: dropped
+   * and confirmed). A producer that knows what the broker has sends none.
+   */
+  readonly duplicates: (stream: string) => Effect.Effect<number>
   /** Drops the connection under every open publisher and subscription: they fail with ConnectionLost. */
   readonly loseConnection: Effect.Effect<void>
   /**
@@ -2524,7 +2529,14 @@ const producerSession = (ctx: {
     if (name !== undefined) {
       if (publisher.lastPublishingId > state.last) state.last = publisher.lastPublishingId
       // What the broker has is confirmed; the rest goes again, in order.
-      for (const e of pending.confirmUpTo(publisher.lastPublishingId)) e.settle.confirmed(e.publishingId)
+      // (Counted as confirmed, as confirms are: the CLI reports the count when a send fails.)
+      let had = 0
+      for (const e of pending.confirmUpTo(publisher.lastPublishingId)) {
+        had += e.messages.length
+        e.settle.confirmed(e.publishingId)
+      }
+      state.confirmed += had
+      if (had > 0) yield* Metric.incrementBy(messagesConfirmed, had)
       yield* freeRoom(state)
       const again = pending.unconfirmed()
       const at = yield* now
@@ -6566,6 +6578,8 @@ interface MemoryStream {
   readonly tracking: Map<string, bigint>
   /** The last publishing id of each named publisher (deduplication). */
   readonly publishers: Map<string, bigint>
+  /** Entries a named publisher sent that the stream already had (dropped, and confirmed). */
+  duplicates: number
   /** Completed and replaced whenever the log grows. */
   grown: Deferred.Deferred<void>
 }
@@ -6693,6 +6707,7 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
             })
         ),
       retention: (stream) => Effect.sync(() => Option.fromNullable(state.streams.get(stream)?.retention)),
+      duplicates: (stream) => Effect.sync(() => state.streams.get(stream)?.duplicates ?? 0),
       loseConnection: loseConnection(state, "dropped by the test"),
       down: (failure = "unreachable") =>
         Effect.zipRight(Effect.sync(() => void (availability.failure = failure)), loseConnection(state, "the broker went down")),
@@ -6769,6 +6784,7 @@ const memoryDeclare = (state: MemoryState, stream: string, retention: Retention)
       openChunkSize: 0,
       tracking: new Map(),
       publishers: new Map(),
+      duplicates: 0,
       grown: yield* Deferred.make<void>()
     })
   })
@@ -6867,7 +6883,10 @@ const memoryPublisher = (state: MemoryState, stream: string, name: string | unde
         // Deduplication: a named publisher's entry at or below the broker's last id is confirmed
         // and dropped.
         const known = name === undefined ? undefined : s.publishers.get(name) ?? 0n
-        if (known !== undefined && id <= known) return confirm(Confirmation.Confirmed({ publishingIds: [id] }))
+        if (known !== undefined && id <= known) {
+          s.duplicates++
+          return confirm(Confirmation.Confirmed({ publishingIds: [id] }))
+        }
         if (name !== undefined) s.publishers.set(name, id)
         return Effect.zipRight(
           Effect.forEach(messages, (m) =>

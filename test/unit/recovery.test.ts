@@ -2,11 +2,12 @@
 // that goes away and comes back, one that stays away too long, wrong credentials, a stop signal
 // during an outage, and a named producer across an outage.
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Option, Stream, TestClock } from "effect"
+import { Effect, Fiber, Layer, Metric, Option, Stream, TestClock } from "effect"
 import {
   bodyText,
   type MemoryBrokerOptions,
   MemoryBroker,
+  messagesConfirmed,
   OffsetStore,
   Producer,
   receive,
@@ -98,6 +99,33 @@ describe("a broker that goes away and comes back", () => {
         return (body: Uint8Array) => !dropped && new TextDecoder().decode(body) === "m5" && (dropped = true)
       })() })
     )))
+})
+
+describe("a named producer whose confirms were lost", () => {
+  it.effect("asks the broker what it has and sends none of it again; those count as confirmed", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryBroker
+      const before = (yield* Metric.value(messagesConfirmed)).count
+      // p3 and p4 are stored but their confirms never come: the session ends at the confirm timeout
+      // and the next one finds them in the stream.
+      const fiber = yield* Effect.fork(send({ stream: "s", messages: bodies(10, "p"), producerName: "p" }))
+      yield* TestClock.adjust("2 minutes")
+      const sent = yield* Fiber.join(fiber)
+      expect(sent).toMatchObject({ sent: 10, confirmed: 10 })
+      expect((yield* memory.messages("s")).map(bodyText)).toEqual(bodies(10, "p"))
+      expect(yield* memory.duplicates("s")).toBe(0)
+      expect((yield* Metric.value(messagesConfirmed)).count - before).toBe(10)
+    }).pipe(Effect.provide(layers({
+      dropConfirm: (body) => ["p3", "p4"].includes(new TextDecoder().decode(body))
+    }))))
+
+  it.effect("with sub-entry batches, every message counts as confirmed, not every batch", () =>
+    Effect.gen(function*() {
+      const before = (yield* Metric.value(messagesConfirmed)).count
+      const sent = yield* send({ stream: "s", messages: bodies(95), producerName: "p", subEntrySize: 10 })
+      expect(sent).toMatchObject({ sent: 95, confirmed: 95 })
+      expect((yield* Metric.value(messagesConfirmed)).count - before).toBe(95)
+    }).pipe(Effect.provide(layers())))
 })
 
 describe("a stream without a leader for a while (code 6: a cluster without a majority)", () => {
