@@ -3469,8 +3469,8 @@ export interface OffsetTracker {
   readonly finalStore: Effect.Effect<void>
 }
 
-/** @internal exported for its unit tests */
-export const makeOffsetTracker = (options: {
+/** What a tracker is made from. */
+interface OffsetTrackerOptions {
   readonly store: (offset: bigint) => Effect.Effect<void, OffsetStoreError>
   readonly query: Effect.Effect<Option.Option<bigint>, OffsetStoreError>
   /** A store falls due after this many messages (Infinity: never). */
@@ -3478,29 +3478,106 @@ export const makeOffsetTracker = (options: {
   readonly confirmTimeout: Duration.Duration
   /** False while stores must not be made (a single active consumer out of its turn). Default always. */
   readonly mayStore?: (() => boolean) | undefined
-}): Effect.Effect<OffsetTracker> =>
+}
+
+/**
+ * The offset tracker, from three pieces: where the consumer is (`makeProcessedOffsets`), the
+ * stores that only move forward (`makeForwardStores`), and the final store, made once per position,
+ * bounded, its outcome kept for the summary (`makeFinalStore`).
+ * @internal exported for its unit tests
+ */
+export const makeOffsetTracker = (options: OffsetTrackerOptions): Effect.Effect<OffsetTracker> =>
   Effect.map(Effect.makeSemaphore(1), (lock) => {
-    const state = {
-      messages: 0,
-      first: undefined as bigint | undefined,
-      last: undefined as bigint | undefined,
-      sinceStore: 0,
-      due: undefined as bigint | undefined,
-      lastStored: Option.none<bigint>(),
-      storeConfirmed: false,
-      storeProblem: Option.none<string>(),
-      storedByThisRun: false,
-      finalStoreMadeAt: undefined as { readonly last: bigint | undefined; readonly done: Deferred.Deferred<void> } | undefined,
-      /** How far the consumer is past what it processed (dropped messages), and passes waiting for a count. */
-      through: undefined as bigint | undefined,
-      passes: [] as Array<{ readonly offset: bigint; readonly count: number }>
+    const processed = makeProcessedOffsets(options.every)
+    const stores = makeForwardStores(options, lock)
+    const storeIfAhead = Effect.suspend(() => {
+      const at = processed.position()
+      return at === undefined ? Effect.void : stores.storeAt(at)
+    })
+    const final = makeFinalStore(options, processed, stores, storeIfAhead)
+    return {
+      progress: () => ({
+        messages: processed.state.messages,
+        first: Option.fromNullable(processed.state.first),
+        last: Option.fromNullable(processed.state.last),
+        lastStored: stores.state.lastStored,
+        storeConfirmed: final.outcome.confirmed,
+        storeProblem: final.outcome.problem
+      }),
+      readStored: stores.readStored,
+      processed: processed.processed,
+      passed: processed.passed,
+      // Per chunk, not per message: a delivered chunk can hold thousands of messages; one store.
+      storeDue: Effect.suspend(() => {
+        const offset = processed.takeDue()
+        return offset === undefined ? Effect.void : stores.storeAt(offset)
+      }),
+      storeIfAhead,
+      finalStore: final.finalStore
     }
-    /** Where the consumer is: its last processed offset, or past it when the messages after it were dropped. */
-    const position = () => state.through !== undefined && (state.last === undefined || state.through > state.last) ? state.through : state.last
-    const pass = (offset: bigint) => {
-      if (state.through === undefined || offset > state.through) state.through = offset
+  })
+
+/**
+ * Where the consumer is. Invariants: `messages` and `last` only grow (an older or repeated count is
+ * ignored); the position is the last processed offset, or past it once the messages after it were
+ * dropped (`through`), never before it; a store falls due (`due`) every `every` messages, at the
+ * offset of the message that made it due. Plain and synchronous: it runs for every message.
+ */
+const makeProcessedOffsets = (every: number) => {
+  const state = {
+    messages: 0,
+    first: undefined as bigint | undefined,
+    last: undefined as bigint | undefined,
+    sinceStore: 0,
+    due: undefined as bigint | undefined,
+    /** How far the consumer is past what it processed (dropped messages), and passes waiting for a count. */
+    through: undefined as bigint | undefined,
+    passes: [] as Array<{ readonly offset: bigint; readonly count: number }>
+  }
+  const pass = (offset: bigint) => {
+    if (state.through === undefined || offset > state.through) state.through = offset
+  }
+  return {
+    state,
+    /** Its last processed offset, or past it when the messages after it were dropped. */
+    position: (): bigint | undefined =>
+      state.through !== undefined && (state.last === undefined || state.through > state.last) ? state.through : state.last,
+    processed: (offset: bigint, count: number) => {
+      if (count <= state.messages) return
+      state.sinceStore += count - state.messages
+      state.messages = count
+      state.first ??= offset
+      state.last = offset
+      while (state.passes.length > 0 && state.passes[0]!.count <= count) pass(state.passes.shift()!.offset)
+      if (state.sinceStore >= every) {
+        state.due = offset
+        state.sinceStore = 0
+      }
+    },
+    passed: (offset: bigint | undefined, count: number) => {
+      if (offset === undefined) return
+      if (count <= state.messages) pass(offset)
+      else state.passes.push({ offset, count })
+    },
+    /** The store that fell due, if any, now taken. */
+    takeDue: (): bigint | undefined => {
+      const offset = state.due
+      state.due = undefined
+      return offset
     }
-    const storeAt = (offset: bigint) =>
+  }
+}
+
+/**
+ * Stores that only move forward. Invariants: `lastStored` is the highest offset stored or read
+ * (by this run or before it); a store at or below it, or out of turn (`mayStore` false), is not
+ * made; stores are made one at a time (`lock`).
+ */
+const makeForwardStores = (options: OffsetTrackerOptions, lock: Effect.Semaphore) => {
+  const state = { lastStored: Option.none<bigint>(), storedByThisRun: false }
+  return {
+    state,
+    storeAt: (offset: bigint): Effect.Effect<void, OffsetStoreError> =>
       lock.withPermits(1)(Effect.suspend(() =>
         (Option.isSome(state.lastStored) && offset <= state.lastStored.value) || options.mayStore?.() === false
           ? Effect.void
@@ -3508,95 +3585,70 @@ export const makeOffsetTracker = (options: {
             state.lastStored = Option.some(offset)
             state.storedByThisRun = true
           })
-      ))
-    const readStored = Effect.tap(options.query, (stored) => void (state.lastStored = maxOffset(state.lastStored, stored)))
-    const storeIfAhead = Effect.suspend(() => {
-      const at = position()
-      return at === undefined ? Effect.void : storeAt(at)
-    })
-    // Bounded whatever the broker does, even inside a finalizer (hence interruptible): a stop never
-    // waits for a broker that is away; the summary says what happened instead.
-    // Only what this run stored is read back: a stop with nothing new to store (during an outage,
-    // say) does not wait for the broker.
-    // Out of turn (a single active consumer whose connection was lost), what it processed past the
-    // stored offset cannot be stored: that is said, not reported stored.
-    const notStored = () =>
-      options.mayStore?.() === false && state.last !== undefined &&
-      !(Option.isSome(state.lastStored) && state.lastStored.value >= state.last)
-    const finalStoreOnce = Effect.zipRight(
-      storeIfAhead,
-      Effect.suspend(() =>
-        notStored()
-          ? Effect.fail(`offset ${state.last} not stored: this consumer is no longer the active one (its connection was lost)`)
-          : state.storedByThisRun
-          ? readBack(options.query, state.lastStored)
-          : Effect.void
-      )
-    ).pipe(
-      Effect.interruptible,
-      Effect.timeoutFail({
-        duration: options.confirmTimeout,
-        onTimeout: () => `not confirmed within ${Duration.format(options.confirmTimeout)}`
-      }),
-      Effect.match({
-        onFailure: (problem) => {
-          state.storeConfirmed = false
-          state.storeProblem = Option.some(typeof problem === "string" ? problem : problem.message)
-        },
-        onSuccess: () => {
-          state.storeConfirmed = true
-          state.storeProblem = Option.none()
-        }
-      })
+      )),
+    readStored: Effect.tap(options.query, (stored) => void (state.lastStored = maxOffset(state.lastStored, stored)))
+  }
+}
+
+/**
+ * The final store. Invariants: bounded by `confirmTimeout` whatever the broker does, even inside a
+ * finalizer (hence interruptible): a stop never waits for a broker that is away, and the outcome
+ * says what happened instead; only what this run stored is read back (a stop with nothing new to
+ * store, during an outage say, does not wait for the broker); out of turn (a single active
+ * consumer whose connection was lost), what was processed past the stored offset is said not
+ * stored; made once per position (a second stop at the same position waits for the first).
+ */
+const makeFinalStore = (
+  options: OffsetTrackerOptions,
+  processed: ReturnType<typeof makeProcessedOffsets>,
+  stores: ReturnType<typeof makeForwardStores>,
+  storeIfAhead: Effect.Effect<void, OffsetStoreError>
+) => {
+  const outcome = { confirmed: false, problem: Option.none<string>() }
+  const notStored = () => {
+    const { last } = processed.state
+    const { lastStored } = stores.state
+    return options.mayStore?.() === false && last !== undefined && !(Option.isSome(lastStored) && lastStored.value >= last)
+  }
+  const once = Effect.zipRight(
+    storeIfAhead,
+    Effect.suspend(() =>
+      notStored()
+        ? Effect.fail(`offset ${processed.state.last} not stored: this consumer is no longer the active one (its connection was lost)`)
+        : stores.state.storedByThisRun
+        ? readBack(options.query, stores.state.lastStored)
+        : Effect.void
     )
-    return {
-      progress: () => ({
-        messages: state.messages,
-        first: Option.fromNullable(state.first),
-        last: Option.fromNullable(state.last),
-        lastStored: state.lastStored,
-        storeConfirmed: state.storeConfirmed,
-        storeProblem: state.storeProblem
-      }),
-      readStored,
-      processed: (offset, count) => {
-        if (count <= state.messages) return
-        state.sinceStore += count - state.messages
-        state.messages = count
-        state.first ??= offset
-        state.last = offset
-        while (state.passes.length > 0 && state.passes[0]!.count <= count) pass(state.passes.shift()!.offset)
-        if (state.sinceStore >= options.every) {
-          state.due = offset
-          state.sinceStore = 0
-        }
+  ).pipe(
+    Effect.interruptible,
+    Effect.timeoutFail({
+      duration: options.confirmTimeout,
+      onTimeout: () => `not confirmed within ${Duration.format(options.confirmTimeout)}`
+    }),
+    Effect.match({
+      onFailure: (problem) => {
+        outcome.confirmed = false
+        outcome.problem = Option.some(typeof problem === "string" ? problem : problem.message)
       },
-      passed: (offset, count) => {
-        if (offset === undefined) return
-        if (count <= state.messages) pass(offset)
-        else state.passes.push({ offset, count })
-      },
-      // Per chunk, not per message: a delivered chunk can hold thousands of messages; one store.
-      storeDue: Effect.suspend(() => {
-        const offset = state.due
-        state.due = undefined
-        return offset === undefined ? Effect.void : storeAt(offset)
-      }),
-      storeIfAhead,
-      // Made once per last processed message: a stop after the consumer's own finalizer stored does
-      // not wait a second time for a broker that is away.
-      finalStore: Effect.suspend(() => {
-        // A store for this offset made or under way: wait for it (its outcome is then the one kept).
-        const at = position()
-        if (state.finalStoreMadeAt !== undefined && state.finalStoreMadeAt.last === at) {
-          return Deferred.await(state.finalStoreMadeAt.done)
-        }
-        const done = Deferred.unsafeMake<void>(FiberId.none)
-        state.finalStoreMadeAt = { last: at, done }
-        return Effect.ensuring(finalStoreOnce, Deferred.succeed(done, undefined))
-      })
-    }
-  })
+      onSuccess: () => {
+        outcome.confirmed = true
+        outcome.problem = Option.none()
+      }
+    })
+  )
+  let madeAt: { readonly position: bigint | undefined; readonly done: Deferred.Deferred<void> } | undefined
+  return {
+    outcome,
+    finalStore: Effect.suspend(() => {
+      // A store for this position made or under way: wait for it (its outcome is then the one kept).
+      const position = processed.position()
+      if (madeAt !== undefined && madeAt.position === position) return Deferred.await(madeAt.done)
+      const done = Deferred.unsafeMake<void>(FiberId.none)
+      madeAt = { position, done }
+      return Effect.ensuring(once, Deferred.succeed(done, undefined))
+    })
+  }
+}
 
 /** The broker does not acknowledge a store: read it back until it shows (at or past `expected`). */
 const readBack = (
