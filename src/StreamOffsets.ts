@@ -2264,6 +2264,183 @@ class RequestQueue {
 }
 
 /**
+ * How a producer turns what it is given into requests: encoded with the schema if it has one,
+ * checked (a message that cannot be published fails alone, naming its position), numbered by
+ * position for a named producer's `publishAll` (`byPosition`) or by its own `publishingId`.
+ */
+const producerRequests = (options: ProducerOptions, subEntrySize: number) => {
+  const { name } = options
+  const encodeValue = options.schema === undefined ? undefined : bodyEncoder(options.schema, options.bodyFormat)
+  /** With a schema, a value (or a ValueMessage) as the message it is published as. */
+  const asMessage = (input: unknown): ProducerMessage => {
+    if (encodeValue === undefined) return input as ProducerMessage
+    const { sections, value } = input instanceof ValueMessage ? input : new ValueMessage(input)
+    const body = encodeValue(value)
+    const properties = options.bodyFormat === undefined || options.bodyFormat === "json"
+      ? { contentType: "application/json", ...sections.properties }
+      : sections.properties
+    return { ...sections, properties, body }
+  }
+  /**
+   * A request for a message, checked and encoded (plain code: a publishAll runs it for each);
+   * `settle` is `settled`. A `position` (from 1 in a publishAll) names the message in errors, and
+   * is its publishing id when `byPosition` (a named producer).
+   */
+  const request = (input: unknown, settle: Settle, position?: number, byPosition?: boolean): ProducerRequest | InvalidArgument => {
+    let message: ProducerMessage
+    try {
+      message = asMessage(input)
+    } catch (error) {
+      return cannotPublish(position, error)
+    }
+    const publishingId = byPosition && name !== undefined
+      ? BigInt(position!)
+      : typeof message === "object" && !(message instanceof Uint8Array) && "publishingId" in message
+      ? message.publishingId
+      : undefined
+    if (publishingId !== undefined) {
+      if (name === undefined) {
+        return new InvalidArgument({ message: "a message's own publishingId needs a named producer (ProducerOptions.name)" })
+      }
+      if (typeof publishingId !== "bigint" || publishingId <= 0n) {
+        return new InvalidArgument({ message: `a publishingId must be a positive bigint, got ${String(publishingId)}` })
+      }
+    }
+    try {
+      const outbound = toOutbound(message)
+      // The protocol has no filter values for sub-entry batches.
+      if (subEntrySize > 1 && outbound.filterValue !== undefined) {
+        codecError("it has a filter value, and sub-entry batches cannot carry filter values (publish filtered messages without subEntrySize)")
+      }
+      return new ProducerRequest([outbound], publishingId ?? 0n, settle)
+    } catch (error) {
+      return cannotPublish(position, error)
+    }
+  }
+  return request
+}
+
+/** What a producer's publishing shares: its stream and state, how requests are made, settled and handed over. */
+interface ProducerHandOver {
+  readonly stream: string
+  readonly state: ProducerState
+  readonly request: ReturnType<typeof producerRequests>
+  readonly settled: (settle: Settle) => Settle
+  readonly hand: (requested: ReadonlyArray<ProducerRequest>) => Effect.Effect<void, ProducerClosed>
+}
+
+/**
+ * Publishes a stream of messages, counting them in bulk (not a Deferred per message), handed
+ * over a chunk at a time; a message that cannot be published fails it before its chunk is handed
+ * over. Succeeds once every message handed over is confirmed (or skipped).
+ */
+const publishAllWith = (producer: ProducerHandOver) =>
+<E, R>(messages: Stream.Stream<unknown, E, R>, byPosition: boolean): Effect.Effect<PublishAllSummary, ProducerError | E, R> =>
+  Effect.gen(function*() {
+    const { hand, request, settled, state, stream } = producer
+    const done = Deferred.unsafeMake<void, ProducerError>(FiberId.none)
+    const counts = { handed: 0, published: 0, skipped: 0, ended: false }
+    const check = () => {
+      if (counts.ended && counts.published + counts.skipped === counts.handed) Deferred.unsafeDone(done, Exit.void)
+    }
+    const settle = settled({
+      confirmed: () => (counts.published++, check()),
+      skipped: () => (counts.skipped++, check()),
+      // A timeout counts every message handed over and not confirmed, not only the first late one.
+      failed: (error) =>
+        Deferred.unsafeDone(
+          done,
+          Exit.fail(
+            error._tag === "ConfirmTimeout"
+              ? new ConfirmTimeout({ stream: error.stream, timeout: error.timeout, unconfirmed: counts.handed - counts.published - counts.skipped })
+              : error
+          )
+        )
+    })
+    yield* Stream.runForEachChunk(messages, (chunk) =>
+      Effect.suspend((): Effect.Effect<void, ProducerError> => {
+        if (state.closed) return Effect.fail(new ProducerClosed({ stream }))
+        const requested: Array<ProducerRequest> = []
+        const all = Chunk.toReadonlyArray(chunk)
+        for (let i = 0; i < all.length; i++) {
+          const r = request(all[i]!, settle, counts.handed + requested.length + 1, byPosition)
+          if (r instanceof InvalidArgument) return Effect.fail(r)
+          requested.push(r)
+        }
+        counts.handed += requested.length
+        return hand(requested)
+      })).pipe(Effect.raceFirst(Effect.zipRight(Deferred.await(done), Effect.never)))
+    counts.ended = true
+    check()
+    yield* Deferred.await(done)
+    return { published: counts.published, skipped: counts.skipped }
+  })
+
+/**
+ * A producer's close: no more is taken; what was handed over is still published and confirmed,
+ * within `drainFor` and the release bound (not waited for without it); then the sessions end and
+ * whatever is left fails with ProducerClosed.
+ */
+const closeProducer = (producer: {
+  readonly stream: string
+  readonly state: ProducerState
+  readonly requests: RequestQueue
+  readonly pending: PendingEntries<InFlight>
+  readonly sessions: Fiber.RuntimeFiber<unknown, unknown>
+  readonly drainFor: Duration.Duration | undefined
+}): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const { drainFor, pending, requests, state, stream } = producer
+    state.closed = true
+    if (drainFor !== undefined && state.outstanding > 0) {
+      const drained = yield* Deferred.make<void>()
+      state.drained = drained
+      // (A finalizer is uninterruptible: the wait itself must be, for the bound to hold.)
+      yield* Deferred.await(drained).pipe(Effect.interruptible, Effect.timeout(Duration.sum(drainFor, RELEASE_TIMEOUT)), Effect.ignore)
+    }
+    yield* Fiber.interrupt(producer.sessions)
+    const held = state.held === undefined ? [] : [state.held.settle]
+    state.held = undefined
+    const left = held.concat(requests.takeAll().map((r) => r.settle), pending.drain().map((e) => e.settle))
+    for (const settle of left) settle.failed(new ProducerClosed({ stream }))
+    yield* freeRoom(state)
+  })
+
+/**
+ * A producer's window of messages in flight: a request takes its room when it is handed over
+ * (waiting while the window is full: backpressure) and frees it when it is settled, whoever waits
+ * for it; the last one a closing producer waits for says so. Invariant: `outstanding` counts the
+ * requests handed over and not settled.
+ */
+const inFlightWindow = (stream: string, state: ProducerState, requests: RequestQueue, maxInFlight: number) => {
+  const end = () => {
+    state.outstanding--
+    state.freed++
+    if (state.drained !== undefined && state.outstanding === 0) Deferred.unsafeDone(state.drained, Exit.void)
+  }
+  return {
+    settled: (settle: Settle): Settle => ({
+      confirmed: (id) => (end(), settle.confirmed(id)),
+      skipped: (id) => (end(), settle.skipped(id)),
+      failed: (error) => (end(), settle.failed(error))
+    }),
+    hand: (requested: ReadonlyArray<ProducerRequest>): Effect.Effect<void, ProducerClosed> =>
+      Effect.gen(function*() {
+        for (let i = 0; i < requested.length; i += maxInFlight) {
+          const part = requested.slice(i, i + maxInFlight)
+          yield* state.window.take(part.length)
+          if (state.closed) {
+            yield* state.window.release(part.length)
+            return yield* Effect.fail(new ProducerClosed({ stream }))
+          }
+          state.outstanding += part.length
+          requests.offerAll(part)
+        }
+      })
+  }
+}
+
+/**
  * A Producer, and what `send` needs of it besides: `publishAll` that numbers the messages by their
  * position (a named producer run again skips what the broker has), and a close that does not wait
  * for what was handed over (`send` waits for every confirm itself; on a failure it stops there).
@@ -2303,18 +2480,7 @@ const makeProducer = (
       held: undefined,
       window
     }
-    // Every message's end frees its room in the window, whoever waits for it; the last one a
-    // closing producer waits for says so.
-    const end = () => {
-      state.outstanding--
-      state.freed++
-      if (state.drained !== undefined && state.outstanding === 0) Deferred.unsafeDone(state.drained, Exit.void)
-    }
-    const settled = (settle: Settle): Settle => ({
-      confirmed: (id) => (end(), settle.confirmed(id)),
-      skipped: (id) => (end(), settle.skipped(id)),
-      failed: (error) => (end(), settle.failed(error))
-    })
+    const { hand, settled } = inFlightWindow(stream, state, requests, maxInFlight)
     // The first publisher is made before the producer is given out (waiting out an outage under the
     // retry policy): its broker's last publishing id is known from the start.
     const ready = yield* Deferred.make<void, SendError>()
@@ -2333,130 +2499,11 @@ const makeProducer = (
     const sessions = yield* Effect.forkScoped(producerSessions(broker, session, { name, stream, requests, pending, state, ready }))
     yield* Deferred.await(ready)
 
-    const encodeValue = options.schema === undefined ? undefined : bodyEncoder(options.schema, options.bodyFormat)
-    /** With a schema, a value (or a ValueMessage) as the message it is published as. */
-    const asMessage = (input: unknown): ProducerMessage => {
-      if (encodeValue === undefined) return input as ProducerMessage
-      const { sections, value } = input instanceof ValueMessage ? input : new ValueMessage(input)
-      const body = encodeValue(value)
-      const properties = options.bodyFormat === undefined || options.bodyFormat === "json"
-        ? { contentType: "application/json", ...sections.properties }
-        : sections.properties
-      return { ...sections, properties, body }
-    }
-    /**
-     * A request for a message, checked and encoded (plain code: a publishAll runs it for each);
-     * `settle` is `settled`. A `position` (from 1 in a publishAll) names the message in errors, and
-     * is its publishing id when `byPosition` (a named producer).
-     */
-    const request = (input: unknown, settle: Settle, position?: number, byPosition?: boolean): ProducerRequest | InvalidArgument => {
-      let message: ProducerMessage
-      try {
-        message = asMessage(input)
-      } catch (error) {
-        return cannotPublish(position, error)
-      }
-      const publishingId = byPosition && name !== undefined
-        ? BigInt(position!)
-        : typeof message === "object" && !(message instanceof Uint8Array) && "publishingId" in message
-        ? message.publishingId
-        : undefined
-      if (publishingId !== undefined) {
-        if (name === undefined) {
-          return new InvalidArgument({ message: "a message's own publishingId needs a named producer (ProducerOptions.name)" })
-        }
-        if (typeof publishingId !== "bigint" || publishingId <= 0n) {
-          return new InvalidArgument({ message: `a publishingId must be a positive bigint, got ${String(publishingId)}` })
-        }
-      }
-      try {
-        const outbound = toOutbound(message)
-        // The protocol has no filter values for sub-entry batches.
-        if (subEntrySize > 1 && outbound.filterValue !== undefined) {
-          codecError("it has a filter value, and sub-entry batches cannot carry filter values (publish filtered messages without subEntrySize)")
-        }
-        return new ProducerRequest([outbound], publishingId ?? 0n, settle)
-      } catch (error) {
-        return cannotPublish(position, error)
-      }
-    }
-    /** Hands requests over, once the window has room for them (backpressure). */
-    const hand = (requested: ReadonlyArray<ProducerRequest>) =>
-      Effect.gen(function*() {
-        for (let i = 0; i < requested.length; i += maxInFlight) {
-          const part = requested.slice(i, i + maxInFlight)
-          yield* window.take(part.length)
-          if (state.closed) {
-            yield* window.release(part.length)
-            return yield* Effect.fail(new ProducerClosed({ stream }))
-          }
-          state.outstanding += part.length
-          requests.offerAll(part)
-        }
-      })
-
-    /**
-     * Publishes a stream of messages, counting them in bulk (not a Deferred per message), handed
-     * over a chunk at a time; a message that cannot be published fails it before its chunk is handed
-     * over. Succeeds once every message handed over is confirmed (or skipped).
-     */
-    const publishAll = <E, R>(messages: Stream.Stream<unknown, E, R>, byPosition: boolean) =>
-      Effect.gen(function*() {
-        const done = Deferred.unsafeMake<void, ProducerError>(FiberId.none)
-        const counts = { handed: 0, published: 0, skipped: 0, ended: false }
-        const check = () => {
-          if (counts.ended && counts.published + counts.skipped === counts.handed) Deferred.unsafeDone(done, Exit.void)
-        }
-        const settle = settled({
-          confirmed: () => (counts.published++, check()),
-          skipped: () => (counts.skipped++, check()),
-          // A timeout counts every message handed over and not confirmed, not only the first late one.
-          failed: (error) =>
-            Deferred.unsafeDone(
-              done,
-              Exit.fail(
-                error._tag === "ConfirmTimeout"
-                  ? new ConfirmTimeout({ stream: error.stream, timeout: error.timeout, unconfirmed: counts.handed - counts.published - counts.skipped })
-                  : error
-              )
-            )
-        })
-        yield* Stream.runForEachChunk(messages, (chunk) =>
-          Effect.suspend((): Effect.Effect<void, ProducerError> => {
-            if (state.closed) return Effect.fail(new ProducerClosed({ stream }))
-            const requested: Array<ProducerRequest> = []
-            const all = Chunk.toReadonlyArray(chunk)
-            for (let i = 0; i < all.length; i++) {
-              const r = request(all[i]!, settle, counts.handed + requested.length + 1, byPosition)
-              if (r instanceof InvalidArgument) return Effect.fail(r)
-              requested.push(r)
-            }
-            counts.handed += requested.length
-            return hand(requested)
-          })).pipe(Effect.raceFirst(Effect.zipRight(Deferred.await(done), Effect.never)))
-        counts.ended = true
-        check()
-        yield* Deferred.await(done)
-        return { published: counts.published, skipped: counts.skipped }
-      })
+    const request = producerRequests(options, subEntrySize)
+    const publishAll = publishAllWith({ hand, request, settled, state, stream })
 
     yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
-        state.closed = true
-        // What was handed over is still published and confirmed, within the bound.
-        if (internal.drainOnClose && state.outstanding > 0) {
-          const drained = yield* Deferred.make<void>()
-          state.drained = drained
-          // (A finalizer is uninterruptible: the wait itself must be, for the bound to hold.)
-          yield* Deferred.await(drained).pipe(Effect.interruptible, Effect.timeout(Duration.sum(confirmTimeout, RELEASE_TIMEOUT)), Effect.ignore)
-        }
-        yield* Fiber.interrupt(sessions)
-        const held = state.held === undefined ? [] : [state.held.settle]
-        state.held = undefined
-        const left = held.concat(requests.takeAll().map((r) => r.settle), pending.drain().map((e) => e.settle))
-        for (const settle of left) settle.failed(new ProducerClosed({ stream }))
-        yield* freeRoom(state)
-      })
+      closeProducer({ stream, state, requests, pending, sessions, drainFor: internal.drainOnClose ? confirmTimeout : undefined })
     )
 
     return {
