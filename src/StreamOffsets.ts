@@ -2552,12 +2552,8 @@ const freeRoom = (state: ProducerState): Effect.Effect<void> =>
     return n > 0 ? state.window.release(n) : Effect.void
   })
 
-/**
- * One publisher's life: what the broker lacks of the messages in flight is sent again (named), then
- * requests are taken in batches, numbered and written, confirms settle them, and a message not
- * confirmed in time fails. Fails when the publisher's connection is lost.
- */
-const producerSession = (ctx: {
+/** What a producer's sessions share. */
+interface SessionContext {
   readonly broker: StreamBrokerShape
   readonly stream: string
   readonly name: string | undefined
@@ -2568,126 +2564,153 @@ const producerSession = (ctx: {
   readonly pending: PendingEntries<InFlight>
   readonly state: ProducerState
   readonly ready: Deferred.Deferred<void, SendError>
-}): Effect.Effect<void, SendError> =>
+}
+
+/**
+ * One publisher's life: what the broker lacks of the messages in flight is sent again (named), then
+ * requests are taken in batches, numbered and written, confirms settle them, and a message not
+ * confirmed in time fails. Fails when the publisher's connection is lost.
+ */
+const producerSession = (ctx: SessionContext): Effect.Effect<void, SendError> =>
   Effect.scoped(Effect.gen(function*() {
-    const { name, pending, requests, state, stream, subEntrySize } = ctx
-    const publisher = yield* ctx.broker.publisher(stream, { name, compression: ctx.compression })
-    const now = Clock.currentTimeMillis
-    if (name !== undefined) {
-      if (publisher.lastPublishingId > state.last) state.last = publisher.lastPublishingId
-      // What the broker has is confirmed; the rest goes again, in order.
-      // (Counted as confirmed, as confirms are: the CLI reports the count when a send fails.)
-      let had = 0
-      for (const e of pending.confirmUpTo(publisher.lastPublishingId)) {
-        had += e.messages.length
-        e.settle.confirmed(e.publishingId)
-      }
-      state.confirmed += had
-      if (had > 0) yield* Metric.incrementBy(messagesConfirmed, had)
-      yield* freeRoom(state)
-      const again = pending.unconfirmed()
-      const at = yield* now
-      for (const e of again) e.sentAt = at
-      if (again.length > 0) yield* publisher.publish(again)
-    }
+    const publisher = yield* ctx.broker.publisher(ctx.stream, { name: ctx.name, compression: ctx.compression })
+    if (ctx.name !== undefined) yield* resendWhatTheBrokerLacks(ctx, publisher)
     yield* Deferred.succeed(ctx.ready, undefined)
-    yield* Queue.take(publisher.confirmations).pipe(
-      Effect.flatMap((confirmation) => {
-        let confirmed = 0
-        if (confirmation._tag === "Confirmed") {
-          for (const id of confirmation.publishingIds) {
-            const entry = pending.confirm(id)
-            if (entry === undefined) continue
-            confirmed += entry.messages.length
-            entry.settle.confirmed(id)
-          }
-          state.confirmed += confirmed
-        } else {
-          const { code, publishingId } = confirmation
-          pending.confirm(publishingId)?.settle.failed(new PublishError({ stream, publishingId, code }))
-        }
-        return confirmed > 0 ? Effect.zipRight(Metric.incrementBy(messagesConfirmed, confirmed), freeRoom(state)) : freeRoom(state)
-      }),
-      Effect.forever,
-      Effect.forkScoped
-    )
-    // The oldest message in flight is the first to be late. A named producer takes that as a
-    // connection that no longer works (a broker that stopped answering, or that refuses publishers
-    // during a disk alarm, or is very slow): the session ends, and the next one sends again what the
-    // broker does not have. An unnamed one cannot tell what the broker has: the message fails.
-    const timeouts = Effect.gen(function*() {
-      const limit = Duration.toMillis(ctx.confirmTimeout)
-      for (;;) {
-        const oldest = pending.oldest()
-        const at = yield* now
-        if (oldest !== undefined && at - oldest.sentAt >= limit) {
-          if (name !== undefined) {
-            return yield* Effect.fail(
-              new ConnectionLost({
-                during: `publishing to "${stream}"`,
-                reason: `no confirm within ${Duration.format(ctx.confirmTimeout)} (the broker is not answering, or refuses publishers: a disk alarm)`
-              })
-            )
-          }
-          pending.confirm(oldest.publishingId)
-          oldest.settle.failed(new ConfirmTimeout({ stream, unconfirmed: oldest.messages.length, timeout: ctx.confirmTimeout }))
-          yield* freeRoom(state)
-          continue
-        }
-        yield* Effect.sleep(Duration.millis(oldest === undefined ? limit : Math.max(1, oldest.sentAt + limit - at)))
-      }
-    })
-    const writer = Effect.forever(Effect.gen(function*() {
-      const held = state.held
-      if (held === undefined) yield* requests.available
-      const batch = held === undefined ? requests.takeUpTo(5000) : [held, ...requests.takeUpTo(4999)]
-      state.held = undefined
-      const at = yield* now
-      const entries: Array<InFlight> = []
-      const skipped: Array<readonly [Settle, bigint]> = []
-      const put = (entry: InFlight) => {
-        pending.push(entry)
-        entries.push(entry)
-      }
-      // Messages of the batch that go into one sub-entry, with their ids.
-      let group: Array<ProducerRequest> = []
-      const closeGroup = () => {
-        if (group.length > 0) put(subEntry(group, at))
-        group = []
-      }
-      // Numbered and put in flight without a pause: an interruption (a lost connection) finds every
-      // message of the batch either in flight (sent again, or failed) or settled.
-      for (const request of batch) {
-        const id = request.publishingId === 0n ? state.last + 1n : request.publishingId
-        // An id the broker has (or was sent) is deduplicated: not sent again, and said so.
-        if (id <= state.last) {
-          skipped.push([request.settle, id])
-          continue
-        }
-        state.last = id
-        request.publishingId = id
-        request.sentAt = at
-        if (subEntrySize === 1) put(request)
-        else if (group.push(request) >= subEntrySize) closeGroup()
-      }
-      closeGroup()
-      for (const [settle, id] of skipped) settle.skipped(id)
-      yield* freeRoom(state)
-      if (entries.length === 0) return
-      let written = 0
-      for (const e of entries) written += e.messages.length
-      yield* Metric.incrementBy(messagesSent, written)
-      yield* publisher.publish(entries).pipe(
-        // A message the broker cannot take (larger than a frame) fails alone; the others go.
-        Effect.catchTag("InvalidArgument", (error) =>
-          Effect.suspend(() => {
-            for (const e of entries) if (pending.confirm(e.publishingId) !== undefined) e.settle.failed(error)
-            return freeRoom(state)
-          }))
-      )
-    }))
+    yield* Effect.forkScoped(settleConfirmations(ctx, publisher))
     // Whichever ends first ends the session (all three only end by failing).
-    return yield* Effect.raceFirst(writer, Effect.raceFirst(publisher.lost, timeouts))
+    return yield* Effect.raceFirst(writeBatches(ctx, publisher), Effect.raceFirst(publisher.lost, confirmTimeouts(ctx)))
+  }))
+
+/**
+ * A named producer's new publisher: what the broker has of the messages in flight is confirmed
+ * (counted as confirms are: the CLI reports the count when a send fails), the rest goes again, in
+ * order. Nothing the broker has is sent again.
+ */
+const resendWhatTheBrokerLacks = (ctx: SessionContext, publisher: Publisher): Effect.Effect<void, SendError> =>
+  Effect.gen(function*() {
+    const { pending, state } = ctx
+    if (publisher.lastPublishingId > state.last) state.last = publisher.lastPublishingId
+    let had = 0
+    for (const e of pending.confirmUpTo(publisher.lastPublishingId)) {
+      had += e.messages.length
+      e.settle.confirmed(e.publishingId)
+    }
+    state.confirmed += had
+    if (had > 0) yield* Metric.incrementBy(messagesConfirmed, had)
+    yield* freeRoom(state)
+    const again = pending.unconfirmed()
+    const at = yield* Clock.currentTimeMillis
+    for (const e of again) e.sentAt = at
+    if (again.length > 0) yield* publisher.publish(again)
+  })
+
+/** Confirms and rejections, as they come, settle the messages in flight and free their room. */
+const settleConfirmations = (ctx: SessionContext, publisher: Publisher): Effect.Effect<never> =>
+  Queue.take(publisher.confirmations).pipe(
+    Effect.flatMap((confirmation) => {
+      const { pending, state, stream } = ctx
+      let confirmed = 0
+      if (confirmation._tag === "Confirmed") {
+        for (const id of confirmation.publishingIds) {
+          const entry = pending.confirm(id)
+          if (entry === undefined) continue
+          confirmed += entry.messages.length
+          entry.settle.confirmed(id)
+        }
+        state.confirmed += confirmed
+      } else {
+        const { code, publishingId } = confirmation
+        pending.confirm(publishingId)?.settle.failed(new PublishError({ stream, publishingId, code }))
+      }
+      return confirmed > 0 ? Effect.zipRight(Metric.incrementBy(messagesConfirmed, confirmed), freeRoom(state)) : freeRoom(state)
+    }),
+    Effect.forever
+  )
+
+/**
+ * The oldest message in flight is the first to be late. A named producer takes that as a
+ * connection that no longer works (a broker that stopped answering, or that refuses publishers
+ * during a disk alarm, or is very slow): the session ends, and the next one sends again what the
+ * broker does not have. An unnamed one cannot tell what the broker has: the message fails.
+ */
+const confirmTimeouts = (ctx: SessionContext): Effect.Effect<never, ConnectionLost> =>
+  Effect.gen(function*() {
+    const { name, pending, state, stream } = ctx
+    const limit = Duration.toMillis(ctx.confirmTimeout)
+    for (;;) {
+      const oldest = pending.oldest()
+      const at = yield* Clock.currentTimeMillis
+      if (oldest !== undefined && at - oldest.sentAt >= limit) {
+        if (name !== undefined) {
+          return yield* Effect.fail(
+            new ConnectionLost({
+              during: `publishing to "${stream}"`,
+              reason: `no confirm within ${Duration.format(ctx.confirmTimeout)} (the broker is not answering, or refuses publishers: a disk alarm)`
+            })
+          )
+        }
+        pending.confirm(oldest.publishingId)
+        oldest.settle.failed(new ConfirmTimeout({ stream, unconfirmed: oldest.messages.length, timeout: ctx.confirmTimeout }))
+        yield* freeRoom(state)
+        continue
+      }
+      yield* Effect.sleep(Duration.millis(oldest === undefined ? limit : Math.max(1, oldest.sentAt + limit - at)))
+    }
+  })
+
+/**
+ * Takes requests in batches (up to 5,000), numbers them (an id the broker has, or was sent, is
+ * skipped and said so), groups them into sub-entries, and writes them; a message the broker cannot
+ * take (larger than a frame) fails alone.
+ */
+const writeBatches = (ctx: SessionContext, publisher: Publisher): Effect.Effect<never, SendError> =>
+  Effect.forever(Effect.gen(function*() {
+    const { pending, requests, state, subEntrySize } = ctx
+    const held = state.held
+    if (held === undefined) yield* requests.available
+    const batch = held === undefined ? requests.takeUpTo(5000) : [held, ...requests.takeUpTo(4999)]
+    state.held = undefined
+    const at = yield* Clock.currentTimeMillis
+    const entries: Array<InFlight> = []
+    const skipped: Array<readonly [Settle, bigint]> = []
+    const put = (entry: InFlight) => {
+      pending.push(entry)
+      entries.push(entry)
+    }
+    // Messages of the batch that go into one sub-entry, with their ids.
+    let group: Array<ProducerRequest> = []
+    const closeGroup = () => {
+      if (group.length > 0) put(subEntry(group, at))
+      group = []
+    }
+    // Numbered and put in flight without a pause: an interruption (a lost connection) finds every
+    // message of the batch either in flight (sent again, or failed) or settled.
+    for (const request of batch) {
+      const id = request.publishingId === 0n ? state.last + 1n : request.publishingId
+      if (id <= state.last) {
+        skipped.push([request.settle, id])
+        continue
+      }
+      state.last = id
+      request.publishingId = id
+      request.sentAt = at
+      if (subEntrySize === 1) put(request)
+      else if (group.push(request) >= subEntrySize) closeGroup()
+    }
+    closeGroup()
+    for (const [settle, id] of skipped) settle.skipped(id)
+    yield* freeRoom(state)
+    if (entries.length === 0) return
+    let written = 0
+    for (const e of entries) written += e.messages.length
+    yield* Metric.incrementBy(messagesSent, written)
+    yield* publisher.publish(entries).pipe(
+      Effect.catchTag("InvalidArgument", (error) =>
+        Effect.suspend(() => {
+          for (const e of entries) if (pending.confirm(e.publishingId) !== undefined) e.settle.failed(error)
+          return freeRoom(state)
+        }))
+    )
   }))
 
 /** Messages written as one sub-entry batch, under the id of the last; each settles as its own. */
