@@ -3795,47 +3795,14 @@ const superviseConnection = <C>(options: SupervisorOptions<C>): Effect.Effect<Co
     const state = yield* SubscriptionRef.make<ConnectionState>(
       ConnectionState.Connecting({ attempt: 1, since: new Date(yield* Clock.currentTimeMillis), lastError: undefined })
     )
-    // The client in use, and why it must be replaced (undefined while it is fine); the outages that
-    // gave up, and the last one's error.
-    const connection = {
-      current: undefined as C | undefined,
-      lostBecause: undefined as string | undefined,
+    const connection: HeldConnection<C> = {
+      current: undefined,
+      lostBecause: undefined,
       everConnected: false,
       gaveUp: 0,
-      lastFailure: undefined as ConnectionError | undefined
+      lastFailure: undefined
     }
-    const lock = yield* Effect.makeSemaphore(1)
-    // One outage is waited out once: a caller that waited while an outage gave up gets its error,
-    // not a new outage under a fresh policy (three callers in a row made a 10 s policy last 30 s).
-    // A caller that comes after starts a new one.
-    const client = Effect.suspend(() => {
-      const gaveUpBefore = connection.gaveUp
-      return lock.withPermits(1)(Effect.suspend(() => {
-        if (connection.current !== undefined && connection.lostBecause === undefined) return Effect.succeed(connection.current)
-        if (connection.gaveUp > gaveUpBefore && connection.lastFailure !== undefined) return Effect.fail(connection.lastFailure)
-        const old = connection.current
-        const reason = connection.lostBecause
-        connection.current = undefined
-        return Effect.zipRight(
-          old === undefined ? Effect.void : Effect.forkIn(options.close(old, reason), scope),
-          connectUnderPolicy(options, state, connection.everConnected).pipe(
-            Effect.tapBoth({
-              onSuccess: (connected) =>
-                Effect.sync(() => {
-                  connection.current = connected
-                  connection.lostBecause = undefined
-                  connection.everConnected = true
-                }),
-              onFailure: (error) =>
-                Effect.sync(() => {
-                  connection.gaveUp++
-                  connection.lastFailure = error
-                })
-            })
-          )
-        )
-      }))
-    })
+    const client = currentOrNewClient(options, state, connection, yield* Effect.makeSemaphore(1), scope)
 
     const lost = (lostClient: C, reason: string) => {
       if (lostClient !== connection.current || connection.lostBecause !== undefined) return
@@ -3863,6 +3830,60 @@ const superviseConnection = <C>(options: SupervisorOptions<C>): Effect.Effect<Co
       everConnected: () => connection.everConnected,
       state
     } satisfies ConnectionSupervisor<C>
+  })
+
+/**
+ * The client a supervisor holds, and why it must be replaced (undefined while it is fine); the
+ * outages that gave up, and the last one's error.
+ */
+interface HeldConnection<C> {
+  current: C | undefined
+  lostBecause: string | undefined
+  everConnected: boolean
+  gaveUp: number
+  lastFailure: ConnectionError | undefined
+}
+
+/**
+ * `ConnectionSupervisor.client`: the client in use, or (one caller at a time) the old one closed
+ * and a new one connected under the policy. One outage is waited out once: a caller that waited
+ * while an outage gave up gets its error, not a new outage under a fresh policy (three callers in
+ * a row made a 10 s policy last 30 s); a caller that comes after starts a new one.
+ */
+const currentOrNewClient = <C>(
+  options: SupervisorOptions<C>,
+  state: SubscriptionRef.SubscriptionRef<ConnectionState>,
+  connection: HeldConnection<C>,
+  lock: Effect.Semaphore,
+  scope: Scope.Scope
+): Effect.Effect<C, ConnectionError> =>
+  Effect.suspend(() => {
+    const gaveUpBefore = connection.gaveUp
+    return lock.withPermits(1)(Effect.suspend(() => {
+      if (connection.current !== undefined && connection.lostBecause === undefined) return Effect.succeed(connection.current)
+      if (connection.gaveUp > gaveUpBefore && connection.lastFailure !== undefined) return Effect.fail(connection.lastFailure)
+      const old = connection.current
+      const reason = connection.lostBecause
+      connection.current = undefined
+      return Effect.zipRight(
+        old === undefined ? Effect.void : Effect.forkIn(options.close(old, reason), scope),
+        connectUnderPolicy(options, state, connection.everConnected).pipe(
+          Effect.tapBoth({
+            onSuccess: (connected) =>
+              Effect.sync(() => {
+                connection.current = connected
+                connection.lostBecause = undefined
+                connection.everConnected = true
+              }),
+            onFailure: (error) =>
+              Effect.sync(() => {
+                connection.gaveUp++
+                connection.lastFailure = error
+              })
+          })
+        )
+      )
+    }))
   })
 
 /**
@@ -5954,17 +5975,7 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
   Effect.gen(function*() {
     const requestTimeout = Duration.decode(config.requestTimeout ?? DEFAULT_TIMEOUT)
     const policy = config.retry ?? retryFor(DEFAULT_RETRY_FOR)
-    if (config.endpoints.length === 0) {
-      return yield* Effect.fail(new ConnectionError({ message: "no endpoint to connect to", retryable: false }))
-    }
-    if (config.sasl === "external" && (config.tls?.cert === undefined || config.tls.key === undefined)) {
-      return yield* Effect.fail(
-        new ConnectionError({
-          message: "SASL EXTERNAL takes the TLS client certificate as the identity: give tls.cert and tls.key (--cert, --key)",
-          retryable: false
-        })
-      )
-    }
+    yield* checkConnectionConfig(config)
     const confirmRoutes = new Map<string, Queue.Queue<Confirmation>>()
     // What each client carries (publishers, consumers): when the client is replaced, they fail with
     // ConnectionLost (closing a client does not call their listeners), so their workflows move on.
@@ -5999,30 +6010,7 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
     yield* Effect.forkScoped(watchdog(supervisor, watched))
     yield* supervisor.client
 
-    const call = <A>(operation: string, f: (client: Client) => Promise<A>, orphan?: (value: A) => void) => {
-      // A refusal that is waited out (a resource alarm, a stream without a leader) is said once per call.
-      const said = new Set<string>()
-      return Effect.flatMap(
-        Effect.mapError(supervisor.client, (e) => new BrokerError({ operation, reason: e.message, cause: e })),
-        (client) =>
-          fromClient(() => f(client), brokerError(operation), orphan).pipe(
-            Effect.timeoutFail({
-              duration: requestTimeout,
-              onTimeout: () =>
-                new BrokerError({ operation, reason: `no answer within ${Duration.format(requestTimeout)}`, transient: "connectionGone" })
-            }),
-            Effect.tapError((error) =>
-              Effect.sync(() => error.transient === "connectionGone" && supervisor.lost(client, error.reason))
-            ),
-            Effect.tapError((error) => {
-              const waiting = waitingFor(error)
-              return waiting === undefined || said.has(waiting)
-                ? Effect.void
-                : Effect.zipRight(Effect.sync(() => void said.add(waiting)), Effect.logWarning(`${error.message}; ${waiting}`))
-            })
-          )
-      ).pipe(Effect.retry({ schedule: policy, while: isTransient }), Effect.interruptible)
-    }
+    const call = supervisedCall(supervisor, policy, requestTimeout)
 
     const streamExists = (stream: string) =>
       call(`query metadata of "${stream}"`, async (c) => {
@@ -6036,21 +6024,7 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
       supervisor,
       policy,
       call,
-      watch: (client, watchedConnection) =>
-        Effect.acquireRelease(
-          Effect.sync(() => {
-            const connections = watched.get(client) ?? new Map<unknown, number>()
-            watched.set(client, connections.set(watchedConnection, (connections.get(watchedConnection) ?? 0) + 1))
-          }),
-          () =>
-            Effect.sync(() => {
-              const connections = watched.get(client)
-              const n = (connections?.get(watchedConnection) ?? 1) - 1
-              if (n > 0) connections?.set(watchedConnection, n)
-              else connections?.delete(watchedConnection)
-              if (connections?.size === 0) watched.delete(client)
-            })
-        ),
+      watch: (client, watchedConnection) => watchWhileScoped(watched, client, watchedConnection),
       attach: (client, onLost) =>
         Effect.acquireRelease(
           Effect.sync(() => {
@@ -6065,6 +6039,72 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
         Effect.flatMap(streamExists(stream), (exists) => exists ? Effect.void : Effect.fail(new StreamNotFound({ stream })))
     }
   })
+
+/** What a connection config cannot work with, said before any attempt (never retried). */
+const checkConnectionConfig = (config: ConnectionConfig): Effect.Effect<void, ConnectionError> =>
+  config.endpoints.length === 0
+    ? Effect.fail(new ConnectionError({ message: "no endpoint to connect to", retryable: false }))
+    : config.sasl === "external" && (config.tls?.cert === undefined || config.tls.key === undefined)
+    ? Effect.fail(
+      new ConnectionError({
+        message: "SASL EXTERNAL takes the TLS client certificate as the identity: give tls.cert and tls.key (--cert, --key)",
+        retryable: false
+      })
+    )
+    : Effect.void
+
+/**
+ * `ClientConnection.call`: one request on the client in use, bounded by `requestTimeout`; a
+ * request that times out or finds the connection gone marks the client lost; a transient failure
+ * is tried again under the policy, and what it waits for (an alarm, a leader) is said once.
+ */
+const supervisedCall = (
+  supervisor: ConnectionSupervisor<Client>,
+  policy: Schedule.Schedule<unknown, StreamError>,
+  requestTimeout: Duration.Duration
+): ClientConnection["call"] =>
+<A>(operation: string, f: (client: Client) => Promise<A>, orphan?: (value: A) => void) => {
+  const said = new Set<string>()
+  return Effect.flatMap(
+    Effect.mapError(supervisor.client, (e) => new BrokerError({ operation, reason: e.message, cause: e })),
+    (client) =>
+      fromClient(() => f(client), brokerError(operation), orphan).pipe(
+        Effect.timeoutFail({
+          duration: requestTimeout,
+          onTimeout: () =>
+            new BrokerError({ operation, reason: `no answer within ${Duration.format(requestTimeout)}`, transient: "connectionGone" })
+        }),
+        Effect.tapError((error) => Effect.sync(() => error.transient === "connectionGone" && supervisor.lost(client, error.reason))),
+        Effect.tapError((error) => {
+          const waiting = waitingFor(error)
+          return waiting === undefined || said.has(waiting)
+            ? Effect.void
+            : Effect.zipRight(Effect.sync(() => void said.add(waiting)), Effect.logWarning(`${error.message}; ${waiting}`))
+        })
+      )
+  ).pipe(Effect.retry({ schedule: policy, while: isTransient }), Effect.interruptible)
+}
+
+/** Counts a connection of `client` among those the watchdog looks at, for the scope's lifetime. */
+const watchWhileScoped = (
+  watched: Map<Client, Map<unknown, number>>,
+  client: Client,
+  connection: unknown
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const connections = watched.get(client) ?? new Map<unknown, number>()
+      watched.set(client, connections.set(connection, (connections.get(connection) ?? 0) + 1))
+    }),
+    () =>
+      Effect.sync(() => {
+        const connections = watched.get(client)
+        const n = (connections?.get(connection) ?? 1) - 1
+        if (n > 0) connections?.set(connection, n)
+        else connections?.delete(connection)
+        if (connections?.size === 0) watched.delete(client)
+      })
+  )
 
 /** What one connection attempt needs from the layer around it. */
 interface ConnectHooks {
