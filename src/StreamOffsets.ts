@@ -2874,24 +2874,8 @@ const makeConsumer = (
     const selected = options.stop?.untilEnd && nothingBefore(end, start)
       ? Stream.make(emptySelection("end"))
       : selectUntilStop(subscriptions, admission, options.stop?.idleTimeout)
-    // A message that cannot be decoded ends the stream with its error after the selection that holds
-    // the messages before it, so that those are processed (and stored) first.
-    const failed: { error?: MessageDecodeError } = {}
-    const selections = Stream.concat(
-      Stream.tap(selected, (selection) => {
-        if (selection.failure !== undefined) failed.error = selection.failure
-        return Effect.zipRight(
-          Metric.incrementBy(messagesConsumed, Chunk.size(selection.messages)),
-          selection.skipped === undefined ? Effect.void : Effect.forEach(selection.skipped, (m) =>
-            Effect.logWarning(`skipped the message at offset ${m.offset} of stream "${stream}": it cannot be decoded (${m.reason})`), {
-            discard: true
-          })
-        )
-      }),
-      Stream.suspend(() => (failed.error === undefined ? Stream.empty : Stream.fail(failed.error)))
-    )
     return {
-      selections,
+      selections: countedSelections(selected, stream),
       tracker,
       turn,
       summary: (stoppedBy) => {
@@ -2910,6 +2894,28 @@ const makeConsumer = (
       }
     }
   })
+
+/**
+ * The selections as the consumer hands them on: counted in `messagesConsumed`, skipped undecodable
+ * messages said; a message that cannot be decoded ends the stream with its error after the
+ * selection that holds the messages before it, so that those are processed (and stored) first.
+ */
+const countedSelections = <E>(selected: Stream.Stream<Selection, E>, stream: string): Stream.Stream<Selection, E | MessageDecodeError> => {
+  const failed: { error?: MessageDecodeError } = {}
+  return Stream.concat(
+    Stream.tap(selected, (selection) => {
+      if (selection.failure !== undefined) failed.error = selection.failure
+      return Effect.zipRight(
+        Metric.incrementBy(messagesConsumed, Chunk.size(selection.messages)),
+        selection.skipped === undefined ? Effect.void : Effect.forEach(selection.skipped, (m) =>
+          Effect.logWarning(`skipped the message at offset ${m.offset} of stream "${stream}": it cannot be decoded (${m.reason})`), {
+          discard: true
+        })
+      )
+    }),
+    Stream.suspend(() => (failed.error === undefined ? Stream.empty : Stream.fail(failed.error)))
+  )
+}
 
 const validateConsumeOptions = (options: ConsumeOptions, tracking: TrackingStrategy): Effect.Effect<void, InvalidArgument> =>
   Effect.gen(function*() {
