@@ -6816,83 +6816,91 @@ const makeMemoryBroker = (options: MemoryBrokerOptions) =>
       groups: new Map(),
       superStreams: new Map()
     }
-    const broker: StreamBrokerShape = {
-      declareStream: (stream, retention) => memoryDeclare(state, stream, retention),
-      streamExists: (stream) => Effect.zipRight(connected(state, `query metadata of "${stream}"`), Effect.sync(() => state.streams.has(stream))),
-      deleteStream: (stream) =>
-        Effect.flatMap(getStream(state, stream), () =>
-          Effect.zipRight(
-            Effect.sync(() => void state.streams.delete(stream)),
-            endOnStream(state, stream, `stream "${stream}" was deleted`)
-          )),
-      declareSuperStream: (superStream, bindingKeys, retention) =>
-        declareSuperStreamWith(superStream, bindingKeys, {
-          partitions: memoryPartitions(state, superStream),
-          create: memoryCreateSuperStream(state, superStream, bindingKeys, retention)
-        }),
-      partitions: (superStream) => memoryPartitions(state, superStream),
-      route: (superStream, key) =>
-        Effect.map(superStreamOf(state, superStream), (partitions) => partitions.filter((p) => p.key === key).map((p) => p.stream)),
-      deleteSuperStream: (superStream) =>
-        Effect.map(superStreamOf(state, superStream), (partitions) => {
-          for (const { stream } of partitions) state.streams.delete(stream)
-          state.superStreams.delete(superStream)
-        }),
-      publisher: (stream, publisherOptions) => memoryPublisher(state, stream, publisherOptions?.name),
-      subscribe: (subscribeOptions) => memorySubscribe(state, subscribeOptions),
-      bounds: (stream) =>
-        Effect.map(getStream(state, stream), (s): StreamBounds => ({
-          firstOffset: s.log.length === 0 ? Option.none() : Option.some(0n),
-          lastOffset: Option.fromNullable(s.log.findLast((e) => e._tag === "Message")?.offset)
-        })),
-      storeOffset: (reference, stream, offset) =>
-        Effect.flatMap(trackedStream(state, `store offset ${offset} for "${reference}" on "${stream}"`, stream), (s) => {
-          s.tracking.set(reference, offset)
-          return append(state, s, (o, timestamp) => ({ _tag: "Tracking", offset: o, reference, value: offset, timestamp }), true)
-        }).pipe(Effect.asVoid),
-      queryOffset: (reference, stream) =>
-        Effect.map(
-          trackedStream(state, `query the offset of "${reference}" on "${stream}"`, stream),
-          (s) => Option.fromNullable(s.tracking.get(reference))
-        ),
-      ...supervisedFields(supervisor, policy)
-    }
-    const messages = (stream: string) =>
-      (state.streams.get(stream)?.log ?? []).flatMap((e) => e._tag === "Message" ? [decodeMessage(e.data, e.offset)] : [])
-    const inspect: MemoryBrokerShape = {
-      entries: (stream) => Effect.sync(() => [...(state.streams.get(stream)?.log ?? [])]),
-      messages: (stream) => Effect.sync(() => messages(stream)),
-      append: (stream, data, filterValue) =>
-        Effect.flatMap(
-          Effect.suspend(() => {
-            const s = state.streams.get(stream)
-            return s ? Effect.succeed(s) : Effect.fail(new StreamNotFound({ stream }))
-          }),
-          (s) =>
-            Effect.forEach(data, (bytes, i) =>
-              append(state, s, (offset, timestamp) => ({ _tag: "Message", offset, data: bytes, filterValue, timestamp }), i === 0), {
-              discard: true
-            })
-        ),
-      retention: (stream) => Effect.sync(() => Option.fromNullable(state.streams.get(stream)?.retention)),
-      duplicates: (stream) => Effect.sync(() => state.streams.get(stream)?.duplicates ?? 0),
-      loseConnection: loseConnection(state, "dropped by the test"),
-      down: (failure = "unreachable") =>
-        Effect.zipRight(Effect.sync(() => void (availability.failure = failure)), loseConnection(state, "the broker went down")),
-      up: Effect.sync(() => void (availability.failure = undefined)),
-      loseLeader: (stream) =>
-        Effect.zipRight(Effect.sync(() => void state.leaderless.add(stream)), loseConnection(state, `the leader of "${stream}" went away`)),
-      electLeader: (stream) => Effect.sync(() => void state.leaderless.delete(stream)),
-      loseMember: (stream, name, index) =>
-        Effect.suspend(() => {
-          const member = state.groups.get(JSON.stringify([stream, name]))?.members[index]
-          return member === undefined
-            ? Effect.dieMessage(`no member ${index} in the single active group "${name}" of "${stream}"`)
-            : Deferred.fail(member.lost, new ConnectionLost({ during: `consuming "${stream}"`, reason: "its connection dropped" }))
-        })
-    }
-    return { broker, inspect }
+    return { broker: memoryBrokerShape(state, policy), inspect: memoryInspection(state) }
   })
+
+/** The memory broker as a StreamBroker: each operation on the state, as the real broker answers. */
+const memoryBrokerShape = (state: MemoryState, policy: Schedule.Schedule<unknown, StreamError>): StreamBrokerShape => {
+  return {
+    declareStream: (stream, retention) => memoryDeclare(state, stream, retention),
+    streamExists: (stream) => Effect.zipRight(connected(state, `query metadata of "${stream}"`), Effect.sync(() => state.streams.has(stream))),
+    deleteStream: (stream) =>
+      Effect.flatMap(getStream(state, stream), () =>
+        Effect.zipRight(
+          Effect.sync(() => void state.streams.delete(stream)),
+          endOnStream(state, stream, `stream "${stream}" was deleted`)
+        )),
+    declareSuperStream: (superStream, bindingKeys, retention) =>
+      declareSuperStreamWith(superStream, bindingKeys, {
+        partitions: memoryPartitions(state, superStream),
+        create: memoryCreateSuperStream(state, superStream, bindingKeys, retention)
+      }),
+    partitions: (superStream) => memoryPartitions(state, superStream),
+    route: (superStream, key) =>
+      Effect.map(superStreamOf(state, superStream), (partitions) => partitions.filter((p) => p.key === key).map((p) => p.stream)),
+    deleteSuperStream: (superStream) =>
+      Effect.map(superStreamOf(state, superStream), (partitions) => {
+        for (const { stream } of partitions) state.streams.delete(stream)
+        state.superStreams.delete(superStream)
+      }),
+    publisher: (stream, publisherOptions) => memoryPublisher(state, stream, publisherOptions?.name),
+    subscribe: (subscribeOptions) => memorySubscribe(state, subscribeOptions),
+    bounds: (stream) =>
+      Effect.map(getStream(state, stream), (s): StreamBounds => ({
+        firstOffset: s.log.length === 0 ? Option.none() : Option.some(0n),
+        lastOffset: Option.fromNullable(s.log.findLast((e) => e._tag === "Message")?.offset)
+      })),
+    storeOffset: (reference, stream, offset) =>
+      Effect.flatMap(trackedStream(state, `store offset ${offset} for "${reference}" on "${stream}"`, stream), (s) => {
+        s.tracking.set(reference, offset)
+        return append(state, s, (o, timestamp) => ({ _tag: "Tracking", offset: o, reference, value: offset, timestamp }), true)
+      }).pipe(Effect.asVoid),
+    queryOffset: (reference, stream) =>
+      Effect.map(
+        trackedStream(state, `query the offset of "${reference}" on "${stream}"`, stream),
+        (s) => Option.fromNullable(s.tracking.get(reference))
+      ),
+    ...supervisedFields(state.supervisor, policy)
+  }
+}
+
+/** What tests see and do of the memory broker: its logs, appends, outages, lost leaders and members. */
+const memoryInspection = (state: MemoryState): MemoryBrokerShape => {
+  const messages = (stream: string) =>
+    (state.streams.get(stream)?.log ?? []).flatMap((e) => e._tag === "Message" ? [decodeMessage(e.data, e.offset)] : [])
+  return {
+    entries: (stream) => Effect.sync(() => [...(state.streams.get(stream)?.log ?? [])]),
+    messages: (stream) => Effect.sync(() => messages(stream)),
+    append: (stream, data, filterValue) =>
+      Effect.flatMap(
+        Effect.suspend(() => {
+          const s = state.streams.get(stream)
+          return s ? Effect.succeed(s) : Effect.fail(new StreamNotFound({ stream }))
+        }),
+        (s) =>
+          Effect.forEach(data, (bytes, i) =>
+            append(state, s, (offset, timestamp) => ({ _tag: "Message", offset, data: bytes, filterValue, timestamp }), i === 0), {
+            discard: true
+          })
+      ),
+    retention: (stream) => Effect.sync(() => Option.fromNullable(state.streams.get(stream)?.retention)),
+    duplicates: (stream) => Effect.sync(() => state.streams.get(stream)?.duplicates ?? 0),
+    loseConnection: loseConnection(state, "dropped by the test"),
+    down: (failure = "unreachable") =>
+      Effect.zipRight(Effect.sync(() => void (state.availability.failure = failure)), loseConnection(state, "the broker went down")),
+    up: Effect.sync(() => void (state.availability.failure = undefined)),
+    loseLeader: (stream) =>
+      Effect.zipRight(Effect.sync(() => void state.leaderless.add(stream)), loseConnection(state, `the leader of "${stream}" went away`)),
+    electLeader: (stream) => Effect.sync(() => void state.leaderless.delete(stream)),
+    loseMember: (stream, name, index) =>
+      Effect.suspend(() => {
+        const member = state.groups.get(JSON.stringify([stream, name]))?.members[index]
+        return member === undefined
+          ? Effect.dieMessage(`no member ${index} in the single active group "${name}" of "${stream}"`)
+          : Deferred.fail(member.lost, new ConnectionLost({ during: `consuming "${stream}"`, reason: "its connection dropped" }))
+      })
+  }
+}
 
 /** A connection attempt: fails as the real one would while the broker is "down". */
 const memoryConnect = (availability: MemoryState["availability"]) =>
