@@ -6352,6 +6352,36 @@ const clientPublisher = (connection: ClientConnection, stream: string, options: 
     return { stream, lastPublishingId, publish, confirmations, lost: Deferred.await(lost) } satisfies Publisher
   })
 
+/**
+ * A single active consumer's answer to the broker's consumer update, on a later macrotask (the
+ * client calls it while it decodes): an activation resumes the buffer and answers where to start;
+ * a step-down drops what is buffered and answers once the offset is stored (the broker ignores the
+ * offset then). If where to start cannot be found (the offset store failing), the consumer fails
+ * rather than letting the client fall back to `start` (a replay from the first message).
+ */
+const consumerUpdateAnswer = (
+  sac: NonNullable<SubscribeOptions["singleActive"]>,
+  turn: { active: boolean; readonly told: Array<boolean> },
+  buffer: DeliveryBuffer,
+  runPromise: <A, E>(effect: Effect.Effect<A, E>) => Promise<A>,
+  stream: string
+) =>
+() =>
+  new Promise((resolve) => setImmediate(resolve))
+    .then(() => {
+      turn.active = turn.told.shift() ?? !turn.active
+      if (turn.active) {
+        buffer.resume()
+        return runPromise(Effect.map(sac.onActivate, toClientOffset))
+      }
+      buffer.dropUntilResumed()
+      return runPromise(Effect.as(sac.onStepDown, toClientOffset(StartPosition.Next())))
+    })
+    .catch((error: unknown) => {
+      buffer.fail(brokerError(`activate on "${stream}"`)(error))
+      return toClientOffset(StartPosition.Next())
+    })
+
 const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions) =>
   Effect.gen(function*() {
     yield* connection.requireStream(options.stream)
@@ -6386,26 +6416,7 @@ const clientSubscribe = (connection: ClientConnection, options: SubscribeOptions
               ? {
                 consumerRef: sac.name,
                 singleActive: true,
-                // On a later macrotask: the client calls this while it decodes (inside withCheapInspect).
-                // If where to start cannot be found (the offset store failing), the consumer fails
-                // rather than letting the client fall back to `start` (a replay from the first message).
-                consumerUpdateListener: () =>
-                  new Promise((resolve) => setImmediate(resolve))
-                    .then(() => {
-                      turn.active = turn.told.shift() ?? !turn.active
-                      if (turn.active) {
-                        buffer.resume()
-                        return runPromise(Effect.map(sac.onActivate, toClientOffset))
-                      }
-                      // Stepping down: the answer, once the offset is stored, lets the next one start
-                      // (the broker ignores the offset in it).
-                      buffer.dropUntilResumed()
-                      return runPromise(Effect.as(sac.onStepDown, toClientOffset(StartPosition.Next())))
-                    })
-                    .catch((error: unknown) => {
-                      buffer.fail(brokerError(`activate on "${options.stream}"`)(error))
-                      return toClientOffset(StartPosition.Next())
-                    })
+                consumerUpdateListener: consumerUpdateAnswer(sac, turn, buffer, runPromise, options.stream)
               }
               : {}),
             connectionClosedListener
