@@ -3881,8 +3881,11 @@ const currentOrNewClient = <C>(
                 connection.lostBecause = undefined
                 connection.everConnected = true
               }),
+            // Only an outage the policy gave up on is shared; a failure that was not retried (say, a
+            // socket destroyed while connecting, taken for permanent) lets the next caller try.
             onFailure: (error) =>
               Effect.sync(() => {
+                if (!(error.cause instanceof ConnectionError && error.cause.retryable === true)) return
                 connection.gaveUp++
                 connection.lastFailure = error
               })
@@ -6614,9 +6617,14 @@ class DeliveryBuffer {
 
 /** A socket-level failure: the connection is gone. */
 const isConnectionFailure = (error: unknown): boolean =>
-  /EPIPE|ECONNRESET|ECONNREFUSED|ERR_STREAM_DESTROYED|ERR_STREAM_WRITE_AFTER_END|socket has been ended|closed/i.test(
+  /EPIPE|ECONNRESET|ECONNREFUSED|ERR_STREAM_DESTROYED|ERR_STREAM_WRITE_AFTER_END|ERR_SOCKET_CLOSED/.test(errorCode(error)) ||
+  /EPIPE|ECONNRESET|ECONNREFUSED|ERR_STREAM_DESTROYED|ERR_STREAM_WRITE_AFTER_END|socket has been ended|stream was destroyed|closed/i.test(
     errorText(error)
   )
+
+/** The runtime's code of a system error (Node's `code`: EPIPE, ERR_STREAM_DESTROYED, ...), or "". */
+const errorCode = (error: unknown): string =>
+  typeof error === "object" && error !== null && "code" in error ? String(error.code) : ""
 
 const errorText = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
@@ -6641,7 +6649,7 @@ const clientTls = (tls: TlsOptions) => {
 
 /** TLS failures, by the code the runtime gives (OpenSSL, BoringSSL and rustls word them differently). */
 const tlsProblem = (cause: unknown): string | undefined => {
-  const code = typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : ""
+  const code = errorCode(cause)
   const text = `${code} ${errorText(cause)}`
   if (/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_UNTRUSTED|UnknownIssuer|unknown ?ca(?!.*alert)/i.test(text)) {
     return `the broker's certificate is not trusted (${code || errorText(cause)}): give the CA that signed it (--ca, tls.ca)`
