@@ -12,7 +12,9 @@ export const needsManagedBroker = [
   "test/integration/producer.test.ts",
   "test/integration/restart.test.ts",
   "test/integration/stalls.test.ts",
-  "test/integration/tls.test.ts"
+  "test/integration/tls.test.ts",
+  // (It checks how npm test treats a broker the script did not start, and runs broker.sh as nobody.)
+  "test/integration/unmanaged.test.ts"
 ]
 
 const unmanaged = process.env.TEST_UNMANAGED_BROKER === "1"
