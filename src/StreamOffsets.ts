@@ -3330,6 +3330,38 @@ const processSelection = <E, R>(
 }
 
 /**
+ * When anything last happened, for an idle stop over several streams: `active` marks an effect as
+ * activity while it runs and when it ends; `idle` completes once nothing was active for `timeout`
+ * (by the Clock: a TestClock moves it).
+ */
+const makeActivity = Effect.map(Clock.currentTimeMillis, (started) => {
+  const state = { busy: 0, last: started }
+  return {
+    active: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.zipRight(
+        Effect.sync(() => void state.busy++),
+        Effect.ensuring(
+          effect,
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            Effect.sync(() => {
+              state.busy--
+              state.last = now
+            }))
+        )
+      ),
+    idle: (timeout: Duration.DurationInput): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const quiet = Duration.toMillis(timeout)
+        for (;;) {
+          const quietFor = state.busy > 0 ? 0 : (yield* Clock.currentTimeMillis) - state.last
+          if (quietFor >= quiet) return
+          yield* Effect.sleep(Duration.millis(quiet - quietFor))
+        }
+      })
+  }
+})
+
+/**
  * The processing of a super stream's partitions: each selection by its partition's consumer (in
  * its turn), messages handed on with their partition and an index over every partition, cut at the
  * count; the stop reason of each partition, and of the whole.
@@ -3349,9 +3381,8 @@ const makePartitionRun = <E, R>(
       perPartition: partitions.map(() => 0),
       /** The stop each partition reached, and whether this consumer processed its message. */
       reached: partitions.map((): StopReason | undefined => undefined),
-      busy: 0,
-      lastActivity: yield* Clock.currentTimeMillis
     }
+    const activity = yield* makeActivity
     const onMessage = options.onMessage
     const handlers = partitions.map((partition, i) => (message: StreamMessage) => {
       const counted = Effect.sync(() => {
@@ -3379,37 +3410,16 @@ const makePartitionRun = <E, R>(
         return count !== undefined && state.processed >= count ? Deferred.succeed(countReached, undefined) : Effect.void
       })
     }
-    const active = <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) =>
-      Effect.zipRight(
-        Effect.sync(() => void state.busy++),
-        Effect.ensuring(
-          effect,
-          Effect.flatMap(Clock.currentTimeMillis, (now) =>
-            Effect.sync(() => {
-              state.busy--
-              state.lastActivity = now
-            }))
-        )
-      )
     return {
       processed: () => state.processed,
       /** Messages processed of a partition in this run. */
       processedOf: (i: number) => state.perPartition[i]!,
       countReached: Deferred.await(countReached),
       /** Completes once no partition delivered or processed anything for `timeout`. */
-      idle: (timeout: Duration.DurationInput) =>
-        Effect.gen(function*() {
-          const quiet = Duration.toMillis(timeout)
-          for (;;) {
-            const now = yield* Clock.currentTimeMillis
-            const quietFor = state.busy > 0 ? 0 : now - state.lastActivity
-            if (quietFor >= quiet) return
-            yield* Effect.sleep(Duration.millis(quiet - quietFor))
-          }
-        }),
+      idle: activity.idle,
       process: (i: number, selection: Selection) => {
         const turn = consumers[i]!.turn
-        return active(
+        return activity.active(
           turn === undefined
             ? processAdmitted(i, selection, selection.messages)
             : turn.locked(Effect.suspend(() => {
@@ -4455,8 +4465,8 @@ const undecodable = (offset: bigint, error: unknown, data: Uint8Array) => {
 
 // ---- writing ----
 
-/** A growable big-endian buffer. */
-class AmqpWriter {
+/** A growable buffer: `room` says where the next bytes go. */
+class GrowableBuffer {
   bytes: Buffer
   view: DataView
   pos = 0
@@ -4464,6 +4474,7 @@ class AmqpWriter {
     this.bytes = Buffer.allocUnsafe(size)
     this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength)
   }
+  /** Where `n` more bytes go: the buffer grows if needed (so `bytes` and `view` are read after it). */
   room(n: number): number {
     if (this.pos + n > this.bytes.length) {
       const bigger = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.pos + n))
@@ -4475,6 +4486,14 @@ class AmqpWriter {
     this.pos += n
     return at
   }
+  /** What was written, as a plain Uint8Array (decoded fields that view it are then plain too). */
+  result(): Uint8Array {
+    return new Uint8Array(this.bytes.buffer, this.bytes.byteOffset, this.pos)
+  }
+}
+
+/** The big-endian writes of AMQP 1.0's types, on a growable buffer. */
+class AmqpWriter extends GrowableBuffer {
   u8(v: number) {
     const at = this.room(1)
     this.bytes[at] = v
@@ -4531,10 +4550,6 @@ class AmqpWriter {
     const size = this.pos - at - width
     if (width === 1) this.bytes[at] = size
     else this.view.setUint32(at, size)
-  }
-  /** What was written, as a plain Uint8Array (decoded fields that view it are then plain too). */
-  result(): Uint8Array {
-    return new Uint8Array(this.bytes.buffer, this.bytes.byteOffset, this.pos)
   }
 }
 
@@ -5555,224 +5570,260 @@ const release = (close: () => Promise<unknown>, connection?: unknown): Effect.Ef
   )
 
 
+// ---- the client's private parts ----
+//
+// What this module uses of rabbitmq-stream-js-client's private parts, gathered in
+// `clientInternals` below. Written for 1.0.0 (pinned in package.json): what reaches inside checks
+// the version and the shape it needs, and otherwise leaves the client as it is (the plain path),
+// or says so in one line.
+
 /**
- * The client's private parts this module uses, in one place. Written for rabbitmq-stream-js-client
- * 1.0.0 (pinned in package.json): what reaches inside checks the version and the shape it needs,
- * and otherwise leaves the client as it is (the plain path), or says so in one line.
- *
- * - `storeOffset`: the connection-level StoreOffset of the locator connection. The public one
- *   lives on consumers and treats `0n` as "my local offset" (0n is falsy): this one stores exactly
- *   the value given, 0 included.
- * - `tune(connection)`, for each connection this module uses (the locator, and those of its
- *   publishers and consumers):
- *   - no debug formatting on the hot paths. The client builds its debug lines before it calls the
- *     logger, even a silent one: `util.inspect` of every TCP read, of every frame written (after
- *     copying it into an array of numbers), of every delivered chunk and confirm - most of its CPU
- *     (README, Benchmark). `send` is replaced by the same code without its two debug lines;
- *     `received` runs the client's decoder with `util.inspect`'s default options set to cheap
- *     ones for that synchronous call only, and restored after it. Inside run the client's
- *     decoding and the synchronous start of its listeners (this module's: the confirm routing,
- *     the delivery handler's first steps; a single-active activation is moved to a later
- *     macrotask); message handlers run on later microtasks. `util.inspect` is not changed for the
- *     rest of the process.
- *   - TCP_NODELAY for consumers and requests: with more than one chunk of credit out, Nagle's
- *     algorithm holds back the small credit frames (13k msg/s measured). Not for publishers: there
- *     Nagle's coalescing of frames makes the broker write larger chunks, which every consumer of
- *     the stream reads faster (a stream `send` wrote read at 0.30 of a raw loop's with it, 0.43
- *     without; measured).
+ * The connection-level StoreOffset of the locator connection. The public one lives on consumers
+ * and treats `0n` as "my local offset" (0n is falsy): this one stores exactly the value given, 0
+ * included.
  */
-const clientInternals = {
-  storeOffset: (client: Client, params: { stream: string; reference: string; offsetValue: bigint }): Promise<unknown> => {
-    const locator = (client as unknown as { locatorConnection?: Partial<LocatorConnection> }).locatorConnection
-    return typeof locator?.storeOffset === "function"
-      ? locator.storeOffset.call(locator, params)
-      : Promise.reject(
-        new Error(`rabbitmq-stream-js-client ${CLIENT_VERSION} has no connection-level StoreOffset (written for ${CLIENT_VERSION_WRITTEN_FOR})`)
-      )
-  },
-  /**
-   * How long nothing has arrived on a connection, and its negotiated heartbeat (0: none), in ms:
-   * the client records when it last read from the socket. Undefined without that shape.
-   */
-  liveness: (connection: unknown): { readonly silentMs: number; readonly heartbeatMs: number } | undefined => {
-    const heartbeat = (connection as { heartbeat?: { lastMessageReceived?: unknown; interval?: unknown } } | undefined)?.heartbeat
-    const last = heartbeat?.lastMessageReceived
-    if (!(last instanceof Date) || typeof heartbeat?.interval !== "number") return undefined
-    return { silentMs: Date.now() - last.getTime(), heartbeatMs: heartbeat.interval }
-  },
-  /**
-   * Drops the connections the client closed from its pool. After a refused declaration (a disk
-   * alarm refuses publishers) the client closes the connection it declared on but keeps it in the
-   * pool, where the next declaration for that stream would find it and write on a closed socket.
-   */
-  dropClosedConnections: (client: unknown): void => {
-    const pool = (client as { pool?: { connectionsMap?: unknown } } | undefined)?.pool
-    const map = pool?.connectionsMap
-    if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR || !(map instanceof Map)) return
-    const open = (c: unknown) => (c as { socket?: { readyState?: unknown } } | undefined)?.socket?.readyState === "open"
-    for (const [key, connections] of map) if (Array.isArray(connections)) map.set(key, connections.filter(open))
-  },
-  /**
-   * Ends every connection of a client at once, its locator's and its pool's, without a Close: the
-   * broker then drops their publishers and subscriptions. For a replaced client, after its bounded
-   * close: a close that failed half-way (its locator gone) left connections open, and a single
-   * active subscription left on one stays in its group - made active, it takes the partition's
-   * messages to nobody.
-   */
-  destroyAll: (client: unknown): void => {
-    const owner = client as { locatorConnection?: unknown; pool?: { connectionsMap?: unknown }; consumers?: unknown; publishers?: unknown } | undefined
-    const connections = new Set<unknown>([owner?.locatorConnection])
-    const map = owner?.pool?.connectionsMap
-    if (map instanceof Map) for (const list of map.values()) if (Array.isArray(list)) list.forEach((c) => connections.add(c))
-    for (const entities of [owner?.consumers, owner?.publishers]) {
-      if (entities instanceof Map) for (const entity of entities.values()) connections.add((entity as { connection?: unknown })?.connection)
-    }
-    connections.forEach(clientInternals.destroy)
-  },
-  /** Ends a connection's socket at once (nothing is sent). */
-  destroy: (connection: unknown): void => {
-    const socket = (connection as { socket?: { destroy?: unknown } } | undefined)?.socket
-    if (typeof socket?.destroy === "function") (socket as { destroy: () => void }).destroy()
-  },
-  /** The connection a publisher, a consumer or the client (its locator) uses. */
-  connectionOf: (owner: unknown, field: "connection" | "locatorConnection"): unknown =>
-    typeof owner === "object" && owner !== null ? (owner as Record<string, unknown>)[field] : undefined,
-  /**
-   * The `active` flag of the broker's consumer updates for one consumer, as the client decodes
-   * them (it calls the update listener without it). One listener per connection, dispatching by
-   * subscription id; the client's own handler runs first, and defers to the listener, which reads
-   * the flag a macrotask later. Without the expected shape, nothing is watched.
-   */
-  watchConsumerUpdates: (consumer: unknown, onUpdate: (active: boolean) => void): Effect.Effect<void, never, Scope.Scope> =>
-    Effect.acquireRelease(
-      Effect.sync(() => {
-        const connection = clientInternals.connectionOf(consumer, "connection") as { on?: unknown } | undefined
-        const id = (consumer as { consumerId?: unknown } | undefined)?.consumerId
-        if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR || typeof connection?.on !== "function" || typeof id !== "number") {
-          return undefined
-        }
-        let routes = consumerUpdateRoutes.get(connection)
-        if (routes === undefined) {
-          const table = new Map<number, (active: boolean) => void>()
-          routes = table
-          consumerUpdateRoutes.set(connection, table)
-          ;(connection.on as (event: string, listener: (query: { subscriptionId: number; active: number }) => void) => void)
-            .call(connection, "consumer_update_query", (query) => table.get(query.subscriptionId)?.(query.active === 1))
-        }
-        routes.set(id, onUpdate)
-        return { routes, id }
-      }),
-      (watched) => Effect.sync(() => void watched?.routes.delete(watched.id))
-    ),
-  /**
-   * Takes a consumer's delivered chunks over from the client: each decoded chunk goes to `onChunk`
-   * whole, synchronously where the connection's bytes are read, instead of through the client's
-   * delivery handler (which hands its messages over one per microtask, two promises each, and asks
-   * its credit policy). The taker then grants credit itself (`grantCredit`). Needs `tune` on the
-   * consumer's connection; false when the shape is not the expected one (the client's path stays).
-   */
-  routeDeliveries: (consumer: unknown, onChunk: (messages: Array<StreamMessage>) => void): Effect.Effect<boolean, never, Scope.Scope> =>
-    Effect.acquireRelease(
-      Effect.sync(() => {
-        const connection = clientInternals.connectionOf(consumer, "connection")
-        const id = (consumer as { consumerId?: unknown } | undefined)?.consumerId
-        if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR || !isTunable(connection) || !tuned.has(connection) || typeof id !== "number") {
-          return undefined
-        }
-        const routes = deliveryRoutes.get(connection) ?? new Map<number, (messages: Array<StreamMessage>) => void>()
-        deliveryRoutes.set(connection, routes.set(id, onChunk))
-        return { routes, id }
-      }),
-      (routed) => Effect.sync(() => void routed?.routes.delete(routed.id))
-    ).pipe(Effect.map((routed) => routed !== undefined)),
-  tune: (connection: unknown, options: { readonly noDelay: boolean }): void => {
-    if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR || !isTunable(connection) || tuned.has(connection)) return
-    tuned.add(connection)
-    if (options.noDelay) connection.socket.setNoDelay?.(true)
-    connection.send = function(this: TunableConnection, cmd) {
-      return new Promise<void>((resolve, reject) => {
-        const body = cmd.toBuffer(this.getBufferSizeParams())
-        // As the client does: a frame for a socket that is not open (a consumer closing) is dropped.
-        if (this.socket.readyState === "open") {
-          this.socket.write(body, (err) => (err ? reject(fromTunedClient(err)) : resolve()))
-        }
-      })
-    }
-    // Frames are split here. A Deliver is decoded by this module (`decodeDeliver`: every AMQP 1.0
-    // type, the offsets of sub-entry batches, and what cannot be read as an UndecodableMessage at its
-    // offset, where the client's decoder throws: a poison message looked like a lost connection, and
-    // resubscribing met it again) and handed to the client's delivery listeners as the client would.
-    // Every other frame goes whole to the client's decoder. Bytes it held back are taken over.
-    const frames = { pending: connection.decoder.lastData ?? Buffer.alloc(0) }
-    connection.decoder.lastData = Buffer.alloc(0)
-    connection.received = function(this: TunableConnection, data) {
-      const buffer = frames.pending.length === 0 ? data : Buffer.concat([frames.pending, data])
-      let at = 0
-      // A frame the client fails on does not hold back the ones after it; its error is thrown at
-      // the end (the connection is then replaced, see `onProcessError`).
-      let failure: { readonly error: unknown } | undefined
-      while (buffer.length - at >= 4) {
-        const size = buffer.readUInt32BE(at)
-        if (buffer.length - at - 4 < size) break
-        const start = at
-        at += 4 + size
-        try {
-          if (buffer.readUInt16BE(start + 4) === DELIVER_KEY) {
-            const frame = buffer.subarray(start + 4, at)
-            const delivery = decodeDeliver(frame)
-            const route = deliveryRoutes.get(this)?.get(delivery.subscriptionId)
-            if (route !== undefined) route(delivery.messages)
-            else this.decoder.emitter.emit(frame.readUInt16BE(2) === 2 ? "deliverV2" : "deliverV1", delivery)
-          } else {
-            const whole = buffer.subarray(start, at)
-            withCheapInspect(() => this.decoder.add(whole, (type) => this.getCompression(type)))
-          }
-        } catch (error) {
-          failure ??= { error }
-        }
-      }
-      frames.pending = buffer.subarray(at)
-      if (failure !== undefined) throw failure.error instanceof Error ? fromTunedClient(failure.error) : failure.error
-    }
-  },
-  /**
-   * Grants a consumer credits: subscriptions are made with none (`orderedPrefetch(depth, { initial: 0 })`),
-   * so that no chunk arrives before `tune` has taken over its connection's decoding.
-   */
-  grantCredit: (consumer: unknown, credit: number): Promise<void> => {
-    const connection = clientInternals.connectionOf(consumer, "connection") as Partial<TunableConnection> | undefined
-    const id = (consumer as { consumerId?: unknown } | undefined)?.consumerId
-    if (typeof connection?.send !== "function" || typeof id !== "number") {
-      return Promise.reject(new Error(`rabbitmq-stream-js-client ${CLIENT_VERSION}: cannot grant credit (written for ${CLIENT_VERSION_WRITTEN_FOR})`))
-    }
-    const frame = Buffer.alloc(11)
-    frame.writeUInt32BE(7, 0)
-    frame.writeUInt16BE(CREDIT_KEY, 4)
-    frame.writeUInt16BE(1, 6)
-    frame.writeUInt8(id, 8)
-    frame.writeUInt16BE(credit, 9)
-    return connection.send.call(connection, { key: CREDIT_KEY, toBuffer: () => frame })
-  },
-  /** Writes frames on a publisher's connection (the client's `send` checks that the socket is open). */
-  writeFrames: (publisher: unknown, frames: ReadonlyArray<Uint8Array>): Promise<unknown> => {
-    const connection = clientInternals.connectionOf(publisher, "connection") as Partial<TunableConnection> | undefined
-    if (typeof connection?.send !== "function") {
-      return Promise.reject(new Error(`rabbitmq-stream-js-client ${CLIENT_VERSION}: cannot write frames (written for ${CLIENT_VERSION_WRITTEN_FOR})`))
-    }
-    const send = connection.send
-    return Promise.all(frames.map((frame) => send.call(connection, { key: PUBLISH_KEY, toBuffer: () => frame })))
-  },
-  /** The largest frame the publisher's connection may send (negotiated at connect), and whether it filters. */
-  limits: (publisher: unknown): { readonly frameMax: number; readonly filtering: boolean } => {
-    const connection = clientInternals.connectionOf(publisher, "connection") as
-      | { readonly maxFrameSize?: unknown; readonly isFilteringEnabled?: unknown }
-      | undefined
-    const frameMax = Number(connection?.maxFrameSize)
-    return {
-      frameMax: Number.isSafeInteger(frameMax) && frameMax > 0 ? frameMax : 1_048_576,
-      filtering: connection?.isFilteringEnabled === true
-    }
+const storeOffsetExactly = (client: Client, params: { stream: string; reference: string; offsetValue: bigint }): Promise<unknown> => {
+  const locator = (client as unknown as { locatorConnection?: Partial<LocatorConnection> }).locatorConnection
+  return typeof locator?.storeOffset === "function"
+    ? locator.storeOffset.call(locator, params)
+    : Promise.reject(
+      new Error(`rabbitmq-stream-js-client ${CLIENT_VERSION} has no connection-level StoreOffset (written for ${CLIENT_VERSION_WRITTEN_FOR})`)
+    )
+}
+
+/**
+ * How long nothing has arrived on a connection, and its negotiated heartbeat (0: none), in ms:
+ * the client records when it last read from the socket. Undefined without that shape.
+ */
+const connectionLiveness = (connection: unknown): { readonly silentMs: number; readonly heartbeatMs: number } | undefined => {
+  const heartbeat = (connection as { heartbeat?: { lastMessageReceived?: unknown; interval?: unknown } } | undefined)?.heartbeat
+  const last = heartbeat?.lastMessageReceived
+  if (!(last instanceof Date) || typeof heartbeat?.interval !== "number") return undefined
+  return { silentMs: Date.now() - last.getTime(), heartbeatMs: heartbeat.interval }
+}
+
+/**
+ * Drops the connections the client closed from its pool. After a refused declaration (a disk
+ * alarm refuses publishers) the client closes the connection it declared on but keeps it in the
+ * pool, where the next declaration for that stream would find it and write on a closed socket.
+ */
+const dropClosedConnections = (client: unknown): void => {
+  const pool = (client as { pool?: { connectionsMap?: unknown } } | undefined)?.pool
+  const map = pool?.connectionsMap
+  if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR || !(map instanceof Map)) return
+  const open = (c: unknown) => (c as { socket?: { readyState?: unknown } } | undefined)?.socket?.readyState === "open"
+  for (const [key, connections] of map) if (Array.isArray(connections)) map.set(key, connections.filter(open))
+}
+
+/**
+ * Ends every connection of a client at once, its locator's and its pool's, without a Close: the
+ * broker then drops their publishers and subscriptions. For a replaced client, after its bounded
+ * close: a close that failed half-way (its locator gone) left connections open, and a single
+ * active subscription left on one stays in its group - made active, it takes the partition's
+ * messages to nobody.
+ */
+const destroyAllConnections = (client: unknown): void => {
+  const owner = client as { locatorConnection?: unknown; pool?: { connectionsMap?: unknown }; consumers?: unknown; publishers?: unknown } | undefined
+  const connections = new Set<unknown>([owner?.locatorConnection])
+  const map = owner?.pool?.connectionsMap
+  if (map instanceof Map) for (const list of map.values()) if (Array.isArray(list)) list.forEach((c) => connections.add(c))
+  for (const entities of [owner?.consumers, owner?.publishers]) {
+    if (entities instanceof Map) for (const entity of entities.values()) connections.add((entity as { connection?: unknown })?.connection)
   }
+  connections.forEach(destroyConnection)
+}
+
+/** Ends a connection's socket at once (nothing is sent). */
+const destroyConnection = (connection: unknown): void => {
+  const socket = (connection as { socket?: { destroy?: unknown } } | undefined)?.socket
+  if (typeof socket?.destroy === "function") (socket as { destroy: () => void }).destroy()
+}
+
+/** The connection a publisher, a consumer or the client (its locator) uses. */
+const connectionOf = (owner: unknown, field: "connection" | "locatorConnection"): unknown =>
+  typeof owner === "object" && owner !== null ? (owner as Record<string, unknown>)[field] : undefined
+
+/**
+ * The `active` flag of the broker's consumer updates for one consumer, as the client decodes
+ * them (it calls the update listener without it). One listener per connection, dispatching by
+ * subscription id; the client's own handler runs first, and defers to the listener, which reads
+ * the flag a macrotask later. Without the expected shape, nothing is watched.
+ */
+const watchConsumerUpdates = (consumer: unknown, onUpdate: (active: boolean) => void): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const connection = clientInternals.connectionOf(consumer, "connection") as { on?: unknown } | undefined
+      const id = (consumer as { consumerId?: unknown } | undefined)?.consumerId
+      if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR || typeof connection?.on !== "function" || typeof id !== "number") {
+        return undefined
+      }
+      let routes = consumerUpdateRoutes.get(connection)
+      if (routes === undefined) {
+        const table = new Map<number, (active: boolean) => void>()
+        routes = table
+        consumerUpdateRoutes.set(connection, table)
+        ;(connection.on as (event: string, listener: (query: { subscriptionId: number; active: number }) => void) => void)
+          .call(connection, "consumer_update_query", (query) => table.get(query.subscriptionId)?.(query.active === 1))
+      }
+      routes.set(id, onUpdate)
+      return { routes, id }
+    }),
+    (watched) => Effect.sync(() => void watched?.routes.delete(watched.id))
+  )
+
+/**
+ * Takes a consumer's delivered chunks over from the client: each decoded chunk goes to `onChunk`
+ * whole, synchronously where the connection's bytes are read, instead of through the client's
+ * delivery handler (which hands its messages over one per microtask, two promises each, and asks
+ * its credit policy). The taker then grants credit itself (`grantCredit`). Needs `tune` on the
+ * consumer's connection; false when the shape is not the expected one (the client's path stays).
+ */
+const routeDeliveries = (consumer: unknown, onChunk: (messages: Array<StreamMessage>) => void): Effect.Effect<boolean, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const connection = clientInternals.connectionOf(consumer, "connection")
+      const id = (consumer as { consumerId?: unknown } | undefined)?.consumerId
+      if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR || !isTunable(connection) || !tuned.has(connection) || typeof id !== "number") {
+        return undefined
+      }
+      const routes = deliveryRoutes.get(connection) ?? new Map<number, (messages: Array<StreamMessage>) => void>()
+      deliveryRoutes.set(connection, routes.set(id, onChunk))
+      return { routes, id }
+    }),
+    (routed) => Effect.sync(() => void routed?.routes.delete(routed.id))
+  ).pipe(Effect.map((routed) => routed !== undefined))
+
+/**
+ * Tunes a connection this module uses (the locator, and those of its publishers and consumers):
+ * - no debug formatting on the hot paths. The client builds its debug lines before it calls the
+ *   logger, even a silent one: `util.inspect` of every TCP read, of every frame written (after
+ *   copying it into an array of numbers), of every delivered chunk and confirm - most of its CPU
+ *   (README, Benchmark). `send` is replaced by the same code without its two debug lines;
+ *   `received` runs the client's decoder with `util.inspect`'s default options set to cheap
+ *   ones for that synchronous call only, and restored after it. Inside run the client's
+ *   decoding and the synchronous start of its listeners (this module's: the confirm routing,
+ *   the delivery handler's first steps; a single-active activation is moved to a later
+ *   macrotask); message handlers run on later microtasks. `util.inspect` is not changed for the
+ *   rest of the process.
+ * - TCP_NODELAY for consumers and requests: with more than one chunk of credit out, Nagle's
+ *   algorithm holds back the small credit frames (13k msg/s measured). Not for publishers: there
+ *   Nagle's coalescing of frames makes the broker write larger chunks, which every consumer of
+ *   the stream reads faster (a stream `send` wrote read at 0.30 of a raw loop's with it, 0.43
+ *   without; measured).
+ */
+const tuneConnection = (connection: unknown, options: { readonly noDelay: boolean }): void => {
+  if (CLIENT_VERSION !== CLIENT_VERSION_WRITTEN_FOR || !isTunable(connection) || tuned.has(connection)) return
+  tuned.add(connection)
+  if (options.noDelay) connection.socket.setNoDelay?.(true)
+  connection.send = function(this: TunableConnection, cmd) {
+    return new Promise<void>((resolve, reject) => {
+      const body = cmd.toBuffer(this.getBufferSizeParams())
+      // As the client does: a frame for a socket that is not open (a consumer closing) is dropped.
+      if (this.socket.readyState === "open") {
+        this.socket.write(body, (err) => (err ? reject(fromTunedClient(err)) : resolve()))
+      }
+    })
+  }
+  connection.received = frameSplitter(connection)
+}
+
+/**
+ * What a tuned connection does with the bytes it reads: splits them into frames. A Deliver is
+ * decoded by this module (`decodeDeliver`: every AMQP 1.0 type, the offsets of sub-entry batches,
+ * and what cannot be read as an UndecodableMessage at its offset, where the client's decoder
+ * throws: a poison message looked like a lost connection, and resubscribing met it again) and
+ * handed to the client's delivery listeners as the client would. Every other frame goes whole to
+ * the client's decoder. Bytes it held back are taken over.
+ */
+const frameSplitter = (connection: TunableConnection) => {
+  const frames = { pending: connection.decoder.lastData ?? Buffer.alloc(0) }
+  connection.decoder.lastData = Buffer.alloc(0)
+  return function(this: TunableConnection, data: Buffer): void {
+    const buffer = frames.pending.length === 0 ? data : Buffer.concat([frames.pending, data])
+    let at = 0
+    // A frame the client fails on does not hold back the ones after it; its error is thrown at
+    // the end (the connection is then replaced, see `onProcessError`).
+    let failure: { readonly error: unknown } | undefined
+    while (buffer.length - at >= 4) {
+      const size = buffer.readUInt32BE(at)
+      if (buffer.length - at - 4 < size) break
+      const start = at
+      at += 4 + size
+      try {
+        if (buffer.readUInt16BE(start + 4) === DELIVER_KEY) {
+          const frame = buffer.subarray(start + 4, at)
+          const delivery = decodeDeliver(frame)
+          const route = deliveryRoutes.get(this)?.get(delivery.subscriptionId)
+          if (route !== undefined) route(delivery.messages)
+          else this.decoder.emitter.emit(frame.readUInt16BE(2) === 2 ? "deliverV2" : "deliverV1", delivery)
+        } else {
+          const whole = buffer.subarray(start, at)
+          withCheapInspect(() => this.decoder.add(whole, (type) => this.getCompression(type)))
+        }
+      } catch (error) {
+        failure ??= { error }
+      }
+    }
+    frames.pending = buffer.subarray(at)
+    if (failure !== undefined) throw failure.error instanceof Error ? fromTunedClient(failure.error) : failure.error
+  }
+}
+
+/**
+ * Grants a consumer credits: subscriptions are made with none (`orderedPrefetch(depth, { initial: 0 })`),
+ * so that no chunk arrives before `tune` has taken over its connection's decoding.
+ */
+const grantCredit = (consumer: unknown, credit: number): Promise<void> => {
+  const connection = clientInternals.connectionOf(consumer, "connection") as Partial<TunableConnection> | undefined
+  const id = (consumer as { consumerId?: unknown } | undefined)?.consumerId
+  if (typeof connection?.send !== "function" || typeof id !== "number") {
+    return Promise.reject(new Error(`rabbitmq-stream-js-client ${CLIENT_VERSION}: cannot grant credit (written for ${CLIENT_VERSION_WRITTEN_FOR})`))
+  }
+  const frame = Buffer.alloc(11)
+  frame.writeUInt32BE(7, 0)
+  frame.writeUInt16BE(CREDIT_KEY, 4)
+  frame.writeUInt16BE(1, 6)
+  frame.writeUInt8(id, 8)
+  frame.writeUInt16BE(credit, 9)
+  return connection.send.call(connection, { key: CREDIT_KEY, toBuffer: () => frame })
+}
+
+/** Writes frames on a publisher's connection (the client's `send` checks that the socket is open). */
+const writeFrames = (publisher: unknown, frames: ReadonlyArray<Uint8Array>): Promise<unknown> => {
+  const connection = clientInternals.connectionOf(publisher, "connection") as Partial<TunableConnection> | undefined
+  if (typeof connection?.send !== "function") {
+    return Promise.reject(new Error(`rabbitmq-stream-js-client ${CLIENT_VERSION}: cannot write frames (written for ${CLIENT_VERSION_WRITTEN_FOR})`))
+  }
+  const send = connection.send
+  return Promise.all(frames.map((frame) => send.call(connection, { key: PUBLISH_KEY, toBuffer: () => frame })))
+}
+
+/** The largest frame the publisher's connection may send (negotiated at connect), and whether it filters. */
+const publisherLimits = (publisher: unknown): { readonly frameMax: number; readonly filtering: boolean } => {
+  const connection = clientInternals.connectionOf(publisher, "connection") as
+    | { readonly maxFrameSize?: unknown; readonly isFilteringEnabled?: unknown }
+    | undefined
+  const frameMax = Number(connection?.maxFrameSize)
+  return {
+    frameMax: Number.isSafeInteger(frameMax) && frameMax > 0 ? frameMax : 1_048_576,
+    filtering: connection?.isFilteringEnabled === true
+  }
+}
+
+/** The client's private parts this module uses, in one place: each call site says it reaches inside. */
+const clientInternals = {
+  storeOffset: storeOffsetExactly,
+  liveness: connectionLiveness,
+  dropClosedConnections,
+  destroyAll: destroyAllConnections,
+  destroy: destroyConnection,
+  connectionOf,
+  watchConsumerUpdates,
+  routeDeliveries,
+  tune: tuneConnection,
+  grantCredit,
+  writeFrames,
+  limits: publisherLimits
 }
 
 const FILTERING_UNSUPPORTED = "the broker does not support stream filtering (RabbitMQ 3.13 or later has it): publish without filter values, or upgrade it"
@@ -6498,28 +6549,29 @@ type DeliveryError = BrokerError | ConnectionLost
  * Between the client's delivery callback and a Stream: a bounded buffer. The callback pushes; once
  * the buffer is full it gets a promise that resolves when the stream has taken what is there, and
  * the client waits for it before it asks for more (backpressure) - no effect runs per message.
+ * What is buffered and how the stream takes it is a `DeliveryMailbox`; this is the callback's side.
  */
 class DeliveryBuffer {
-  private items: Array<StreamMessage> = []
-  private space: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined
-  private waiting: ((pulled: Effect.Effect<Chunk.Chunk<StreamMessage>, Option.Option<DeliveryError>>) => void) | undefined
-  private closed: Option.Option<DeliveryError> | undefined
+  private readonly mailbox = new DeliveryMailbox()
 
   /** True once the client says where its chunks end (`chunkEnd`): the stream then wakes at once, per chunk. */
   private chunked = false
 
-  constructor(private readonly capacity: number) {}
-
   /** Out of turn (a single active consumer stepped down): what comes is dropped. */
   private dropping = false
 
+  constructor(private readonly capacity: number) {}
+
+  /** The next chunk: everything buffered, waiting for at least one message. */
+  readonly pull = this.mailbox.pull
+
   push(message: StreamMessage): Promise<void> | void {
-    if (this.closed || this.dropping) return
-    this.items.push(message)
-    if (!this.chunked) this.wake()
-    if (this.items.length < this.capacity) return
-    if (this.chunked) this.wake(true)
-    return this.spaceTaken()
+    if (!this.mailbox.isOpen || this.dropping) return
+    this.mailbox.items.push(message)
+    if (!this.chunked) this.mailbox.wake()
+    if (this.mailbox.items.length < this.capacity) return
+    if (this.chunked) this.mailbox.wake(true)
+    return this.mailbox.taken()
   }
 
   /**
@@ -6527,15 +6579,78 @@ class DeliveryBuffer {
    * buffer holds `capacity` or more, resolves once the stream took them.
    */
   pushChunk(messages: Array<StreamMessage>): Promise<void> | void {
-    if (this.closed || this.dropping || messages.length === 0) return
-    if (this.items.length === 0) this.items = messages
-    else for (const message of messages) this.items.push(message)
-    this.wake(true)
-    return this.items.length < this.capacity ? undefined : this.spaceTaken()
+    if (!this.mailbox.isOpen || this.dropping || messages.length === 0) return
+    const mailbox = this.mailbox
+    if (mailbox.items.length === 0) mailbox.items = messages
+    else for (const message of messages) mailbox.items.push(message)
+    mailbox.wake(true)
+    return mailbox.items.length < this.capacity ? undefined : mailbox.taken()
+  }
+
+  /** The client finished handing over a chunk: the stream takes it now. */
+  chunkEnd() {
+    this.chunked = true
+    this.mailbox.wake(true)
+  }
+
+  /** Ends the stream after what is buffered; with an error, fails it. */
+  end(error: Option.Option<DeliveryError> = Option.none()) {
+    this.mailbox.end(error)
+  }
+
+  fail(error: DeliveryError) {
+    this.end(Option.some(error))
+  }
+
+  get isOpen(): boolean {
+    return this.mailbox.isOpen
+  }
+
+  /** Stepped down: drop what is buffered and what the client still hands over, until `resume`. */
+  dropUntilResumed() {
+    this.dropping = true
+    this.mailbox.take()
+  }
+
+  resume() {
+    this.dropping = false
+  }
+}
+
+/**
+ * What a DeliveryBuffer holds, and the stream's side of it: `pull` takes everything buffered as one
+ * chunk, or waits (one waiter: the stream) until `wake`; taking it resolves the promise that a
+ * full buffer's pusher waits on (`taken`). Once ended, `pull` gives what is left, then the end.
+ */
+class DeliveryMailbox {
+  items: Array<StreamMessage> = []
+  private closed: Option.Option<DeliveryError> | undefined
+  private waiting: ((pulled: Effect.Effect<Chunk.Chunk<StreamMessage>, Option.Option<DeliveryError>>) => void) | undefined
+  private space: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined
+
+  get isOpen(): boolean {
+    return this.closed === undefined
+  }
+
+  readonly pull: Effect.Effect<Chunk.Chunk<StreamMessage>, Option.Option<DeliveryError>> = Effect.async((resume) => {
+    const now = this.next()
+    if (now) return resume(now)
+    this.waiting = resume
+    return Effect.sync(() => {
+      this.waiting = undefined
+    })
+  })
+
+  /** Everything buffered, now (empty when nothing is); releases the pusher. */
+  take(): Array<StreamMessage> {
+    const items = this.items
+    this.items = []
+    this.releaseSpace()
+    return items
   }
 
   /** Resolves once the stream took what is buffered (or the buffer ended). */
-  private spaceTaken(): Promise<void> {
+  taken(): Promise<void> {
     if (!this.space) {
       let resolve!: () => void
       const promise = new Promise<void>((r) => (resolve = r))
@@ -6544,68 +6659,30 @@ class DeliveryBuffer {
     return this.space.promise
   }
 
-  /** Ends the stream after what is buffered; with an error, fails it. */
-  end(error: Option.Option<DeliveryError> = Option.none()) {
+  end(error: Option.Option<DeliveryError>) {
     if (this.closed) return
     this.closed = error
     this.wake()
     this.releaseSpace()
   }
 
-  fail(error: DeliveryError) {
-    this.end(Option.some(error))
-  }
-
-  get isOpen(): boolean {
-    return this.closed === undefined
-  }
-
-  /** Stepped down: drop what is buffered and what the client still hands over, until `resume`. */
-  dropUntilResumed() {
-    this.dropping = true
-    this.items = []
-    this.releaseSpace()
-  }
-
-  resume() {
-    this.dropping = false
-  }
-
-  /** The client finished handing over a chunk: the stream takes it now. */
-  chunkEnd() {
-    this.chunked = true
-    this.wake(true)
-  }
-
-  /** The next chunk: everything buffered, waiting for at least one message. */
-  readonly pull: Effect.Effect<Chunk.Chunk<StreamMessage>, Option.Option<DeliveryError>> = Effect.async((resume) => {
-    const now = this.take()
-    if (now) return resume(now)
-    this.waiting = resume
-    return Effect.sync(() => {
-      this.waiting = undefined
-    })
-  })
-
-  private take(): Effect.Effect<Chunk.Chunk<StreamMessage>, Option.Option<DeliveryError>> | undefined {
-    if (this.items.length > 0) {
-      const chunk = Chunk.unsafeFromArray(this.items)
-      this.items = []
-      this.releaseSpace()
-      return Effect.succeed(chunk)
-    }
-    return this.closed ? Effect.fail(this.closed) : undefined
-  }
-
-  private wake(now = false) {
+  /**
+   * Resumes a waiting `pull`: now, or (without chunk ends) on the next macrotask - the client hands
+   * over a delivered chunk one message per microtask, so by then the whole chunk is buffered and
+   * the stream gets it whole.
+   */
+  wake(now = false) {
     const waiting = this.waiting
     if (!waiting) return
     this.waiting = undefined
-    const resume = () => waiting(Effect.suspend(() => this.take() ?? this.pull))
-    // Without chunk ends, resume on the next macrotask: the client hands over a delivered chunk one
-    // message per microtask, so by then the whole chunk is buffered and the stream gets it whole.
+    const resume = () => waiting(Effect.suspend(() => this.next() ?? this.pull))
     if (now) resume()
     else setImmediate(resume)
+  }
+
+  private next(): Effect.Effect<Chunk.Chunk<StreamMessage>, Option.Option<DeliveryError>> | undefined {
+    if (this.items.length > 0) return Effect.succeed(Chunk.unsafeFromArray(this.take()))
+    return this.closed ? Effect.fail(this.closed) : undefined
   }
 
   private releaseSpace() {
