@@ -3024,7 +3024,8 @@ const makePosition = (options: ConsumeOptions, tracker: OffsetTracker): Position
  * delivery buffer and processing there is only the chunk in hand (the pipeline reads nothing
  * ahead), and the real buffer drops what comes between a step-down and the next activation.
  */
-interface Turn {
+/** @internal */
+export interface Turn {
   readonly activate: Effect.Effect<StartPosition>
   readonly stepDown: Effect.Effect<void>
   /** The subscription ended (a lost connection): the broker dropped it from the group; no store. */
@@ -3037,7 +3038,14 @@ interface Turn {
   readonly isActive: () => boolean
 }
 
-const makeTurn = (tracker: OffsetTracker, position: Position): Effect.Effect<Turn> =>
+/**
+ * A single active consumer's turn. Invariants: messages are processed only while active (`admit`
+ * gives none otherwise, and from a new turn only those after its start and after what this
+ * consumer processed); a step-down waits for the processing under way (`locked`), stores, and only
+ * then is out of turn.
+ * @internal exported for its unit tests
+ */
+export const makeTurn = (tracker: OffsetTracker, position: Pick<Position, "resolveActivation">): Effect.Effect<Turn> =>
   Effect.map(Effect.makeSemaphore(1), (lock) => {
     const state = { active: false, floor: -1n }
     return {

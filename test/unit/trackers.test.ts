@@ -4,10 +4,12 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Fiber, Option, Stream, TestClock } from "effect"
 import {
   makeOffsetTracker,
+  makeTurn,
   OffsetStoreError,
   PendingEntries,
   type PublishEntry,
   selectUntilStop,
+  StartPosition,
   type StreamMessage,
   toOutbound
 } from "../../src/StreamOffsets.ts"
@@ -251,5 +253,45 @@ describe("the stop selection", () => {
       yield* TestClock.adjust("3 seconds")
       const selections = Chunk.toArray(yield* Fiber.join(fiber))
       expect(selections.map((s) => [s.messages.length, s.stop])).toEqual([[2, undefined], [0, "idle"]])
+    }))
+})
+
+describe("a single active consumer's turn", () => {
+  const chunk = (...offsets: Array<number>) => Chunk.fromIterable(offsets.map((o): StreamMessage => ({ offset: BigInt(o), body: new Uint8Array() })))
+  const offsetsOf = (messages: Chunk.Chunk<StreamMessage>) => Chunk.toReadonlyArray(messages).map((m) => Number(m.offset))
+
+  it.effect("admits nothing out of turn (before the broker activates it, and a chunk that arrives after it stepped down)", () =>
+    Effect.gen(function*() {
+      const { t, store } = yield* tracker(1000)
+      const turn = yield* makeTurn(t, { resolveActivation: Effect.succeed(StartPosition.Offset({ offset: 10n })) })
+      expect(offsetsOf(turn.admit(chunk(8, 9, 10, 11)))).toEqual([])
+      yield* turn.activate
+      // A new turn starts where the activation says: what comes before it is not this turn's.
+      expect(turn.isActive()).toBe(true)
+      expect(offsetsOf(turn.admit(chunk(8, 9, 10, 11)))).toEqual([10, 11])
+      t.processed(11n, 2)
+      expect(offsetsOf(turn.admit(chunk(10, 11, 12)))).toEqual([12])
+      // Stepping down stores what was processed; a chunk handed over after that is dropped.
+      yield* turn.stepDown
+      expect(store.state.stores).toEqual([11n])
+      expect(turn.isActive()).toBe(false)
+      expect(offsetsOf(turn.admit(chunk(12, 13)))).toEqual([])
+    }))
+
+  it.effect("a step-down waits for the processing under way, then stores it", () =>
+    Effect.gen(function*() {
+      const { t, store } = yield* tracker(1000)
+      const turn = yield* makeTurn(t, { resolveActivation: Effect.succeed(StartPosition.First()) })
+      yield* turn.activate
+      const processing = yield* Effect.fork(turn.locked(Effect.andThen(Effect.sleep("1 second"), Effect.sync(() => t.processed(4n, 5)))))
+      const stepping = yield* Effect.fork(turn.stepDown)
+      yield* TestClock.adjust("500 millis")
+      expect(turn.isActive()).toBe(true)
+      expect(store.state.stores).toEqual([])
+      yield* TestClock.adjust("500 millis")
+      yield* Fiber.join(processing)
+      yield* Fiber.join(stepping)
+      expect(store.state.stores).toEqual([4n])
+      expect(turn.isActive()).toBe(false)
     }))
 })
