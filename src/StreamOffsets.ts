@@ -1010,9 +1010,15 @@ export interface StreamBrokerShape {
 const StreamBrokerTag: Context.TagClass<StreamBroker, "effect-stream-offsets/StreamBroker", StreamBrokerShape> = Context
   .Tag("effect-stream-offsets/StreamBroker")<StreamBroker, StreamBrokerShape>()
 export class StreamBroker extends StreamBrokerTag {
+  /**
+   * The real broker over rabbitmq-stream-js-client, for the scope's life: one supervised connection
+   * (connected now, under `config.retry`), closed when the scope closes.
+   */
+  static readonly make = (config: ConnectionConfig): Effect.Effect<StreamBrokerShape, ConnectionError, Scope.Scope> =>
+    makeClientBroker(config)
   /** The real broker over rabbitmq-stream-js-client: one supervised connection for the layer's life. */
   static readonly layer = (config: ConnectionConfig): Layer.Layer<StreamBroker, ConnectionError> =>
-    Layer.scoped(StreamBroker, makeClientBroker(config))
+    Layer.scoped(StreamBroker, StreamBroker.make(config))
   /**
    * The real broker, configured from a `Config`: by default {@link ConnectionConfig.fromEnv}
    * (`RABBITMQ_STREAM_URI`); or any `Config<ConnectionConfig>`, or a record of one `Config` per field.

@@ -59,11 +59,14 @@ describe("offset tracking on RabbitMQ", () => {
           Option.getOrThrow(first.summary.lastOffset)
         )
 
-        // The stored offset is the broker's, visible from a brand-new connection.
+        // The stored offset is the broker's, visible from a brand-new connection (a layer's, and one
+        // made in a scope of its own).
         const stored = yield* Effect.flatMap(OffsetStore, (store) => store.query("tutorial", stream)).pipe(
           Effect.provide(OffsetStore.layerServer.pipe(Layer.provide(StreamBroker.layer(config))))
         )
         expect(stored).toEqual(second.summary.lastOffset)
+        const queried = yield* Effect.scoped(Effect.flatMap(StreamBroker.make(config), (broker) => broker.queryOffset("tutorial", stream)))
+        expect(queried).toEqual(second.summary.lastOffset)
       })
     ).pipe(Effect.provide(live)))
 
