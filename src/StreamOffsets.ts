@@ -631,7 +631,7 @@ export type ConsumeError = StreamError | OffsetStoreError | InvalidArgument | Me
 
 const STREAM_NAME = /^[^\s]{1,255}$/
 /** A stream name the broker takes: 1 to 255 characters, no white space, not starting with "amq.". */
-export const validateStreamName = (stream: string): Effect.Effect<void, InvalidArgument> =>
+const validateStreamName = (stream: string): Effect.Effect<void, InvalidArgument> =>
   STREAM_NAME.test(stream) && !stream.startsWith("amq.")
     ? Effect.void
     : Effect.fail(
@@ -644,7 +644,7 @@ export const validateStreamName = (stream: string): Effect.Effect<void, InvalidA
  * A consumer or producer name (the broker's offset-tracking reference, the deduplication name): 1 to
  * 255 bytes of UTF-8. The broker silently ignores a store under a longer one.
  */
-export const validateName = (what: "consumer name" | "producer name", name: string): Effect.Effect<void, InvalidArgument> => {
+const validateName = (what: "consumer name" | "producer name", name: string): Effect.Effect<void, InvalidArgument> => {
   const bytes = new TextEncoder().encode(name).length
   return bytes >= 1 && bytes <= 255
     ? Effect.void
@@ -654,7 +654,7 @@ export const validateName = (what: "consumer name" | "producer name", name: stri
 }
 
 /** A super stream's name and partitions: checked before the broker sees them; gives the binding keys. */
-export const validateSuperStream = (
+const validateSuperStream = (
   superStream: string,
   options: SuperStreamOptions
 ): Effect.Effect<ReadonlyArray<string>, InvalidArgument> =>
@@ -672,10 +672,37 @@ export const validateSuperStream = (
     return keys
   })
 
+/**
+ * What {@link send} checks of its options before it touches the broker: the stream name, the
+ * producer name and publishing options, the retention. The CLI checks the same before it connects.
+ */
+export const validateSendOptions = (options: SendOptions): Effect.Effect<void, InvalidArgument> =>
+  validateProducing(options.stream, options, options.retention ?? DEFAULT_RETENTION)
+
+/** What {@link sendToSuperStream} checks of its options before it touches the broker (as {@link validateSendOptions}). */
+export const validateSuperStreamSendOptions = (options: SuperStreamSendOptions): Effect.Effect<void, InvalidArgument> =>
+  Effect.zipRight(validateSuperStream(options.superStream, options), validateProducing(undefined, options, options.retention ?? DEFAULT_RETENTION))
+
+/** What {@link Producer.make} and {@link Producer.layer} check of their options before they touch the broker. */
+export const validateProducerOptions = (options: ProducerOptions): Effect.Effect<void, InvalidArgument> =>
+  validateProducing(options.stream, { ...options, producerName: options.name }, options.retention)
+
+/** What {@link consumeSuperStream} and {@link receiveSuperStream} check of their options before they touch the broker. */
+export const validateSuperStreamConsumeOptions = (
+  options: Omit<ConsumeOptions, "stream"> & { readonly superStream: string }
+): Effect.Effect<void, InvalidArgument> => validateConsumeOptions({ ...options, stream: options.superStream })
+
+const validateProducing = (stream: string | undefined, tuning: SendTuning, retention: Retention | undefined) =>
+  Effect.all([
+    stream === undefined ? Effect.void : validateStreamName(stream),
+    validateSendTuning(tuning),
+    retention === undefined ? Effect.void : validateRetention(retention)
+  ], { discard: true })
+
 /** A stream argument `max-age` as the broker takes it: a positive number and one of Y M D h m s. */
 const MAX_AGE = /^[1-9][0-9]*[YMDhms]$/
 /** The retention arguments a stream can be declared with: checked before the broker sees them. */
-export const validateRetention = (retention: Retention): Effect.Effect<void, InvalidArgument> => {
+const validateRetention = (retention: Retention): Effect.Effect<void, InvalidArgument> => {
   const positive = (n: number | undefined) => n === undefined || (Number.isSafeInteger(n) && n > 0)
   if (retention.maxAge !== undefined && !MAX_AGE.test(retention.maxAge)) {
     return Effect.fail(
@@ -1237,6 +1264,7 @@ export interface SendSummary {
 export const send: (options: SendOptions) => Effect.Effect<SendSummary, SendError, StreamBroker> = Effect.fn(
   "StreamOffsets.send"
 )(function*(options: SendOptions) {
+  yield* validateSendOptions(options)
   return yield* publishStream(options.stream, messageStream(options.messages, sendBatchSize(options)), {
     ...options,
     retention: options.retention ?? DEFAULT_RETENTION
@@ -1278,9 +1306,8 @@ export const sendToSuperStream: (
     const broker = yield* StreamBroker
     const { superStream } = options
     const retention = options.retention ?? DEFAULT_RETENTION
-    const bindingKeys = yield* validateSuperStream(superStream, options)
-    yield* validateSendTuning(options)
-    yield* validateRetention(retention)
+    yield* validateSuperStreamSendOptions(options)
+    const bindingKeys = bindingKeysOf(options)
     yield* broker.declareSuperStream(superStream, bindingKeys, retention)
     const partitions = yield* broker.partitions(superStream)
     const route = makeRoute(broker, superStream, partitions, options.routing ?? Routing.Hash({}), options.toEveryPartition)
@@ -1803,8 +1830,9 @@ export const Producer: {
   /** A value for a Producer with a `schema`, with the message's other sections and perhaps its own publishing id. */
   readonly message: <A>(value: A, sections?: ValueMessage<A>["sections"]) => ValueMessage<A>
 } = {
-  make: (options: ProducerOptions) => makeProducer(options),
-  layer: <I>(tag: Context.Tag<I, Producer<any>>, options: ProducerOptions) => Layer.scoped(tag, makeProducer(options)),
+  make: (options: ProducerOptions) => Effect.zipRight(validateProducerOptions(options), makeProducer(options)),
+  layer: <I>(tag: Context.Tag<I, Producer<any>>, options: ProducerOptions) =>
+    Layer.scoped(tag, Effect.zipRight(validateProducerOptions(options), makeProducer(options))),
   message: (value, sections) => new ValueMessage(value, sections)
 }
 
@@ -2418,10 +2446,7 @@ const makeProducer = (
   Effect.gen(function*() {
     const broker = yield* StreamBroker
     const { name, stream } = options
-    yield* validateStreamName(stream)
-    yield* validateSendTuning({ producerName: name, ...options })
     if (options.retention !== undefined) {
-      yield* validateRetention(options.retention)
       yield* broker.declareStream(stream, options.retention)
     } else if (!internal.streamExists && !(yield* broker.streamExists(stream))) {
       return yield* Effect.fail(new StreamNotFound({ stream }))
@@ -2798,7 +2823,8 @@ const makeConsumer = (
     const offsets = yield* OffsetStore
     const { consumerName, stream } = options
     const tracking = options.tracking ?? DEFAULT_TRACKING
-    yield* validateConsumeOptions(options, tracking)
+    // A super stream's options were checked once for all its partitions.
+    if (superStream === undefined) yield* validateConsumeOptions(options)
     // Say so when the stream is missing, rather than "no offset" or an empty wait.
     if (!(yield* broker.streamExists(stream))) return yield* Effect.fail(new StreamNotFound({ stream }))
     const inTurn = { isActive: () => true }
@@ -2879,11 +2905,17 @@ const countedSelections = <E>(selected: Stream.Stream<Selection, E>, stream: str
   )
 }
 
-const validateConsumeOptions = (options: ConsumeOptions, tracking: TrackingStrategy): Effect.Effect<void, InvalidArgument> =>
+/**
+ * What {@link consume} and {@link receive} check of their options before they touch the broker:
+ * the stream and consumer names, the tracking strategy, the stop conditions, the filter, the
+ * decode policy. The CLI checks the same before it connects.
+ */
+export const validateConsumeOptions = (options: ConsumeOptions): Effect.Effect<void, InvalidArgument> =>
   Effect.gen(function*() {
     const invalid = (message: string) => Effect.fail(new InvalidArgument({ message }))
     yield* validateStreamName(options.stream)
     yield* validateName("consumer name", options.consumerName)
+    const tracking = options.tracking ?? DEFAULT_TRACKING
     const count = storeEvery(tracking)
     if (count !== undefined && !(Number.isInteger(count) && count > 0)) {
       return yield* invalid(`the tracking message count must be a positive integer, got ${count}`)
@@ -3412,9 +3444,8 @@ const makePartitionRun = <E, R>(
 const superStreamConsumers = (options: Omit<ConsumeOptions, "stream"> & { readonly superStream: string }) =>
   Effect.gen(function*() {
     const broker = yield* StreamBroker
-    yield* validateStreamName(options.superStream)
+    yield* validateSuperStreamConsumeOptions(options)
     const stop = options.stop ?? {}
-    yield* validateStop(stop)
     const partitions = yield* broker.partitions(options.superStream)
     const partitionOptions = (stream: string): ConsumeOptions => ({
       ...options,

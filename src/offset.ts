@@ -21,8 +21,8 @@ import {
   inspectSuperStreamOffsets,
   type OffsetReport,
   OffsetStore,
-  validateName,
-  validateStreamName
+  validateConsumeOptions,
+  validateSuperStreamConsumeOptions
 } from "./StreamOffsets.ts"
 
 /** The flags of `offset` (docs/cli.md's table is generated from them: scripts/cli-docs.ts). */
@@ -92,8 +92,9 @@ export const offsetCommand = command(
           return yield* new UsageError({ message: "--set takes one stream: give a partition with --stream NAME-N" })
         }
       }
-      yield* validateStreamName(superStream ?? stream)
-      yield* validateName("consumer name", consumerName)
+      yield* superStream === undefined
+        ? validateConsumeOptions({ stream, consumerName })
+        : validateSuperStreamConsumeOptions({ superStream, consumerName })
       if (values.set !== undefined && !/^([0-9]+|first|last)$/.test(values.set)) {
         return yield* new UsageError({ message: `--set must be first, last or an offset, got "${values.set}"` })
       }

@@ -34,8 +34,8 @@ import {
   receiveSuperStream,
   type ReceiveSummary,
   type SuperStreamReceiveSummary,
-  validateName,
-  validateStreamName,
+  validateConsumeOptions,
+  validateSuperStreamConsumeOptions,
   StartPosition,
   type StopConditions,
   type StreamMessage,
@@ -220,8 +220,9 @@ export const receiveCommand = command(
       const output = values.json ? toJsonLine : values.print ? toTextLine : undefined
       const status = output === undefined ? Console.log : statusLine
       // Everything checked before anything is printed or connected.
-      yield* validateStreamName(superStream ?? stream)
-      yield* validateName("consumer name", consumerName)
+      yield* superStream === undefined
+        ? validateConsumeOptions({ stream, consumerName })
+        : validateSuperStreamConsumeOptions({ superStream, consumerName })
       const broker = yield* brokerLayer(values)
       const offsets = yield* offsetStoreLayer(values["offset-store"])
       yield* status("Started consuming...")

@@ -30,10 +30,8 @@ import {
   sendToSuperStream,
   type StreamBroker,
   tutorialMessages,
-  validateName,
-  validateRetention,
-  validateStreamName,
-  validateSuperStream
+  validateSendOptions,
+  validateSuperStreamSendOptions
 } from "./StreamOffsets.ts"
 
 /** A send that failed part-way: the broker's error, and how many messages were confirmed. */
@@ -234,10 +232,9 @@ export const sendCommand = command(
       }
       if (filterValue !== undefined) yield* Either.mapLeft(messageFromJson({ body: "", filterValue }), (e) => new UsageError({ message: `--filter-value: ${e.message}` }))
       // Everything checked before anything is printed or connected.
-      if (superStream === undefined) yield* validateStreamName(stream)
-      else yield* validateSuperStream(superStream, { partitions })
-      yield* validateRetention(retention)
-      if (producerName !== undefined) yield* validateName("producer name", producerName)
+      yield* superStream === undefined
+        ? validateSendOptions({ stream, messages: [], retention, producerName })
+        : validateSuperStreamSendOptions({ superStream, partitions, messages: [], retention, producerName })
       const broker = yield* brokerLayer(values)
       yield* Console.log(
         from === undefined

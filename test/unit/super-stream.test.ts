@@ -21,7 +21,10 @@ import {
   splitByPartition,
   StreamBroker,
   TrackingStrategy,
-  tutorialMessages
+  tutorialMessages,
+  validateSendOptions,
+  validateSuperStreamConsumeOptions,
+  validateSuperStreamSendOptions
 } from "../../src/StreamOffsets.ts"
 
 const serverSide = OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layerMemory({ chunkSize: 7 })))
@@ -112,6 +115,24 @@ describe("sendToSuperStream", () => {
       )
       const invalid = yield* Effect.flip(sendToSuperStream({ superStream: "s", partitions: 0, messages: [] }))
       expect(invalid.message).toBe("the number of partitions must be a positive integer, got 0")
+    }).pipe(Effect.provide(serverSide)))
+})
+
+describe("checking options before the broker is asked", () => {
+  it.effect("one check per options type, the same the workflow makes first: a bad name is said before a missing super stream", () =>
+    Effect.gen(function*() {
+      const badName = yield* Effect.flip(validateSuperStreamConsumeOptions({ superStream: "orders", consumerName: "" }))
+      expect(badName.message).toBe("the consumer name must be 1 to 255 bytes long, got an empty one")
+      // The super stream does not exist, yet the workflow fails on the name (it checks before it asks the broker).
+      const fromWorkflow = yield* Effect.flip(receiveSuperStream({ superStream: "orders", consumerName: "" }))
+      expect(fromWorkflow).toEqual(badName)
+      const retention = yield* Effect.flip(validateSendOptions({ stream: "s", messages: [], retention: { maxAge: "7 days" } }))
+      expect(retention.message).toContain("max-age must be a number and a unit")
+      const partitions = yield* Effect.flip(validateSuperStreamSendOptions({ superStream: "s", partitions: 0, messages: [] }))
+      expect(partitions.message).toBe("the number of partitions must be a positive integer, got 0")
+      const tuning = yield* Effect.flip(validateSendOptions({ stream: "s", messages: [], compression: "gzip" }))
+      expect(tuning.message).toBe("compression applies to sub-entry batches: give subEntrySize > 1 with it")
+      yield* validateSendOptions({ stream: "s", messages: [] })
     }).pipe(Effect.provide(serverSide)))
 })
 
