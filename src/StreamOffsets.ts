@@ -5,10 +5,12 @@
  *   Models          messages (AMQP 1.0 values and sections, what consumers read and producers
  *                   write) and their JSON lines; start positions, retention, confirmations, bounds,
  *                   the connection state, tracking strategies, stop conditions; super streams
- *   Errors          tagged errors with a one-line message each; the input checks
+ *   Errors          tagged errors with a one-line message each; the input checks (one function
+ *                   per options type, what the workflow checks before it touches the broker)
  *   Configuration   where the broker is (a URI with several nodes, TLS); the retry policy
- *   Services        StreamBroker (the real broker, the memory broker and MemoryBroker to look inside
- *                   it); OffsetStore (server-side, memory and MemoryOffsetStore, KeyValueStore)
+ *   Services        StreamBroker (make and layers: the real broker, the memory broker and
+ *                   MemoryBroker to look inside it); OffsetStore (make, and layers: server-side,
+ *                   memory and MemoryOffsetStore, KeyValueStore)
  *   Workflows       send, sendToSuperStream (workflows over a Producer); consume (a Stream of
  *                   messages to commit), receive (a workflow over the same consumer), their super
  *                   stream forms (a consumer per partition); inspectOffset, inspectSuperStreamOffsets
@@ -16,7 +18,7 @@
  *   Metrics
  *   --- internal ---
  *   Send machinery      send over a Producer (the messages read as a Stream, numbered by position);
- *                       routing and splitting for super streams
+ *                       routing a chunk at a time and splitting into a mailbox per partition
  *   Producer machinery  requests, one publishing session (writer, sub-entries, confirms, timeouts),
  *                       sessions after lost connections, closing; the entries in flight
  *   Consume machinery   the consumer (start, single active turns, subscriptions, stop selection),
@@ -26,7 +28,8 @@
  *                       what cannot be read), publish frames; messages as JSON; bodies through a
  *                       Schema
  *   Real broker         process-level client failures, interruptible client calls, the client's
- *                       internals (one function), connect, requests, publisher, subscribe, bounds
+ *                       private parts (small functions gathered in `clientInternals`), connect,
+ *                       requests, publisher, subscribe (DeliveryBuffer and its mailbox), bounds
  *   Memory broker       an append-only log in chunks, tracking entries, super streams, single
  *                       active groups (with the broker's rule and step-down), outages
  *   Offset stores       server-side, memory, KeyValueStore
