@@ -26,11 +26,11 @@ import { Buffer } from "node:buffer"
 import process from "node:process"
 import { connect, Offset, type Client } from "rabbitmq-stream-js-client"
 import {
-  clientTuning,
   DEFAULT_URI,
+  describeConnection,
+  Internal,
   isTutorialMarker,
   OffsetStore,
-  describeConnection,
   parseUri,
   receive,
   send,
@@ -39,6 +39,8 @@ import {
   TrackingStrategy,
   tutorialMessages
 } from "../src/StreamOffsets.ts"
+
+const { clientTuning } = Internal
 
 // ------------------------------------------------------------------------------------------ flags
 const argv = process.argv.slice(2)

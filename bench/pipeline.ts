@@ -9,7 +9,9 @@
  * of 10^6 from the broker: the operators are not what costs (README, Benchmark).
  */
 import { Chunk, Duration, Effect, Metric, Option, Schedule, Stream } from "effect"
-import { makeOffsetTracker, selectUntilStop, isTutorialMarker, type StreamMessage } from "../src/StreamOffsets.ts"
+import { Internal, isTutorialMarker, type StreamMessage } from "../src/StreamOffsets.ts"
+
+const { makeOffsetTracker, selectUntilStop } = Internal
 
 const N = 1_000_000, SIZE = 581
 const body = new TextEncoder().encode("hello 12345")

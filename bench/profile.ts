@@ -18,8 +18,10 @@ import * as fs from "node:fs"
 import { Session } from "node:inspector/promises"
 import { Offset } from "rabbitmq-stream-js-client"
 import { publishTutorialStream } from "./tutorial-stream.ts"
-import { clientTuning, consume, isTutorialMarker, OffsetStore, parseUri, receive, selectUntilStop, StartPosition, StreamBroker, type StreamMessage, TrackingStrategy } from "../src/StreamOffsets.ts"
+import { consume, Internal, isTutorialMarker, OffsetStore, parseUri, receive, StartPosition, StreamBroker, type StreamMessage, TrackingStrategy } from "../src/StreamOffsets.ts"
 import { Chunk, Stream } from "effect"
+
+const { clientTuning, selectUntilStop } = Internal
 
 const n = Number(process.argv[2] ?? 1_000_000)
 const mode = process.argv[3] ?? "receive"

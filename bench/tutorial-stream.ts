@@ -5,7 +5,9 @@
  */
 import { Buffer } from "node:buffer"
 import { type Client, connect } from "rabbitmq-stream-js-client"
-import { clientTuning } from "../src/StreamOffsets.ts"
+import { Internal } from "../src/StreamOffsets.ts"
+
+const { clientTuning } = Internal
 
 export const publishTutorialStream = async (stream: string, count: number, port = 5552): Promise<Client> => {
   const client = await connect({ hostname: "localhost", port, username: "guest", password: "guest", vhost: "/" })

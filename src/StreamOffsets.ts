@@ -400,11 +400,11 @@ export interface SuperStreamOptions {
 }
 
 /** The binding keys a super stream is declared with: as given, else "0" ... "n-1". */
-export const bindingKeysOf = (options: SuperStreamOptions): ReadonlyArray<string> =>
+const bindingKeysOf = (options: SuperStreamOptions): ReadonlyArray<string> =>
   options.bindingKeys ?? Array.from({ length: options.partitions ?? 3 }, (_, i) => String(i))
 
 /** The partition stream of a super stream for a binding key, as the broker names it. */
-export const partitionStream = (superStream: string, bindingKey: string): string => `${superStream}-${bindingKey}`
+const partitionStream = (superStream: string, bindingKey: string): string => `${superStream}-${bindingKey}`
 
 /**
  * How a message finds its partition. `Hash` (the default, as in the other stream clients):
@@ -2016,9 +2016,8 @@ const makeRoute = (
  * publisher stalls (a leader away, a full window) fills its mailbox, and then the reading waits for
  * it: the other partitions wait too, rather than the messages piling up in memory. A failure to
  * read or route fails every partition's stream, after the chunks before it.
- * @internal exported for its unit tests
  */
-export const splitByPartition = <E>(
+const splitByPartition = <E>(
   messages: Stream.Stream<Sendable, E>,
   partitions: number,
   route: (messages: Chunk.Chunk<Sendable>) => Effect.Effect<ReadonlyArray<number>, E>,
@@ -2107,9 +2106,8 @@ class Fifo<A> {
  * The entries sent and not confirmed yet, in the order sent (their publishing ids increase). A
  * confirm usually is for the oldest one; one out of order is found by bisection. (A Map keyed by
  * bigint ids cost a third of `send`'s time: V8 hashes a bigint by value.)
- * @internal exported for its unit tests
  */
-export class PendingEntries<E extends PublishEntry = PublishEntry> {
+class PendingEntries<E extends PublishEntry = PublishEntry> {
   private entries: Array<E | undefined> = []
   private head = 0
   push(entry: E) {
@@ -2783,8 +2781,7 @@ const producerSessions = (
  * stop condition. The last selection says what stopped the consumer: the stop reason is data the
  * stream carries, not a flag set on the side.
  */
-/** @internal */
-export interface Selection {
+interface Selection {
   readonly messages: Chunk.Chunk<StreamMessage>
   /** How many messages the consumer emitted before this chunk: the index of its first message. */
   readonly firstIndex: number
@@ -3065,8 +3062,7 @@ const makePosition = (options: ConsumeOptions, tracker: OffsetTracker): Position
  * delivery buffer and processing there is only the chunk in hand (the pipeline reads nothing
  * ahead), and the real buffer drops what comes between a step-down and the next activation.
  */
-/** @internal */
-export interface Turn {
+interface Turn {
   readonly activate: Effect.Effect<StartPosition>
   readonly stepDown: Effect.Effect<void>
   /** The subscription ended (a lost connection): the broker dropped it from the group; no store. */
@@ -3084,9 +3080,8 @@ export interface Turn {
  * gives none otherwise, and from a new turn only those after its start and after what this
  * consumer processed); a step-down waits for the processing under way (`locked`), stores, and only
  * then is out of turn.
- * @internal exported for its unit tests
  */
-export const makeTurn = (tracker: OffsetTracker, position: Pick<Position, "resolveActivation">): Effect.Effect<Turn> =>
+const makeTurn = (tracker: OffsetTracker, position: Pick<Position, "resolveActivation">): Effect.Effect<Turn> =>
   Effect.map(Effect.makeSemaphore(1), (lock) => {
     const state = { active: false, floor: -1n }
     return {
@@ -3186,8 +3181,7 @@ const resubscribePolicy = (
   )
 
 /** Which stop condition, if any, a message meets; `index` is its position in the consumer's run. */
-/** @internal */
-export type StopTest = (message: StreamMessage, index: number) => StopReason | undefined
+type StopTest = (message: StreamMessage, index: number) => StopReason | undefined
 
 const stopTest = (stop: StopConditions = {}): StopTest => {
   const isMarker = stop.marker
@@ -3199,8 +3193,8 @@ const stopTest = (stop: StopConditions = {}): StopTest => {
       : undefined
 }
 
-/** What the consumer lets through, and where it stops. @internal */
-export interface Admission {
+/** What the consumer lets through, and where it stops. */
+interface Admission {
   readonly stream: string
   readonly test: StopTest
   /** `untilEnd`: the offset of the stream's last message when consuming started (undefined: no end). */
@@ -3218,9 +3212,8 @@ export interface Admission {
  * the stream; with an idle timeout, a wait that long for the next chunk ends it too ("idle").
  * Undecodable messages are skipped or end the stream (`failure`, after the messages before them);
  * filtered-out ones are dropped. The end holds for every offset, dropped or not.
- * @internal exported for its unit tests
  */
-export const selectUntilStop = <E, R>(
+const selectUntilStop = <E, R>(
   messages: Stream.Stream<StreamMessage, E, R>,
   admission: Admission,
   idleTimeout?: Duration.DurationInput | undefined
@@ -3519,8 +3512,8 @@ class Consumed implements ConsumedMessage {
   }
 }
 
-/** What the offset tracker knows. @internal */
-export interface TrackerProgress {
+/** What the offset tracker knows. */
+interface TrackerProgress {
   /** Messages processed (committed) in this run. */
   readonly messages: number
   readonly first: Option.Option<bigint>
@@ -3535,9 +3528,8 @@ export interface TrackerProgress {
  * The consumer's offsets: what was processed, when a store falls due, what was stored. Stores only
  * move forward; the final store is made once per last processed offset, read back (the broker does
  * not acknowledge a store) and bounded, and its outcome is kept for the summary.
- * @internal exported for its unit tests
  */
-export interface OffsetTracker {
+interface OffsetTracker {
   readonly progress: () => TrackerProgress
   /** The stored offset (stores never go below it, even when it is ignored for starting). */
   readonly readStored: Effect.Effect<Option.Option<bigint>, OffsetStoreError>
@@ -3574,9 +3566,8 @@ interface OffsetTrackerOptions {
  * The offset tracker, from three pieces: where the consumer is (`makeProcessedOffsets`), the
  * stores that only move forward (`makeForwardStores`), and the final store, made once per position,
  * bounded, its outcome kept for the summary (`makeFinalStore`).
- * @internal exported for its unit tests
  */
-export const makeOffsetTracker = (options: OffsetTrackerOptions): Effect.Effect<OffsetTracker> =>
+const makeOffsetTracker = (options: OffsetTrackerOptions): Effect.Effect<OffsetTracker> =>
   Effect.map(Effect.makeSemaphore(1), (lock) => {
     const processed = makeProcessedOffsets(options.every)
     const stores = makeForwardStores(options, lock)
@@ -4887,9 +4878,8 @@ export type Compression = "none" | "gzip"
 
 /**
  * A message ready to publish: its body, its other sections encoded once, its filter value.
- * @internal
  */
-export interface OutboundMessage {
+interface OutboundMessage {
   readonly body: Uint8Array
   readonly head: Uint8Array | undefined
   /** An `amqp-value` or `amqp-sequence` body, encoded, written instead of `body`'s data section. */
@@ -4916,7 +4906,7 @@ const MAX_FILTER_VALUE_BYTES = 32_767
 const encoded = new WeakMap<OutgoingMessage, OutboundMessage>()
 
 /** An outgoing message (or a body) as it will be published; bad values fail here, before anything is sent. */
-export const toOutbound = (message: OutgoingMessage | Uint8Array | string): OutboundMessage => {
+const toOutbound = (message: OutgoingMessage | Uint8Array | string): OutboundMessage => {
   if (typeof message === "object" && !(message instanceof Uint8Array)) {
     return encoded.get(message) ?? encodeOutgoing(message)
   }
@@ -4977,7 +4967,7 @@ interface Delivery {
  * gzip), gets its offset (the chunk's first offset plus its record's position); what cannot be
  * read comes as an UndecodableMessage at its offset, so a consumer can fail on it or move past it.
  */
-export const decodeDeliver = (frame: Uint8Array): Delivery => {
+const decodeDeliver = (frame: Uint8Array): Delivery => {
   const r = new AmqpReader(frame)
   r.u16() // key
   const version = r.u16()
@@ -5062,7 +5052,7 @@ const FRAME_HEADER = 4 + 2 + 2 + 1 + 4
  * value per message) when a message has one, else version 1. An entry of several messages is a
  * sub-entry batch, compressed as asked. An entry that cannot fit in a frame fails the whole call.
  */
-export const publishFrames = (
+const publishFrames = (
   publisherId: number,
   entries: ReadonlyArray<PublishEntry>,
   options: { readonly frameMax: number; readonly compression: Compression }
@@ -5944,9 +5934,8 @@ const PREFETCH_CHUNKS = 2
 
 /**
  * What this module does to the client it creates, for a benchmark to do the same to a plain client.
- * @internal
  */
-export const clientTuning = {
+const clientTuning = {
   tuneClient: (client: Client): void =>
     clientInternals.tune(clientInternals.connectionOf(client, "locatorConnection"), { noDelay: true }),
   tunePublisher: (publisher: unknown): void =>
@@ -7493,3 +7482,23 @@ const brokerError = (operation: string) => (error: unknown): BrokerError => {
   return new BrokerError({ operation, reason, cause: error, ...(code !== undefined ? { code } : {}), transient })
 }
 
+// =============================================================================================
+// For this package's own tests and benchmarks
+// =============================================================================================
+
+/**
+ * The machinery this package's tests and benchmarks reach into. Not part of the API: left out of
+ * the published types, and free to change.
+ * @internal
+ */
+export const Internal = {
+  clientTuning,
+  decodeDeliver,
+  makeOffsetTracker,
+  makeTurn,
+  PendingEntries,
+  publishFrames,
+  selectUntilStop,
+  splitByPartition,
+  toOutbound
+}

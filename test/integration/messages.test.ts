@@ -7,15 +7,16 @@ import { Effect, Either, Queue, Stream } from "effect"
 import { Buffer } from "node:buffer"
 import * as fs from "node:fs"
 import {
-  DEFAULT_RETENTION,
   decodeMessage,
+  DEFAULT_RETENTION,
+  Internal,
   messageToJson,
-  type OutboundMessage,
   parseUri,
   StartPosition,
   StreamBroker
 } from "../../src/StreamOffsets.ts"
 import { cli, piped, port, runtimes, withStream } from "./helpers.ts"
+type OutboundMessage = ReturnType<typeof Internal.toOutbound>
 
 const rstream: Record<string, string> = JSON.parse(fs.readFileSync(new URL("../fixtures/amqp/rstream.json", import.meta.url), "utf8"))
 const broker = StreamBroker.layer(Either.getOrThrow(parseUri(`rabbitmq-stream://guest:guest@localhost:${port}/%2f`)))

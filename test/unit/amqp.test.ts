@@ -8,17 +8,17 @@ import { gzipSync } from "node:zlib"
 import {
   Amqp,
   type AmqpValue,
-  decodeDeliver,
   decodeMessage,
   encodeMessage,
+  Internal,
   messageFromJson,
   messageToJson,
   type OutgoingMessage,
-  publishFrames,
   type StreamMessage,
-  toOutbound,
   UndecodableMessage
 } from "../../src/StreamOffsets.ts"
+
+const { decodeDeliver, publishFrames, toOutbound } = Internal
 
 const fixtures: Record<string, string> = JSON.parse(
   fs.readFileSync(new URL("../fixtures/amqp/rstream.json", import.meta.url), "utf8")

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Option, Schedule, TestClock } from "effect"
-import { bodyText, MemoryBroker, send, StreamBroker, toOutbound, tutorialMessages } from "../../src/StreamOffsets.ts"
+import { bodyText, Internal, MemoryBroker, send, StreamBroker, tutorialMessages } from "../../src/StreamOffsets.ts"
+
+const { toOutbound } = Internal
 
 describe("send", () => {
   it.effect("declares the stream with 2 GB retention and publishes hello 0 .. marker", () =>

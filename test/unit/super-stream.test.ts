@@ -5,12 +5,13 @@ import { Chunk, Deferred, Effect, Either, Fiber, Layer, Option, Stream } from "e
 import { Buffer } from "node:buffer"
 import { createRequire } from "node:module"
 import {
-  BrokerError,
-  isTutorialMarker,
   bodyText,
+  BrokerError,
   consumeSuperStream,
   hashPartition,
   inspectSuperStreamOffsets,
+  Internal,
+  isTutorialMarker,
   MemoryBroker,
   murmur3,
   OffsetStore,
@@ -18,7 +19,6 @@ import {
   receiveSuperStream,
   Routing,
   sendToSuperStream,
-  splitByPartition,
   StreamBroker,
   TrackingStrategy,
   tutorialMessages,
@@ -26,6 +26,8 @@ import {
   validateSuperStreamConsumeOptions,
   validateSuperStreamSendOptions
 } from "../../src/StreamOffsets.ts"
+
+const { splitByPartition } = Internal
 
 const serverSide = OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layerMemory({ chunkSize: 7 })))
 

@@ -3,16 +3,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Fiber, Option, Stream, TestClock } from "effect"
 import {
-  makeOffsetTracker,
-  makeTurn,
+  Internal,
   OffsetStoreError,
-  PendingEntries,
   type PublishEntry,
-  selectUntilStop,
   StartPosition,
-  type StreamMessage,
-  toOutbound
+  type StreamMessage
 } from "../../src/StreamOffsets.ts"
+
+const { makeOffsetTracker, makeTurn, PendingEntries, selectUntilStop, toOutbound } = Internal
 
 /** An offset store in a variable; `visible: false` stores that never read back (the broker away). */
 const fakeStore = (visible = true) => {
