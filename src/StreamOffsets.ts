@@ -122,6 +122,24 @@ export type AmqpTyped =
 /**
  * Builds the {@link AmqpTyped} values: `Amqp.symbol("x")`, `Amqp.ulong(5n)`, `Amqp.uuid("...")`.
  *
+ * @example
+ * ```ts
+ * import { Amqp, send } from "effect-stream-offsets"
+ *
+ * // Application properties of AMQP types JavaScript has no plain form for.
+ * const program = send({
+ *   stream: "orders",
+ *   messages: [{
+ *     body: "order 42",
+ *     applicationProperties: {
+ *       region: Amqp.symbol("eu"),
+ *       amount: Amqp.ulong(4200n),
+ *       id: Amqp.uuid("12345678-1234-5678-9abc-def012345678")
+ *     }
+ *   }]
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category messages
  */
@@ -297,6 +315,24 @@ export const FILTER_VALUE_ANNOTATION = "x-stream-filter-value"
 /**
  * A message's filter value, as {@link OutgoingMessage.filterValue} wrote it: its `x-stream-filter-value` annotation.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { filterValueOf, receive, send } from "effect-stream-offsets"
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* send({ stream: "orders", messages: [{ body: "order 1", filterValue: "eu" }, { body: "order 2", filterValue: "us" }] })
+ *   // The broker delivers only chunks that may hold "eu" messages; the consumer keeps just those.
+ *   yield* receive({
+ *     stream: "orders",
+ *     consumerName: "eu-billing",
+ *     filter: { values: ["eu"] },
+ *     stop: { untilEnd: true },
+ *     onMessage: (message) => Effect.log(`${filterValueOf(message)}: ${message.offset}`)
+ *   })
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category messages
  */
@@ -319,6 +355,15 @@ export const filterValueOf = (message: StreamMessage): string | undefined => {
  * `{"timestamp": "2026-12-02T03:24:31.500Z"}`, `{"binary": "AAE="}`, `{"uuid": "..."}`,
  * `{"symbol": "s"}`, `{"map": [[key, value], ...]}`, ... {@link messageFromJson} reads it back.
  *
+ * @example
+ * ```ts
+ * import { messageToJson, type StreamMessage } from "effect-stream-offsets"
+ *
+ * const message: StreamMessage = { offset: 7n, body: new TextEncoder().encode("hello"), applicationProperties: { n: 5n } }
+ * // One line of `receive --json`: offset "7", body "hello", the bigint as {"long": 5}.
+ * console.log(JSON.stringify(messageToJson(message)))
+ * ```
+ *
  * @since 0.1.0
  * @category messages
  */
@@ -328,6 +373,19 @@ export const messageToJson = (message: StreamMessage): Record<string, unknown> =
  * A message to publish from the JSON {@link messageToJson} writes (`offset` and `partition` are
  * ignored; `amqpValue` or `amqpSequence`, when present, is the body), plus `filterValue`. Fails with
  * an InvalidArgument that names the field.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Either } from "effect"
+ * import { messageFromJson, send } from "effect-stream-offsets"
+ *
+ * // JSON lines (as `receive --json` prints them) sent again: a bad line fails with InvalidArgument.
+ * const lines = [`{"body": "hello", "properties": {"contentType": "text/plain"}}`]
+ * const program = Effect.gen(function*() {
+ *   const messages = yield* Effect.forEach(lines, (line) => Either.flatMap(Either.try(() => JSON.parse(line)), messageFromJson))
+ *   yield* send({ stream: "orders-copy", messages })
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category messages
@@ -361,6 +419,19 @@ const decoder = new TextDecoder()
 /**
  * The body as UTF-8 text.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { bodyText, receive } from "effect-stream-offsets"
+ *
+ * const program = receive({
+ *   stream: "orders",
+ *   consumerName: "printer",
+ *   stop: { count: 10 },
+ *   onMessage: (message) => Effect.log(`${message.offset}: ${bodyText(message)}`)
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category messages
  */
@@ -381,6 +452,30 @@ export type StartPosition = Data.TaggedEnum<{
 }>
 /**
  * Builds and matches {@link StartPosition}s: `StartPosition.First()`, `StartPosition.Offset({ offset: 42n })`, `StartPosition.$match`.
+ *
+ * @example
+ * ```ts
+ * import { receive, StartPosition } from "effect-stream-offsets"
+ *
+ * // With no stored offset, start with the next message published: skip the history.
+ * const fromNow = receive({ stream: "orders", consumerName: "audit", start: StartPosition.Next(), stop: { count: 100 } })
+ * // Read again from offset 1000, whatever is stored.
+ * const replay = receive({
+ *   stream: "orders",
+ *   consumerName: "audit",
+ *   start: StartPosition.Offset({ offset: 1000n }),
+ *   ignoreStoredOffset: true,
+ *   stop: { untilEnd: true }
+ * })
+ * // Or from a point in time: StartPosition.Timestamp({ date: new Date("2026-12-01T00:00:00Z") })
+ * const describe = StartPosition.$match({
+ *   First: () => "the first message",
+ *   Last: () => "the last chunk",
+ *   Next: () => "the next message",
+ *   Offset: ({ offset }) => `offset ${offset}`,
+ *   Timestamp: ({ date }) => date.toISOString()
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -470,6 +565,23 @@ export type ConnectionState = Data.TaggedEnum<{
 /**
  * Builds and matches {@link ConnectionState}s: `ConnectionState.$is("Connected")`, `ConnectionState.$match`.
  *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { ConnectionState, StreamBroker } from "effect-stream-offsets"
+ *
+ * // Log every change of the broker connection (e.g. for a health check).
+ * const watch = Effect.gen(function*() {
+ *   const broker = yield* StreamBroker
+ *   yield* Stream.runForEach(broker.connectionChanges, (state) =>
+ *     Effect.log(ConnectionState.$match(state, {
+ *       Connecting: ({ attempt }) => `connecting (attempt ${attempt})`,
+ *       Connected: ({ endpoint }) => `connected to ${endpoint}`,
+ *       Disconnected: ({ reason }) => `disconnected: ${reason}`
+ *     })))
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -492,6 +604,19 @@ export type TrackingStrategy = Data.TaggedEnum<{
 }>
 /**
  * Builds {@link TrackingStrategy}s: `TrackingStrategy.Manual({ every: 100 })`, `TrackingStrategy.Auto({ ... })`, `TrackingStrategy.None()`.
+ *
+ * @example
+ * ```ts
+ * import { receive, TrackingStrategy } from "effect-stream-offsets"
+ *
+ * // Store every 10,000 messages, and at least every 5 seconds while messages come (and at the stop).
+ * const program = receive({
+ *   stream: "orders",
+ *   consumerName: "billing",
+ *   tracking: TrackingStrategy.Auto({ messages: 10_000, interval: "5 seconds" }),
+ *   stop: { idleTimeout: "30 seconds" }
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -617,6 +742,20 @@ export type Routing = Data.TaggedEnum<{
 }>
 /**
  * Builds {@link Routing}s: `Routing.Hash({})`, `Routing.Hash({ key })`, `Routing.Key({ key })`.
+ *
+ * @example
+ * ```ts
+ * import { Routing, sendToSuperStream } from "effect-stream-offsets"
+ *
+ * const orders = [{ customer: "c-1", id: 1 }, { customer: "c-2", id: 2 }, { customer: "c-1", id: 3 }]
+ * // Hash routing on the customer: one customer's orders go to one partition, in order.
+ * const program = sendToSuperStream({
+ *   superStream: "orders",
+ *   partitions: 3,
+ *   messages: orders.map((order) => JSON.stringify(order)),
+ *   routing: Routing.Hash({ key: (body) => JSON.parse(new TextDecoder().decode(body)).customer })
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category super streams
@@ -1144,6 +1283,16 @@ export const DEFAULT_RETRY_FOR: Duration.Duration = Duration.minutes(2)
  * The default retry policy, for at most `duration` per outage: exponential backoff from 100 ms,
  * doubling, at most 5 s between tries, with jitter. `retryFor(0)` never retries.
  *
+ * @example
+ * ```ts
+ * import { Either } from "effect"
+ * import { parseUri, retryFor, StreamBroker } from "effect-stream-offsets"
+ *
+ * // Wait out an outage for up to 10 minutes (a long maintenance) instead of 2.
+ * const config = Either.getOrThrow(parseUri("rabbitmq-stream://guest:guest@localhost:5552/%2f"))
+ * const BrokerLive = StreamBroker.layer({ ...config, retry: retryFor("10 minutes") })
+ * ```
+ *
  * @since 0.1.0
  * @category configuration
  */
@@ -1165,6 +1314,19 @@ const URI_SHAPE =
  * `rabbitmq-stream://user:pass@host1:port1,host2:port2/vhost`. The vhost is URL-encoded (`%2f`
  * is `/`); an empty path means `/`; the port defaults to 5552. One query parameter is known:
  * `auth_mechanism=external` (or `plain`), with TLS only. Errors never contain the password.
+ *
+ * @example
+ * ```ts
+ * import { Either } from "effect"
+ * import { parseUri, StreamBroker } from "effect-stream-offsets"
+ *
+ * // Two nodes, vhost "/": connecting tries them in turn.
+ * const config = Either.getOrThrowWith(
+ *   parseUri("rabbitmq-stream://guest:guest@node1:5552,node2:5552/%2f"),
+ *   (error) => new Error(error.message)
+ * )
+ * const BrokerLive = StreamBroker.layer(config)
+ * ```
  *
  * @since 0.1.0
  * @category configuration
@@ -1244,11 +1406,34 @@ export const describeConnection = (config: ConnectionConfig, endpoints = config.
 /**
  * Reads a {@link ConnectionConfig} from configuration: the environment, or any `Config` of a URI.
  *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { ConnectionConfig, StreamBroker } from "effect-stream-offsets"
+ *
+ * // RABBITMQ_STREAM_URI, or the local broker when it is not set (what layerConfig() does).
+ * const fromEnv = StreamBroker.layerConfig(ConnectionConfig.fromEnv)
+ * // A variable of the app's, read as a secret.
+ * const fromOwnVariable = StreamBroker.layerConfig(ConnectionConfig.fromUri(Config.redacted("ORDERS_BROKER_URI")))
+ * ```
+ *
  * @since 0.1.0
  * @category configuration
  */
 export const ConnectionConfig: {
+  /**
+   * `RABBITMQ_STREAM_URI` (a secret), default {@link DEFAULT_URI}.
+   *
+   * @since 0.1.0
+   * @category configuration
+   */
   readonly fromEnv: Config.Config<ConnectionConfig>
+  /**
+   * The config a URI (any `Config` of one, e.g. another variable) points to, parsed by {@link parseUri}.
+   *
+   * @since 0.1.0
+   * @category configuration
+   */
   readonly fromUri: (uri: Config.Config<Redacted.Redacted<string>>) => Config.Config<ConnectionConfig>
 } = {
   fromUri: (uri) =>
@@ -1427,22 +1612,54 @@ const /** @ignore (the base of StreamBroker) */ StreamBrokerTag: Context.TagClas
  * real RabbitMQ, over one supervised connection for the layer's life; {@link StreamBroker.layerMemory}
  * for one in memory, for tests. Every workflow needs it.
  *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { OffsetStore, send, StreamBroker } from "effect-stream-offsets"
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* send({ stream: "orders", messages: ["one", "two"] })
+ *   const broker = yield* StreamBroker
+ *   const bounds = yield* broker.bounds("orders")
+ *   yield* Effect.log(`orders holds offsets ${bounds.firstOffset} to ${bounds.lastOffset}`)
+ * })
+ *
+ * // The real broker (RABBITMQ_STREAM_URI), offsets stored on it. Build the layers once, provide once.
+ * const live = OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layerConfig()))
+ * export const main = program.pipe(Effect.provide(live))
+ * // In tests: the same program on a broker in memory.
+ * export const test = program.pipe(Effect.provide(StreamBroker.layerMemory()))
+ * ```
+ *
  * @since 0.1.0
  * @category services
  */
 export class StreamBroker extends StreamBrokerTag {
-  /** The real broker over rabbitmq-stream-js-client: one supervised connection for the layer's life. */
+  /**
+   * The real broker over rabbitmq-stream-js-client: one supervised connection for the layer's life.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
   static readonly layer = (config: ConnectionConfig): Layer.Layer<StreamBroker, ConnectionError> =>
     Layer.scoped(StreamBroker, makeClientBroker(config))
   /**
    * The real broker, configured from a `Config`: by default {@link ConnectionConfig.fromEnv}
    * (`RABBITMQ_STREAM_URI`); or any `Config<ConnectionConfig>`, or a record of one `Config` per field.
+   *
+   * @since 0.1.0
+   * @category layers
    */
   static readonly layerConfig = (
     config: Config.Config.Wrap<ConnectionConfig> = ConnectionConfig.fromEnv
   ): Layer.Layer<StreamBroker, ConnectionError | ConfigError.ConfigError> =>
     Layer.unwrapEffect(Effect.map(Config.unwrap(config), StreamBroker.layer))
-  /** A broker in memory that behaves like a stream (and like an outage); look inside with {@link MemoryBroker}. */
+  /**
+   * A broker in memory that behaves like a stream (and like an outage); look inside with {@link MemoryBroker}.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
   static readonly layerMemory = (options: MemoryBrokerOptions = {}): Layer.Layer<StreamBroker | MemoryBroker> =>
     Layer.scopedContext(
       Effect.map(makeMemoryBroker(options), ({ broker, inspect }) =>
@@ -1546,6 +1763,26 @@ const /** @ignore (the base of MemoryBroker) */ MemoryBrokerTag: Context.TagClas
 /**
  * The memory broker's inspection handle, provided by {@link StreamBroker.layerMemory}.
  *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { MemoryBroker, OffsetStore, receive, send, StreamBroker } from "effect-stream-offsets"
+ *
+ * // A test: the consumer waits out an outage of the broker, reads every message, and stores its
+ * // offset on the broker (a tracking entry in the stream's log).
+ * const test = Effect.gen(function*() {
+ *   const memory = yield* MemoryBroker
+ *   yield* send({ stream: "orders", messages: ["a", "b", "c"] })
+ *   yield* memory.down("unreachable")
+ *   const consumer = yield* Effect.fork(receive({ stream: "orders", consumerName: "billing", stop: { untilEnd: true } }))
+ *   yield* memory.up
+ *   const summary = yield* consumer
+ *   const log = yield* memory.entries("orders")
+ *   console.log(summary.messages, log.filter((entry) => entry._tag === "Tracking").map((entry) => entry.value))
+ * // 3 [ 2n ]: three messages, and the offset of the last one stored
+ * }).pipe(Effect.provide(OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layerMemory()))))
+ * ```
+ *
  * @since 0.1.0
  * @category services
  */
@@ -1588,6 +1825,20 @@ const /** @ignore (the base of MemoryOffsetStore) */ MemoryOffsetStoreTag: Conte
 /**
  * The memory offset store's inspection handle, provided by {@link OffsetStore.layerMemory}.
  *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { MemoryOffsetStore, OffsetStore, receive, send, StreamBroker } from "effect-stream-offsets"
+ *
+ * const test = Effect.gen(function*() {
+ *   yield* send({ stream: "orders", messages: ["a", "b", "c"] })
+ *   yield* receive({ stream: "orders", consumerName: "billing", stop: { untilEnd: true } })
+ *   const history = yield* (yield* MemoryOffsetStore).history
+ *   // The last store: offset 2 of "orders" for "billing".
+ *   console.log(history.at(-1))
+ * }).pipe(Effect.provide(Layer.merge(StreamBroker.layerMemory(), OffsetStore.layerMemory)))
+ * ```
+ *
  * @since 0.1.0
  * @category services
  */
@@ -1601,6 +1852,28 @@ const /** @ignore (the base of OffsetStore) */ OffsetStoreTag: Context.TagClass<
  * ({@link OffsetStore.layerKeyValueStore}), or your own ({@link OffsetStore.make}). `consume`,
  * `receive` and `inspectOffset` need it.
  *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Option } from "effect"
+ * import { OffsetStore, receive, StreamBroker } from "effect-stream-offsets"
+ *
+ * // Offsets in the app's own table (a Map here), next to the data the consumer writes.
+ * const table = new Map<string, bigint>()
+ * const OwnStore = Layer.succeed(
+ *   OffsetStore,
+ *   OffsetStore.make({
+ *     query: (consumerName, stream) => Effect.sync(() => Option.fromNullable(table.get(`${stream}/${consumerName}`))),
+ *     store: (consumerName, stream, offset) => Effect.sync(() => void table.set(`${stream}/${consumerName}`, offset))
+ *   })
+ * )
+ * const program = receive({ stream: "orders", consumerName: "billing", stop: { untilEnd: true } })
+ * export const main = program.pipe(Effect.provide(Layer.merge(StreamBroker.layerConfig(), OwnStore)))
+ * // Or on the broker, as the tutorial does: OffsetStore.layerServer (it needs the StreamBroker).
+ * export const onTheBroker = program.pipe(
+ *   Effect.provide(OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layerConfig())))
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category services
  */
@@ -1610,6 +1883,9 @@ export class OffsetStore extends OffsetStoreTag {
    * with anything: a failure becomes an `OffsetStoreError` naming the operation, consumer and
    * stream, and each store counts in `offsetsStored`, as with the stores below. Provide it with
    * `Layer.succeed(OffsetStore, OffsetStore.make({ query, store }))`.
+   *
+   * @since 0.1.0
+   * @category constructors
    */
   static readonly make = <E1, E2>(options: {
     /** The offset last stored for this consumer on this stream, `None` when nothing is stored. */
@@ -1617,18 +1893,45 @@ export class OffsetStore extends OffsetStoreTag {
     /** Stores the offset of the last message processed. */
     readonly store: (consumerName: string, stream: string, offset: bigint) => Effect.Effect<void, E2>
   }): OffsetStoreShape => offsetStoreOf(options.query, options.store)
-  /** Offsets kept by the broker, next to the stream. */
+  /**
+   * Offsets kept by the broker, next to the stream.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
   static readonly layerServer: Layer.Layer<OffsetStore, never, StreamBroker> = Layer.effect(
     this,
     Effect.map(StreamBroker, serverOffsetStore)
   )
-  /** Offsets kept in memory; look inside with {@link MemoryOffsetStore}. */
+  /**
+   * Offsets kept in memory; look inside with {@link MemoryOffsetStore}.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
   static readonly layerMemory: Layer.Layer<OffsetStore | MemoryOffsetStore> = Layer.effectContext(
     Effect.sync(memoryOffsetStore)
   )
   /**
    * Offsets kept in a KeyValueStore of the caller's choice (e.g. `KeyValueStore.layerFileSystem(dir)`,
    * next to the app's own data): one key per stream and consumer, the offset in decimal.
+   *
+   * @example
+   * ```ts
+   * import { layerFileSystem } from "@effect/platform-node/NodeKeyValueStore"
+   * import { Effect, Layer } from "effect"
+   * import { OffsetStore, receive, StreamBroker } from "effect-stream-offsets"
+   *
+   * // Offsets in files under ./offsets, one per stream and consumer.
+   * const live = Layer.merge(
+   *   StreamBroker.layerConfig(),
+   *   OffsetStore.layerKeyValueStore.pipe(Layer.provide(layerFileSystem("offsets")))
+   * )
+   * export const main = receive({ stream: "orders", consumerName: "billing", stop: { untilEnd: true } }).pipe(Effect.provide(live))
+   * ```
+   *
+   * @since 0.1.0
+   * @category layers
    */
   static readonly layerKeyValueStore: Layer.Layer<OffsetStore, never, KeyValueStore.KeyValueStore> = Layer.effect(
     this,
@@ -1717,6 +2020,24 @@ export interface SendSummary {
  * when the broker has confirmed every one. A rejection fails with {@link PublishError}; confirms
  * that do not come fail with {@link ConfirmTimeout}. Nothing is reported confirmed that was not.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { send, tutorialMessages } from "effect-stream-offsets"
+ *
+ * const program = Effect.gen(function*() {
+ *   // The tutorial's messages ("hello 0" ... "hello 98", then "marker"), with 1 GB retention.
+ *   const summary = yield* send({ stream: "orders", messages: tutorialMessages(100), retention: { maxLengthBytes: 1_000_000_000 } })
+ *   yield* Effect.log(`${summary.confirmed} of ${summary.sent} confirmed`)
+ *   // A named producer: run it again after a crash and the stream still gets each message once.
+ *   yield* send({
+ *     stream: "orders",
+ *     producerName: "import-2026-12-01",
+ *     messages: [{ body: "row 1", properties: { contentType: "text/plain" } }, { body: "row 2" }]
+ *   })
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category send
  */
@@ -1770,6 +2091,23 @@ export interface SuperStreamSendSummary {
  * its position among its partition's messages, so running the same send again publishes only what
  * each partition lacks). Messages `toEveryPartition` picks go to every partition. Succeeds when
  * every partition has confirmed every message.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { isTutorialMarker, sendToSuperStream, tutorialMessages } from "effect-stream-offsets"
+ *
+ * const program = Effect.gen(function*() {
+ *   // Partitions orders-0, orders-1 and orders-2: each message hashed to one, the marker to each.
+ *   const summary = yield* sendToSuperStream({
+ *     superStream: "orders",
+ *     partitions: 3,
+ *     messages: tutorialMessages(100),
+ *     toEveryPartition: (body) => isTutorialMarker({ offset: 0n, body })
+ *   })
+ *   yield* Effect.log(summary.partitions.map((partition) => `${partition.stream}: ${partition.sent}`).join(", "))
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category super streams
@@ -1975,6 +2313,28 @@ export interface ReceiveSummary {
  * read ahead (`groupedWithin`, `buffer`) can see the stream end before their last elements are
  * committed: such a late commit stores and reads back at once, and fails if that is not confirmed.
  *
+ * @example
+ * ```ts
+ * import { Chunk, Effect, Schema, Stream } from "effect"
+ * import { consume } from "effect-stream-offsets"
+ *
+ * const Order = Schema.Struct({ id: Schema.Number, amount: Schema.Number })
+ *
+ * // Batches of up to 500 orders (or what came in a second), handled together, then committed: the
+ * // stored offset follows the commits, so a crash replays at most the batch in hand.
+ * const program = consume({ stream: "orders", consumerName: "warehouse", schema: Order }).pipe(
+ *   Stream.groupedWithin(500, "1 second"),
+ *   Stream.mapEffect((batch) =>
+ *     Effect.gen(function*() {
+ *       const total = Chunk.reduce(batch, 0, (sum, message) => sum + message.value.amount)
+ *       yield* Effect.log(`${Chunk.size(batch)} orders, ${total} in all`)
+ *       yield* Chunk.unsafeLast(batch).commit
+ *     })
+ *   ),
+ *   Stream.runDrain
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category consume
  */
@@ -2072,6 +2432,19 @@ export interface PartitionConsumedMessage extends ConsumedMessage {
  * the stream already emitted: such messages may be processed by both consumers (at least once;
  * commits made after the hand-over are not stored). {@link receiveSuperStream} hands over exactly.
  *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { bodyText, consumeSuperStream } from "effect-stream-offsets"
+ *
+ * const program = consumeSuperStream({ superStream: "orders", consumerName: "billing", stop: { idleTimeout: "10 seconds" } }).pipe(
+ *   Stream.mapEffect((message) =>
+ *     Effect.zipRight(Effect.log(`${message.partition} ${message.offset}: ${bodyText(message)}`), message.commit)
+ *   ),
+ *   Stream.runDrain
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category super streams
  */
@@ -2099,6 +2472,28 @@ export const consumeSuperStream = (
  * strategy, and stores the last processed offset whenever it stops (stop condition, failure or
  * interruption) before it unsubscribes. Stores only move forward. The summary says what was
  * processed and why it stopped.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option, Schema } from "effect"
+ * import { isTutorialMarker, receive } from "effect-stream-offsets"
+ *
+ * // The tutorial's consumer: resume after the stored offset, stop after the marker.
+ * const tutorial = Effect.gen(function*() {
+ *   const summary = yield* receive({ stream: "orders", consumerName: "billing", stop: { marker: isTutorialMarker } })
+ *   yield* Effect.log(`consumed ${summary.messages}, last offset ${Option.getOrElse(summary.lastOffset, () => "none")}`)
+ * })
+ *
+ * // With a schema, onMessage gets the decoded value.
+ * const Order = Schema.Struct({ id: Schema.Number, amount: Schema.Number })
+ * const orders = receive({
+ *   stream: "orders",
+ *   consumerName: "ledger",
+ *   schema: Order,
+ *   stop: { untilEnd: true },
+ *   onMessage: (message) => Effect.log(`order ${message.value.id}: ${message.value.amount}`)
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category consume
@@ -2195,6 +2590,21 @@ export interface SuperStreamReceiveSummary {
  * the idle timeout and the signal for the whole. A partition this consumer is not active on never
  * reaches its marker or end here: stop such a consumer with the signal or an idle timeout.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { bodyText, receiveSuperStream } from "effect-stream-offsets"
+ *
+ * // One instance of the billing service among several: the broker shares the partitions out
+ * // between them, and hands a partition over when an instance comes or goes.
+ * const program = receiveSuperStream({
+ *   superStream: "orders",
+ *   consumerName: "billing",
+ *   singleActive: true,
+ *   onMessage: (message) => Effect.log(`${message.partition}: ${bodyText(message)}`)
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category super streams
  */
@@ -2258,6 +2668,18 @@ export interface OffsetReport {
 /**
  * Where a consumer stands on a stream: its stored offset, the stream's bounds, the lag.
  *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { inspectOffset } from "effect-stream-offsets"
+ *
+ * const program = Effect.gen(function*() {
+ *   const report = yield* inspectOffset("orders", "billing")
+ *   const lag = Option.getOrElse(report.lag, () => 0n)
+ *   if (lag > 10_000n) yield* Effect.logWarning(`billing is ${lag} offsets behind on orders`)
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category inspect
  */
@@ -2285,6 +2707,19 @@ export const inspectOffset: (
 
 /**
  * {@link inspectOffset} for each partition of a super stream, partition 0 first.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { inspectSuperStreamOffsets } from "effect-stream-offsets"
+ *
+ * const program = Effect.gen(function*() {
+ *   const reports = yield* inspectSuperStreamOffsets("orders", "billing")
+ *   for (const report of reports) {
+ *     yield* Effect.log(`${report.stream}: stored ${Option.getOrElse(report.storedOffset, () => "nothing")}`)
+ *   }
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category super streams
@@ -2463,11 +2898,46 @@ export type ValueProducer<A> = Producer<A | ValueMessage<A>>
 /**
  * Makes {@link Producer}s: in a scope ({@link Producer.make}), as a layer under your tag ({@link Producer.layer}).
  *
+ * @example
+ * ```ts
+ * import { Context, Effect, Layer, Schema } from "effect"
+ * import { Producer, StreamBroker, type ValueProducer } from "effect-stream-offsets"
+ *
+ * const Order = Schema.Struct({ id: Schema.Number, amount: Schema.Number })
+ * type Order = typeof Order.Type
+ *
+ * // The app's producer of orders, a service of its own.
+ * class Orders extends Context.Tag("Orders")<Orders, ValueProducer<Order>>() {}
+ * const OrdersLive = Producer.layer(Orders, { stream: "orders", name: "orders-app", schema: Order })
+ *
+ * const placeOrder = (order: Order) =>
+ *   Effect.gen(function*() {
+ *     const orders = yield* Orders
+ *     // Succeeds once the broker has confirmed the message.
+ *     const published = yield* orders.publish(Producer.message(order, { properties: { messageId: `order-${order.id}` } }))
+ *     yield* Effect.log(`order ${order.id} is message ${published.publishingId}`)
+ *   })
+ * export const main = placeOrder({ id: 1, amount: 42 }).pipe(
+ *   Effect.provide(OrdersLive.pipe(Layer.provide(StreamBroker.layerConfig())))
+ * )
+ *
+ * // Or for a scope of its own: plain messages, closed (after the last confirm) with the scope.
+ * export const once = Effect.scoped(Effect.gen(function*() {
+ *   const producer = yield* Producer.make({ stream: "events" })
+ *   yield* producer.publish({ body: "started", applicationProperties: { host: "app-1" } })
+ * }))
+ * ```
+ *
  * @since 0.1.0
  * @category producer
  */
 export const Producer: {
-  /** A Producer for the scope's lifetime; with a `schema`, one that publishes its values. */
+  /**
+   * A Producer for the scope's lifetime; with a `schema`, one that publishes its values.
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
   readonly make: {
     <A, I>(
       options: ProducerOptions & { readonly schema: Schema.Schema<A, I, never> }
@@ -2477,6 +2947,9 @@ export const Producer: {
   /**
    * A layer of a Producer under a tag of the app's (`class Orders extends Context.Tag("Orders")<Orders, Producer>() {}`;
    * with a `schema`, `<Orders, ValueProducer<Order>>`).
+   *
+   * @since 0.1.0
+   * @category layers
    */
   readonly layer: {
     <I, A, In>(
@@ -2485,7 +2958,12 @@ export const Producer: {
     ): Layer.Layer<I, SendError, StreamBroker>
     <I>(tag: Context.Tag<I, Producer>, options: ProducerOptions & { readonly schema?: undefined }): Layer.Layer<I, SendError, StreamBroker>
   }
-  /** A value for a Producer with a `schema`, with the message's other sections and perhaps its own publishing id. */
+  /**
+   * A value for a Producer with a `schema`, with the message's other sections and perhaps its own publishing id.
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
   readonly message: <A>(value: A, sections?: ValueMessage<A>["sections"]) => ValueMessage<A>
 } = {
   make: (options: ProducerOptions) => makeProducer(options),
@@ -2513,6 +2991,18 @@ export const messagesSent: Metric.Metric.Counter<number> = Metric.counter("strea
 export const messagesConfirmed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_confirmed", { incremental: true })
 /**
  * Messages delivered to the consumer's processing (receive's onMessage, consume's downstream).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { messagesConsumed, offsetsStored } from "effect-stream-offsets"
+ *
+ * const report = Effect.gen(function*() {
+ *   const consumed = yield* Metric.value(messagesConsumed)
+ *   const stored = yield* Metric.value(offsetsStored)
+ *   yield* Effect.log(`consumed ${consumed.count}, offsets stored ${stored.count}`)
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category metrics
