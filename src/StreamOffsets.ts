@@ -33,6 +33,8 @@
  *   Helpers
  *
  * The module runs unchanged on Node, Bun and Deno.
+ *
+ * @module
  */
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import { Buffer } from "node:buffer"
