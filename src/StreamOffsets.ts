@@ -2,6 +2,7 @@
  * effect-stream-offsets: RabbitMQ Streams offset tracking as Effect programs.
  *
  * Contents, in file order (public first, machinery last):
+ * ```text
  *   Models          messages (AMQP 1.0 values and sections, what consumers read and producers
  *                   write) and their JSON lines; start positions, retention, confirmations, bounds,
  *                   the connection state, tracking strategies, stop conditions; super streams
@@ -31,6 +32,7 @@
  *                       active groups (with the broker's rule and step-down), outages
  *   Offset stores       server-side, memory, KeyValueStore
  *   Helpers
+ * ```
  *
  * The module runs unchanged on Node, Bun and Deno.
  *
