@@ -822,9 +822,10 @@ export interface PartitionMessage extends StreamMessage {
 
 /**
  * The type of `Data.TaggedError(tag)`, spelled out so that the module's types are explicit.
- * (Each error's base below is marked `@ignore` after `const`, the one place `deno doc` reads a
- * const's JSDoc: its docs show the error class, not the base. Not `@internal`: `stripInternal`
- * would drop the base from the declarations the class extends.)
+ * (Each error's base below, like each service's tag class further on, is marked `@ignore` after
+ * `const`: `deno doc` looks for a referenced const's tags at its name, not before `const`. The docs
+ * then show the class, and `deno doc --lint` does not ask for the base to be exported. Not
+ * `@internal`: `stripInternal` would drop the base from the declarations, and the class with it.)
  */
 type TaggedErrorClass<Tag extends string, A> = new(
   args: A
