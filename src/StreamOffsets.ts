@@ -383,7 +383,8 @@ export const messageToJson = (message: StreamMessage): Record<string, unknown> =
  * import { Effect, Either } from "effect"
  * import { messageFromJson, send } from "effect-stream-offsets"
  *
- * // JSON lines (as `receive --json` prints them) sent again: a bad line fails with InvalidArgument.
+ * // JSON lines (as `receive --json` prints them) sent again: a line that is not a message fails
+ * // the program, with an InvalidArgument that names the field.
  * const lines = [`{"body": "hello", "properties": {"contentType": "text/plain"}}`]
  * const program = Effect.gen(function*() {
  *   const messages = yield* Effect.forEach(lines, (line) => Either.flatMap(Either.try(() => JSON.parse(line)), messageFromJson))
@@ -448,10 +449,15 @@ export const bodyText = (message: StreamMessage): string => decoder.decode(messa
  * @category models
  */
 export type StartPosition = Data.TaggedEnum<{
+  /** The first message the stream holds (the default). */
   First: {}
+  /** The last chunk of the stream (the broker's unit of delivery): its messages, then what comes. */
   Last: {}
+  /** The next message published: none of what the stream holds. */
   Next: {}
+  /** The message at `offset` (or the first after it). */
   Offset: { readonly offset: bigint }
+  /** Messages the broker received from about `date` on (it attaches at a chunk: a few from a little before may come). */
   Timestamp: { readonly date: Date }
 }>
 /**
