@@ -533,7 +533,9 @@ export const DEFAULT_RETENTION: Retention = { maxLengthBytes: 2_000_000_000 }
  * @category models
  */
 export type Confirmation = Data.TaggedEnum<{
+  /** The broker has these entries (stored, or already had them: a named publisher's duplicates). */
   Confirmed: { readonly publishingIds: ReadonlyArray<bigint> }
+  /** The broker refused this entry, with the protocol's response code: it is not in the stream. */
   Rejected: { readonly publishingId: bigint; readonly code: number }
 }>
 /**
@@ -568,6 +570,7 @@ export interface StreamBounds {
 export type ConnectionState = Data.TaggedEnum<{
   /** Trying to connect: `attempt` of this outage, which began at `since`; the last error seen. */
   Connecting: { readonly attempt: number; readonly since: Date; readonly lastError: string | undefined }
+  /** Connected since `since`, to `endpoint` (the node, as {@link describeConnection} prints it). */
   Connected: { readonly endpoint: string; readonly since: Date }
   /** The retry policy gave up (or the failure is permanent); the next broker call starts over. */
   Disconnected: { readonly since: Date; readonly reason: string }
@@ -747,7 +750,9 @@ export const partitionStream = (superStream: string, bindingKey: string): string
  * @category super streams
  */
 export type Routing = Data.TaggedEnum<{
+  /** MurmurHash3 of `key(body)` (default: the body) modulo the number of partitions. */
   Hash: { readonly key?: ((body: Uint8Array) => string | Uint8Array) | undefined }
+  /** The partition whose binding key is `key(body)`. */
   Key: { readonly key: (body: Uint8Array) => string }
 }>
 /**
