@@ -2,6 +2,7 @@
  * effect-stream-offsets: RabbitMQ Streams offset tracking as Effect programs.
  *
  * Contents, in file order (public first, machinery last):
+ * ```text
  *   Models          messages (AMQP 1.0 values and sections, what consumers read and producers
  *                   write) and their JSON lines; start positions, retention, confirmations, bounds,
  *                   the connection state, tracking strategies, stop conditions; super streams
@@ -34,8 +35,11 @@
  *                       active groups (with the broker's rule and step-down), outages
  *   Offset stores       server-side, memory, KeyValueStore
  *   Helpers
+ * ```
  *
  * The module runs unchanged on Node, Bun and Deno.
+ *
+ * @module
  */
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import { Buffer } from "node:buffer"
@@ -89,6 +93,9 @@ import { connect, Offset, type Client } from "rabbitmq-stream-js-client"
  * range; any other number is a `double`), bigint (`long`), `Uint8Array` (`binary`), `Date`
  * (`timestamp`), arrays (`list`). Every other type is an {@link AmqpTyped} that names it. Decoding
  * then encoding a value gives its AMQP type back.
+ *
+ * @since 0.1.0
+ * @category messages
  */
 export type AmqpValue =
   | null
@@ -101,7 +108,12 @@ export type AmqpValue =
   | ReadonlyArray<AmqpValue>
   | AmqpTyped
 
-/** An AMQP 1.0 value whose type has no plain JavaScript form: the tag is the AMQP type's name. */
+/**
+ * An AMQP 1.0 value whose type has no plain JavaScript form: the tag is the AMQP type's name.
+ *
+ * @since 0.1.0
+ * @category messages
+ */
 export type AmqpTyped =
   | { readonly _tag: "ubyte" | "ushort" | "uint" | "byte" | "short" | "float" | "double"; readonly value: number }
   | { readonly _tag: "ulong"; readonly value: bigint }
@@ -115,7 +127,30 @@ export type AmqpTyped =
   | { readonly _tag: "map"; readonly value: ReadonlyArray<readonly [AmqpValue, AmqpValue]> }
   | { readonly _tag: "described"; readonly descriptor: AmqpValue; readonly value: AmqpValue }
 
-/** Builds the {@link AmqpTyped} values: `Amqp.symbol("x")`, `Amqp.ulong(5n)`, `Amqp.uuid("...")`. */
+/**
+ * Builds the {@link AmqpTyped} values: `Amqp.symbol("x")`, `Amqp.ulong(5n)`, `Amqp.uuid("...")`.
+ *
+ * @example
+ * ```ts
+ * import { Amqp, send } from "effect-stream-offsets"
+ *
+ * // Application properties of AMQP types JavaScript has no plain form for.
+ * const program = send({
+ *   stream: "orders",
+ *   messages: [{
+ *     body: "order 42",
+ *     applicationProperties: {
+ *       region: Amqp.symbol("eu"),
+ *       amount: Amqp.ulong(4200n),
+ *       id: Amqp.uuid("12345678-1234-5678-9abc-def012345678")
+ *     }
+ *   }]
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category messages
+ */
 export const Amqp = {
   ubyte: (value: number): AmqpTyped => ({ _tag: "ubyte", value }),
   ushort: (value: number): AmqpTyped => ({ _tag: "ushort", value }),
@@ -134,33 +169,65 @@ export const Amqp = {
   described: (descriptor: AmqpValue, value: AmqpValue): AmqpTyped => ({ _tag: "described", descriptor, value })
 } as const
 
-/** A message id or correlation id: a string, a `ulong` (bigint), a binary, or a UUID (`Amqp.uuid`). */
+/**
+ * A message id or correlation id: a string, a `ulong` (bigint), a binary, or a UUID (`Amqp.uuid`).
+ *
+ * @since 0.1.0
+ * @category messages
+ */
 export type MessageId = string | bigint | Uint8Array | AmqpTyped
 
-/** The AMQP 1.0 properties section. Every field is optional. */
+/**
+ * The AMQP 1.0 properties section. Every field is optional.
+ *
+ * @since 0.1.0
+ * @category messages
+ */
 export interface MessageProperties {
+  /** The application's id of the message (e.g. for deduplication downstream). */
   readonly messageId?: MessageId | undefined
+  /** The identity of the user who produced the message. */
   readonly userId?: Uint8Array | undefined
+  /** The address the message is for. */
   readonly to?: string | undefined
+  /** A summary of the message, for the application. */
   readonly subject?: string | undefined
+  /** The address to send replies to. */
   readonly replyTo?: string | undefined
+  /** The id of the message this one answers or belongs with. */
   readonly correlationId?: MessageId | undefined
+  /** The body's MIME type, e.g. `application/json`. */
   readonly contentType?: string | undefined
+  /** The body's encoding on top of its content type, e.g. `gzip`. */
   readonly contentEncoding?: string | undefined
+  /** When the message expires. */
   readonly absoluteExpiryTime?: Date | undefined
+  /** When the message was made. */
   readonly creationTime?: Date | undefined
+  /** The group the message belongs to. */
   readonly groupId?: string | undefined
+  /** The message's position in its group. */
   readonly groupSequence?: number | undefined
+  /** The group replies belong to. */
   readonly replyToGroupId?: string | undefined
 }
 
-/** The AMQP 1.0 header section (streams keep it as it was written). */
+/**
+ * The AMQP 1.0 header section (streams keep it as it was written).
+ *
+ * @since 0.1.0
+ * @category messages
+ */
 export interface MessageHeader {
+  /** Whether the message must survive a broker restart (a stream's messages always do). */
   readonly durable?: boolean | undefined
+  /** The message's priority (0 to 255). */
   readonly priority?: number | undefined
   /** Milliseconds. */
   readonly ttl?: number | undefined
+  /** Whether the message was not delivered before. */
   readonly firstAcquirer?: boolean | undefined
+  /** How many failed deliveries the message had before. */
   readonly deliveryCount?: number | undefined
 }
 
@@ -170,15 +237,26 @@ export interface MessageHeader {
  * message whose body is an `amqp-value` section has it in `amqpValue`, and its `body` holds that
  * value's bytes when it is a string (UTF-8) or a binary, else nothing; an `amqp-sequence` body is in
  * `amqpSequence`. Bodies read from the broker are views of the delivered chunk: copy one you keep.
+ *
+ * @since 0.1.0
+ * @category messages
  */
 export interface StreamMessage {
+  /** The message's offset in its stream. */
   readonly offset: bigint
+  /** The body: the data sections, joined (a view of the delivered chunk: copy it to keep it). */
   readonly body: Uint8Array
+  /** The AMQP 1.0 properties section, when the producer wrote one. */
   readonly properties?: MessageProperties | undefined
+  /** The application properties: the application's own key-value pairs. */
   readonly applicationProperties?: Readonly<Record<string, AmqpValue>> | undefined
+  /** The message annotations (e.g. `x-stream-filter-value`). */
   readonly messageAnnotations?: Readonly<Record<string, AmqpValue>> | undefined
+  /** The AMQP 1.0 header section, when the producer wrote one. */
   readonly header?: MessageHeader | undefined
+  /** An `amqp-value` body. */
   readonly amqpValue?: AmqpValue | undefined
+  /** An `amqp-sequence` body: one list per section. */
   readonly amqpSequence?: ReadonlyArray<ReadonlyArray<AmqpValue>> | undefined
 }
 
@@ -186,10 +264,16 @@ export interface StreamMessage {
  * What a stream holds at an offset that is not an AMQP 1.0 message this module can read (a broken
  * encoding, a compression it cannot undo, bytes written without AMQP by another client). The
  * consumer's `onDecodeError` decides what happens to it; the broker's own `subscribe` hands it on.
+ *
+ * @since 0.1.0
+ * @category messages
  */
 export class UndecodableMessage implements StreamMessage {
+  /** Empty: there is no body to read. */
   readonly body: Uint8Array = new Uint8Array(0)
+  /** An entry at `offset` that cannot be read, and why. */
   constructor(
+    /** Its offset in the stream. */
     readonly offset: bigint,
     /** Why it could not be read. */
     readonly reason: string,
@@ -201,12 +285,20 @@ export class UndecodableMessage implements StreamMessage {
 /**
  * A message to publish. Only `body` is required; the other sections are written as AMQP 1.0, so
  * that any stream client (or AMQP 1.0 and 0.9.1 clients of the stream as a queue) reads them.
+ *
+ * @since 0.1.0
+ * @category messages
  */
 export interface OutgoingMessage {
+  /** The body: bytes, or text (written as UTF-8). */
   readonly body: Uint8Array | string
+  /** The AMQP 1.0 properties section. */
   readonly properties?: MessageProperties | undefined
+  /** The application properties: the application's own key-value pairs. */
   readonly applicationProperties?: Readonly<Record<string, AmqpValue>> | undefined
+  /** Message annotations. */
   readonly messageAnnotations?: Readonly<Record<string, AmqpValue>> | undefined
+  /** The AMQP 1.0 header section. */
   readonly header?: MessageHeader | undefined
   /** An `amqp-value` body instead of `body` (which is then not written). */
   readonly amqpValue?: AmqpValue | undefined
@@ -220,10 +312,38 @@ export interface OutgoingMessage {
   readonly filterValue?: string | undefined
 }
 
-/** The annotation that carries a message's filter value (the name RabbitMQ's AMQP 1.0 publishing uses). */
+/**
+ * The annotation that carries a message's filter value (the name RabbitMQ's AMQP 1.0 publishing uses).
+ *
+ * @since 0.1.0
+ * @category messages
+ */
 export const FILTER_VALUE_ANNOTATION = "x-stream-filter-value"
 
-/** A message's filter value, as {@link OutgoingMessage.filterValue} wrote it: its `x-stream-filter-value` annotation. */
+/**
+ * A message's filter value, as {@link OutgoingMessage.filterValue} wrote it: its `x-stream-filter-value` annotation.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { filterValueOf, receive, send } from "effect-stream-offsets"
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* send({ stream: "orders", messages: [{ body: "order 1", filterValue: "eu" }, { body: "order 2", filterValue: "us" }] })
+ *   // The broker delivers only chunks that may hold "eu" messages; the consumer keeps just those.
+ *   yield* receive({
+ *     stream: "orders",
+ *     consumerName: "eu-billing",
+ *     filter: { values: ["eu"] },
+ *     stop: { untilEnd: true },
+ *     onMessage: (message) => Effect.log(`${filterValueOf(message)}: ${message.offset}`)
+ *   })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category messages
+ */
 export const filterValueOf = (message: StreamMessage): string | undefined => {
   const value = message.messageAnnotations?.[FILTER_VALUE_ANNOTATION]
   return typeof value === "string" ? value : undefined
@@ -242,6 +362,18 @@ export const filterValueOf = (message: StreamMessage): string | undefined => {
  * object with one key naming it: `{"long": 5}`, `{"ulong": "18446744073709551615"}`,
  * `{"timestamp": "2026-12-02T03:24:31.500Z"}`, `{"binary": "AAE="}`, `{"uuid": "..."}`,
  * `{"symbol": "s"}`, `{"map": [[key, value], ...]}`, ... {@link messageFromJson} reads it back.
+ *
+ * @example
+ * ```ts
+ * import { messageToJson, type StreamMessage } from "effect-stream-offsets"
+ *
+ * const message: StreamMessage = { offset: 7n, body: new TextEncoder().encode("hello"), applicationProperties: { n: 5n } }
+ * // One line of `receive --json`: offset "7", body "hello", the bigint as {"long": 5}.
+ * console.log(JSON.stringify(messageToJson(message)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category messages
  */
 export const messageToJson = (message: StreamMessage): Record<string, unknown> => jsonOfMessage(message)
 
@@ -249,6 +381,23 @@ export const messageToJson = (message: StreamMessage): Record<string, unknown> =
  * A message to publish from the JSON {@link messageToJson} writes (`offset` and `partition` are
  * ignored; `amqpValue` or `amqpSequence`, when present, is the body), plus `filterValue`. Fails with
  * an InvalidArgument that names the field.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Either } from "effect"
+ * import { messageFromJson, send } from "effect-stream-offsets"
+ *
+ * // JSON lines (as `receive --json` prints them) sent again: a line that is not a message fails
+ * // the program, with an InvalidArgument that names the field.
+ * const lines = [`{"body": "hello", "properties": {"contentType": "text/plain"}}`]
+ * const program = Effect.gen(function*() {
+ *   const messages = yield* Effect.forEach(lines, (line) => Either.flatMap(Either.try(() => JSON.parse(line)), messageFromJson))
+ *   yield* send({ stream: "orders-copy", messages })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category messages
  */
 export const messageFromJson = (json: unknown): Either.Either<OutgoingMessage, InvalidArgument> => {
   try {
@@ -264,28 +413,95 @@ export const messageFromJson = (json: unknown): Either.Either<OutgoingMessage, I
  * before it, done, and the tracking strategy stores its offset (at once when a store falls due,
  * at the latest when the stream ends). A commit never moves the offset back, so committing only the
  * last message of a batch is enough.
+ *
+ * @since 0.1.0
+ * @category consume
  */
 export interface ConsumedMessage extends StreamMessage {
   /** Its position in this run of the consumer, from 0. */
   readonly index: number
+  /** Marks this message, and every one before it, processed (see above). */
   readonly commit: Effect.Effect<void, OffsetStoreError>
 }
 
 const decoder = new TextDecoder()
-/** The body as UTF-8 text. */
+/**
+ * The body as UTF-8 text.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { bodyText, receive } from "effect-stream-offsets"
+ *
+ * const program = receive({
+ *   stream: "orders",
+ *   consumerName: "printer",
+ *   stop: { count: 10 },
+ *   onMessage: (message) => Effect.log(`${message.offset}: ${bodyText(message)}`)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category messages
+ */
 export const bodyText = (message: StreamMessage): string => decoder.decode(message.body)
 
-/** Where a consumer starts when no offset is stored (or when the stored one is ignored). */
+/**
+ * Where a consumer starts when no offset is stored (or when the stored one is ignored).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type StartPosition = Data.TaggedEnum<{
+  /** The first message the stream holds (the default). */
   First: {}
+  /** The last chunk of the stream (the broker's unit of delivery): its messages, then what comes. */
   Last: {}
+  /** The next message published: none of what the stream holds. */
   Next: {}
+  /** The message at `offset` (or the first after it). */
   Offset: { readonly offset: bigint }
+  /** Messages the broker received from about `date` on (it attaches at a chunk: a few from a little before may come). */
   Timestamp: { readonly date: Date }
 }>
+/**
+ * Builds and matches {@link StartPosition}s: `StartPosition.First()`, `StartPosition.Offset({ offset: 42n })`, `StartPosition.$match`.
+ *
+ * @example
+ * ```ts
+ * import { receive, StartPosition } from "effect-stream-offsets"
+ *
+ * // With no stored offset, start with the next message published: skip the history.
+ * const fromNow = receive({ stream: "orders", consumerName: "audit", start: StartPosition.Next(), stop: { count: 100 } })
+ * // Read again from offset 1000, whatever is stored.
+ * const replay = receive({
+ *   stream: "orders",
+ *   consumerName: "audit",
+ *   start: StartPosition.Offset({ offset: 1000n }),
+ *   ignoreStoredOffset: true,
+ *   stop: { untilEnd: true }
+ * })
+ * // Or from a point in time: StartPosition.Timestamp({ date: new Date("2026-12-01T00:00:00Z") })
+ * const describe = StartPosition.$match({
+ *   First: () => "the first message",
+ *   Last: () => "the last chunk",
+ *   Next: () => "the next message",
+ *   Offset: ({ offset }) => `offset ${offset}`,
+ *   Timestamp: ({ date }) => date.toISOString()
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const StartPosition: Data.TaggedEnum.Constructor<StartPosition> = Data.taggedEnum<StartPosition>()
 
-/** Retention of a stream: what `send` declares. */
+/**
+ * Retention of a stream: what `send` declares.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Retention {
   /** `max-length-bytes`. Default 2 GB, as in the tutorial. */
   readonly maxLengthBytes?: number | undefined
@@ -306,18 +522,44 @@ export interface Retention {
   readonly filterSizeBytes?: number | undefined
 }
 
+/**
+ * The retention `send` declares by default: 2 GB `max-length-bytes`, as in the tutorial.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const DEFAULT_RETENTION: Retention = { maxLengthBytes: 2_000_000_000 }
 
-/** What a publisher's confirmations look like, in the order the broker sends them. */
+/**
+ * What a publisher's confirmations look like, in the order the broker sends them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Confirmation = Data.TaggedEnum<{
+  /** The broker has these entries (stored, or already had them: a named publisher's duplicates). */
   Confirmed: { readonly publishingIds: ReadonlyArray<bigint> }
+  /** The broker refused this entry, with the protocol's response code: it is not in the stream. */
   Rejected: { readonly publishingId: bigint; readonly code: number }
 }>
+/**
+ * Builds and matches {@link Confirmation}s.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const Confirmation: Data.TaggedEnum.Constructor<Confirmation> = Data.taggedEnum<Confirmation>()
 
-/** What a stream holds right now: the first offset, and the offset of its last message. */
+/**
+ * What a stream holds right now: the first offset, and the offset of its last message.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StreamBounds {
+  /** The first offset the stream holds; `None` when it is empty. */
   readonly firstOffset: Option.Option<bigint>
+  /** The offset of the last message; `None` when it has none. */
   readonly lastOffset: Option.Option<bigint>
 }
 
@@ -325,19 +567,49 @@ export interface StreamBounds {
  * What the broker connection is doing, for users to watch ({@link StreamBrokerShape.connectionState}).
  * Each transition is also logged once (a warning when the connection is lost or an attempt fails
  * for the first time in an outage, info when it is back).
+ *
+ * @since 0.1.0
+ * @category models
  */
 export type ConnectionState = Data.TaggedEnum<{
   /** Trying to connect: `attempt` of this outage, which began at `since`; the last error seen. */
   Connecting: { readonly attempt: number; readonly since: Date; readonly lastError: string | undefined }
+  /** Connected since `since`, to `endpoint` (the node, as {@link describeConnection} prints it). */
   Connected: { readonly endpoint: string; readonly since: Date }
   /** The retry policy gave up (or the failure is permanent); the next broker call starts over. */
   Disconnected: { readonly since: Date; readonly reason: string }
 }>
+/**
+ * Builds and matches {@link ConnectionState}s: `ConnectionState.$is("Connected")`, `ConnectionState.$match`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { ConnectionState, StreamBroker } from "effect-stream-offsets"
+ *
+ * // Log every change of the broker connection (e.g. for a health check).
+ * const watch = Effect.gen(function*() {
+ *   const broker = yield* StreamBroker
+ *   yield* Stream.runForEach(broker.connectionChanges, (state) =>
+ *     Effect.log(ConnectionState.$match(state, {
+ *       Connecting: ({ attempt }) => `connecting (attempt ${attempt})`,
+ *       Connected: ({ endpoint }) => `connected to ${endpoint}`,
+ *       Disconnected: ({ reason }) => `disconnected: ${reason}`
+ *     })))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const ConnectionState: Data.TaggedEnum.Constructor<ConnectionState> = Data.taggedEnum<ConnectionState>()
 
 /**
  * When offsets are stored while consuming. Whatever the strategy, the last processed offset is
  * also stored when the consumer stops (marker, count, end, idle, signal, failure, interruption).
+ *
+ * @since 0.1.0
+ * @category models
  */
 export type TrackingStrategy = Data.TaggedEnum<{
   /** The tutorial's policy: after every `every` messages (and at the stop). */
@@ -347,11 +619,47 @@ export type TrackingStrategy = Data.TaggedEnum<{
   /** Only at the stop. */
   None: {}
 }>
+/**
+ * Builds {@link TrackingStrategy}s: `TrackingStrategy.Manual({ every: 100 })`, `TrackingStrategy.Auto({ ... })`, `TrackingStrategy.None()`.
+ *
+ * @example
+ * ```ts
+ * import { receive, TrackingStrategy } from "effect-stream-offsets"
+ *
+ * // Store every 10,000 messages, and at least every 5 seconds while messages come (and at the stop).
+ * const program = receive({
+ *   stream: "orders",
+ *   consumerName: "billing",
+ *   tracking: TrackingStrategy.Auto({ messages: 10_000, interval: "5 seconds" }),
+ *   stop: { idleTimeout: "30 seconds" }
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const TrackingStrategy: Data.TaggedEnum.Constructor<TrackingStrategy> = Data.taggedEnum<TrackingStrategy>()
+/**
+ * The tracking strategy of `consume` and `receive` by default: the tutorial's, every 10 messages (and at the stop).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const DEFAULT_TRACKING: TrackingStrategy = TrackingStrategy.Manual({ every: 10 })
+/**
+ * An `Auto` strategy as the other stream clients have it: every 10,000 messages, and every 5 seconds while messages come.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const DEFAULT_AUTO_TRACKING: TrackingStrategy = TrackingStrategy.Auto({ messages: 10_000, interval: "5 seconds" })
 
-/** What ends a consumer. With none of them it runs until `signal` completes or it is interrupted. */
+/**
+ * What ends a consumer. With none of them it runs until `signal` completes or it is interrupted.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StopConditions {
   /**
    * Stop after the message for which this is true, e.g. {@link isTutorialMarker} (the tutorial's
@@ -368,9 +676,20 @@ export interface StopConditions {
   readonly signal?: Effect.Effect<void> | undefined
 }
 
+/**
+ * Why a consumer stopped: the stop condition that ended it ({@link StopConditions}; `"end"` is `untilEnd`, `"idle"` the idle timeout).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type StopReason = "marker" | "count" | "end" | "idle" | "signal"
 
-/** The tutorial's last message: its body is `marker`. */
+/**
+ * The tutorial's last message: its body is `marker`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const isTutorialMarker = (message: StreamMessage): boolean => {
   // Compared as bytes: decoding every body to text costs more than the rest of a consumer's work.
   const body = message.body
@@ -380,7 +699,12 @@ export const isTutorialMarker = (message: StreamMessage): boolean => {
 }
 const MARKER = new TextEncoder().encode("marker")
 
-/** The tutorial's messages: `hello 0` ... `hello N-2`, then `marker`. */
+/**
+ * The tutorial's messages: `hello 0` ... `hello N-2`, then `marker`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export function* tutorialMessages(count: number): Generator<string> {
   for (let i = 0; i < count - 1; i++) yield `hello ${i}`
   if (count > 0) yield "marker"
@@ -389,6 +713,9 @@ export function* tutorialMessages(count: number): Generator<string> {
 /**
  * A super stream: partition streams behind one name, `name-<binding key>` (by default the keys are
  * "0" ... "n-1", so `name-0` ... `name-(n-1)`), each an ordinary stream with its own offsets.
+ *
+ * @since 0.1.0
+ * @category super streams
  */
 export interface SuperStreamOptions {
   /** How many partitions, when `bindingKeys` is not given. Default 3. */
@@ -412,14 +739,44 @@ const partitionStream = (superStream: string, bindingKey: string): string => `${
  * key is the body unless `key` gives another. `Key`: the partition whose binding key is the key
  * (the broker's routing: a key bound to no partition fails the send). The same key always goes to
  * the same partition, so messages with one key keep their order.
+ *
+ * @since 0.1.0
+ * @category super streams
  */
 export type Routing = Data.TaggedEnum<{
+  /** MurmurHash3 of `key(body)` (default: the body) modulo the number of partitions. */
   Hash: { readonly key?: ((body: Uint8Array) => string | Uint8Array) | undefined }
+  /** The partition whose binding key is `key(body)`. */
   Key: { readonly key: (body: Uint8Array) => string }
 }>
+/**
+ * Builds {@link Routing}s: `Routing.Hash({})`, `Routing.Hash({ key })`, `Routing.Key({ key })`.
+ *
+ * @example
+ * ```ts
+ * import { Routing, sendToSuperStream } from "effect-stream-offsets"
+ *
+ * const orders = [{ customer: "c-1", id: 1 }, { customer: "c-2", id: 2 }, { customer: "c-1", id: 3 }]
+ * // Hash routing on the customer: one customer's orders go to one partition, in order.
+ * const program = sendToSuperStream({
+ *   superStream: "orders",
+ *   partitions: 3,
+ *   messages: orders.map((order) => JSON.stringify(order)),
+ *   routing: Routing.Hash({ key: (body) => JSON.parse(new TextDecoder().decode(body)).customer })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category super streams
+ */
 export const Routing: Data.TaggedEnum.Constructor<Routing> = Data.taggedEnum<Routing>()
 
-/** MurmurHash3 x86_32 of a key (a string is hashed as UTF-8): the hash of hash routing. */
+/**
+ * MurmurHash3 x86_32 of a key (a string is hashed as UTF-8): the hash of hash routing.
+ *
+ * @since 0.1.0
+ * @category super streams
+ */
 export const murmur3 = (key: string | Uint8Array, seed = 104729): number => {
   const data = typeof key === "string" ? encoder.encode(key) : key
   const c1 = 0xcc9e2d51
@@ -446,55 +803,100 @@ export const murmur3 = (key: string | Uint8Array, seed = 104729): number => {
 const rotl = (x: number, r: number) => (x << r) | (x >>> (32 - r))
 const encoder = new TextEncoder()
 
-/** The partition index hash routing picks for a key. */
+/**
+ * The partition index hash routing picks for a key.
+ *
+ * @since 0.1.0
+ * @category super streams
+ */
 export const hashPartition = (key: string | Uint8Array, partitions: number): number => murmur3(key) % partitions
 
-/** A message of a super stream, with the partition it was read from. */
+/**
+ * A message of a super stream, with the partition it was read from.
+ *
+ * @since 0.1.0
+ * @category super streams
+ */
 export interface PartitionMessage extends StreamMessage {
+  /** The partition stream it was read from. */
   readonly partition: string
 }
 // =============================================================================================
 // Errors
 // =============================================================================================
 
-/** The type of `Data.TaggedError(tag)`, spelled out so that the module's types are explicit. */
+/**
+ * The type of `Data.TaggedError(tag)`, spelled out so that the module's types are explicit.
+ * (Each error's base below, like each service's tag class further on, is marked `@ignore` after
+ * `const`: `deno doc` looks for a referenced const's tags at its name, not before `const`. The docs
+ * then show the class, and `deno doc --lint` does not ask for the base to be exported. Not
+ * `@internal`: `stripInternal` would drop the base from the declarations, and the class with it.)
+ */
 type TaggedErrorClass<Tag extends string, A> = new(
   args: A
 ) => Cause.YieldableError & { readonly _tag: Tag } & Readonly<A>
 
-/** Bad input from the caller: a malformed URI, a non-positive count, an invalid stream name. */
-const InvalidArgumentBase: TaggedErrorClass<"InvalidArgument", { readonly message: string }> = Data.TaggedError("InvalidArgument")
+const /** @ignore (the base of InvalidArgument) */ InvalidArgumentBase: TaggedErrorClass<"InvalidArgument", { readonly message: string }> = Data.TaggedError("InvalidArgument")
+/**
+ * Bad input from the caller: a malformed URI, a non-positive count, an invalid stream name.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class InvalidArgument extends InvalidArgumentBase {}
 
-/** The broker could not be reached or refused the connection (credentials, vhost). */
-const ConnectionErrorBase: TaggedErrorClass<"ConnectionError", {
+const /** @ignore (the base of ConnectionError) */ ConnectionErrorBase: TaggedErrorClass<"ConnectionError", {
   readonly message: string
   readonly cause?: unknown
   /** True for a broker that may answer later (refused, reset, no answer); false for credentials or vhost. */
   readonly retryable?: boolean
 }> = Data.TaggedError("ConnectionError")
+/**
+ * The broker could not be reached or refused the connection (credentials, vhost).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ConnectionError extends ConnectionErrorBase {}
 
-const ConnectionLostBase: TaggedErrorClass<"ConnectionLost", { readonly during: string; readonly reason: string }> = Data
+const /** @ignore (the base of ConnectionLost) */ ConnectionLostBase: TaggedErrorClass<"ConnectionLost", { readonly during: string; readonly reason: string }> = Data
   .TaggedError("ConnectionLost")
-/** An open connection was lost (the broker restarted, the network dropped): worth retrying. */
+/**
+ * An open connection was lost (the broker restarted, the network dropped): worth retrying.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ConnectionLost extends ConnectionLostBase {
+  /** The error in one line. */
   override get message(): string {
     return `the connection to the broker was lost while ${this.during}: ${this.reason}`
   }
 }
 
-/** The stream does not exist. */
-const StreamNotFoundBase: TaggedErrorClass<"StreamNotFound", { readonly stream: string }> = Data.TaggedError("StreamNotFound")
+const /** @ignore (the base of StreamNotFound) */ StreamNotFoundBase: TaggedErrorClass<"StreamNotFound", { readonly stream: string }> = Data.TaggedError("StreamNotFound")
+/**
+ * The stream does not exist.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class StreamNotFound extends StreamNotFoundBase {
+  /** The error in one line. */
   override get message(): string {
     return `stream "${this.stream}" does not exist`
   }
 }
 
-/** The stream exists with other arguments (retention) than the ones declared. */
-const StreamPreconditionFailedBase: TaggedErrorClass<"StreamPreconditionFailed", { readonly stream: string }> = Data.TaggedError("StreamPreconditionFailed")
+const /** @ignore (the base of StreamPreconditionFailed) */ StreamPreconditionFailedBase: TaggedErrorClass<"StreamPreconditionFailed", { readonly stream: string }> = Data.TaggedError("StreamPreconditionFailed")
+/**
+ * The stream exists with other arguments (retention) than the ones declared.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class StreamPreconditionFailed extends StreamPreconditionFailedBase {
+  /** The error in one line. */
   override get message(): string {
     return `stream "${this.stream}" already exists with different arguments (retention): declare it with the same ones, or use another stream name`
   }
@@ -504,46 +906,65 @@ export class StreamPreconditionFailed extends StreamPreconditionFailedBase {
  * Why a broker command's failure may pass, set where the error is made: the stream has no leader
  * (code 6: a cluster electing one), a resource alarm refuses new publishers (code 17), or the
  * connection failed under the command or the broker did not answer (a new connection is needed).
+ *
+ * @since 0.1.0
+ * @category errors
  */
 export type Transient = "noLeader" | "alarm" | "connectionGone"
 
-/**
- * A broker command failed; `code` is the protocol's response code when the broker sent one, and
- * `transient` says why it may pass (the retry policy waits it out) or is undefined (it will not:
- * failed at once).
- */
-const BrokerErrorBase: TaggedErrorClass<"BrokerError", {
+const /** @ignore (the base of BrokerError) */ BrokerErrorBase: TaggedErrorClass<"BrokerError", {
   readonly operation: string
   readonly code?: number
   readonly reason: string
   readonly cause?: unknown
   readonly transient?: Transient | undefined
 }> = Data.TaggedError("BrokerError")
+/**
+ * A broker command failed; `code` is the protocol's response code when the broker sent one, and
+ * `transient` says why it may pass (the retry policy waits it out) or is undefined (it will not:
+ * failed at once).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class BrokerError extends BrokerErrorBase {
+  /** The error in one line. */
   override get message(): string {
     return `${this.operation} failed: ${this.reason}`
   }
 }
 
-/** The broker refused a published message (it is NOT in the stream). */
-const PublishErrorBase: TaggedErrorClass<"PublishError", {
+const /** @ignore (the base of PublishError) */ PublishErrorBase: TaggedErrorClass<"PublishError", {
   readonly stream: string
   readonly publishingId: bigint
   readonly code: number
 }> = Data.TaggedError("PublishError")
+/**
+ * The broker refused a published message (it is NOT in the stream).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class PublishError extends PublishErrorBase {
+  /** The error in one line. */
   override get message(): string {
     return `the broker rejected message ${this.publishingId} on stream "${this.stream}" with code ${this.code} (${codeName(this.code)})`
   }
 }
 
-/** Not every published message was confirmed in time: they may or may not be in the stream. */
-const ConfirmTimeoutBase: TaggedErrorClass<"ConfirmTimeout", {
+const /** @ignore (the base of ConfirmTimeout) */ ConfirmTimeoutBase: TaggedErrorClass<"ConfirmTimeout", {
   readonly stream: string
   readonly unconfirmed: number
   readonly timeout: Duration.Duration
 }> = Data.TaggedError("ConfirmTimeout")
+/**
+ * Not every published message was confirmed in time: they may or may not be in the stream.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ConfirmTimeout extends ConfirmTimeoutBase {
+  /** The error in one line. */
   override get message(): string {
     return `${this.unconfirmed} message(s) on stream "${this.stream}" were not confirmed within ${
       Duration.format(this.timeout)
@@ -551,14 +972,20 @@ export class ConfirmTimeout extends ConfirmTimeoutBase {
   }
 }
 
-/** The offset store could not store or query an offset. */
-const OffsetStoreErrorBase: TaggedErrorClass<"OffsetStoreError", {
+const /** @ignore (the base of OffsetStoreError) */ OffsetStoreErrorBase: TaggedErrorClass<"OffsetStoreError", {
   readonly operation: "store" | "query"
   readonly consumerName: string
   readonly stream: string
   readonly cause: unknown
 }> = Data.TaggedError("OffsetStoreError")
+/**
+ * The offset store could not store or query an offset.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class OffsetStoreError extends OffsetStoreErrorBase {
+  /** The error in one line. */
   override get message(): string {
     return `could not ${this.operation} the offset of consumer "${this.consumerName}" on stream "${this.stream}": ${
       errorText(this.cause)
@@ -566,23 +993,35 @@ export class OffsetStoreError extends OffsetStoreErrorBase {
   }
 }
 
-/** The super stream does not exist. */
-const SuperStreamNotFoundBase: TaggedErrorClass<"SuperStreamNotFound", { readonly superStream: string }> = Data.TaggedError(
+const /** @ignore (the base of SuperStreamNotFound) */ SuperStreamNotFoundBase: TaggedErrorClass<"SuperStreamNotFound", { readonly superStream: string }> = Data.TaggedError(
   "SuperStreamNotFound"
 )
+/**
+ * The super stream does not exist.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class SuperStreamNotFound extends SuperStreamNotFoundBase {
+  /** The error in one line. */
   override get message(): string {
     return `super stream "${this.superStream}" does not exist`
   }
 }
 
-/** The super stream exists with other partitions than the declaration asks for. */
-const SuperStreamMismatchBase: TaggedErrorClass<"SuperStreamMismatch", {
+const /** @ignore (the base of SuperStreamMismatch) */ SuperStreamMismatchBase: TaggedErrorClass<"SuperStreamMismatch", {
   readonly superStream: string
   readonly expected: ReadonlyArray<string>
   readonly actual: ReadonlyArray<string>
 }> = Data.TaggedError("SuperStreamMismatch")
+/**
+ * The super stream exists with other partitions than the declaration asks for.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class SuperStreamMismatch extends SuperStreamMismatchBase {
+  /** The error in one line. */
   override get message(): string {
     const list = (names: ReadonlyArray<string>) => names.length === 0 ? "none" : names.join(", ")
     return `super stream "${this.superStream}" exists with partitions ${list(this.actual)}, not ${
@@ -591,22 +1030,31 @@ export class SuperStreamMismatch extends SuperStreamMismatchBase {
   }
 }
 
-/**
- * A message that cannot be decoded ended the consumer (`onDecodeError: "fail"`, the default): the
- * messages before it were processed and their offset stored.
- */
-const MessageDecodeErrorBase: TaggedErrorClass<"MessageDecodeError", {
+const /** @ignore (the base of MessageDecodeError) */ MessageDecodeErrorBase: TaggedErrorClass<"MessageDecodeError", {
   readonly stream: string
   readonly offset: bigint
   readonly reason: string
 }> = Data.TaggedError("MessageDecodeError")
+/**
+ * A message that cannot be decoded ended the consumer (`onDecodeError: "fail"`, the default): the
+ * messages before it were processed and their offset stored.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class MessageDecodeError extends MessageDecodeErrorBase {
+  /** The error in one line. */
   override get message(): string {
     return `the message at offset ${this.offset} of stream "${this.stream}" cannot be decoded (${this.reason}); the consumer stopped before it (onDecodeError "skip" moves past such messages)`
   }
 }
 
-/** What the broker can answer with: every workflow may fail with these. */
+/**
+ * What the broker can answer with: every workflow may fail with these.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type StreamError =
   | BrokerError
   | StreamNotFound
@@ -616,7 +1064,12 @@ export type StreamError =
   | ConnectionError
   | ConnectionLost
 
-/** How `send` can fail. */
+/**
+ * How `send` can fail.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type SendError =
   | InvalidArgument
   | BrokerError
@@ -629,7 +1082,12 @@ export type SendError =
   | ConnectionLost
   | ConnectionError
 
-/** How `consume` and `receive` can fail (besides what `onMessage` fails with). */
+/**
+ * How `consume` and `receive` can fail (besides what `onMessage` fails with).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type ConsumeError = StreamError | OffsetStoreError | InvalidArgument | MessageDecodeError
 
 const STREAM_NAME = /^[^\s]{1,255}$/
@@ -678,19 +1136,76 @@ const validateSuperStream = (
 /**
  * What {@link send} checks of its options before it touches the broker: the stream name, the
  * producer name and publishing options, the retention. The CLI checks the same before it connects.
+ *
+ * @since 0.1.0
+ * @category validation
  */
 export const validateSendOptions = (options: SendOptions): Effect.Effect<void, InvalidArgument> =>
   validateProducing(options.stream, options, options.retention ?? DEFAULT_RETENTION)
 
-/** What {@link sendToSuperStream} checks of its options before it touches the broker (as {@link validateSendOptions}). */
+/**
+ * What {@link sendToSuperStream} checks of its options before it touches the broker (as {@link validateSendOptions}).
+ *
+ * @since 0.1.0
+ * @category validation
+ */
 export const validateSuperStreamSendOptions = (options: SuperStreamSendOptions): Effect.Effect<void, InvalidArgument> =>
   Effect.zipRight(validateSuperStream(options.superStream, options), validateProducing(undefined, options, options.retention ?? DEFAULT_RETENTION))
 
-/** What {@link Producer.make} and {@link Producer.layer} check of their options before they touch the broker. */
+/**
+ * What {@link Producer.make} and {@link Producer.layer} check of their options before they touch the broker.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
 export const validateProducerOptions = (options: ProducerOptions): Effect.Effect<void, InvalidArgument> =>
   validateProducing(options.stream, { ...options, producerName: options.name }, options.retention)
 
-/** What {@link consumeSuperStream} and {@link receiveSuperStream} check of their options before they touch the broker. */
+/**
+ * What {@link consume} and {@link receive} check of their options before they touch the broker:
+ * the stream and consumer names, the tracking strategy, the stop conditions, the filter, the
+ * decode policy. The CLI checks the same before it connects.
+ *
+ * @since 0.1.0
+ * @category validation
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { validateConsumeOptions } from "effect-stream-offsets"
+ *
+ * // Fails with InvalidArgument: "the consumer name must be 1 to 255 bytes long, got an empty one"
+ * const checked = validateConsumeOptions({ stream: "orders", consumerName: "" })
+ * Effect.runPromiseExit(checked).then(console.log)
+ * ```
+ */
+export const validateConsumeOptions = (options: ConsumeOptions): Effect.Effect<void, InvalidArgument> =>
+  Effect.gen(function*() {
+    const invalid = (message: string) => Effect.fail(new InvalidArgument({ message }))
+    yield* validateStreamName(options.stream)
+    yield* validateName("consumer name", options.consumerName)
+    const tracking = options.tracking ?? DEFAULT_TRACKING
+    const count = storeEvery(tracking)
+    if (count !== undefined && !(Number.isInteger(count) && count > 0)) {
+      return yield* invalid(`the tracking message count must be a positive integer, got ${count}`)
+    }
+    // A zero interval would store in a loop that never yields (and never ends).
+    if (tracking._tag === "Auto" && !(Duration.toMillis(tracking.interval) > 0)) {
+      return yield* invalid("the auto tracking interval must be longer than 0")
+    }
+    yield* validateStop(options.stop)
+    yield* validateFilter(options.filter, options.stop)
+    const policy = options.onDecodeError
+    if (policy !== undefined && policy !== "fail" && policy !== "skip") {
+      return yield* invalid(`onDecodeError must be "fail" or "skip", got ${JSON.stringify(policy)}`)
+    }
+  })
+
+/**
+ * What {@link consumeSuperStream} and {@link receiveSuperStream} check of their options before they touch the broker.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
 export const validateSuperStreamConsumeOptions = (
   options: Omit<ConsumeOptions, "stream"> & { readonly superStream: string }
 ): Effect.Effect<void, InvalidArgument> => validateConsumeOptions({ ...options, stream: options.superStream })
@@ -730,9 +1245,16 @@ const validateRetention = (retention: Retention): Effect.Effect<void, InvalidArg
 // Configuration
 // =============================================================================================
 
-/** One broker node to connect to. */
+/**
+ * One broker node to connect to.
+ *
+ * @since 0.1.0
+ * @category configuration
+ */
 export interface Endpoint {
+  /** Host name or IP address. */
   readonly host: string
+  /** The stream protocol's port: 5552 by default, 5551 with TLS. */
   readonly port: number
 }
 
@@ -740,12 +1262,16 @@ export interface Endpoint {
  * TLS (`rabbitmq-stream+tls://`). The broker's certificate chain and host name are always verified
  * unless `insecureSkipVerify` says otherwise; the same options serve every connection (locator,
  * publishers, consumers), which go to the host the broker advertises.
+ *
+ * @since 0.1.0
+ * @category configuration
  */
 export interface TlsOptions {
   /** PEM of the CA(s) that signed the broker's certificate. Default: the runtime's trusted CAs. */
   readonly ca?: string | Uint8Array | undefined
   /** PEM client certificate and its key, for brokers that require one (mutual TLS). */
   readonly cert?: string | Uint8Array | undefined
+  /** PEM private key of `cert`. */
   readonly key?: Redacted.Redacted<string | Uint8Array> | undefined
   /** The name the broker's certificate must carry, when it differs from the host connected to. */
   readonly servername?: string | undefined
@@ -753,15 +1279,23 @@ export interface TlsOptions {
   readonly insecureSkipVerify?: boolean | undefined
 }
 
-/** Where the broker is. Build it with {@link parseUri} or read it with {@link ConnectionConfig.fromEnv}. */
+/**
+ * Where the broker is. Build it with {@link parseUri} or read it with {@link ConnectionConfig.fromEnv}.
+ *
+ * @since 0.1.0
+ * @category configuration
+ */
 export interface ConnectionConfig {
   /**
    * The nodes to connect to, tried in turn: connecting and reconnecting rotate through them, so
    * losing the node of the first one is survivable. At least one.
    */
   readonly endpoints: ReadonlyArray<Endpoint>
+  /** The user to authenticate as. */
   readonly username: string
+  /** Its password (redacted: never printed). */
   readonly password: Redacted.Redacted<string>
+  /** The virtual host, e.g. "/". */
   readonly vhost: string
   /** Bound on one connection attempt (the client never settles on a wrong password). Default 10 s. */
   readonly connectTimeout?: Duration.DurationInput | undefined
@@ -775,6 +1309,7 @@ export interface ConnectionConfig {
    * Default 5 s.
    */
   readonly heartbeat?: Duration.DurationInput | undefined
+  /** The name the broker shows for the connection (management UI, `rabbitmqctl`). */
   readonly connectionName?: string | undefined
   /**
    * The one retry policy for everything that can fail for a while and then work again: connecting
@@ -804,14 +1339,38 @@ export interface ConnectionConfig {
   readonly loadBalancer?: boolean | undefined
 }
 
+/**
+ * Where the broker is by default (`RABBITMQ_STREAM_URI` unset): the tutorial's local broker, as guest.
+ *
+ * @since 0.1.0
+ * @category configuration
+ */
 export const DEFAULT_URI = "rabbitmq-stream://guest:guest@localhost:5552/%2f"
 
-/** How long, by default, an outage is waited out before an operation fails. */
+/**
+ * How long, by default, an outage is waited out before an operation fails.
+ *
+ * @since 0.1.0
+ * @category configuration
+ */
 export const DEFAULT_RETRY_FOR: Duration.Duration = Duration.minutes(2)
 
 /**
  * The default retry policy, for at most `duration` per outage: exponential backoff from 100 ms,
  * doubling, at most 5 s between tries, with jitter. `retryFor(0)` never retries.
+ *
+ * @example
+ * ```ts
+ * import { Either } from "effect"
+ * import { parseUri, retryFor, StreamBroker } from "effect-stream-offsets"
+ *
+ * // Wait out an outage for up to 10 minutes (a long maintenance) instead of 2.
+ * const config = Either.getOrThrow(parseUri("rabbitmq-stream://guest:guest@localhost:5552/%2f"))
+ * const BrokerLive = StreamBroker.layer({ ...config, retry: retryFor("10 minutes") })
+ * ```
+ *
+ * @since 0.1.0
+ * @category configuration
  */
 export const retryFor = (duration: Duration.DurationInput): Schedule.Schedule<unknown, StreamError> =>
   Duration.toMillis(duration) <= 0
@@ -831,6 +1390,22 @@ const URI_SHAPE =
  * `rabbitmq-stream://user:pass@host1:port1,host2:port2/vhost`. The vhost is URL-encoded (`%2f`
  * is `/`); an empty path means `/`; the port defaults to 5552. One query parameter is known:
  * `auth_mechanism=external` (or `plain`), with TLS only. Errors never contain the password.
+ *
+ * @example
+ * ```ts
+ * import { Either } from "effect"
+ * import { parseUri, StreamBroker } from "effect-stream-offsets"
+ *
+ * // Two nodes, vhost "/": connecting tries them in turn.
+ * const config = Either.getOrThrowWith(
+ *   parseUri("rabbitmq-stream://guest:guest@node1:5552,node2:5552/%2f"),
+ *   (error) => new Error(error.message)
+ * )
+ * const BrokerLive = StreamBroker.layer(config)
+ * ```
+ *
+ * @since 0.1.0
+ * @category configuration
  */
 export const parseUri = (uri: string): Either.Either<ConnectionConfig, InvalidArgument> => {
   const invalid = (why: string) => Either.left(new InvalidArgument({ message: `${why}: expected ${URI_SHAPE}` }))
@@ -882,20 +1457,59 @@ export const parseUri = (uri: string): Either.Either<ConnectionConfig, InvalidAr
   })
 }
 
-/** The URI - or every URI in a text, such as an error message - with its password replaced by `***`: safe to print. */
+/**
+ * The URI - or every URI in a text, such as an error message - with its password replaced by `***`: safe to print.
+ *
+ * @since 0.1.0
+ * @category configuration
+ */
 export const redactUri = (text: string): string => text.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, "$1***@")
 
 const describeEndpoints = (endpoints: ReadonlyArray<Endpoint>) =>
   endpoints.map(({ host, port }) => `${host.includes(":") ? `[${host}]` : host}:${port}`).join(",")
 
-/** A printable description of where a config points, without the password. */
+/**
+ * A printable description of where a config points, without the password.
+ *
+ * @since 0.1.0
+ * @category configuration
+ */
 export const describeConnection = (config: ConnectionConfig, endpoints = config.endpoints): string =>
   config.sasl === "external"
     ? `rabbitmq-stream+tls://${describeEndpoints(endpoints)}/${encodeURIComponent(config.vhost)}?auth_mechanism=external`
     : `rabbitmq-stream${config.tls ? "+tls" : ""}://${config.username}@${describeEndpoints(endpoints)}/${encodeURIComponent(config.vhost)}`
 
+/**
+ * Reads a {@link ConnectionConfig} from configuration: the environment, or any `Config` of a URI.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { ConnectionConfig, StreamBroker } from "effect-stream-offsets"
+ *
+ * // RABBITMQ_STREAM_URI, or the local broker when it is not set (what layerConfig() does).
+ * const fromEnv = StreamBroker.layerConfig(ConnectionConfig.fromEnv)
+ * // A variable of the app's, read as a secret.
+ * const fromOwnVariable = StreamBroker.layerConfig(ConnectionConfig.fromUri(Config.redacted("ORDERS_BROKER_URI")))
+ * ```
+ *
+ * @since 0.1.0
+ * @category configuration
+ */
 export const ConnectionConfig: {
+  /**
+   * `RABBITMQ_STREAM_URI` (a secret), default {@link DEFAULT_URI}.
+   *
+   * @since 0.1.0
+   * @category configuration
+   */
   readonly fromEnv: Config.Config<ConnectionConfig>
+  /**
+   * The config a URI (any `Config` of one, e.g. another variable) points to, parsed by {@link parseUri}.
+   *
+   * @since 0.1.0
+   * @category configuration
+   */
   readonly fromUri: (uri: Config.Config<Redacted.Redacted<string>>) => Config.Config<ConnectionConfig>
 } = {
   fromUri: (uri) =>
@@ -918,8 +1532,14 @@ export const ConnectionConfig: {
 // StreamBroker: everything the workflows ask of the broker
 // ---------------------------------------------------------------------------------------------
 
-/** A publisher on one stream. Release its scope to close it. */
+/**
+ * A publisher on one stream. Release its scope to close it.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export interface Publisher {
+  /** The stream it publishes to. */
   readonly stream: string
   /**
    * For a named publisher (deduplication), the last publishing id the broker has for that name;
@@ -940,6 +1560,12 @@ export interface Publisher {
   readonly lost: Effect.Effect<never, ConnectionLost>
 }
 
+/**
+ * How {@link StreamBrokerShape.publisher} makes a publisher.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export interface PublisherOptions {
   /** A producer name: the broker deduplicates its entries by publishing id. */
   readonly name?: string | undefined
@@ -947,8 +1573,16 @@ export interface PublisherOptions {
   readonly compression?: Compression | undefined
 }
 
+/**
+ * What {@link StreamBrokerShape.subscribe} reads, from where, and how.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export interface SubscribeOptions {
+  /** The stream to read. */
   readonly stream: string
+  /** Where to start. */
   readonly start: StartPosition
   /**
    * Messages buffered between the broker and the stream; a full buffer stops credit (backpressure).
@@ -983,13 +1617,23 @@ export interface SubscribeOptions {
 }
 
 
+/**
+ * What the workflows ask of the broker: streams, super streams, publishers, subscriptions, offsets,
+ * and the connection's state. The {@link StreamBroker} service; its layers are the real broker and
+ * a broker in memory.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export interface StreamBrokerShape {
   /** Creates the stream, or succeeds when it exists with the same arguments. */
   readonly declareStream: (
     stream: string,
     retention: Retention
   ) => Effect.Effect<void, BrokerError | StreamPreconditionFailed>
+  /** Whether the stream exists. */
   readonly streamExists: (stream: string) => Effect.Effect<boolean, BrokerError>
+  /** Deletes the stream and its messages. */
   readonly deleteStream: (stream: string) => Effect.Effect<void, BrokerError | StreamNotFound>
   /**
    * Creates a super stream (its partitions `name-<key>`, bound in this order), or succeeds when it
@@ -1037,27 +1681,70 @@ export interface StreamBrokerShape {
 }
 
 
-const StreamBrokerTag: Context.TagClass<StreamBroker, "effect-stream-offsets/StreamBroker", StreamBrokerShape> = Context
+const /** @ignore (the base of StreamBroker) */ StreamBrokerTag: Context.TagClass<StreamBroker, "effect-stream-offsets/StreamBroker", StreamBrokerShape> = Context
   .Tag("effect-stream-offsets/StreamBroker")<StreamBroker, StreamBrokerShape>()
+/**
+ * The broker, as a service: {@link StreamBroker.layer} (or {@link StreamBroker.layerConfig}) for a
+ * real RabbitMQ, over one supervised connection for the layer's life; {@link StreamBroker.layerMemory}
+ * for one in memory, for tests. Every workflow needs it.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { OffsetStore, send, StreamBroker } from "effect-stream-offsets"
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* send({ stream: "orders", messages: ["one", "two"] })
+ *   const broker = yield* StreamBroker
+ *   const bounds = yield* broker.bounds("orders")
+ *   yield* Effect.log(`orders holds offsets ${bounds.firstOffset} to ${bounds.lastOffset}`)
+ * })
+ *
+ * // The real broker (RABBITMQ_STREAM_URI), offsets stored on it. Build the layers once, provide once.
+ * const live = OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layerConfig()))
+ * export const main = program.pipe(Effect.provide(live))
+ * // In tests: the same program on a broker in memory.
+ * export const test = program.pipe(Effect.provide(StreamBroker.layerMemory()))
+ * ```
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export class StreamBroker extends StreamBrokerTag {
   /**
    * The real broker over rabbitmq-stream-js-client, for the scope's life: one supervised connection
    * (connected now, under `config.retry`), closed when the scope closes.
+   *
+   * @since 0.1.0
+   * @category constructors
    */
   static readonly make = (config: ConnectionConfig): Effect.Effect<StreamBrokerShape, ConnectionError, Scope.Scope> =>
     makeClientBroker(config)
-  /** The real broker over rabbitmq-stream-js-client: one supervised connection for the layer's life. */
+  /**
+   * The real broker over rabbitmq-stream-js-client: one supervised connection for the layer's life.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
   static readonly layer = (config: ConnectionConfig): Layer.Layer<StreamBroker, ConnectionError> =>
     Layer.scoped(StreamBroker, StreamBroker.make(config))
   /**
    * The real broker, configured from a `Config`: by default {@link ConnectionConfig.fromEnv}
    * (`RABBITMQ_STREAM_URI`); or any `Config<ConnectionConfig>`, or a record of one `Config` per field.
+   *
+   * @since 0.1.0
+   * @category layers
    */
   static readonly layerConfig = (
     config: Config.Config.Wrap<ConnectionConfig> = ConnectionConfig.fromEnv
   ): Layer.Layer<StreamBroker, ConnectionError | ConfigError.ConfigError> =>
     Layer.unwrapEffect(Effect.map(Config.unwrap(config), StreamBroker.layer))
-  /** A broker in memory that behaves like a stream (and like an outage); look inside with {@link MemoryBroker}. */
+  /**
+   * A broker in memory that behaves like a stream (and like an outage); look inside with {@link MemoryBroker}.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
   static readonly layerMemory = (options: MemoryBrokerOptions = {}): Layer.Layer<StreamBroker | MemoryBroker> =>
     Layer.scopedContext(
       Effect.map(makeMemoryBroker(options), ({ broker, inspect }) =>
@@ -1065,6 +1752,12 @@ export class StreamBroker extends StreamBrokerTag {
     )
 }
 
+/**
+ * How the broker of {@link StreamBroker.layerMemory} behaves: chunks, confirms, rejections, filtering, retries.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export interface MemoryBrokerOptions {
   /** Messages per chunk (the unit of delivery, as on the broker). Default 16. */
   readonly chunkSize?: number | undefined
@@ -1084,7 +1777,12 @@ export interface MemoryBrokerOptions {
   readonly filtering?: boolean | undefined
 }
 
-/** One entry of an in-memory stream's log: a message (its bytes as stored) or an offset-tracking record. */
+/**
+ * One entry of an in-memory stream's log: a message (its bytes as stored) or an offset-tracking record.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export type MemoryEntry =
   | {
     readonly _tag: "Message"
@@ -1096,7 +1794,12 @@ export type MemoryEntry =
   }
   | { readonly _tag: "Tracking"; readonly offset: bigint; readonly reference: string; readonly value: bigint; readonly timestamp: number }
 
-/** Looks inside the in-memory broker from tests. */
+/**
+ * Looks inside the in-memory broker from tests.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export interface MemoryBrokerShape {
   /** The whole log of a stream, tracking entries included (empty when the stream does not exist). */
   readonly entries: (stream: string) => Effect.Effect<ReadonlyArray<MemoryEntry>>
@@ -1140,15 +1843,46 @@ export interface MemoryBrokerShape {
    */
   readonly loseMember: (stream: string, name: string, index: number) => Effect.Effect<void>
 }
-const MemoryBrokerTag: Context.TagClass<MemoryBroker, "effect-stream-offsets/MemoryBroker", MemoryBrokerShape> = Context
+const /** @ignore (the base of MemoryBroker) */ MemoryBrokerTag: Context.TagClass<MemoryBroker, "effect-stream-offsets/MemoryBroker", MemoryBrokerShape> = Context
   .Tag("effect-stream-offsets/MemoryBroker")<MemoryBroker, MemoryBrokerShape>()
-/** The memory broker's inspection handle, provided by {@link StreamBroker.layerMemory}. */
+/**
+ * The memory broker's inspection handle, provided by {@link StreamBroker.layerMemory}.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { MemoryBroker, OffsetStore, receive, send, StreamBroker } from "effect-stream-offsets"
+ *
+ * // A test: the consumer waits out an outage of the broker, reads every message, and stores its
+ * // offset on the broker (a tracking entry in the stream's log).
+ * const test = Effect.gen(function*() {
+ *   const memory = yield* MemoryBroker
+ *   yield* send({ stream: "orders", messages: ["a", "b", "c"] })
+ *   yield* memory.down("unreachable")
+ *   const consumer = yield* Effect.fork(receive({ stream: "orders", consumerName: "billing", stop: { untilEnd: true } }))
+ *   yield* memory.up
+ *   const summary = yield* consumer
+ *   const log = yield* memory.entries("orders")
+ *   console.log(summary.messages, log.filter((entry) => entry._tag === "Tracking").map((entry) => entry.value))
+ * // 3 [ 2n ]: three messages, and the offset of the last one stored
+ * }).pipe(Effect.provide(OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layerMemory()))))
+ * ```
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export class MemoryBroker extends MemoryBrokerTag {}
 
 // ---------------------------------------------------------------------------------------------
 // OffsetStore: where a consumer's offset lives
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * Where a consumer's offset lives: the {@link OffsetStore} service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export interface OffsetStoreShape {
   /** The offset last stored for this consumer on this stream, `None` when nothing is stored. */
   readonly query: (consumerName: string, stream: string) => Effect.Effect<Option.Option<bigint>, OffsetStoreError>
@@ -1156,29 +1890,87 @@ export interface OffsetStoreShape {
   readonly store: (consumerName: string, stream: string, offset: bigint) => Effect.Effect<void, OffsetStoreError>
 }
 
-/** Looks inside the in-memory OffsetStore from tests. */
+/**
+ * Looks inside the in-memory OffsetStore from tests.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export interface MemoryOffsetStoreShape {
   /** Every store, in order. */
   readonly history: Effect.Effect<
     ReadonlyArray<{ readonly consumerName: string; readonly stream: string; readonly offset: bigint }>
   >
 }
-const MemoryOffsetStoreTag: Context.TagClass<
+const /** @ignore (the base of MemoryOffsetStore) */ MemoryOffsetStoreTag: Context.TagClass<
   MemoryOffsetStore,
   "effect-stream-offsets/MemoryOffsetStore",
   MemoryOffsetStoreShape
 > = Context.Tag("effect-stream-offsets/MemoryOffsetStore")<MemoryOffsetStore, MemoryOffsetStoreShape>()
-/** The memory offset store's inspection handle, provided by {@link OffsetStore.layerMemory}. */
+/**
+ * The memory offset store's inspection handle, provided by {@link OffsetStore.layerMemory}.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { MemoryOffsetStore, OffsetStore, receive, send, StreamBroker } from "effect-stream-offsets"
+ *
+ * const test = Effect.gen(function*() {
+ *   yield* send({ stream: "orders", messages: ["a", "b", "c"] })
+ *   yield* receive({ stream: "orders", consumerName: "billing", stop: { untilEnd: true } })
+ *   const history = yield* (yield* MemoryOffsetStore).history
+ *   // The last store: offset 2 of "orders" for "billing".
+ *   console.log(history.at(-1))
+ * }).pipe(Effect.provide(Layer.merge(StreamBroker.layerMemory(), OffsetStore.layerMemory)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export class MemoryOffsetStore extends MemoryOffsetStoreTag {}
 
-const OffsetStoreTag: Context.TagClass<OffsetStore, "effect-stream-offsets/OffsetStore", OffsetStoreShape> = Context
+const /** @ignore (the base of OffsetStore) */ OffsetStoreTag: Context.TagClass<OffsetStore, "effect-stream-offsets/OffsetStore", OffsetStoreShape> = Context
   .Tag("effect-stream-offsets/OffsetStore")<OffsetStore, OffsetStoreShape>()
+/**
+ * Where consumers keep their offsets, as a service: on the broker ({@link OffsetStore.layerServer},
+ * as the tutorial does), in memory ({@link OffsetStore.layerMemory}), in a KeyValueStore
+ * ({@link OffsetStore.layerKeyValueStore}), or your own ({@link OffsetStore.make}). `consume`,
+ * `receive` and `inspectOffset` need it.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Option } from "effect"
+ * import { OffsetStore, receive, StreamBroker } from "effect-stream-offsets"
+ *
+ * // Offsets in the app's own table (a Map here), next to the data the consumer writes.
+ * const table = new Map<string, bigint>()
+ * const OwnStore = Layer.succeed(
+ *   OffsetStore,
+ *   OffsetStore.make({
+ *     query: (consumerName, stream) => Effect.sync(() => Option.fromNullable(table.get(`${stream}/${consumerName}`))),
+ *     store: (consumerName, stream, offset) => Effect.sync(() => void table.set(`${stream}/${consumerName}`, offset))
+ *   })
+ * )
+ * const program = receive({ stream: "orders", consumerName: "billing", stop: { untilEnd: true } })
+ * export const main = program.pipe(Effect.provide(Layer.merge(StreamBroker.layerConfig(), OwnStore)))
+ * // Or on the broker, as the tutorial does: OffsetStore.layerServer (it needs the StreamBroker).
+ * export const onTheBroker = program.pipe(
+ *   Effect.provide(OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layerConfig())))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export class OffsetStore extends OffsetStoreTag {
   /**
    * An offset store of your own (a table next to your data, say), from two effects that may fail
    * with anything: a failure becomes an `OffsetStoreError` naming the operation, consumer and
    * stream, and each store counts in `offsetsStored`, as with the stores below. Provide it with
    * `Layer.succeed(OffsetStore, OffsetStore.make({ query, store }))`.
+   *
+   * @since 0.1.0
+   * @category constructors
    */
   static readonly make = <E1, E2>(options: {
     /** The offset last stored for this consumer on this stream, `None` when nothing is stored. */
@@ -1186,18 +1978,45 @@ export class OffsetStore extends OffsetStoreTag {
     /** Stores the offset of the last message processed. */
     readonly store: (consumerName: string, stream: string, offset: bigint) => Effect.Effect<void, E2>
   }): OffsetStoreShape => offsetStoreOf(options.query, options.store)
-  /** Offsets kept by the broker, next to the stream. */
+  /**
+   * Offsets kept by the broker, next to the stream.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
   static readonly layerServer: Layer.Layer<OffsetStore, never, StreamBroker> = Layer.effect(
     this,
     Effect.map(StreamBroker, serverOffsetStore)
   )
-  /** Offsets kept in memory; look inside with {@link MemoryOffsetStore}. */
+  /**
+   * Offsets kept in memory; look inside with {@link MemoryOffsetStore}.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
   static readonly layerMemory: Layer.Layer<OffsetStore | MemoryOffsetStore> = Layer.effectContext(
     Effect.sync(memoryOffsetStore)
   )
   /**
    * Offsets kept in a KeyValueStore of the caller's choice (e.g. `KeyValueStore.layerFileSystem(dir)`,
    * next to the app's own data): one key per stream and consumer, the offset in decimal.
+   *
+   * @example
+   * ```ts
+   * import { layerFileSystem } from "@effect/platform-node/NodeKeyValueStore"
+   * import { Effect, Layer } from "effect"
+   * import { OffsetStore, receive, StreamBroker } from "effect-stream-offsets"
+   *
+   * // Offsets in files under ./offsets, one per stream and consumer.
+   * const live = Layer.merge(
+   *   StreamBroker.layerConfig(),
+   *   OffsetStore.layerKeyValueStore.pipe(Layer.provide(layerFileSystem("offsets")))
+   * )
+   * export const main = receive({ stream: "orders", consumerName: "billing", stop: { untilEnd: true } }).pipe(Effect.provide(live))
+   * ```
+   *
+   * @since 0.1.0
+   * @category layers
    */
   static readonly layerKeyValueStore: Layer.Layer<OffsetStore, never, KeyValueStore.KeyValueStore> = Layer.effect(
     this,
@@ -1213,7 +2032,14 @@ export class OffsetStore extends OffsetStoreTag {
 // send: declare the stream, publish, wait for every confirm
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * What {@link send} publishes, where, and how.
+ *
+ * @since 0.1.0
+ * @category send
+ */
 export interface SendOptions {
+  /** The stream to publish to (declared if it does not exist). */
   readonly stream: string
   /**
    * The messages to publish, in order: bodies (bytes, or text as UTF-8) or {@link OutgoingMessage}s
@@ -1222,6 +2048,7 @@ export interface SendOptions {
    * are {@link tutorialMessages}(n).
    */
   readonly messages: Iterable<Sendable> | AsyncIterable<Sendable>
+  /** The retention the stream is declared with. Default {@link DEFAULT_RETENTION}. */
   readonly retention?: Retention | undefined
   /**
    * A message written and not confirmed within this long fails the send (ConfirmTimeout); time
@@ -1248,12 +2075,26 @@ export interface SendOptions {
   readonly compression?: Compression | undefined
 }
 
-/** What `send` publishes: a body (bytes, or text as UTF-8) or a whole message. */
+/**
+ * What `send` publishes: a body (bytes, or text as UTF-8) or a whole message.
+ *
+ * @since 0.1.0
+ * @category send
+ */
 export type Sendable = Uint8Array | string | OutgoingMessage
 
+/**
+ * What {@link send} did.
+ *
+ * @since 0.1.0
+ * @category send
+ */
 export interface SendSummary {
+  /** The stream published to. */
   readonly stream: string
+  /** Messages published by this run. */
   readonly sent: number
+  /** Messages the broker confirmed: all of those sent, when `send` succeeds. */
   readonly confirmed: number
   /** Messages a named producer had already published (not sent again). */
   readonly skipped: number
@@ -1263,6 +2104,27 @@ export interface SendSummary {
  * Declares the stream (idempotently, with retention), publishes every message, and succeeds only
  * when the broker has confirmed every one. A rejection fails with {@link PublishError}; confirms
  * that do not come fail with {@link ConfirmTimeout}. Nothing is reported confirmed that was not.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { send, tutorialMessages } from "effect-stream-offsets"
+ *
+ * const program = Effect.gen(function*() {
+ *   // The tutorial's messages ("hello 0" ... "hello 98", then "marker"), with 1 GB retention.
+ *   const summary = yield* send({ stream: "orders", messages: tutorialMessages(100), retention: { maxLengthBytes: 1_000_000_000 } })
+ *   yield* Effect.log(`${summary.confirmed} of ${summary.sent} confirmed`)
+ *   // A named producer: run it again after a crash and the stream still gets each message once.
+ *   yield* send({
+ *     stream: "orders",
+ *     producerName: "import-2026-12-01",
+ *     messages: [{ body: "row 1", properties: { contentType: "text/plain" } }, { body: "row 2" }]
+ *   })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category send
  */
 export const send: (options: SendOptions) => Effect.Effect<SendSummary, SendError, StreamBroker> = Effect.fn(
   "StreamOffsets.send"
@@ -1274,7 +2136,14 @@ export const send: (options: SendOptions) => Effect.Effect<SendSummary, SendErro
   })
 })
 
+/**
+ * What {@link sendToSuperStream} publishes, to which super stream, and how each message finds its partition.
+ *
+ * @since 0.1.0
+ * @category super streams
+ */
 export interface SuperStreamSendOptions extends Omit<SendOptions, "stream" | "retention">, SuperStreamOptions {
+  /** The super stream to publish to (declared if it does not exist). */
   readonly superStream: string
   /** How each message finds its partition. Default {@link Routing.Hash} of the body. */
   readonly routing?: Routing | undefined
@@ -1285,10 +2154,20 @@ export interface SuperStreamSendOptions extends Omit<SendOptions, "stream" | "re
   readonly toEveryPartition?: ((body: Uint8Array) => boolean) | undefined
 }
 
+/**
+ * What {@link sendToSuperStream} did, in total and per partition.
+ *
+ * @since 0.1.0
+ * @category super streams
+ */
 export interface SuperStreamSendSummary {
+  /** The super stream published to. */
   readonly superStream: string
+  /** Messages published, over every partition (a message sent to every partition counts once per partition). */
   readonly sent: number
+  /** Messages confirmed, over every partition. */
   readonly confirmed: number
+  /** Messages a named producer had already published, over every partition. */
   readonly skipped: number
   /** Per partition, partition 0 first. */
   readonly partitions: ReadonlyArray<SendSummary>
@@ -1301,6 +2180,26 @@ export interface SuperStreamSendSummary {
  * its position among its partition's messages, so running the same send again publishes only what
  * each partition lacks). Messages `toEveryPartition` picks go to every partition. Succeeds when
  * every partition has confirmed every message.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { isTutorialMarker, sendToSuperStream, tutorialMessages } from "effect-stream-offsets"
+ *
+ * const program = Effect.gen(function*() {
+ *   // Partitions orders-0, orders-1 and orders-2: each message hashed to one, the marker to each.
+ *   const summary = yield* sendToSuperStream({
+ *     superStream: "orders",
+ *     partitions: 3,
+ *     messages: tutorialMessages(100),
+ *     toEveryPartition: (body) => isTutorialMarker({ offset: 0n, body })
+ *   })
+ *   yield* Effect.log(summary.partitions.map((partition) => `${partition.stream}: ${partition.sent}`).join(", "))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category super streams
  */
 export const sendToSuperStream: (
   options: SuperStreamSendOptions
@@ -1328,7 +2227,14 @@ export const sendToSuperStream: (
 // consume and receive: resume after the stored offset, stop at a condition, track offsets
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * What {@link consume} and {@link receive} read, under which name, from where, until when.
+ *
+ * @since 0.1.0
+ * @category consume
+ */
 export interface ConsumeOptions {
+  /** The stream to consume. */
   readonly stream: string
   /** The consumer's name: the reference its offset is tracked under. */
   readonly consumerName: string
@@ -1381,16 +2287,31 @@ export interface ConsumeOptions {
 /**
  * How a body holds a Schema's encoded form: `"json"` (its UTF-8 JSON: any Schema whose encoded
  * side JSON can carry), `"text"` (a string, as UTF-8), `"bytes"` (a Uint8Array, as it is).
+ *
+ * @since 0.1.0
+ * @category messages
  */
 export type BodyFormat = "json" | "text" | "bytes"
 
-/** A message with the value its body decoded to (`consume` and `receive` with a `schema`). */
+/**
+ * A message with the value its body decoded to (`consume` and `receive` with a `schema`).
+ *
+ * @since 0.1.0
+ * @category messages
+ */
 export interface DecodedMessage<A> extends StreamMessage {
+  /** The body, decoded by the schema. */
   readonly value: A
 }
 
-/** A message of `consume` with a `schema`. */
+/**
+ * A message of `consume` with a `schema`.
+ *
+ * @since 0.1.0
+ * @category consume
+ */
 export interface DecodedConsumedMessage<A> extends ConsumedMessage {
+  /** The body, decoded by the schema. */
   readonly value: A
 }
 
@@ -1400,6 +2321,9 @@ export interface DecodedConsumedMessage<A> extends ConsumedMessage {
  * none (by a Bloom filter per chunk, which can say yes wrongly, never no wrongly); of the chunks it
  * delivers, the consumer keeps the messages `postFilter` accepts. Stored offsets move past what was
  * filtered out, so a restart does not read it again.
+ *
+ * @since 0.1.0
+ * @category consume
  */
 export interface ConsumeFilter {
   /** At least one; each a non-empty string. */
@@ -1422,6 +2346,12 @@ export interface ConsumeFilter {
   readonly postFilter?: ((message: StreamMessage) => boolean) | undefined
 }
 
+/**
+ * The options of {@link receive}: those of {@link consume}, and what to do with each message.
+ *
+ * @since 0.1.0
+ * @category consume
+ */
 export interface ReceiveOptions<E = never, R = never, M extends StreamMessage = StreamMessage> extends ConsumeOptions {
   /**
    * What to do with each message, in order (with a `schema`, a {@link DecodedMessage}). A failure
@@ -1431,17 +2361,28 @@ export interface ReceiveOptions<E = never, R = never, M extends StreamMessage = 
   readonly onMessage?: ((message: M, index: number) => Effect.Effect<void, E, R>) | undefined
 }
 
+/**
+ * What a consumer did: how many messages, which offsets, why it stopped, what it stored.
+ *
+ * @since 0.1.0
+ * @category consume
+ */
 export interface ReceiveSummary {
+  /** Messages processed. */
   readonly messages: number
+  /** The offset of the first message processed; `None` when there was none. */
   readonly firstOffset: Option.Option<bigint>
+  /** The offset of the last message processed; `None` when there was none. */
   readonly lastOffset: Option.Option<bigint>
   /** Where the consumer started, and whether that came from a stored offset. */
   readonly start: StartPosition
+  /** True when the start came from a stored offset. */
   readonly resumed: boolean
   /** Why it stopped. */
   readonly stoppedBy: StopReason
   /** The offset stored last (by this run or before), and whether reading it back confirmed it. */
   readonly storedOffset: Option.Option<bigint>
+  /** True when reading the final store back showed it. */
   readonly storeConfirmed: boolean
   /** Why the final store was not confirmed (the broker away, no answer within the bound). */
   readonly storeProblem: Option.Option<string>
@@ -1458,10 +2399,41 @@ export interface ReceiveSummary {
  * (bounded by `confirmStoreTimeout`; a warning says when it was not confirmed). Operators that
  * read ahead (`groupedWithin`, `buffer`) can see the stream end before their last elements are
  * committed: such a late commit stores and reads back at once, and fails if that is not confirmed.
+ *
+ * @example
+ * ```ts
+ * import { Chunk, Effect, Schema, Stream } from "effect"
+ * import { consume } from "effect-stream-offsets"
+ *
+ * const Order = Schema.Struct({ id: Schema.Number, amount: Schema.Number })
+ *
+ * // Batches of up to 500 orders (or what came in a second), handled together, then committed: the
+ * // stored offset follows the commits, so a crash replays at most the batch in hand.
+ * const program = consume({ stream: "orders", consumerName: "warehouse", schema: Order }).pipe(
+ *   Stream.groupedWithin(500, "1 second"),
+ *   Stream.mapEffect((batch) =>
+ *     Effect.gen(function*() {
+ *       const total = Chunk.reduce(batch, 0, (sum, message) => sum + message.value.amount)
+ *       yield* Effect.log(`${Chunk.size(batch)} orders, ${total} in all`)
+ *       yield* Chunk.unsafeLast(batch).commit
+ *     })
+ *   ),
+ *   Stream.runDrain
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category consume
  */
 export function consume<A, I>(
   options: ConsumeOptions & { readonly schema: Schema.Schema<A, I, never> }
 ): Stream.Stream<DecodedConsumedMessage<A>, ConsumeError, StreamBroker | OffsetStore>
+/**
+ * {@link consume} without a schema: messages as they are.
+ *
+ * @since 0.1.0
+ * @category consume
+ */
 export function consume(options: ConsumeOptions): Stream.Stream<ConsumedMessage, ConsumeError, StreamBroker | OffsetStore>
 export function consume(options: ConsumeOptions): Stream.Stream<ConsumedMessage, ConsumeError, StreamBroker | OffsetStore> {
   return consumeFrom(options, undefined)
@@ -1517,12 +2489,25 @@ const consumeFrom = (
     })
   })).pipe(Stream.withSpan("StreamOffsets.consume"))
 
+/**
+ * What {@link consumeSuperStream} reads: the options of {@link consume}, for a super stream.
+ *
+ * @since 0.1.0
+ * @category super streams
+ */
 export interface SuperStreamConsumeOptions extends Omit<ConsumeOptions, "stream"> {
+  /** The super stream to consume. */
   readonly superStream: string
 }
 
-/** A message of {@link consumeSuperStream}: `index` counts within its partition. */
+/**
+ * A message of {@link consumeSuperStream}: `index` counts within its partition.
+ *
+ * @since 0.1.0
+ * @category super streams
+ */
 export interface PartitionConsumedMessage extends ConsumedMessage {
+  /** The partition stream it was read from. */
   readonly partition: string
 }
 
@@ -1533,6 +2518,22 @@ export interface PartitionConsumedMessage extends ConsumedMessage {
  * and the signal for the whole stream). With `singleActive`, a hand-over does not wait for what
  * the stream already emitted: such messages may be processed by both consumers (at least once;
  * commits made after the hand-over are not stored). {@link receiveSuperStream} hands over exactly.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { bodyText, consumeSuperStream } from "effect-stream-offsets"
+ *
+ * const program = consumeSuperStream({ superStream: "orders", consumerName: "billing", stop: { idleTimeout: "10 seconds" } }).pipe(
+ *   Stream.mapEffect((message) =>
+ *     Effect.zipRight(Effect.log(`${message.partition} ${message.offset}: ${bodyText(message)}`), message.commit)
+ *   ),
+ *   Stream.runDrain
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category super streams
  */
 export const consumeSuperStream = (
   options: SuperStreamConsumeOptions
@@ -1558,10 +2559,41 @@ export const consumeSuperStream = (
  * strategy, and stores the last processed offset whenever it stops (stop condition, failure or
  * interruption) before it unsubscribes. Stores only move forward. The summary says what was
  * processed and why it stopped.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option, Schema } from "effect"
+ * import { isTutorialMarker, receive } from "effect-stream-offsets"
+ *
+ * // The tutorial's consumer: resume after the stored offset, stop after the marker.
+ * const tutorial = Effect.gen(function*() {
+ *   const summary = yield* receive({ stream: "orders", consumerName: "billing", stop: { marker: isTutorialMarker } })
+ *   yield* Effect.log(`consumed ${summary.messages}, last offset ${Option.getOrElse(summary.lastOffset, () => "none")}`)
+ * })
+ *
+ * // With a schema, onMessage gets the decoded value.
+ * const Order = Schema.Struct({ id: Schema.Number, amount: Schema.Number })
+ * const orders = receive({
+ *   stream: "orders",
+ *   consumerName: "ledger",
+ *   schema: Order,
+ *   stop: { untilEnd: true },
+ *   onMessage: (message) => Effect.log(`order ${message.value.id}: ${message.value.amount}`)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category consume
  */
 export function receive<A, I, E = never, R = never>(
   options: ReceiveOptions<E, R, DecodedMessage<A>> & { readonly schema: Schema.Schema<A, I, never> }
 ): Effect.Effect<ReceiveSummary, E | ConsumeError, R | StreamBroker | OffsetStore>
+/**
+ * {@link receive} without a schema: `onMessage` gets messages as they are.
+ *
+ * @since 0.1.0
+ * @category consume
+ */
 export function receive<E = never, R = never>(
   options: ReceiveOptions<E, R>
 ): Effect.Effect<ReceiveSummary, E | ConsumeError, R | StreamBroker | OffsetStore>
@@ -1590,7 +2622,14 @@ const receiveWith = <E, R>(
     // A span, not Effect.fn: Effect.fn would erase the generics of `onMessage` (E, R).
   })).pipe(Effect.withSpan("StreamOffsets.receive"))
 
+/**
+ * What {@link receiveSuperStream} reads and does: the options of {@link receive}, for a super stream.
+ *
+ * @since 0.1.0
+ * @category super streams
+ */
 export interface SuperStreamReceiveOptions<E = never, R = never> extends Omit<ConsumeOptions, "stream"> {
+  /** The super stream to consume. */
   readonly superStream: string
   /**
    * What to do with each message: in order within its partition; partitions are processed side by
@@ -1600,14 +2639,29 @@ export interface SuperStreamReceiveOptions<E = never, R = never> extends Omit<Co
   readonly onMessage?: ((message: PartitionMessage, index: number) => Effect.Effect<void, E, R>) | undefined
 }
 
+/**
+ * What the consumer of one partition did.
+ *
+ * @since 0.1.0
+ * @category super streams
+ */
 export interface PartitionSummary extends ReceiveSummary {
+  /** The partition stream. */
   readonly partition: string
 }
 
+/**
+ * What {@link receiveSuperStream} did, in total and per partition.
+ *
+ * @since 0.1.0
+ * @category super streams
+ */
 export interface SuperStreamReceiveSummary {
+  /** The super stream consumed. */
   readonly superStream: string
   /** Messages processed, over every partition. */
   readonly messages: number
+  /** Why it stopped. */
   readonly stoppedBy: StopReason
   /** Per partition, partition 0 first. */
   readonly partitions: ReadonlyArray<PartitionSummary>
@@ -1622,6 +2676,24 @@ export interface SuperStreamReceiveSummary {
  * per partition (it stops when each of its partitions reached its marker, or its end); the count,
  * the idle timeout and the signal for the whole. A partition this consumer is not active on never
  * reaches its marker or end here: stop such a consumer with the signal or an idle timeout.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { bodyText, receiveSuperStream } from "effect-stream-offsets"
+ *
+ * // One instance of the billing service among several: the broker shares the partitions out
+ * // between them, and hands a partition over when an instance comes or goes.
+ * const program = receiveSuperStream({
+ *   superStream: "orders",
+ *   consumerName: "billing",
+ *   singleActive: true,
+ *   onMessage: (message) => Effect.log(`${message.partition}: ${bodyText(message)}`)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category super streams
  */
 export const receiveSuperStream = <E = never, R = never>(
   options: SuperStreamReceiveOptions<E, R>
@@ -1659,17 +2731,45 @@ export const receiveSuperStream = <E = never, R = never>(
 // inspectOffset: where a consumer stands, without consuming
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * Where a consumer stands on a stream ({@link inspectOffset}).
+ *
+ * @since 0.1.0
+ * @category inspect
+ */
 export interface OffsetReport {
+  /** The stream. */
   readonly stream: string
+  /** The consumer. */
   readonly consumerName: string
+  /** The offset stored for the consumer; `None` when nothing is stored. */
   readonly storedOffset: Option.Option<bigint>
+  /** The first offset the stream holds; `None` when it is empty. */
   readonly firstOffset: Option.Option<bigint>
+  /** The offset of the stream's last message; `None` when it has none. */
   readonly lastOffset: Option.Option<bigint>
   /** Offsets between the stored one and the last message (an upper bound on messages: tracking entries take offsets too). */
   readonly lag: Option.Option<bigint>
 }
 
-/** Where a consumer stands on a stream: its stored offset, the stream's bounds, the lag. */
+/**
+ * Where a consumer stands on a stream: its stored offset, the stream's bounds, the lag.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { inspectOffset } from "effect-stream-offsets"
+ *
+ * const program = Effect.gen(function*() {
+ *   const report = yield* inspectOffset("orders", "billing")
+ *   const lag = Option.getOrElse(report.lag, () => 0n)
+ *   if (lag > 10_000n) yield* Effect.logWarning(`billing is ${lag} offsets behind on orders`)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category inspect
+ */
 export const inspectOffset: (
   stream: string,
   consumerName: string
@@ -1692,7 +2792,25 @@ export const inspectOffset: (
     return { stream, consumerName, storedOffset, ...bounds, lag: Option.some(lag) } satisfies OffsetReport
   })
 
-/** {@link inspectOffset} for each partition of a super stream, partition 0 first. */
+/**
+ * {@link inspectOffset} for each partition of a super stream, partition 0 first.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { inspectSuperStreamOffsets } from "effect-stream-offsets"
+ *
+ * const program = Effect.gen(function*() {
+ *   const reports = yield* inspectSuperStreamOffsets("orders", "billing")
+ *   for (const report of reports) {
+ *     yield* Effect.log(`${report.stream}: stored ${Option.getOrElse(report.storedOffset, () => "nothing")}`)
+ *   }
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category super streams
+ */
 export const inspectSuperStreamOffsets: (
   superStream: string,
   consumerName: string
@@ -1711,7 +2829,14 @@ export const inspectSuperStreamOffsets: (
 // Producer: a long-lived publisher for apps, each message confirmed
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * What a {@link Producer} publishes to, and how.
+ *
+ * @since 0.1.0
+ * @category producer
+ */
 export interface ProducerOptions {
+  /** The stream to publish to. */
   readonly stream: string
   /**
    * A producer name: the broker deduplicates by publishing id (messages may carry their own: the
@@ -1752,10 +2877,16 @@ export interface ProducerOptions {
  * A value for a Producer with a `schema`, with what else the message carries: its properties,
  * application properties, annotations, filter value, its own publishing id. Made with
  * `Producer.message(value, { ... })`; a plain value is a message without them.
+ *
+ * @since 0.1.0
+ * @category producer
  */
 export class ValueMessage<A> {
+  /** Prefer `Producer.message(value, sections)`. */
   constructor(
+    /** The value, encoded into the body by the producer's schema. */
     readonly value: A,
+    /** The message's other sections, and perhaps its own publishing id. */
     readonly sections: Omit<OutgoingMessage, "body" | "amqpValue" | "amqpSequence"> & {
       readonly publishingId?: bigint | undefined
     } = {}
@@ -1766,29 +2897,58 @@ export class ValueMessage<A> {
  * What a Producer publishes: a body, an {@link OutgoingMessage}, and for a named producer perhaps
  * its own publishing id (positive, increasing: one at or below the last the broker has for the
  * name is not published again, and reported `skipped`).
+ *
+ * @since 0.1.0
+ * @category producer
  */
 export type ProducerMessage = Sendable | (OutgoingMessage & { readonly publishingId?: bigint | undefined })
 
-/** How `publish` ended: the broker confirmed the message, or (a named producer) already had its id. */
+/**
+ * How `publish` ended: the broker confirmed the message, or (a named producer) already had its id.
+ *
+ * @since 0.1.0
+ * @category producer
+ */
 export interface Published {
+  /** The message's publishing id. */
   readonly publishingId: bigint
+  /** True when the broker already had it (not published again). */
   readonly skipped: boolean
 }
 
+/**
+ * How `publishAll` ended: every message confirmed, or skipped.
+ *
+ * @since 0.1.0
+ * @category producer
+ */
 export interface PublishAllSummary {
+  /** Messages published and confirmed. */
   readonly published: number
+  /** Messages the broker already had (a named producer). */
   readonly skipped: number
 }
 
-/** The producer's scope has ended: nothing more can be published through it. */
-const ProducerClosedBase: TaggedErrorClass<"ProducerClosed", { readonly stream: string }> = Data.TaggedError("ProducerClosed")
+const /** @ignore (the base of ProducerClosed) */ ProducerClosedBase: TaggedErrorClass<"ProducerClosed", { readonly stream: string }> = Data.TaggedError("ProducerClosed")
+/**
+ * The producer's scope has ended: nothing more can be published through it.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ProducerClosed extends ProducerClosedBase {
+  /** The error in one line. */
   override get message(): string {
     return `the producer of stream "${this.stream}" is closed (its scope has ended)`
   }
 }
 
-/** How a Producer's `publish` can fail. */
+/**
+ * How a Producer's `publish` can fail.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type ProducerError = PublishError | ConfirmTimeout | ProducerClosed | InvalidArgument | StreamError
 
 /**
@@ -1797,22 +2957,74 @@ export type ProducerError = PublishError | ConfirmTimeout | ProducerClosed | Inv
  * are batched into frames; at most `maxInFlight` messages wait for confirms (then `publish`
  * waits: backpressure). When the scope closes, what was handed over is still confirmed (bounded by
  * `confirmTimeout`), then the publisher closes; `publish` after that fails with ProducerClosed.
+ *
+ * @since 0.1.0
+ * @category producer
  */
 export interface Producer<M = ProducerMessage> {
+  /** The stream it publishes to. */
   readonly stream: string
+  /** Its producer name, if it has one. */
   readonly name: string | undefined
   /** With a `schema`, a message is a value, or a `Producer.message(value, { ... })`. */
   readonly publish: (message: M) => Effect.Effect<Published, ProducerError>
+  /** Publishes every message of the stream, in order, and succeeds when each is confirmed (or skipped). */
   readonly publishAll: <E, R>(messages: Stream.Stream<M, E, R>) => Effect.Effect<PublishAllSummary, ProducerError | E, R>
   /** The highest publishing id this producer knows the broker has, or has sent (0 for none). */
   readonly lastPublishingId: Effect.Effect<bigint>
 }
 
-/** A Producer with a `schema`: it publishes values of `A`, bare or with sections (`Producer.message`). */
+/**
+ * A Producer with a `schema`: it publishes values of `A`, bare or with sections (`Producer.message`).
+ *
+ * @since 0.1.0
+ * @category producer
+ */
 export type ValueProducer<A> = Producer<A | ValueMessage<A>>
 
+/**
+ * Makes {@link Producer}s: in a scope ({@link Producer.make}), as a layer under your tag ({@link Producer.layer}).
+ *
+ * @example
+ * ```ts
+ * import { Context, Effect, Layer, Schema } from "effect"
+ * import { Producer, StreamBroker, type ValueProducer } from "effect-stream-offsets"
+ *
+ * const Order = Schema.Struct({ id: Schema.Number, amount: Schema.Number })
+ * type Order = typeof Order.Type
+ *
+ * // The app's producer of orders, a service of its own.
+ * class Orders extends Context.Tag("Orders")<Orders, ValueProducer<Order>>() {}
+ * const OrdersLive = Producer.layer(Orders, { stream: "orders", name: "orders-app", schema: Order })
+ *
+ * const placeOrder = (order: Order) =>
+ *   Effect.gen(function*() {
+ *     const orders = yield* Orders
+ *     // Succeeds once the broker has confirmed the message.
+ *     const published = yield* orders.publish(Producer.message(order, { properties: { messageId: `order-${order.id}` } }))
+ *     yield* Effect.log(`order ${order.id} is message ${published.publishingId}`)
+ *   })
+ * export const main = placeOrder({ id: 1, amount: 42 }).pipe(
+ *   Effect.provide(OrdersLive.pipe(Layer.provide(StreamBroker.layerConfig())))
+ * )
+ *
+ * // Or for a scope of its own: plain messages, closed (after the last confirm) with the scope.
+ * export const once = Effect.scoped(Effect.gen(function*() {
+ *   const producer = yield* Producer.make({ stream: "events" })
+ *   yield* producer.publish({ body: "started", applicationProperties: { host: "app-1" } })
+ * }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category producer
+ */
 export const Producer: {
-  /** A Producer for the scope's lifetime; with a `schema`, one that publishes its values. */
+  /**
+   * A Producer for the scope's lifetime; with a `schema`, one that publishes its values.
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
   readonly make: {
     <A, I>(
       options: ProducerOptions & { readonly schema: Schema.Schema<A, I, never> }
@@ -1822,6 +3034,9 @@ export const Producer: {
   /**
    * A layer of a Producer under a tag of the app's (`class Orders extends Context.Tag("Orders")<Orders, Producer>() {}`;
    * with a `schema`, `<Orders, ValueProducer<Order>>`).
+   *
+   * @since 0.1.0
+   * @category layers
    */
   readonly layer: {
     <I, A, In>(
@@ -1830,7 +3045,12 @@ export const Producer: {
     ): Layer.Layer<I, SendError, StreamBroker>
     <I>(tag: Context.Tag<I, Producer>, options: ProducerOptions & { readonly schema?: undefined }): Layer.Layer<I, SendError, StreamBroker>
   }
-  /** A value for a Producer with a `schema`, with the message's other sections and perhaps its own publishing id. */
+  /**
+   * A value for a Producer with a `schema`, with the message's other sections and perhaps its own publishing id.
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
   readonly message: <A>(value: A, sections?: ValueMessage<A>["sections"]) => ValueMessage<A>
 } = {
   make: (options: ProducerOptions) => Effect.zipRight(validateProducerOptions(options), makeProducer(options)),
@@ -1843,10 +3063,45 @@ export const Producer: {
 // Metrics
 // =============================================================================================
 
+/**
+ * Messages written to the broker by `send`, `sendToSuperStream` and producers.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const messagesSent: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_sent", { incremental: true })
+/**
+ * Messages the broker confirmed.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const messagesConfirmed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_confirmed", { incremental: true })
-/** Messages delivered to the consumer's processing (receive's onMessage, consume's downstream). */
+/**
+ * Messages delivered to the consumer's processing (receive's onMessage, consume's downstream).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { messagesConsumed, offsetsStored } from "effect-stream-offsets"
+ *
+ * const report = Effect.gen(function*() {
+ *   const consumed = yield* Metric.value(messagesConsumed)
+ *   const stored = yield* Metric.value(offsetsStored)
+ *   yield* Effect.log(`consumed ${consumed.count}, offsets stored ${stored.count}`)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const messagesConsumed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_consumed", { incremental: true })
+/**
+ * Offsets stored, by every offset store.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_offsets_stored", { incremental: true })
 
 // =============================================================================================
@@ -2904,33 +4159,6 @@ const countedSelections = <E>(selected: Stream.Stream<Selection, E>, stream: str
     Stream.suspend(() => (failed.error === undefined ? Stream.empty : Stream.fail(failed.error)))
   )
 }
-
-/**
- * What {@link consume} and {@link receive} check of their options before they touch the broker:
- * the stream and consumer names, the tracking strategy, the stop conditions, the filter, the
- * decode policy. The CLI checks the same before it connects.
- */
-export const validateConsumeOptions = (options: ConsumeOptions): Effect.Effect<void, InvalidArgument> =>
-  Effect.gen(function*() {
-    const invalid = (message: string) => Effect.fail(new InvalidArgument({ message }))
-    yield* validateStreamName(options.stream)
-    yield* validateName("consumer name", options.consumerName)
-    const tracking = options.tracking ?? DEFAULT_TRACKING
-    const count = storeEvery(tracking)
-    if (count !== undefined && !(Number.isInteger(count) && count > 0)) {
-      return yield* invalid(`the tracking message count must be a positive integer, got ${count}`)
-    }
-    // A zero interval would store in a loop that never yields (and never ends).
-    if (tracking._tag === "Auto" && !(Duration.toMillis(tracking.interval) > 0)) {
-      return yield* invalid("the auto tracking interval must be longer than 0")
-    }
-    yield* validateStop(options.stop)
-    yield* validateFilter(options.filter, options.stop)
-    const policy = options.onDecodeError
-    if (policy !== undefined && policy !== "fail" && policy !== "skip") {
-      return yield* invalid(`onDecodeError must be "fail" or "skip", got ${JSON.stringify(policy)}`)
-    }
-  })
 
 const validateFilter = (filter: ConsumeFilter | undefined, stop: StopConditions | undefined): Effect.Effect<void, InvalidArgument> => {
   if (filter === undefined) return Effect.void
@@ -4443,6 +5671,9 @@ const isBodyOnly = (bytes: Uint8Array, at: number, size: number): boolean =>
 /**
  * One message of a stream from its stored bytes: a StreamMessage, or an UndecodableMessage that
  * says why not. The common message (one data section) takes the fast path.
+ *
+ * @since 0.1.0
+ * @category messages
  */
 export const decodeMessage = (bytes: Uint8Array, offset: bigint): StreamMessage => {
   if (isBodyOnly(bytes, 0, bytes.length)) return { offset, body: bytes.subarray(5) }
@@ -4873,26 +6104,43 @@ const encodeHead = (message: OutgoingMessage): Uint8Array | undefined => {
 
 /** The sub-entry compressions of the stream protocol, by their code. */
 const COMPRESSIONS = ["none", "gzip", "snappy", "lz4", "zstd"] as const
-/** How sub-entry batches are compressed: the codecs every runtime here has (`zstd` and the others: only read errors). */
+/**
+ * How sub-entry batches are compressed: the codecs every runtime here has (`zstd` and the others: only read errors).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Compression = "none" | "gzip"
 
 /**
- * A message ready to publish: its body, its other sections encoded once, its filter value.
+ * A message ready to publish (what a {@link PublishEntry} carries): its body, its other sections
+ * encoded once, its filter value. Made by {@link toOutbound}.
+ *
+ * @since 0.1.0
+ * @category messages
  */
-interface OutboundMessage {
+export interface OutboundMessage {
+  /** The body: written as one `data` section (unless `bodySections`). */
   readonly body: Uint8Array
+  /** The sections before the body (header, annotations, properties, application properties), encoded. */
   readonly head: Uint8Array | undefined
   /** An `amqp-value` or `amqp-sequence` body, encoded, written instead of `body`'s data section. */
   readonly bodySections: Uint8Array | undefined
+  /** The filter value the publisher sends beside the message (stream filtering). */
   readonly filterValue: string | undefined
 }
 
 /**
  * What gets one publishing id: one message, or several in a sub-entry batch (the broker then
  * confirms and deduplicates them together).
+ *
+ * @since 0.1.0
+ * @category services
  */
 export interface PublishEntry {
+  /** The entry's publishing id. */
   readonly publishingId: bigint
+  /** Its message, or the messages of its sub-entry batch. */
   readonly messages: ReadonlyArray<OutboundMessage>
 }
 
@@ -4905,8 +6153,15 @@ const MAX_FILTER_VALUE_BYTES = 32_767
  */
 const encoded = new WeakMap<OutgoingMessage, OutboundMessage>()
 
-/** An outgoing message (or a body) as it will be published; bad values fail here, before anything is sent. */
-const toOutbound = (message: OutgoingMessage | Uint8Array | string): OutboundMessage => {
+/**
+ * An outgoing message (or a body) as it will be published, for {@link StreamBroker}'s low-level
+ * `publisher` (the workflows and the Producer call it themselves); bad values fail here (a
+ * thrown `InvalidArgument`), before anything is sent.
+ *
+ * @since 0.1.0
+ * @category messages
+ */
+export const toOutbound = (message: OutgoingMessage | Uint8Array | string): OutboundMessage => {
   if (typeof message === "object" && !(message instanceof Uint8Array)) {
     return encoded.get(message) ?? encodeOutgoing(message)
   }
@@ -4940,7 +6195,12 @@ const encodeBodySections = (message: OutgoingMessage): Uint8Array | undefined =>
   return w.result()
 }
 
-/** The bytes a stream stores for a message (its sections, then its body as one data section). */
+/**
+ * The bytes a stream stores for a message (its sections, then its body as one data section).
+ *
+ * @since 0.1.0
+ * @category messages
+ */
 export const encodeMessage = (message: OutgoingMessage | Uint8Array | string): Uint8Array => {
   const outbound = toOutbound(message)
   const w = new AmqpWriter(messageSize(outbound))
@@ -7489,7 +8749,10 @@ const brokerError = (operation: string) => (error: unknown): BrokerError => {
 /**
  * The machinery this package's tests and benchmarks reach into. Not part of the API: left out of
  * the published types, and free to change.
+ *
  * @internal
+ * @since 0.1.0
+ * @category internal
  */
 export const Internal = {
   clientTuning,
@@ -7499,6 +8762,5 @@ export const Internal = {
   PendingEntries,
   publishFrames,
   selectUntilStop,
-  splitByPartition,
-  toOutbound
+  splitByPartition
 }

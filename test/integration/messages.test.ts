@@ -9,14 +9,13 @@ import * as fs from "node:fs"
 import {
   decodeMessage,
   DEFAULT_RETENTION,
-  Internal,
+  type OutboundMessage,
   messageToJson,
   parseUri,
   StartPosition,
   StreamBroker
 } from "../../src/StreamOffsets.ts"
 import { cli, piped, port, runtimes, withStream } from "./helpers.ts"
-type OutboundMessage = ReturnType<typeof Internal.toOutbound>
 
 const rstream: Record<string, string> = JSON.parse(fs.readFileSync(new URL("../fixtures/amqp/rstream.json", import.meta.url), "utf8"))
 const broker = StreamBroker.layer(Either.getOrThrow(parseUri(`rabbitmq-stream://guest:guest@localhost:${port}/%2f`)))

@@ -15,10 +15,11 @@ import {
   messageToJson,
   type OutgoingMessage,
   type StreamMessage,
-  UndecodableMessage
+  UndecodableMessage,
+  toOutbound
 } from "../../src/StreamOffsets.ts"
 
-const { decodeDeliver, publishFrames, toOutbound } = Internal
+const { decodeDeliver, publishFrames } = Internal
 
 const fixtures: Record<string, string> = JSON.parse(
   fs.readFileSync(new URL("../fixtures/amqp/rstream.json", import.meta.url), "utf8")

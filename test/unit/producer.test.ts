@@ -1,8 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Option, Schedule, TestClock } from "effect"
-import { bodyText, Internal, MemoryBroker, send, StreamBroker, tutorialMessages } from "../../src/StreamOffsets.ts"
-
-const { toOutbound } = Internal
+import { bodyText, MemoryBroker, send, StreamBroker, tutorialMessages, toOutbound } from "../../src/StreamOffsets.ts"
 
 describe("send", () => {
   it.effect("declares the stream with 2 GB retention and publishes hello 0 .. marker", () =>

@@ -7,10 +7,11 @@ import {
   OffsetStoreError,
   type PublishEntry,
   StartPosition,
-  type StreamMessage
+  type StreamMessage,
+  toOutbound
 } from "../../src/StreamOffsets.ts"
 
-const { makeOffsetTracker, makeTurn, PendingEntries, selectUntilStop, toOutbound } = Internal
+const { makeOffsetTracker, makeTurn, PendingEntries, selectUntilStop } = Internal
 
 /** An offset store in a variable; `visible: false` stores that never read back (the broker away). */
 const fakeStore = (visible = true) => {
