@@ -93,42 +93,16 @@ const target = (value: SetOffset, report: OffsetReport): Effect.Effect<bigint, U
     )
 }
 
-/** Stores `value` for the consumer and reads it back; the report after it. */
-const storeOffset = (stream: string, consumerName: string, value: SetOffset) =>
-  Effect.gen(function*() {
-    const offset = yield* target(value, yield* inspectOffset(stream, consumerName))
-    const store = yield* OffsetStore
-    yield* store.store(consumerName, stream, offset)
-    // The broker does not acknowledge a store: read it back before saying it is done.
-    yield* store.query(consumerName, stream).pipe(
-      Effect.filterOrFail((seen) => Option.contains(seen, offset), () => "not yet" as const),
-      Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 100, while: (e) => e === "not yet" }),
-      Effect.catchIf((e) => e === "not yet", () => Effect.logWarning(`the stored offset ${offset} could not be read back yet`))
-    )
-    return yield* inspectOffset(stream, consumerName)
-  })
-
-const showReport = (report: OffsetReport) =>
-  Console.log(
-    [
-      `stream: ${report.stream}`,
-      `consumer: ${report.consumerName}`,
-      `stored offset: ${showOffset(report.storedOffset)}`,
-      `first offset: ${showOffset(report.firstOffset)}`,
-      `last offset: ${showOffset(report.lastOffset)}`,
-      `lag: ${showOffset(report.lag)} offsets`
-    ].join("\n")
-  )
-
-/** Shows (after `--set`, moves) where the consumer stands. */
+/** Shows (with `--set`, first moves) where the consumer stands. */
 const offsetWith = (values: OffsetValues) =>
   Effect.gen(function*() {
     const stream = values.stream.value
     const consumerName = values.name
     const superStream = Option.getOrUndefined(values["super-stream"])
+    const set = Option.getOrUndefined(values.set)
     if (superStream !== undefined) {
       if (values.stream.onCommandLine) return yield* new UsageError({ message: "--stream and --super-stream: choose one" })
-      if (Option.isSome(values.set)) {
+      if (set !== undefined) {
         return yield* new UsageError({ message: "--set takes one stream: give a partition with --stream NAME-N" })
       }
     }
@@ -136,10 +110,11 @@ const offsetWith = (values: OffsetValues) =>
     yield* validateName("consumer name", consumerName)
     const broker = yield* brokerLayer(values)
     // Reading offsets creates nothing: a file store that is not there is a mistake (unless --set).
-    const offsets = yield* offsetStoreLayer(values["offset-store"], { readOnly: Option.isNone(values.set) })
-    const layer = offsets.pipe(Layer.provideMerge(broker))
+    const offsets = yield* offsetStoreLayer(values["offset-store"], { readOnly: set === undefined })
     if (superStream !== undefined) {
-      const reports = yield* Effect.provide(inspectSuperStreamOffsets(superStream, consumerName), layer)
+      const reports = yield* inspectSuperStreamOffsets(superStream, consumerName).pipe(
+        Effect.provide(offsets.pipe(Layer.provideMerge(broker)))
+      )
       for (const r of reports) {
         yield* Console.log(
           values.json ? toJson(r) : `${r.stream}: stored offset ${showOffset(r.storedOffset)}, first offset ${
@@ -149,14 +124,27 @@ const offsetWith = (values: OffsetValues) =>
       }
       return
     }
-    const report = yield* Effect.provide(
-      Option.match(values.set, {
-        onNone: () => inspectOffset(stream, consumerName),
-        onSome: (value) => storeOffset(stream, consumerName, value)
-      }),
-      layer
-    )
-    yield* values.json ? Console.log(toJson(report)) : showReport(report)
+    const report = yield* Effect.gen(function*() {
+      const before = yield* inspectOffset(stream, consumerName)
+      if (set === undefined) return before
+      const offset = yield* target(set, before)
+      const store = yield* OffsetStore
+      yield* store.store(consumerName, stream, offset)
+      // The broker does not acknowledge a store: read it back before saying it is done.
+      yield* store.query(consumerName, stream).pipe(
+        Effect.filterOrFail((seen) => Option.contains(seen, offset), () => "not yet" as const),
+        Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 100, while: (e) => e === "not yet" }),
+        Effect.catchIf((e) => e === "not yet", () => Effect.logWarning(`the stored offset ${offset} could not be read back yet`))
+      )
+      return yield* inspectOffset(stream, consumerName)
+    }).pipe(Effect.provide(offsets.pipe(Layer.provideMerge(broker))))
+    if (values.json) return yield* Console.log(toJson(report))
+    yield* Console.log(`stream: ${report.stream}`)
+    yield* Console.log(`consumer: ${report.consumerName}`)
+    yield* Console.log(`stored offset: ${showOffset(report.storedOffset)}`)
+    yield* Console.log(`first offset: ${showOffset(report.firstOffset)}`)
+    yield* Console.log(`last offset: ${showOffset(report.lastOffset)}`)
+    yield* Console.log(`lag: ${showOffset(report.lag)} offsets`)
   })
 
 export const offsetCommand = Command.make(
