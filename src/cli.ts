@@ -201,7 +201,7 @@ export const consumerNameFlag = (help: string) => ({
 })
 
 /** A PEM file named by a flag (read when the broker layer is made: TLS flags are checked first). */
-interface PemFile {
+export interface PemFile {
   readonly path: string
   readonly source: string
 }
