@@ -56,7 +56,10 @@ export interface Flags {
   readonly [name: string]: Flag<unknown>
 }
 
-/** A command's flags as the record of options `Command.make` takes. */
+/**
+ * A command's flags as the record of options `Command.make` takes (typed per flag: `Record.map`
+ * only knows that every value is an option).
+ */
 export const optionsOf = <F extends Flags>(flags: F): { readonly [K in keyof F]: ReturnType<F[K]["option"]> } =>
   EffectRecord.map(flags, (flag, name) => flag.option(name)) as { readonly [K in keyof F]: ReturnType<F[K]["option"]> }
 
@@ -77,31 +80,25 @@ const describe = (doc: FlagDoc): string => {
 }
 
 /** The flag's text, else its environment variable's (an empty one is no value): flags win over env. */
-const given = (name: string, doc: FlagDoc): Options.Options<Option.Option<Given>> => {
+const given = (name: string, doc: FlagDoc): Options.Options<Given> => {
   const flag = Options.text(name).pipe(
     Options.withDescription(describe(doc)),
     Options.map((text): Given => ({ text, source: `--${name}`, onCommandLine: true }))
   )
   const env = doc.env
-  return Options.optional(
-    env === undefined
-      ? flag
-      : Options.withFallbackConfig(
-        flag,
-        Config.map(Config.nonEmptyString(env), (text): Given => ({ text, source: env, onCommandLine: false }))
-      )
-  )
+  return env === undefined
+    ? flag
+    : Options.withFallbackConfig(flag, Config.map(Config.nonEmptyString(env), (text): Given => ({ text, source: env, onCommandLine: false })))
 }
 
 /** A flag with a value and no default: none when neither the flag nor its variable is given. */
 export const optionalFlag = <A>(doc: Omit<FlagDoc, "default">, parse: Parse<A>): Flag<Option.Option<A>> => ({
   ...doc,
   option: (name) =>
-    Options.map(given(name, doc), (value) =>
-      Option.match(value, {
-        onNone: () => Either.right(Option.none()),
-        onSome: ({ source, text }) => Either.map(parse(text, source), Option.some)
-      }))
+    Options.optional(given(name, doc)).pipe(Options.map(Option.match({
+      onNone: () => Either.right(Option.none()),
+      onSome: ({ source, text }) => Either.map(parse(text, source), Option.some)
+    })))
 })
 
 /** The value of a flag with a default, and whether it was given on the command line (for cross-flag rules). */
@@ -110,18 +107,14 @@ export interface Explicit<A> {
   readonly onCommandLine: boolean
 }
 
-/** A flag with a default (parsed like a given value, so the documented default is the one used). */
+/** A flag with a default, parsed like a given value (so the documented default is the one used). */
 export const explicitFlag = <A>(doc: FlagDoc & { readonly default: string }, parse: Parse<A>): Flag<Explicit<A>> => ({
   ...doc,
   option: (name) =>
-    Options.map(given(name, doc), (value) => {
-      const { onCommandLine, source, text } = Option.getOrElse(value, () => ({
-        text: doc.default,
-        source: `--${name}`,
-        onCommandLine: false
-      }))
-      return Either.map(parse(text, source), (parsed) => ({ value: parsed, onCommandLine }))
-    })
+    given(name, doc).pipe(
+      Options.withDefault<Given>({ text: doc.default, source: `--${name}`, onCommandLine: false }),
+      Options.map(({ onCommandLine, source, text }) => Either.map(parse(text, source), (value) => ({ value, onCommandLine })))
+    )
 })
 
 /** A flag with a default. */
