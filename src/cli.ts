@@ -1,9 +1,9 @@
 /**
- * What the subcommands (send.ts, receive.ts, offset.ts, put together by main.ts) share: flag specs
- * turned into @effect/cli options, environment fallbacks, the connection and offset-store layers,
- * one-line errors with exit codes, the stop signal, the progress line, and a `runMain` that runs
- * finalizers on SIGINT/SIGTERM on Node, Bun and Deno alike. No business logic: that is in
- * StreamOffsets.ts.
+ * What the subcommands (send.ts, receive.ts, offset.ts, put together by main.ts) share: typed flags
+ * (@effect/cli options with environment fallbacks and defaults, and their docs), the connection and
+ * offset-store layers, one-line errors with exit codes, the stop signal, the progress line, and a
+ * `runMain` that runs finalizers on SIGINT/SIGTERM on Node, Bun and Deno alike. No business logic:
+ * that is in StreamOffsets.ts.
  */
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import * as PlatformRuntime from "@effect/platform/Runtime"
@@ -510,7 +510,7 @@ export const runCli = <Name extends string, E, A>(root: Command.Command<Name, ne
       // Its parse errors are printed by @effect/cli as help text (several lines): we print one
       // line instead (see `report`), so its own printing goes nowhere.
       Effect.catchIf(ValidationError.isValidationError, (e) =>
-        Effect.flatMap(usageLine(root, e), (message) => Effect.fail(new UsageError({ message })))),
+        Effect.flatMap(usageLine(root, process.argv.slice(2), e), (message) => Effect.fail(new UsageError({ message })))),
       Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeTerminal.layer)),
       (program) => Effect.consoleWith((console) => Effect.withConsole(program, { ...console, error: () => Effect.void }))
     )
@@ -523,11 +523,15 @@ export const runCli = <Name extends string, E, A>(root: Command.Command<Name, ne
  * own parser says which (the directive's leftover), and the subcommands' usage which flags take a
  * value (a known one left over had none).
  */
-const usageLine = <Name extends string, E, A>(root: Command.Command<Name, never, E, A>, error: ValidationError.ValidationError) => {
+const usageLine = <Name extends string, E, A>(
+  root: Command.Command<Name, never, E, A>,
+  args: ReadonlyArray<string>,
+  error: ValidationError.ValidationError
+) => {
   const text = `${firstLine(error.error) ?? "invalid command line"} (see --help)`
   if (error._tag !== "InvalidValue") return Effect.succeed(text)
   const [name = ""] = Command.getNames(root)
-  return Descriptor.parse(root.descriptor, [name, ...process.argv.slice(2)], CliConfig.defaultConfig).pipe(
+  return Descriptor.parse(root.descriptor, [name, ...args], CliConfig.defaultConfig).pipe(
     Effect.map((directive) => {
       const argument = directive._tag === "UserDefined" ? directive.leftover[0] : undefined
       if (argument === undefined) return text
