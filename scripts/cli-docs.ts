@@ -11,17 +11,17 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import process from "node:process"
 import { fileURLToPath } from "node:url"
-import type { FlagSpec } from "../src/cli.ts"
+import type { Flags } from "../src/cli.ts"
 import { offsetFlags } from "../src/offset.ts"
 import { receiveFlags } from "../src/receive.ts"
 import { sendFlags } from "../src/send.ts"
 
-export const commands: Record<string, FlagSpec> = { send: sendFlags, receive: receiveFlags, offset: offsetFlags }
+export const commands: Record<string, Flags> = { send: sendFlags, receive: receiveFlags, offset: offsetFlags }
 
 const cell = (text: string) => text.replaceAll("|", "\\|").replaceAll("<", "&lt;")
 
 /** One command's flags as a markdown table: flag, environment variable, default, meaning. */
-export const flagTable = (flags: FlagSpec): string =>
+export const flagTable = (flags: Flags): string =>
   [
     "| flag | env | default | meaning |",
     "|---|---|---|---|",

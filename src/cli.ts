@@ -1,9 +1,9 @@
 /**
- * What the subcommands (send.ts, receive.ts, offset.ts, put together by main.ts) share: flag specs
- * turned into @effect/cli options, environment fallbacks, the connection and offset-store layers,
- * one-line errors with exit codes, the stop signal, the progress line, and a `runMain` that runs
- * finalizers on SIGINT/SIGTERM on Node, Bun and Deno alike. No business logic: that is in
- * StreamOffsets.ts.
+ * What the subcommands (send.ts, receive.ts, offset.ts, put together by main.ts) share: typed flags
+ * (@effect/cli options with environment fallbacks and defaults, and their docs), the connection and
+ * offset-store layers, one-line errors with exit codes, the stop signal, the progress line, and a
+ * `runMain` that runs finalizers on SIGINT/SIGTERM on Node, Bun and Deno alike. No business logic:
+ * that is in StreamOffsets.ts.
  */
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import * as PlatformRuntime from "@effect/platform/Runtime"
@@ -11,13 +11,18 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
 import * as Command from "@effect/cli/Command"
-import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as CliConfig from "@effect/cli/CliConfig"
+import * as Descriptor from "@effect/cli/CommandDescriptor"
+import type * as HelpDoc from "@effect/cli/HelpDoc"
+import type * as Span from "@effect/cli/HelpDoc/Span"
 import * as Options from "@effect/cli/Options"
+import type * as Usage from "@effect/cli/Usage"
 import * as ValidationError from "@effect/cli/ValidationError"
-import { Cause, Config, Data, Deferred, Duration, Effect, Either, Exit, Layer, Logger, LogLevel, Option, Redacted, type Scope } from "effect"
+import { Cause, Config, Data, Deferred, Duration, Effect, Either, Exit, HashMap, Layer, Logger, LogLevel, Option, Redacted, type Scope } from "effect"
 import * as fs from "node:fs"
 import process from "node:process"
-import { DEFAULT_URI, OffsetStore, parseUri, redactUri, retryFor, StreamBroker } from "./StreamOffsets.ts"
+import * as EffectRecord from "effect/Record"
+import { type ConnectionConfig, DEFAULT_URI, OffsetStore, parseUri, redactUri, retryFor, StreamBroker } from "./StreamOffsets.ts"
 
 /** Exit codes of every command. */
 export const ExitCode = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const
@@ -25,52 +30,151 @@ export const ExitCode = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as con
 /** A usage error: unknown flag, missing or malformed value. Exit code 2. */
 export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
 
-export interface FlagSpec {
-  readonly [flag: string]: {
-    readonly env?: string
-    readonly help: string
-    readonly default?: string
-    /** A switch: takes no value; present means "true". */
-    readonly boolean?: true
-    /** May be given several times: the values reach `run` as a JSON array (read them with `repeatedFlag`). */
-    readonly repeated?: true
-  }
+/** A flag as docs/cli.md's table shows it (scripts/cli-docs.ts generates the table from these). */
+export interface FlagDoc {
+  readonly env?: string
+  readonly help: string
+  readonly default?: string
+  /** A switch: takes no value; present means "true". */
+  readonly boolean?: true
+  /** May be given several times. */
+  readonly repeated?: true
 }
-
-/** The values of a `repeated` flag, in order (none when it was not given). */
-export const repeatedFlag = (value: string | undefined): ReadonlyArray<string> =>
-  value === undefined ? [] : (JSON.parse(value) as ReadonlyArray<string>)
 
 /**
- * Reads flags: the flag, else its environment variable, else its default (undefined when none).
- * Flags with a default always have a value.
+ * A flag: its documentation and its typed @effect/cli option (built for the flag's name). The
+ * option's value is the parsed value, or the one-line usage error that names where the bad value
+ * came from (`--count`, or `MESSAGE_COUNT` when it came from the environment). It never fails
+ * inside @effect/cli: `Effect.all` over a command's values takes the first error, in flag order.
  */
-export const flagReader = <S extends FlagSpec>(spec: S, values: Partial<Record<keyof S, string>>) =>
-(name: keyof S & string): Effect.Effect<string | undefined> => {
-  const given = values[name]
-  if (given !== undefined) return Effect.succeed(given)
-  const { env, default: fallback } = spec[name]!
-  return Effect.map(envValue(env), (value) => Option.getOrUndefined(value) ?? fallback)
+export interface Flag<A> extends FlagDoc {
+  readonly option: (name: string) => Options.Options<Either.Either<A, UsageError>>
 }
 
-/** An environment variable's value; an empty one (`MESSAGE_COUNT=`) is no value. */
-const envValue = (env: string | undefined): Effect.Effect<Option.Option<string>> =>
-  env === undefined
-    ? Effect.succeed(Option.none())
-    : Config.option(Config.string(env)).pipe(
-      Effect.orElseSucceed(() => Option.none<string>()),
-      Effect.map(Option.filter((value) => value !== ""))
-    )
+/** The flags of a command, by name. */
+export interface Flags {
+  readonly [name: string]: Flag<unknown>
+}
 
-/** What an error about a value names: its flag, or the environment variable it came from. */
-export const sourceOf = <S extends FlagSpec>(
-  spec: S,
-  values: Partial<Record<keyof S, string>>,
-  name: keyof S & string
-): Effect.Effect<string> => {
-  const env = spec[name]!.env
-  if (values[name] !== undefined || env === undefined) return Effect.succeed(`--${name}`)
-  return Effect.map(envValue(env), (value) => (Option.isSome(value) ? env : `--${name}`))
+/**
+ * A command's flags as the record of options `Command.make` takes (typed per flag: `Record.map`
+ * only knows that every value is an option).
+ */
+export const optionsOf = <F extends Flags>(flags: F): { readonly [K in keyof F]: ReturnType<F[K]["option"]> } =>
+  EffectRecord.map(flags, (flag, name) => flag.option(name)) as { readonly [K in keyof F]: ReturnType<F[K]["option"]> }
+
+/** How a flag's text becomes its value; `source` is what an error names (`--count`, `MESSAGE_COUNT`). */
+export type Parse<A> = (text: string, source: string) => Either.Either<A, UsageError>
+
+/** A text given for a flag: on the command line, or in the flag's environment variable. */
+interface Given {
+  readonly text: string
+  readonly source: string
+  readonly onCommandLine: boolean
+}
+
+const describe = (doc: FlagDoc): string => {
+  const extra = [doc.env ? `env ${doc.env}` : undefined, doc.default !== undefined ? `default ${doc.default}` : undefined]
+    .filter(Boolean)
+  return `${doc.help}${extra.length ? ` (${extra.join(", ")})` : ""}`
+}
+
+/** The flag's text, else its environment variable's (an empty one is no value): flags win over env. */
+const given = (name: string, doc: FlagDoc): Options.Options<Given> => {
+  const flag = Options.text(name).pipe(
+    Options.withDescription(describe(doc)),
+    Options.map((text): Given => ({ text, source: `--${name}`, onCommandLine: true }))
+  )
+  const env = doc.env
+  return env === undefined
+    ? flag
+    : Options.withFallbackConfig(flag, Config.map(Config.nonEmptyString(env), (text): Given => ({ text, source: env, onCommandLine: false })))
+}
+
+/** A flag with a value and no default: none when neither the flag nor its variable is given. */
+export const optionalFlag = <A>(doc: Omit<FlagDoc, "default">, parse: Parse<A>): Flag<Option.Option<A>> => ({
+  ...doc,
+  option: (name) =>
+    Options.optional(given(name, doc)).pipe(Options.map(Option.match({
+      onNone: () => Either.right(Option.none()),
+      onSome: ({ source, text }) => Either.map(parse(text, source), Option.some)
+    })))
+})
+
+/** The value of a flag with a default, and whether it was given on the command line (for cross-flag rules). */
+export interface Explicit<A> {
+  readonly value: A
+  readonly onCommandLine: boolean
+}
+
+/** A flag with a default, parsed like a given value (so the documented default is the one used). */
+export const explicitFlag = <A>(doc: FlagDoc & { readonly default: string }, parse: Parse<A>): Flag<Explicit<A>> => ({
+  ...doc,
+  option: (name) =>
+    given(name, doc).pipe(
+      Options.withDefault<Given>({ text: doc.default, source: `--${name}`, onCommandLine: false }),
+      Options.map(({ onCommandLine, source, text }) => Either.map(parse(text, source), (value) => ({ value, onCommandLine })))
+    )
+})
+
+/** A flag with a default. */
+export const defaultFlag = <A>(doc: FlagDoc & { readonly default: string }, parse: Parse<A>): Flag<A> => {
+  const explicit = explicitFlag(doc, parse)
+  return { ...doc, option: (name) => Options.map(explicit.option(name), Either.map(({ value }) => value)) }
+}
+
+/** A switch: present means true. */
+export const switchFlag = (help: string): Flag<boolean> => ({
+  help,
+  boolean: true,
+  option: (name) => Options.boolean(name).pipe(Options.withDescription(help), Options.map(Either.right))
+})
+
+/** A flag that may be given several times: its values in order (none when it was not given). */
+export const repeatedFlag = <A>(help: string, parse: Parse<A>): Flag<ReadonlyArray<A>> => ({
+  help,
+  repeated: true,
+  option: (name) =>
+    Options.text(name).pipe(
+      Options.repeated,
+      Options.withDescription(help),
+      Options.map((texts) => Either.all(texts.map((text) => parse(text, `--${name}`))))
+    )
+})
+
+const usage = (message: string) => Either.left(new UsageError({ message }))
+
+/** Any text. */
+export const text: Parse<string> = (value) => Either.right(value)
+
+/** A positive integer. */
+export const positiveInteger: Parse<number> = (value, source) =>
+  /^[0-9]+$/.test(value) && Number(value) > 0 && Number.isSafeInteger(Number(value))
+    ? Either.right(Number(value))
+    : usage(`${source} must be a positive integer, got "${value}"`)
+
+/** One of `choices` (`lowercase`: in any case). */
+export const choice = <const C extends string>(
+  choices: readonly [C, ...ReadonlyArray<C>],
+  options: { readonly lowercase?: boolean } = {}
+): Parse<C> =>
+(value, source) => {
+  const chosen = choices.find((c) => c === (options.lowercase ? value.toLowerCase() : value))
+  return chosen !== undefined
+    ? Either.right(chosen)
+    : usage(`${source} must be ${choices.slice(0, -1).join(", ")} or ${choices[choices.length - 1]}, got "${value}"`)
+}
+
+/** "500ms", "5s", "2m", "1h"; longer than 0 unless `zero` is allowed (it means "never" somewhere). */
+export const duration = (options: { readonly zero?: boolean } = {}): Parse<Duration.Duration> => (value, source) => {
+  const match = /^([0-9]+)(ms|s|m|h)$/.exec(value.trim())
+  if (!match) return usage(`${source} must be a duration such as 500ms, 5s, 2m or 1h, got "${value}"`)
+  const n = Number(match[1])
+  if (n === 0 && !options.zero) return usage(`${source} must be longer than 0, got "${value}"`)
+  const unit = match[2]
+  return Either.right(
+    unit === "ms" ? Duration.millis(n) : unit === "s" ? Duration.seconds(n) : unit === "m" ? Duration.minutes(n) : Duration.hours(n)
+  )
 }
 
 /** Which runtime runs this: shown by --help. */
@@ -79,118 +183,108 @@ const runtimeName = (): string => {
   return versions["bun"] ? `Bun ${versions["bun"]}` : versions["deno"] ? `Deno ${versions["deno"]}` : `Node ${process.version}`
 }
 
-/** A positive integer, or a usage error naming where it came from (`--count`, `MESSAGE_COUNT`). */
-export const positiveInteger = (label: string, value: string): Effect.Effect<number, UsageError> =>
-  /^[0-9]+$/.test(value) && Number(value) > 0 && Number.isSafeInteger(Number(value))
-    ? Effect.succeed(Number(value))
-    : Effect.fail(new UsageError({ message: `${label} must be a positive integer, got "${value}"` }))
-
-/** `--stream`, with the help text of the command. */
-export const streamFlag = (help: string) =>
-  ({ stream: { env: "RABBITMQ_STREAM_NAME", help, default: "stream-offset-tracking" } }) as const satisfies FlagSpec
+/** `--stream`, with the help text of the command (whether it was given decides `--super-stream` rules). */
+export const streamFlag = (help: string) => ({
+  stream: explicitFlag({ env: "RABBITMQ_STREAM_NAME", help, default: "stream-offset-tracking" }, text)
+})
 
 /** `--name`, the consumer's offset-tracking reference, with the help text of the command. */
-export const consumerNameFlag = (help: string) =>
-  ({ name: { env: "RABBITMQ_STREAM_CONSUMER_NAME", help, default: "offset-tracking-tutorial" } }) as const satisfies
-    FlagSpec
+export const consumerNameFlag = (help: string) => ({
+  name: defaultFlag({ env: "RABBITMQ_STREAM_CONSUMER_NAME", help, default: "offset-tracking-tutorial" }, text)
+})
+
+/** A PEM file named by a flag (read when the broker layer is made: TLS flags are checked first). */
+export interface PemFile {
+  readonly path: string
+  readonly source: string
+}
+
+const pemFile: Parse<PemFile> = (path, source) => Either.right({ path, source })
+
+const connectionUri: Parse<ConnectionConfig> = (uri) =>
+  Either.mapLeft(parseUri(uri), (e) => new UsageError({ message: e.message }))
 
 /** The connection flags every command has. */
 export const connectionFlags = {
-  uri: {
+  uri: optionalFlag({
     env: "RABBITMQ_STREAM_URI",
     help:
       `broker URI, rabbitmq-stream://user:pass@host:5552/vhost, or rabbitmq-stream+tls://...:5551/vhost for TLS; several nodes: user:pass@h1:5552,h2:5552/vhost (default ${
         redactUri(DEFAULT_URI)
       })`
-  },
-  "retry-for": {
+  }, connectionUri),
+  "retry-for": defaultFlag({
     env: "RABBITMQ_STREAM_RETRY_FOR",
     help: "wait out a broker that is away (restart, node loss, not started yet) this long before failing; 0s: never",
     default: "2m"
-  },
-  ca: {
+  }, duration({ zero: true })),
+  ca: optionalFlag({
     env: "RABBITMQ_STREAM_CA",
     help: "TLS (rabbitmq-stream+tls://): PEM file of the CA that signed the broker's certificate (default: the system's CAs)"
-  },
-  cert: { env: "RABBITMQ_STREAM_CERT", help: "TLS: PEM file of a client certificate, for brokers that require one" },
-  key: { env: "RABBITMQ_STREAM_KEY", help: "TLS: PEM file of the key of --cert" },
-  "insecure-skip-verify": {
-    help: "TLS: accept any broker certificate, verifying nothing (a warning on every connect)",
-    boolean: true
-  },
-  "load-balancer": {
-    help:
-      "the --uri hosts are load balancers in front of the cluster: every connection goes through them (one that lands on the wrong node is tried again); the nodes' advertised hosts need not be reachable",
-    boolean: true
-  },
-  sasl: {
+  }, pemFile),
+  cert: optionalFlag(
+    { env: "RABBITMQ_STREAM_CERT", help: "TLS: PEM file of a client certificate, for brokers that require one" },
+    pemFile
+  ),
+  key: optionalFlag({ env: "RABBITMQ_STREAM_KEY", help: "TLS: PEM file of the key of --cert" }, pemFile),
+  "insecure-skip-verify": switchFlag("TLS: accept any broker certificate, verifying nothing (a warning on every connect)"),
+  "load-balancer": switchFlag(
+    "the --uri hosts are load balancers in front of the cluster: every connection goes through them (one that lands on the wrong node is tried again); the nodes' advertised hosts need not be reachable"
+  ),
+  sasl: optionalFlag({
     env: "RABBITMQ_STREAM_SASL",
     help:
       "how to authenticate: plain (the user and password of --uri) or external (TLS: the client certificate of --cert is the identity; the broker needs rabbitmq_auth_mechanism_ssl); default: the URI's ?auth_mechanism=, else plain"
-  }
-} as const satisfies FlagSpec
+  }, choice(["plain", "external"], { lowercase: true }))
+}
 
-/** The broker layer for the connection flags (else their env variables, else defaults); checked now. */
-export const brokerLayer = (values: Partial<Record<keyof typeof connectionFlags, string>>) =>
+/** The values of a command's flags, as its handler receives them. */
+export type Values<F extends Flags> = { readonly [K in keyof F]: F[K] extends Flag<infer A> ? A : never }
+
+/** The broker layer for the connection flags; the TLS rules between them are checked now. */
+export const brokerLayer = (values: Values<typeof connectionFlags>) =>
   Effect.gen(function*() {
-    const get = flagReader(connectionFlags, values)
-    const config = yield* Either.mapLeft(
-      parseUri((yield* get("uri")) ?? DEFAULT_URI),
-      (e) => new UsageError({ message: e.message })
-    )
-    const retry = yield* durationFlag(yield* sourceOf(connectionFlags, values, "retry-for"), (yield* get("retry-for")) ?? "2m", {
-      zero: true
-    })
-    const [ca, cert, key] = [yield* get("ca"), yield* get("cert"), yield* get("key")]
-    const insecureSkipVerify = values["insecure-skip-verify"] === "true"
-    const loadBalancer = values["load-balancer"] === "true"
-    const sasl = (yield* get("sasl"))?.toLowerCase() ?? config.sasl
-    if (sasl !== undefined && sasl !== "plain" && sasl !== "external") {
-      return yield* new UsageError({ message: `${yield* sourceOf(connectionFlags, values, "sasl")} must be plain or external, got "${sasl}"` })
-    }
-    if (sasl === "external" && (config.tls === undefined || cert === undefined)) {
+    const config = Option.isSome(values.uri) ? values.uri.value : yield* connectionUri(DEFAULT_URI, "")
+    const { ca, cert, key } = values
+    const insecureSkipVerify = values["insecure-skip-verify"]
+    const loadBalancer = values["load-balancer"] ? { loadBalancer: true } : {}
+    const retry = retryFor(values["retry-for"])
+    const sasl = Option.getOrUndefined(values.sasl) ?? config.sasl
+    if (sasl === "external" && (config.tls === undefined || Option.isNone(cert))) {
       return yield* new UsageError({
         message: "--sasl external takes the TLS client certificate as the identity: use a rabbitmq-stream+tls:// URI with --cert and --key"
       })
     }
     if (config.tls === undefined) {
-      if (ca !== undefined || cert !== undefined || key !== undefined || insecureSkipVerify) {
+      if (Option.isSome(ca) || Option.isSome(cert) || Option.isSome(key) || insecureSkipVerify) {
         return yield* new UsageError({
           message: "--ca, --cert, --key and --insecure-skip-verify are for TLS: use a rabbitmq-stream+tls:// URI"
         })
       }
-      return StreamBroker.layer({ ...config, retry: retryFor(retry), ...(loadBalancer ? { loadBalancer } : {}) })
+      return StreamBroker.layer({ ...config, retry, ...loadBalancer })
     }
-    if ((cert === undefined) !== (key === undefined)) {
+    if (Option.isSome(cert) !== Option.isSome(key)) {
       return yield* new UsageError({ message: "--cert and --key go together (a client certificate and its key)" })
     }
-    const pem = (name: "ca" | "cert" | "key", file: string) =>
-      Effect.flatMap(sourceOf(connectionFlags, values, name), (label) => readPem(label, file))
     const tls = {
-      ca: ca === undefined ? undefined : yield* pem("ca", ca),
-      cert: cert === undefined ? undefined : yield* pem("cert", cert),
-      key: key === undefined ? undefined : Redacted.make(yield* pem("key", key)),
+      ca: Option.isSome(ca) ? yield* readPem(ca.value) : undefined,
+      cert: Option.isSome(cert) ? yield* readPem(cert.value) : undefined,
+      key: Option.isSome(key) ? Redacted.make(yield* readPem(key.value)) : undefined,
       insecureSkipVerify
     }
-    return StreamBroker.layer({
-      ...config,
-      retry: retryFor(retry),
-      tls,
-      ...(sasl === undefined ? {} : { sasl }),
-      ...(loadBalancer ? { loadBalancer } : {})
-    })
+    return StreamBroker.layer({ ...config, retry, tls, ...(sasl === undefined ? {} : { sasl }), ...loadBalancer })
   })
 
 /** A PEM file; unreadable or not PEM is a usage error naming where it came from (`--ca`, `RABBITMQ_STREAM_CA`). */
-const readPem = (label: string, file: string): Effect.Effect<string, UsageError> =>
+const readPem = ({ path, source }: PemFile): Effect.Effect<string, UsageError> =>
   Effect.try({
-    try: () => fs.readFileSync(file, "utf8"),
+    try: () => fs.readFileSync(path, "utf8"),
     catch: (e) =>
-      new UsageError({ message: `cannot read ${label} ${file}: ${(e as { code?: string }).code ?? String(e)}` })
+      new UsageError({ message: `cannot read ${source} ${path}: ${(e as { code?: string }).code ?? String(e)}` })
   }).pipe(
     Effect.filterOrFail(
       (text) => text.includes("-----BEGIN "),
-      () => new UsageError({ message: `${label} ${file} is not a PEM file (no "-----BEGIN" line)` })
+      () => new UsageError({ message: `${source} ${path} is not a PEM file (no "-----BEGIN" line)` })
     )
   )
 
@@ -290,26 +384,20 @@ const stderrLine = (line: string) => {
   process.stderr.write(`${line}\n`)
 }
 
-/** "500ms", "5s", "2m", "1h"; longer than 0 unless `zero` is allowed (it means "never" somewhere). */
-export const durationFlag = (
-  label: string,
-  value: string,
-  options: { readonly zero?: boolean } = {}
-): Effect.Effect<Duration.Duration, UsageError> => {
-  const match = /^([0-9]+)(ms|s|m|h)$/.exec(value.trim())
-  if (!match) return Effect.fail(new UsageError({ message: `${label} must be a duration such as 500ms, 5s, 2m or 1h, got "${value}"` }))
-  const n = Number(match[1])
-  if (n === 0 && !options.zero) return Effect.fail(new UsageError({ message: `${label} must be longer than 0, got "${value}"` }))
-  const unit = match[2]
-  return Effect.succeed(
-    unit === "ms" ? Duration.millis(n) : unit === "s" ? Duration.seconds(n) : unit === "m" ? Duration.minutes(n) : Duration.hours(n)
-  )
-}
+/** Where offsets are kept: the broker's own tracking, or a KeyValueStore in a directory. */
+export type OffsetStoreChoice = "server" | { readonly file: string }
+
+const offsetStoreChoice: Parse<OffsetStoreChoice> = (value, source) =>
+  value === "server"
+    ? Either.right(value)
+    : value.startsWith("file:") && value.length > 5
+    ? Either.right({ file: value.slice(5) })
+    : usage(`${source} must be "server" or "file:DIR", got "${value}"`)
 
 /** `--offset-store`: `server` (the broker's own tracking) or `file:DIR` (a KeyValueStore on disk). */
 export const offsetStoreFlag = {
-  "offset-store": { help: "where offsets are kept: server, or file:DIR", default: "server" }
-} as const satisfies FlagSpec
+  "offset-store": defaultFlag({ help: "where offsets are kept: server, or file:DIR", default: "server" }, offsetStoreChoice)
+}
 
 /** A `file:DIR` offset store that cannot be used: one line, exit 1. */
 export class OffsetStoreUnavailable extends Data.TaggedError("OffsetStoreUnavailable")<{ readonly message: string }> {}
@@ -318,25 +406,21 @@ export class OffsetStoreUnavailable extends Data.TaggedError("OffsetStoreUnavail
  * The offset store of `--offset-store`. `readOnly` (the `offset` command): a `file:DIR` that does
  * not exist is not created, it is a usage error.
  */
-export const offsetStoreLayer = (value: string | undefined, options: { readonly readOnly?: boolean } = {}) => {
-  const choice = value ?? "server"
+export const offsetStoreLayer = (choice: OffsetStoreChoice, options: { readonly readOnly?: boolean } = {}) => {
   if (choice === "server") return Effect.succeed(OffsetStore.layerServer)
-  if (choice.startsWith("file:") && choice.length > 5) {
-    const dir = choice.slice(5)
-    if (options.readOnly && !fs.existsSync(dir)) {
-      return Effect.fail(new UsageError({ message: `--offset-store ${choice}: the directory ${dir} does not exist` }))
-    }
-    return Effect.succeed(
-      OffsetStore.layerKeyValueStore.pipe(
-        Layer.provide(KeyValueStore.layerFileSystem(dir)),
-        Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer)),
-        Layer.mapError((e) =>
-          new OffsetStoreUnavailable({ message: `cannot use --offset-store ${choice}: ${e.message.split("\n")[0]}` })
-        )
+  const dir = choice.file
+  if (options.readOnly && !fs.existsSync(dir)) {
+    return Effect.fail(new UsageError({ message: `--offset-store file:${dir}: the directory ${dir} does not exist` }))
+  }
+  return Effect.succeed(
+    OffsetStore.layerKeyValueStore.pipe(
+      Layer.provide(KeyValueStore.layerFileSystem(dir)),
+      Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer)),
+      Layer.mapError((e) =>
+        new OffsetStoreUnavailable({ message: `cannot use --offset-store file:${dir}: ${e.message.split("\n")[0]}` })
       )
     )
-  }
-  return Effect.fail(new UsageError({ message: `--offset-store must be "server" or "file:DIR", got "${choice}"` }))
+  )
 }
 
 /**
@@ -418,42 +502,6 @@ export const runMain = <E, A>(program: Effect.Effect<A, E>): void =>
     { disableErrorReporting: true, disablePrettyLogger: true }
   )
 
-/**
- * A subcommand for @effect/cli, from a flag spec: every flag is an optional text option (or a
- * switch), described with its environment variable and default; the values reach `run` as given
- * on the command line, and `flagReader` applies the environment and defaults (so flags win).
- */
-export const command = <S extends FlagSpec, E, const Name extends string>(
-  name: Name,
-  summary: string,
-  spec: S,
-  run: (flags: Partial<Record<keyof S, string>>) => Effect.Effect<void, E, Scope.Scope>
-): Command.Command<Name, never, E | UsageError, unknown> => {
-  const options: Record<string, Options.Options<Option.Option<string>>> = {}
-  for (const [flag, { env, help, default: fallback, boolean, repeated }] of Object.entries(spec)) {
-    if (!boolean) flagsWithValues.add(flag)
-    const extra = [env ? `env ${env}` : undefined, fallback !== undefined ? `default ${fallback}` : undefined]
-      .filter(Boolean)
-    const description = `${help}${extra.length ? ` (${extra.join(", ")})` : ""}`
-    const option = boolean
-      ? Options.boolean(flag).pipe(Options.map((on) => (on ? Option.some("true") : Option.none())))
-      : repeated
-      ? Options.text(flag).pipe(
-        Options.repeated,
-        Options.map((all) => (all.length === 0 ? Option.none() : Option.some(JSON.stringify(all))))
-      )
-      : Options.optional(Options.text(flag))
-    options[flag] = Options.withDescription(option, description)
-  }
-  return Command.make(name, options, (parsed) => {
-    const values: Partial<Record<keyof S, string>> = {}
-    for (const [flag, value] of Object.entries(parsed)) {
-      if (Option.isSome(value as Option.Option<string>)) values[flag as keyof S] = (value as Option.Some<string>).value
-    }
-    return Effect.scoped(run(values))
-  }).pipe(Command.withDescription(summary)) as unknown as Command.Command<Name, never, E | UsageError, unknown>
-}
-
 /** The one command, `stream-offsets send|receive|offset`, with `--help`, `--version` and completions. */
 export const runCli = <Name extends string, E, A>(root: Command.Command<Name, never, E, A>, version: string): void => {
   const cli = Command.run(root, { name: `stream-offsets (effect-stream-offsets on ${runtimeName()})`, version })
@@ -462,27 +510,71 @@ export const runCli = <Name extends string, E, A>(root: Command.Command<Name, ne
       // Its parse errors are printed by @effect/cli as help text (several lines): we print one
       // line instead (see `report`), so its own printing goes nowhere.
       Effect.catchIf(ValidationError.isValidationError, (e) =>
-        Effect.fail(new UsageError({ message: usageLine(e) }))),
+        Effect.flatMap(usageLine(root, process.argv.slice(2), e), (message) => Effect.fail(new UsageError({ message })))),
       Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeTerminal.layer)),
       (program) => Effect.consoleWith((console) => Effect.withConsole(program, { ...console, error: () => Effect.void }))
     )
   )
 }
 
-/** The flags that take a value, of every command: a known one that @effect/cli reports as unknown lacks its value. */
-const flagsWithValues = new Set<string>()
+/**
+ * One line for a parse error of @effect/cli, pointing at --help. Our options never fail (their
+ * errors reach the handlers), so an `InvalidValue` is an argument that no option took: the command's
+ * own parser says which (the directive's leftover), and the subcommands' usage which flags take a
+ * value (a known one left over had none).
+ */
+const usageLine = <Name extends string, E, A>(
+  root: Command.Command<Name, never, E, A>,
+  args: ReadonlyArray<string>,
+  error: ValidationError.ValidationError
+) => {
+  const text = `${firstLine(error.error) ?? "invalid command line"} (see --help)`
+  if (error._tag !== "InvalidValue") return Effect.succeed(text)
+  const [name = ""] = Command.getNames(root)
+  return Descriptor.parse(root.descriptor, [name, ...args], CliConfig.defaultConfig).pipe(
+    Effect.map((directive) => {
+      const argument = directive._tag === "UserDefined" ? directive.leftover[0] : undefined
+      if (argument === undefined) return text
+      const flag = /^--([a-z][a-z-]*)$/.exec(argument)?.[1]
+      if (flag === undefined) return `unexpected argument "${argument}" (see --help)`
+      const usages = [...HashMap.values(Command.getSubcommands(root))].map(Descriptor.getUsage)
+      return usages.some((usage) => valueFlags(usage).includes(`--${flag}`))
+        ? `--${flag} needs a value (see --help)`
+        : `unknown flag --${flag} (see --help)`
+    }),
+    Effect.orElseSucceed(() => text)
+  )
+}
 
-/** One line for a parse error of @effect/cli, pointing at --help. */
-const usageLine = (error: ValidationError.ValidationError): string => {
-  const text: string = "error" in error ? HelpDoc.toAnsiText(error.error) : ""
-  const first = text.replace(/\x1b\[[0-9;]*m/g, "").split("\n").map((line: string) => line.trim()).find((line: string) => line !== "")
-  const unknown = /^Received unknown argument: '(.*)'$/.exec(first ?? "")
-  if (unknown) {
-    const flag = /^--([a-z][a-z-]*)$/.exec(unknown[1]!)?.[1]
-    if (flag !== undefined && flagsWithValues.has(flag)) return `--${flag} needs a value (see --help)`
-    return flag !== undefined ? `unknown flag --${flag} (see --help)` : `unexpected argument "${unknown[1]}" (see --help)`
+/** The first line of text of a HelpDoc. */
+const firstLine = (doc: HelpDoc.HelpDoc): string | undefined =>
+  doc._tag === "Sequence"
+    ? firstLine(doc.left) ?? firstLine(doc.right)
+    : doc._tag === "Paragraph" || doc._tag === "Header"
+    ? spanText(doc.value) || undefined
+    : undefined
+
+const spanText = (span: Span.Span): string =>
+  span._tag === "Text" || span._tag === "URI"
+    ? span.value
+    : span._tag === "Sequence"
+    ? spanText(span.left) + spanText(span.right)
+    : spanText(span.value)
+
+/** The flags of a command's usage that take a value (a switch accepts none). */
+const valueFlags = (usage: Usage.Usage): ReadonlyArray<string> => {
+  switch (usage._tag) {
+    case "Named":
+      return Option.isSome(usage.acceptedValues) ? usage.names : []
+    case "Optional":
+    case "Repeated":
+      return valueFlags(usage.usage)
+    case "Alternation":
+    case "Concat":
+      return [...valueFlags(usage.left), ...valueFlags(usage.right)]
+    default:
+      return []
   }
-  return `${first ?? "invalid command line"} (see --help)`
 }
 
 /** A status line on stderr (not through Console.error, which @effect/cli's printing uses). */

@@ -4,24 +4,32 @@
  * prints the first and last offsets and exits. SIGINT/SIGTERM stop it cleanly: offset stored,
  * summary printed, exit 0.
  */
-import { Console, Data, Effect, Layer, Option } from "effect"
+import * as Command from "@effect/cli/Command"
+import { Console, Data, Effect, Either, Layer, Option } from "effect"
 import {
   brokerLayer,
-  command,
+  choice,
+  connectionFlags,
   consumerNameFlag,
   dataLine,
-  durationFlag,
-  flagReader,
+  defaultFlag,
+  duration,
+  explicitFlag,
   offsetStoreFlag,
   offsetStoreLayer,
+  optionalFlag,
+  optionsOf,
+  type Parse,
   positiveInteger,
   progress,
   showOffset,
   statusLine,
   stopSignal,
   streamFlag,
+  switchFlag,
+  text,
   UsageError,
-  connectionFlags
+  type Values
 } from "./cli.ts"
 import {
   bodyText,
@@ -42,54 +50,78 @@ import {
   TrackingStrategy
 } from "./StreamOffsets.ts"
 
+/** Where to start when no offset is stored. */
+const startPosition: Parse<StartPosition> = (value, source) => {
+  if (value === "first") return Either.right(StartPosition.First())
+  if (value === "last") return Either.right(StartPosition.Last())
+  if (value === "next") return Either.right(StartPosition.Next())
+  if (/^[0-9]+$/.test(value)) return Either.right(StartPosition.Offset({ offset: BigInt(value) }))
+  const date = new Date(value)
+  return /^\d{4}-\d{2}-\d{2}/.test(value) && !Number.isNaN(date.getTime())
+    ? Either.right(StartPosition.Timestamp({ date }))
+    : Either.left(
+      new UsageError({ message: `${source} must be first, last, next, an offset or an ISO timestamp, got "${value}"` })
+    )
+}
+
+/** Filter values, separated by commas. */
+const filterValues: Parse<ReadonlyArray<string>> = (value, source) => {
+  const values = value.split(",")
+  return values.some((v) => v === "")
+    ? Either.left(new UsageError({ message: `${source} takes filter values separated by commas, got "${value}"` }))
+    : Either.right(values)
+}
+
 /** The flags of `receive` (docs/cli.md's table is generated from them: scripts/cli-docs.ts). */
 export const receiveFlags = {
   ...streamFlag("stream to consume"),
-  "super-stream": {
+  "super-stream": optionalFlag({
     help:
       "consume this super stream instead: every partition, offsets per partition; the marker and --until-end hold per partition, --count and --idle-timeout for all"
-  },
+  }, text),
   ...consumerNameFlag("the consumer's name: its offset is tracked under it"),
-  offset: {
+  offset: defaultFlag({
     help:
       "where to start when no offset is stored: first, last (the start of the last chunk the broker wrote: it may hold many messages), next (only messages written from now on), an offset, or an ISO timestamp",
     default: "first"
-  },
-  "ignore-stored": { help: "start at --offset even when an offset is stored", boolean: true },
-  tracking: { help: "when offsets are stored: manual (every N), auto (every N and every interval), none (only at the stop)", default: "manual" },
-  "store-every": { help: "store after every N messages (default 10 with manual, 10000 with auto)" },
-  "store-interval": { help: "auto tracking: store at least this often, e.g. 5s", default: "5s" },
-  marker: { help: "stop after the message with this body", default: "marker" },
-  "no-marker": { help: "do not stop at a marker", boolean: true },
-  count: { help: "stop after N messages" },
-  "until-end": { help: "stop after the last message that was in the stream at the start", boolean: true },
-  "idle-timeout": { help: "stop when no message comes for this long, e.g. 30s" },
-  print: {
-    help: "print each message as OFFSET<tab>BODY on stdout, PARTITION<tab>OFFSET<tab>BODY on a super stream (status lines then go to stderr)",
-    boolean: true
-  },
-  json: {
-    help:
-      "print each message as one JSON object a line on stdout: offset (a string), body (UTF-8 text, or base64 with \"encoding\": \"base64\"), and when present properties, applicationProperties, messageAnnotations, header, amqpValue, amqpSequence, partition (status lines then go to stderr; send --json reads it back)",
-    boolean: true
-  },
-  "single-active": { help: "share the stream with the other consumers of this name, one active at a time", boolean: true },
-  filter: {
+  }, startPosition),
+  "ignore-stored": switchFlag("start at --offset even when an offset is stored"),
+  tracking: defaultFlag({
+    help: "when offsets are stored: manual (every N), auto (every N and every interval), none (only at the stop)",
+    default: "manual"
+  }, choice(["manual", "auto", "none"])),
+  "store-every": optionalFlag({ help: "store after every N messages (default 10 with manual, 10000 with auto)" }, positiveInteger),
+  "store-interval": explicitFlag({ help: "auto tracking: store at least this often, e.g. 5s", default: "5s" }, duration()),
+  marker: defaultFlag({ help: "stop after the message with this body", default: "marker" }, text),
+  "no-marker": switchFlag("do not stop at a marker"),
+  count: optionalFlag({ help: "stop after N messages" }, positiveInteger),
+  "until-end": switchFlag("stop after the last message that was in the stream at the start"),
+  "idle-timeout": optionalFlag({ help: "stop when no message comes for this long, e.g. 30s" }, duration()),
+  print: switchFlag(
+    "print each message as OFFSET<tab>BODY on stdout, PARTITION<tab>OFFSET<tab>BODY on a super stream (status lines then go to stderr)"
+  ),
+  json: switchFlag(
+    "print each message as one JSON object a line on stdout: offset (a string), body (UTF-8 text, or base64 with \"encoding\": \"base64\"), and when present properties, applicationProperties, messageAnnotations, header, amqpValue, amqpSequence, partition (status lines then go to stderr; send --json reads it back)"
+  ),
+  "single-active": switchFlag("share the stream with the other consumers of this name, one active at a time"),
+  filter: optionalFlag({
     help:
       "stream filtering (RabbitMQ 3.13+): only messages whose filter value is one of these (comma-separated); the broker skips chunks without them; not with --until-end"
-  },
-  "match-unfiltered": { help: "with --filter: also the messages published without a filter value", boolean: true },
-  "filter-property": {
+  }, filterValues),
+  "match-unfiltered": switchFlag("with --filter: also the messages published without a filter value"),
+  "filter-property": optionalFlag({
     help:
       "with --filter: the application property that holds each message's filter value (for producers that put it there, as Java and rstream users often do)"
-  },
-  "on-bad-message": {
+  }, text),
+  "on-bad-message": defaultFlag({
     help: "a message that cannot be decoded: fail (stop before it, exit 1) or skip (say so on stderr, move past it)",
     default: "fail"
-  },
+  }, choice(["fail", "skip"])),
   ...offsetStoreFlag,
   ...connectionFlags
-} as const
+}
+
+type ReceiveValues = Values<typeof receiveFlags>
 
 /** What `receive` says when it is done: the summary lines, and why the final store failed, if it did. */
 interface Outcome {
@@ -139,132 +171,113 @@ const toJsonLine = (message: StreamMessage) =>
       : messageToJson(message)
   )
 
-const parseStart = (value: string): Effect.Effect<StartPosition, UsageError> => {
-  if (value === "first") return Effect.succeed(StartPosition.First())
-  if (value === "last") return Effect.succeed(StartPosition.Last())
-  if (value === "next") return Effect.succeed(StartPosition.Next())
-  if (/^[0-9]+$/.test(value)) return Effect.succeed(StartPosition.Offset({ offset: BigInt(value) }))
-  const date = new Date(value)
-  return /^\d{4}-\d{2}-\d{2}/.test(value) && !Number.isNaN(date.getTime())
-    ? Effect.succeed(StartPosition.Timestamp({ date }))
-    : Effect.fail(
-      new UsageError({ message: `--offset must be first, last, next, an offset or an ISO timestamp, got "${value}"` })
-    )
+/** The tracking strategy of the flags; a flag the chosen strategy would ignore is a mistake worth saying. */
+const trackingOf = (values: ReceiveValues): Effect.Effect<TrackingStrategy, UsageError> => {
+  const mode = values.tracking
+  const every = values["store-every"]
+  if (mode !== "auto" && values["store-interval"].onCommandLine) {
+    return Effect.fail(new UsageError({ message: `--store-interval is for --tracking auto, not ${mode}` }))
+  }
+  if (mode === "none" && Option.isSome(every)) {
+    return Effect.fail(new UsageError({ message: "--store-every is for --tracking manual or auto, not none" }))
+  }
+  return Effect.succeed(
+    mode === "manual"
+      ? TrackingStrategy.Manual({ every: Option.getOrElse(every, () => 10) })
+      : mode === "auto"
+      ? TrackingStrategy.Auto({ messages: Option.getOrElse(every, () => 10_000), interval: values["store-interval"].value })
+      : TrackingStrategy.None()
+  )
 }
 
-export const receiveCommand = command(
-  "receive",
-  "Consumes a RabbitMQ stream from where this consumer left off until a stop condition (the marker by default).",
-  receiveFlags,
-  (values) =>
-    Effect.gen(function*() {
-      const get = flagReader(receiveFlags, values)
-      const stream = (yield* get("stream"))!
-      const superStream = values["super-stream"]
-      if (superStream !== undefined && values.stream !== undefined) {
-        return yield* new UsageError({ message: "--stream and --super-stream: choose one" })
-      }
-      const consumerName = (yield* get("name"))!
-      const start = yield* parseStart((yield* get("offset"))!)
-      const mode = (yield* get("tracking"))!
-      const every = values["store-every"]
-      // A flag the chosen strategy would ignore is a mistake worth saying.
-      if (mode !== "auto" && values["store-interval"] !== undefined) {
-        return yield* new UsageError({ message: `--store-interval is for --tracking auto, not ${mode}` })
-      }
-      if (mode === "none" && every !== undefined) {
-        return yield* new UsageError({ message: "--store-every is for --tracking manual or auto, not none" })
-      }
-      const tracking = mode === "manual"
-        ? TrackingStrategy.Manual({ every: every === undefined ? 10 : yield* positiveInteger("--store-every", every) })
-        : mode === "auto"
-        ? TrackingStrategy.Auto({
-          messages: every === undefined ? 10_000 : yield* positiveInteger("--store-every", every),
-          interval: yield* durationFlag("--store-interval", (yield* get("store-interval"))!)
-        })
-        : mode === "none"
-        ? TrackingStrategy.None()
-        : yield* Effect.fail(new UsageError({ message: `--tracking must be manual, auto or none, got "${mode}"` }))
-      const marker = (yield* get("marker"))!
-      const stop: StopConditions = {
-        marker: values["no-marker"] ? false : (message) => bodyText(message) === marker,
-        count: values.count === undefined ? undefined : yield* positiveInteger("--count", values.count),
-        untilEnd: values["until-end"] === "true",
-        idleTimeout: values["idle-timeout"] === undefined
-          ? undefined
-          : yield* durationFlag("--idle-timeout", values["idle-timeout"]),
-        signal: yield* stopSignal
-      }
-      if (values.print && values.json) return yield* new UsageError({ message: "--print and --json: choose one" })
-      const onBadMessage = (yield* get("on-bad-message"))!
-      if (onBadMessage !== "fail" && onBadMessage !== "skip") {
-        return yield* new UsageError({ message: `--on-bad-message must be fail or skip, got "${onBadMessage}"` })
-      }
-      const filterValues = values.filter?.split(",")
-      if (filterValues !== undefined && filterValues.some((v) => v === "")) {
-        return yield* new UsageError({ message: `--filter takes filter values separated by commas, got "${values.filter}"` })
-      }
-      if (values["match-unfiltered"] !== undefined && filterValues === undefined) {
-        return yield* new UsageError({ message: "--match-unfiltered is for --filter" })
-      }
-      const filterProperty = values["filter-property"]
-      if (filterProperty !== undefined && filterValues === undefined) {
-        return yield* new UsageError({ message: "--filter-property is for --filter" })
-      }
-      if (filterValues !== undefined && stop.untilEnd) {
-        return yield* new UsageError({
-          message: "--filter and --until-end: the broker skips filtered-out chunks without a word, so the end could go unseen; use --idle-timeout"
-        })
-      }
-      // With messages on stdout, stdout is data: the status lines go to stderr.
-      const output = values.json ? toJsonLine : values.print ? toTextLine : undefined
-      const status = output === undefined ? Console.log : statusLine
-      // Everything checked before anything is printed or connected.
-      yield* superStream === undefined
-        ? validateConsumeOptions({ stream, consumerName })
-        : validateSuperStreamConsumeOptions({ superStream, consumerName })
-      const broker = yield* brokerLayer(values)
-      const offsets = yield* offsetStoreLayer(values["offset-store"])
-      yield* status("Started consuming...")
-      let consumed = 0
-      const first = status("First message received.")
-      // Without output, `Effect.void` for all but the first: nothing is run for those messages.
-      const onMessage = (message: StreamMessage, index: number) => {
-        consumed = index + 1
-        const line = output === undefined ? Effect.void : dataLine(output(message))
-        return index === 0 ? Effect.zipRight(first, line) : line
-      }
-      const options = {
-        consumerName,
-        start,
-        ignoreStoredOffset: values["ignore-stored"] === "true",
-        tracking,
-        stop,
-        singleActive: values["single-active"] === "true",
-        onDecodeError: onBadMessage as "fail" | "skip",
-        filter: filterValues && {
-          values: filterValues,
-          matchUnfiltered: values["match-unfiltered"] === "true",
-          property: filterProperty
-        },
-        onMessage
-      }
-      const consuming: Effect.Effect<Outcome, ConsumeError, StreamBroker | OffsetStore> = superStream === undefined
-        ? Effect.map(receive({ ...options, stream }), streamOutcome)
-        : Effect.map(receiveSuperStream({ ...options, superStream }), superStreamOutcome)
-      const outcome = yield* Effect.scoped(Effect.zipRight(progress("messages", () => consumed), consuming)).pipe(
-        Effect.provide(offsets.pipe(Layer.provideMerge(broker))),
-        // The library names its option; the CLI names the flag.
-        Effect.catchTag("MessageDecodeError", (e) =>
-          Effect.fail(
-            new BadMessage({
-              message: `the message at offset ${e.offset} of stream "${e.stream}" cannot be decoded (${e.reason}); stopped before it, its offset stored (--on-bad-message skip moves past such messages)`
-            })
-          ))
+/** The rules between the other flags of `receive`, and the library's checks of names: before anything is printed or connected. */
+const checked = (values: ReceiveValues) =>
+  Effect.gen(function*() {
+    const fail = (message: string) => Effect.fail(new UsageError({ message }))
+    const filtered = Option.isSome(values.filter)
+    if (Option.isSome(values["super-stream"]) && values.stream.onCommandLine) yield* fail("--stream and --super-stream: choose one")
+    const tracking = yield* trackingOf(values)
+    if (values.print && values.json) yield* fail("--print and --json: choose one")
+    if (values["match-unfiltered"] && !filtered) yield* fail("--match-unfiltered is for --filter")
+    if (Option.isSome(values["filter-property"]) && !filtered) yield* fail("--filter-property is for --filter")
+    if (filtered && values["until-end"]) {
+      yield* fail(
+        "--filter and --until-end: the broker skips filtered-out chunks without a word, so the end could go unseen; use --idle-timeout"
       )
-      for (const line of outcome.lines) yield* status(line)
-      // Exit 1: the next run may repeat what this one processed after the stored offset.
-      if (outcome.notStored !== undefined) return yield* Effect.fail(new StoreNotConfirmed({ message: outcome.notStored }))
+    }
+    yield* Option.match(values["super-stream"], {
+      onNone: () => validateConsumeOptions({ stream: values.stream.value, consumerName: values.name }),
+      onSome: (superStream) => validateSuperStreamConsumeOptions({ superStream, consumerName: values.name })
     })
-)
+    return tracking
+  })
 
+/** Consumes as the flags say until a stop condition, then says how it went. */
+const receiveWith = (values: ReceiveValues) =>
+  Effect.gen(function*() {
+    const tracking = yield* checked(values)
+    const marker = values.marker
+    const stop: StopConditions = {
+      marker: values["no-marker"] ? false : (message) => bodyText(message) === marker,
+      count: Option.getOrUndefined(values.count),
+      untilEnd: values["until-end"],
+      idleTimeout: Option.getOrUndefined(values["idle-timeout"]),
+      signal: yield* stopSignal
+    }
+    // With messages on stdout, stdout is data: the status lines go to stderr.
+    const output = values.json ? toJsonLine : values.print ? toTextLine : undefined
+    const status = output === undefined ? Console.log : statusLine
+    const broker = yield* brokerLayer(values)
+    const offsets = yield* offsetStoreLayer(values["offset-store"])
+    yield* status("Started consuming...")
+    let consumed = 0
+    const first = status("First message received.")
+    // Without output, `Effect.void` for all but the first: nothing is run for those messages.
+    const onMessage = (message: StreamMessage, index: number) => {
+      consumed = index + 1
+      const line = output === undefined ? Effect.void : dataLine(output(message))
+      return index === 0 ? Effect.zipRight(first, line) : line
+    }
+    const options = {
+      consumerName: values.name,
+      start: values.offset,
+      ignoreStoredOffset: values["ignore-stored"],
+      tracking,
+      stop,
+      singleActive: values["single-active"],
+      onDecodeError: values["on-bad-message"],
+      filter: Option.getOrUndefined(Option.map(values.filter, (filterValues) => ({
+        values: filterValues,
+        matchUnfiltered: values["match-unfiltered"],
+        property: Option.getOrUndefined(values["filter-property"])
+      }))),
+      onMessage
+    }
+    const superStream = Option.getOrUndefined(values["super-stream"])
+    const consuming: Effect.Effect<Outcome, ConsumeError, StreamBroker | OffsetStore> = superStream === undefined
+      ? Effect.map(receive({ ...options, stream: values.stream.value }), streamOutcome)
+      : Effect.map(receiveSuperStream({ ...options, superStream }), superStreamOutcome)
+    const outcome = yield* Effect.scoped(Effect.zipRight(progress("messages", () => consumed), consuming)).pipe(
+      Effect.provide(offsets.pipe(Layer.provideMerge(broker))),
+      // The library names its option; the CLI names the flag.
+      Effect.catchTag("MessageDecodeError", (e) =>
+        Effect.fail(
+          new BadMessage({
+            message: `the message at offset ${e.offset} of stream "${e.stream}" cannot be decoded (${e.reason}); stopped before it, its offset stored (--on-bad-message skip moves past such messages)`
+          })
+        ))
+    )
+    for (const line of outcome.lines) yield* status(line)
+    // Exit 1: the next run may repeat what this one processed after the stored offset.
+    if (outcome.notStored !== undefined) return yield* Effect.fail(new StoreNotConfirmed({ message: outcome.notStored }))
+  })
+
+export const receiveCommand = Command.make(
+  "receive",
+  optionsOf(receiveFlags),
+  (parsed) => Effect.scoped(Effect.flatMap(Effect.all(parsed), receiveWith))
+).pipe(
+  Command.withDescription(
+    "Consumes a RabbitMQ stream from where this consumer left off until a stop condition (the marker by default)."
+  )
+)

@@ -1,7 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Either, Layer, Redacted } from "effect"
+import * as CliConfig from "@effect/cli/CliConfig"
+import * as Options from "@effect/cli/Options"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { ConfigProvider, Duration, Effect, Either, Layer, Redacted } from "effect"
 import { ConnectionConfig, describeConnection, parseUri, redactUri, StreamBroker } from "../../src/StreamOffsets.ts"
-import { brokerLayer } from "../../src/cli.ts"
+import { brokerLayer, connectionFlags, optionsOf } from "../../src/cli.ts"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -104,27 +107,57 @@ describe("TLS URIs and flags", () => {
   fs.writeFileSync(pem, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
   const notPem = path.join(dir, "notes.txt")
   fs.writeFileSync(notPem, "hello")
-  const usage = (values: Parameters<typeof brokerLayer>[0]) =>
-    brokerLayer(values).pipe(Effect.flip, Effect.map((e) => e.message))
+  /** The connection flags of a command line (and the environment), as a command's handler receives them. */
+  const flags = (args: ReadonlyArray<string>) =>
+    Options.processCommandLine(Options.all(optionsOf(connectionFlags)), args, CliConfig.defaultConfig).pipe(
+      Effect.orDie,
+      Effect.flatMap(([, , parsed]) => Effect.all(parsed)),
+      Effect.provide(NodeContext.layer)
+    )
+  const layer = (args: ReadonlyArray<string>) => Effect.flatMap(flags(args), brokerLayer)
+  const usage = (args: ReadonlyArray<string>) => layer(args).pipe(Effect.flip, Effect.map((e) => e.message))
 
   it.effect("TLS flags: PEM files read, bad ones named, TLS-only flags refused on a plain URI", () =>
     Effect.gen(function*() {
       const tlsUri = "rabbitmq-stream+tls://u:p@localhost/%2f"
-      yield* brokerLayer({ uri: tlsUri, ca: pem })
-      expect(yield* usage({ uri: "rabbitmq-stream://u:p@localhost/%2f", ca: pem })).toContain(
+      yield* layer(["--uri", tlsUri, "--ca", pem])
+      expect(yield* usage(["--uri", "rabbitmq-stream://u:p@localhost/%2f", "--ca", pem])).toContain(
         "are for TLS: use a rabbitmq-stream+tls:// URI"
       )
-      expect(yield* usage({ uri: tlsUri, cert: pem })).toBe("--cert and --key go together (a client certificate and its key)")
-      expect(yield* usage({ uri: tlsUri, ca: path.join(dir, "missing.pem") })).toContain("cannot read --ca")
-      expect(yield* usage({ uri: tlsUri, ca: notPem })).toContain("is not a PEM file")
-      expect(yield* usage({ uri: "rabbitmq-stream://u:p@localhost/%2f", "insecure-skip-verify": "true" })).toContain(
-        "for TLS"
-      )
+      expect(yield* usage(["--uri", tlsUri, "--cert", pem])).toBe("--cert and --key go together (a client certificate and its key)")
+      expect(yield* usage(["--uri", tlsUri, "--ca", path.join(dir, "missing.pem")])).toContain("cannot read --ca")
+      expect(yield* usage(["--uri", tlsUri, "--ca", notPem])).toContain("is not a PEM file")
+      expect(yield* usage(["--uri", "rabbitmq-stream://u:p@localhost/%2f", "--insecure-skip-verify"])).toContain("for TLS")
     }))
 
   it.effect("the CA may come from RABBITMQ_STREAM_CA; a flag wins over it", () =>
     Effect.gen(function*() {
-      expect(yield* usage({ uri: "rabbitmq-stream+tls://u:p@localhost/%2f" })).toContain("cannot read RABBITMQ_STREAM_CA /nope.pem")
-      yield* brokerLayer({ uri: "rabbitmq-stream+tls://u:p@localhost/%2f", ca: pem })
+      expect(yield* usage(["--uri", "rabbitmq-stream+tls://u:p@localhost/%2f"])).toContain("cannot read RABBITMQ_STREAM_CA /nope.pem")
+      yield* layer(["--uri", "rabbitmq-stream+tls://u:p@localhost/%2f", "--ca", pem])
     }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["RABBITMQ_STREAM_CA", "/nope.pem"]])))))
+
+  const withEnv = (env: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+
+  it.effect("a flag wins over its environment variable, which wins over the default; an empty one is no value", () =>
+    Effect.gen(function*() {
+      const retryFor = (args: ReadonlyArray<string>, env: Record<string, string>) =>
+        flags(args).pipe(Effect.map((values) => Duration.toSeconds(values["retry-for"])), withEnv(env))
+      expect(yield* retryFor(["--retry-for", "5s"], { RABBITMQ_STREAM_RETRY_FOR: "7s" })).toBe(5)
+      expect(yield* retryFor([], { RABBITMQ_STREAM_RETRY_FOR: "7s" })).toBe(7)
+      expect(yield* retryFor([], { RABBITMQ_STREAM_RETRY_FOR: "" })).toBe(120)
+      expect(yield* retryFor([], {})).toBe(120)
+    }))
+
+  it.effect("a bad value is named by where it came from: the flag, or its environment variable", () =>
+    Effect.gen(function*() {
+      const error = (args: ReadonlyArray<string>, env: Record<string, string>) =>
+        flags(args).pipe(Effect.flip, Effect.map((e) => e.message), withEnv(env))
+      expect(yield* error([], { RABBITMQ_STREAM_RETRY_FOR: "soon" })).toBe(
+        'RABBITMQ_STREAM_RETRY_FOR must be a duration such as 500ms, 5s, 2m or 1h, got "soon"'
+      )
+      expect(yield* error(["--retry-for", "later"], { RABBITMQ_STREAM_RETRY_FOR: "soon" })).toBe(
+        '--retry-for must be a duration such as 500ms, 5s, 2m or 1h, got "later"'
+      )
+      expect(yield* error(["--sasl", "kerberos"], {})).toBe('--sasl must be plain or external, got "kerberos"')
+    }))
 })
