@@ -537,7 +537,13 @@ const usageLine = <Name extends string, E, A>(
       if (argument === undefined) return text
       const flag = /^--([a-z][a-z-]*)$/.exec(argument)?.[1]
       if (flag === undefined) return `unexpected argument "${argument}" (see --help)`
-      const usages = [...HashMap.values(Command.getSubcommands(root))].map(Descriptor.getUsage)
+      // The flags of the subcommand given (a flag of another one is unknown here), else of all.
+      const subcommands = Command.getSubcommands(root)
+      const given = Option.flatMap(Option.fromNullable(args[0]), (command) => HashMap.get(subcommands, command))
+      const usages = Option.match(given, {
+        onNone: () => [...HashMap.values(subcommands)],
+        onSome: (command) => [command]
+      }).map(Descriptor.getUsage)
       return usages.some((usage) => valueFlags(usage).includes(`--${flag}`))
         ? `--${flag} needs a value (see --help)`
         : `unknown flag --${flag} (see --help)`

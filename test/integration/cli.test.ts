@@ -68,6 +68,9 @@ describe("bad input: one line, an exit code, no stack trace", () => {
 
   it("an unknown flag is a usage error (2)", async () => {
     expectOneLine(await cli("bun", "receive", ["--nope"]), 2, "unknown flag --nope")
+    // Another command's flag is unknown here too (not "needs a value"), with its value or without.
+    expectOneLine(await cli("bun", "receive", ["--initial-cluster-size", "3"]), 2, "unknown flag --initial-cluster-size")
+    expectOneLine(await cli("bun", "send", ["--stream"]), 2, "--stream needs a value")
   })
 
   it("a malformed URI is a usage error (2) and never shows the password", async () => {
