@@ -3050,9 +3050,8 @@ export const Producer: {
    */
   readonly message: <A>(value: A, sections?: ValueMessage<A>["sections"]) => ValueMessage<A>
 } = {
-  make: (options: ProducerOptions) => Effect.zipRight(validateProducerOptions(options), makeProducer(options)),
-  layer: <I>(tag: Context.Tag<I, Producer<any>>, options: ProducerOptions) =>
-    Layer.scoped(tag, Effect.zipRight(validateProducerOptions(options), makeProducer(options))),
+  make: (options: ProducerOptions) => checkedProducer(options),
+  layer: <I>(tag: Context.Tag<I, Producer<any>>, options: ProducerOptions) => Layer.scoped(tag, checkedProducer(options)),
   message: (value, sections) => new ValueMessage(value, sections)
 }
 
@@ -3728,6 +3727,10 @@ const inFlightWindow = (stream: string, state: ProducerState, requests: RequestQ
       })
   }
 }
+
+/** `Producer.make`'s effect (and its layer's): the options checked once, then the producer. */
+const checkedProducer = (options: ProducerOptions): Effect.Effect<Producer<unknown>, SendError, StreamBroker | Scope.Scope> =>
+  Effect.zipRight(validateProducerOptions(options), makeProducer(options))
 
 /**
  * A Producer, and what `send` needs of it besides: `publishAll` that numbers the messages by their

@@ -63,6 +63,26 @@ export interface Flags {
 export const optionsOf = <F extends Flags>(flags: F): { readonly [K in keyof F]: ReturnType<F[K]["option"]> } =>
   EffectRecord.map(flags, (flag, name) => flag.option(name)) as { readonly [K in keyof F]: ReturnType<F[K]["option"]> }
 
+/**
+ * A subcommand: its flags, the one-line description `--help` shows, and what it does with the
+ * flags' values (the first bad value fails it with its UsageError, before `run` starts).
+ */
+export const subcommand = <F extends Flags, A, E, R>(
+  name: string,
+  flags: F,
+  description: string,
+  run: (values: Values<F>) => Effect.Effect<A, E, R>
+) =>
+  Command.make(
+    name,
+    optionsOf(flags),
+    (parsed) => {
+      // Each option's value is its flag's Either (see Flag): typed per flag by `Values<F>`.
+      const values = Effect.all(parsed as Readonly<Record<string, Either.Either<unknown, UsageError>>>)
+      return Effect.scoped(Effect.flatMap(values as Effect.Effect<Values<F>, UsageError>, run))
+    }
+  ).pipe(Command.withDescription(description))
+
 /** How a flag's text becomes its value; `source` is what an error names (`--count`, `MESSAGE_COUNT`). */
 export type Parse<A> = (text: string, source: string) => Either.Either<A, UsageError>
 

@@ -3,7 +3,6 @@
  * the stream's first and last offsets, and the lag. `--set` moves the stored offset (also back,
  * which the workflows never do: here it is an explicit act).
  */
-import * as Command from "@effect/cli/Command"
 import { Console, Effect, Either, Layer, Option, Schedule } from "effect"
 import {
   brokerLayer,
@@ -12,10 +11,10 @@ import {
   offsetStoreFlag,
   offsetStoreLayer,
   optionalFlag,
-  optionsOf,
   type Parse,
   showOffset,
   streamFlag,
+  subcommand,
   switchFlag,
   text,
   UsageError,
@@ -148,12 +147,9 @@ const offsetWith = (values: OffsetValues) =>
     yield* Console.log(`lag: ${showOffset(report.lag)} offsets`)
   })
 
-export const offsetCommand = Command.make(
+export const offsetCommand = subcommand(
   "offset",
-  optionsOf(offsetFlags),
-  (parsed) => Effect.scoped(Effect.flatMap(Effect.all(parsed), offsetWith))
-).pipe(
-  Command.withDescription(
-    "Shows a consumer's stored offset and the stream's first and last offsets, without consuming; --set stores one."
-  )
+  offsetFlags,
+  "Shows a consumer's stored offset and the stream's first and last offsets, without consuming; --set stores one.",
+  offsetWith
 )

@@ -4,7 +4,6 @@
  * prints the first and last offsets and exits. SIGINT/SIGTERM stop it cleanly: offset stored,
  * summary printed, exit 0.
  */
-import * as Command from "@effect/cli/Command"
 import { Console, Data, Effect, Either, Layer, Option } from "effect"
 import {
   brokerLayer,
@@ -18,7 +17,6 @@ import {
   offsetStoreFlag,
   offsetStoreLayer,
   optionalFlag,
-  optionsOf,
   type Parse,
   positiveInteger,
   progress,
@@ -26,6 +24,7 @@ import {
   statusLine,
   stopSignal,
   streamFlag,
+  subcommand,
   switchFlag,
   text,
   UsageError,
@@ -272,12 +271,9 @@ const receiveWith = (values: ReceiveValues) =>
     if (outcome.notStored !== undefined) return yield* Effect.fail(new StoreNotConfirmed({ message: outcome.notStored }))
   })
 
-export const receiveCommand = Command.make(
+export const receiveCommand = subcommand(
   "receive",
-  optionsOf(receiveFlags),
-  (parsed) => Effect.scoped(Effect.flatMap(Effect.all(parsed), receiveWith))
-).pipe(
-  Command.withDescription(
-    "Consumes a RabbitMQ stream from where this consumer left off until a stop condition (the marker by default)."
-  )
+  receiveFlags,
+  "Consumes a RabbitMQ stream from where this consumer left off until a stop condition (the marker by default).",
+  receiveWith
 )

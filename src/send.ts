@@ -2,7 +2,6 @@
  * `send`: declares the stream with retention, publishes N messages (the last one is `marker`) and
  * exits only when the broker has confirmed every one.
  */
-import * as Command from "@effect/cli/Command"
 import { Console, Data, Effect, Either, Metric, Option } from "effect"
 import * as fs from "node:fs"
 import process from "node:process"
@@ -14,12 +13,12 @@ import {
   defaultFlag,
   explicitFlag,
   optionalFlag,
-  optionsOf,
   type Parse,
   positiveInteger,
   progress,
   repeatedFlag,
   streamFlag,
+  subcommand,
   switchFlag,
   text,
   UsageError,
@@ -308,8 +307,9 @@ const sendWith = (values: SendValues) =>
     if (bad.error !== undefined) return yield* Effect.fail(bad.error)
   })
 
-export const sendCommand = Command.make(
+export const sendCommand = subcommand(
   "send",
-  optionsOf(sendFlags),
-  (parsed) => Effect.scoped(Effect.flatMap(Effect.all(parsed), sendWith))
-).pipe(Command.withDescription("Publishes messages to a RabbitMQ stream and waits until every one is confirmed."))
+  sendFlags,
+  "Publishes messages to a RabbitMQ stream and waits until every one is confirmed.",
+  sendWith
+)
