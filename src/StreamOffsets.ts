@@ -4950,8 +4950,8 @@ const makeForwardStores = (options: OffsetTrackerOptions, lock: Effect.Semaphore
  * finalizer (hence interruptible): a stop never waits for a broker that is away, and the outcome
  * says what happened instead; only what this run stored is read back (a stop with nothing new to
  * store, during an outage say, does not wait for the broker); out of turn (a single active
- * consumer whose connection was lost), what was processed past the stored offset is said not
- * stored; made once per position (a second stop at the same position waits for the first).
+ * consumer whose connection was lost), nothing is stored, and what was processed is said not stored
+ * unless the store, read then, is at or past it (the member active now stored past it); made once per position (a second stop at the same position waits for the first).
  */
 const makeFinalStore = (
   options: OffsetTrackerOptions,
@@ -4965,11 +4965,16 @@ const makeFinalStore = (
     const { lastStored } = stores.state
     return options.mayStore?.() === false && last !== undefined && !(Option.isSome(lastStored) && lastStored.value >= last)
   }
+  const outOfTurn = Effect.suspend(() =>
+    Effect.fail(`offset ${processed.state.last} not stored: this consumer is no longer the active one (its connection was lost)`)
+  )
   const once = Effect.zipRight(
     storeIfAhead,
     Effect.suspend(() =>
       notStored()
-        ? Effect.fail(`offset ${processed.state.last} not stored: this consumer is no longer the active one (its connection was lost)`)
+        // Out of turn, what this run processed is covered only if the active member stored past it
+        // (it then resumed before it, and its store says so): read the store once before saying no.
+        ? Effect.zipRight(stores.readStored, Effect.suspend(() => notStored() ? outOfTurn : Effect.void))
         : stores.state.storedByThisRun
         ? readBack(options.query, stores.state.lastStored)
         : Effect.void
