@@ -73,10 +73,20 @@
 #   mtls status   whether it accepts a stream declaration (exit 1 if not)
 #   mtls logs     the end of its log
 #
+# `prometheus ...` runs Debian's Prometheus server for the metrics tests: the package `prometheus`
+#   is downloaded with apt-get and unpacked under $BROKER_STATE_DIR/prometheus the first time (not
+#   installed: no service, no user); it listens on localhost:$PROMETHEUS_PORT (default 9090) and
+#   scrapes, every second, the targets `prometheus scrape` lists.
+#   prometheus up                 start it unless it runs; return when it answers /-/ready
+#   prometheus scrape HOST:PORT.. scrape these targets from now on (replaces the list)
+#   prometheus down               stop it (its data goes with it: each `up` starts empty)
+#   prometheus status             whether it answers (exit 1 if not)
+#
 # Environment:
 #   RABBITMQ_STREAM_PORT       stream port of the single broker (default 5552)
 #   RABBITMQ_STREAM_TLS_PORT   TLS stream port of the single broker (default 5551)
 #   RABBITMQ_STREAM_MTLS_PORT  TLS stream port of the mutual-TLS node (default 5541)
+#   PROMETHEUS_PORT            port of `prometheus up` (default 9090)
 #   BROKER_STATE_DIR           state, logs and TLS material (default /var/lib/effect-stream-offsets;
 #                              for a user other than root ${XDG_STATE_HOME:-~/.local/state}/effect-stream-offsets,
 #                              who can use a broker already answering but not start one without Docker)
@@ -89,6 +99,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 port=${RABBITMQ_STREAM_PORT:-5552}
 tls_port=${RABBITMQ_STREAM_TLS_PORT:-5551}
 mtls_port=${RABBITMQ_STREAM_MTLS_PORT:-5541}
+prom_port=${PROMETHEUS_PORT:-9090}
 # Root keeps its state in /var/lib; another user (who can use a broker already running, not start
 # one in a root of its own) in its own state directory.
 if [ "$(id -u)" = 0 ]; then
@@ -1249,6 +1260,105 @@ cmd_mtls() {
   esac
 }
 
+prom=$state/prometheus
+prom_bin=$prom/root/usr/bin/prometheus
+prom_ready() { curl -sf -m 2 "http://127.0.0.1:$prom_port/-/ready" >/dev/null 2>&1; }
+prom_pid() {
+  local pid
+  pid=$(cat "$prom/pid" 2>/dev/null) || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+# Debian's package, unpacked (its binary runs from there); bookworm's and trixie's both work.
+prom_unpack() {
+  local deb
+  [ -x "$prom_bin" ] && return 0
+  command -v apt-get >/dev/null 2>&1 || die "no apt-get to download Debian's prometheus package; install Prometheus and put it at $prom_bin"
+  mkdir -p "$prom/deb"
+  say "downloading Debian's prometheus package"
+  (cd "$prom/deb" && apt-get download prometheus) >>"$log" 2>&1 ||
+    { apt-get update >>"$log" 2>&1 && (cd "$prom/deb" && apt-get download prometheus) >>"$log" 2>&1; } ||
+    die "apt-get download prometheus failed; read $log"
+  deb=$(ls "$prom"/deb/prometheus_*.deb 2>/dev/null | head -n 1)
+  dpkg -x "$deb" "$prom/root" || die "could not unpack $deb"
+  rm -rf "$prom/deb"
+}
+
+prom_up() {
+  local deadline
+  mkdir -p "$prom"
+  if prom_pid >/dev/null; then
+    prom_ready && { say "prometheus: up on localhost:$prom_port"; return 0; }
+  else
+    port_open "$prom_port" && die "localhost:$prom_port is taken by something else; free it or set PROMETHEUS_PORT"
+    prom_unpack
+    [ -f "$prom/targets.json" ] || echo '[]' >"$prom/targets.json"
+    cat >"$prom/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: stream-offsets
+    file_sd_configs:
+      - files: ["$prom/targets.json"]
+        refresh_interval: 1s
+EOF
+    rm -rf "$prom/data"
+    "$prom_bin" --config.file="$prom/prometheus.yml" --storage.tsdb.path="$prom/data" \
+      --web.listen-address="127.0.0.1:$prom_port" --log.level=warn >>"$prom/prometheus.log" 2>&1 &
+    echo $! >"$prom/pid"
+  fi
+  deadline=$((SECONDS + wait_seconds))
+  until prom_ready; do
+    prom_pid >/dev/null || die "prometheus stopped while starting; read $prom/prometheus.log"
+    ((SECONDS < deadline)) || die "prometheus did not answer on localhost:$prom_port within ${wait_seconds}s; read $prom/prometheus.log"
+    sleep 0.5
+  done
+  say "prometheus: up on localhost:$prom_port ($("$prom_bin" --version 2>&1 | head -n 1))"
+}
+
+# The targets, as Prometheus' file service discovery reads them (it notices the change by itself).
+prom_scrape() {
+  local list="" t
+  for t in "$@"; do
+    case "$t" in *:[0-9]*) ;; *) die "usage: scripts/broker.sh prometheus scrape HOST:PORT..." ;; esac
+    list="$list${list:+, }\"$t\""
+  done
+  mkdir -p "$prom"
+  echo "[{\"targets\": [$list]}]" >"$prom/targets.json.new" && mv "$prom/targets.json.new" "$prom/targets.json"
+}
+
+prom_down() {
+  local pid
+  pid=$(prom_pid) || { say "prometheus is not running; nothing to stop"; return 0; }
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 1 40); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.25
+  done
+  kill -9 "$pid" 2>/dev/null
+  rm -f "$prom/pid"
+  say "prometheus stopped"
+}
+
+cmd_prometheus() {
+  case "${1:-}" in
+  up) prom_up ;;
+  down) prom_down ;;
+  scrape)
+    shift
+    prom_scrape "$@"
+    ;;
+  status)
+    if prom_ready; then say "prometheus: up on localhost:$prom_port"; else say "prometheus: down"; return 1; fi
+    ;;
+  *)
+    echo "usage: scripts/broker.sh prometheus up|down|status|scrape HOST:PORT..." >&2
+    exit 2
+    ;;
+  esac
+}
+
 case "${1:-}" in
 up) cmd_up ;;
 down) cmd_down ;;
@@ -1264,7 +1374,7 @@ mode)
   mode
   ;;
 ctl)
-  # rabbitmqctl on the single broker, e.g. list_stream_consumers stream messages_consumed
+  # rabbitmqctl on the single broker, e.g. list_queues name type messages
   shift
   ctl_single "$@"
   ;;
@@ -1276,8 +1386,12 @@ mtls)
   shift
   cmd_mtls "$@"
   ;;
+prometheus)
+  shift
+  cmd_prometheus "$@"
+  ;;
 *)
-  echo "usage: scripts/broker.sh up|down|restart|status|logs|cut|freeze|thaw|alarm on|off|mode|ctl ARGS... | cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|freeze-node N|thaw-node N|cut-node N|alarm-node N on|off|group N STREAM NAME | mtls up|down|status|logs" >&2
+  echo "usage: scripts/broker.sh up|down|restart|status|logs|cut|freeze|thaw|alarm on|off|mode|ctl ARGS... | cluster up|down|reset|status|logs|stop-node N|start-node N|kill-node N|freeze-node N|thaw-node N|cut-node N|alarm-node N on|off|group N STREAM NAME | mtls up|down|status|logs | prometheus up|down|status|scrape HOST:PORT..." >&2
   exit 2
   ;;
 esac
