@@ -7270,6 +7270,13 @@ interface ClientConnection {
     f: (client: Client) => Promise<A>,
     orphan?: (value: A) => void
   ) => Effect.Effect<A, BrokerError>
+  /**
+   * One request on a resource of `client` (a publisher's): bounded by the request timeout and not
+   * retried, since no other client has that resource (retried on a new client, it failed there
+   * again and again, and each failure took the new client for lost); a timeout or a dead socket
+   * marks that client lost, and the caller starts over on the client in use.
+   */
+  readonly callOn: <A>(client: Client, operation: string, f: () => Promise<A>) => Effect.Effect<A, BrokerError>
   /** Ties a publisher or consumer to its client: when the client is replaced, `onLost` is told why. */
   readonly attach: (client: Client, onLost: (reason: string) => void) => Effect.Effect<void, never, Scope.Scope>
   /** Watches a connection of the client (a publisher's, a consumer's) for silence, for the scope's lifetime. */
@@ -7388,6 +7395,7 @@ const connectClient = (config: ConnectionConfig): Effect.Effect<ClientConnection
       supervisor,
       policy,
       call,
+      callOn: requestOn(supervisor, requestTimeout),
       watch: (client, watchedConnection) => watchWhileScoped(watched, client, watchedConnection),
       attach: (client, onLost) =>
         Effect.acquireRelease(
@@ -7429,16 +7437,11 @@ const supervisedCall = (
 ): ClientConnection["call"] =>
 <A>(operation: string, f: (client: Client) => Promise<A>, orphan?: (value: A) => void) => {
   const said = new Set<string>()
+  const on = requestOn(supervisor, requestTimeout)
   return Effect.flatMap(
     Effect.mapError(supervisor.client, (e) => new BrokerError({ operation, reason: e.message, cause: e })),
     (client) =>
-      fromClient(() => f(client), brokerError(operation), orphan).pipe(
-        Effect.timeoutFail({
-          duration: requestTimeout,
-          onTimeout: () =>
-            new BrokerError({ operation, reason: `no answer within ${Duration.format(requestTimeout)}`, transient: "connectionGone" })
-        }),
-        Effect.tapError((error) => Effect.sync(() => error.transient === "connectionGone" && supervisor.lost(client, error.reason))),
+      on(client, operation, () => f(client), orphan).pipe(
         Effect.tapError((error) => {
           const waiting = waitingFor(error)
           return waiting === undefined || said.has(waiting)
@@ -7448,6 +7451,21 @@ const supervisedCall = (
       )
   ).pipe(Effect.retry({ schedule: policy, while: isTransient }), Effect.interruptible)
 }
+
+/**
+ * `ClientConnection.callOn`: one request on `client`, bounded by `requestTimeout`, not retried; a
+ * timeout or a dead socket marks that client lost (not the one in use, if it was replaced since).
+ */
+const requestOn = (supervisor: ConnectionSupervisor<Client>, requestTimeout: Duration.Duration) =>
+<A>(client: Client, operation: string, f: () => Promise<A>, orphan?: (value: A) => void): Effect.Effect<A, BrokerError> =>
+  fromClient(f, brokerError(operation), orphan).pipe(
+    Effect.timeoutFail({
+      duration: requestTimeout,
+      onTimeout: () =>
+        new BrokerError({ operation, reason: `no answer within ${Duration.format(requestTimeout)}`, transient: "connectionGone" })
+    }),
+    Effect.tapError((error) => Effect.sync(() => error.transient === "connectionGone" && supervisor.lost(client, error.reason)))
+  )
 
 /** Counts a connection of `client` among those the watchdog looks at, for the scope's lifetime. */
 const watchWhileScoped = (
@@ -7682,7 +7700,7 @@ const clientPublisher = (connection: ClientConnection, stream: string, options: 
     )
     const lastPublishingId = name === undefined
       ? 0n
-      : yield* connection.call(`query the last publishing id of "${name}" on "${stream}"`, () => raw.getLastPublishingId())
+      : yield* connection.callOn(client, `query the last publishing id of "${name}" on "${stream}"`, () => raw.getLastPublishingId())
     // The frames are ours (`publishFrames`): as large as the connection allows (the broker then
     // writes large chunks, which consumers read much faster than small ones), version 2 with filter
     // values, sub-entry batches; the client's own encoder writes 0, "" and false as null.
