@@ -19,7 +19,7 @@
  *   Metrics
  *   --- internal ---
  *   Send machinery      send over a Producer (the messages read as a Stream, numbered by position);
- *                       routing and splitting for super streams
+ *                       routing a chunk at a time and splitting into a mailbox per partition
  *   Producer machinery  requests, one publishing session (writer, sub-entries, confirms, timeouts),
  *                       sessions after lost connections, closing; the entries in flight
  *   Consume machinery   the consumer (start, single active turns, subscriptions, stop selection),
@@ -67,6 +67,7 @@ import {
   Metric,
   Option,
   ParseResult,
+  Mailbox,
   Queue,
   Redacted,
   Runtime,
@@ -2129,7 +2130,10 @@ export const send: (options: SendOptions) => Effect.Effect<SendSummary, SendErro
   "StreamOffsets.send"
 )(function*(options: SendOptions) {
   yield* validateSendOptions(options)
-  return yield* publishStream(options.stream, options.messages, { ...options, retention: options.retention ?? DEFAULT_RETENTION })
+  return yield* publishStream(options.stream, messageStream(options.messages, sendBatchSize(options)), {
+    ...options,
+    retention: options.retention ?? DEFAULT_RETENTION
+  })
 })
 
 /**
@@ -2208,13 +2212,12 @@ export const sendToSuperStream: (
     const bindingKeys = bindingKeysOf(options)
     yield* broker.declareSuperStream(superStream, bindingKeys, retention)
     const partitions = yield* broker.partitions(superStream)
-    const route = yield* makeRoute(broker, superStream, partitions, options.routing ?? Routing.Hash({}), options.toEveryPartition)
-    const sources = splitByPartition(options.messages, partitions.length, route)
-    const summaries = yield* Effect.forEach(
-      partitions,
-      (partition, i) => publishStream(partition, sources[i]!, { ...options, retention: undefined }),
-      { concurrency: "unbounded" }
-    )
+    const route = makeRoute(broker, superStream, partitions, options.routing ?? Routing.Hash({}), options.toEveryPartition)
+    const batchSize = sendBatchSize(options)
+    const summaries = yield* Effect.scoped(Effect.flatMap(
+      splitByPartition(messageStream(options.messages, batchSize), partitions.length, route, { batchSize }),
+      Effect.forEach((messages, i) => publishStream(partitions[i]!, messages, { ...options, retention: undefined }), { concurrency: "unbounded" })
+    ))
     const total = (field: "sent" | "confirmed" | "skipped") => summaries.reduce((sum, p) => sum + p[field], 0)
     return { superStream, sent: total("sent"), confirmed: total("confirmed"), skipped: total("skipped"), partitions: summaries }
   }
@@ -3113,13 +3116,13 @@ export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stre
  * again, it publishes only what the broker lacks) and rides out lost connections; the messages are
  * read as the producer has room for them. Succeeds when every message is confirmed.
  */
-const publishStream = (
+const publishStream = <E extends SendError>(
   stream: string,
-  messages: Iterable<Sendable | RoomWait> | AsyncIterable<Sendable>,
+  messages: Stream.Stream<Sendable, E>,
   options: SendTuning & { readonly retention?: Retention | undefined }
 ): Effect.Effect<SendSummary, SendError, StreamBroker> =>
   Effect.scoped(Effect.gen(function*() {
-    const maxInFlight = options.maxInFlight ?? 50_000
+    const maxInFlight = options.maxInFlight ?? DEFAULT_SEND_IN_FLIGHT
     const producer = yield* makeProducer(
       {
         stream,
@@ -3132,7 +3135,7 @@ const publishStream = (
       },
       { drainOnClose: false, streamExists: true }
     )
-    const summary = yield* producer.publishByPosition(messageStream(messages, Math.min(5000, Math.ceil(maxInFlight / 2)))).pipe(
+    const summary = yield* producer.publishByPosition(messages).pipe(
       // Its scope is this one: it cannot be closed under us.
       Effect.catchTag("ProducerClosed", Effect.die)
     )
@@ -3141,27 +3144,27 @@ const publishStream = (
 
 /**
  * The messages to send as a Stream, read as they are needed, up to `batchSize` a chunk: a plain
- * loop over an iterable; an async one (a file, stdin) awaited item by item. A super stream's split
- * source with no message for now (a RoomWait) ends the chunk, or is waited for.
+ * loop over an iterable; an async one (a file, stdin) awaited item by item. An iterable that
+ * throws fails it with InvalidArgument.
  */
 const messageStream = (
-  messages: Iterable<Sendable | RoomWait> | AsyncIterable<Sendable>,
+  messages: Iterable<Sendable> | AsyncIterable<Sendable>,
   batchSize: number
-): Stream.Stream<Sendable, InvalidArgument | BrokerError | SuperStreamNotFound> =>
+): Stream.Stream<Sendable, InvalidArgument> =>
   Stream.suspend(() => {
     const sync = Symbol.iterator in messages ? messages[Symbol.iterator]() : undefined
     const async = sync === undefined ? (messages as AsyncIterable<Sendable>)[Symbol.asyncIterator]() : undefined
     const state = { done: false }
     const unreadable = (error: unknown) =>
       Option.some(
-        error instanceof BrokerError || error instanceof SuperStreamNotFound || error instanceof InvalidArgument
+        error instanceof InvalidArgument
           ? error
           : new InvalidArgument({ message: `could not read the messages to send: ${errorText(error)}` })
       )
     const pull = Effect.gen(function*() {
       const chunk: Array<Sendable> = []
       while (chunk.length < batchSize && !state.done) {
-        let item: IteratorResult<Sendable | RoomWait>
+        let item: IteratorResult<Sendable>
         if (sync) {
           try {
             item = sync.next()
@@ -3170,17 +3173,19 @@ const messageStream = (
           }
         } else item = yield* Effect.tryPromise({ try: () => async!.next(), catch: unreadable })
         if (item.done) state.done = true
-        else if (!(item.value instanceof RoomWait)) chunk.push(item.value)
-        else if (chunk.length > 0) break
-        else {
-          const room = item.value.room
-          yield* Effect.promise(() => room)
-        }
+        else chunk.push(item.value)
       }
       return chunk.length > 0 ? Chunk.unsafeFromArray(chunk) : yield* Effect.fail(Option.none())
     })
     return Stream.repeatEffectChunkOption(pull)
   })
+
+/** Messages read at a time for sending: bounded, and at most half the in-flight window. */
+const sendBatchSize = (options: Pick<SendOptions, "maxInFlight">): number =>
+  Math.min(5000, Math.ceil((options.maxInFlight ?? DEFAULT_SEND_IN_FLIGHT) / 2))
+
+/** `send`'s default in-flight window. */
+const DEFAULT_SEND_IN_FLIGHT = 50_000
 
 /** The options of `send` that shape publishing (shared with `sendToSuperStream`). */
 type SendTuning = Pick<SendOptions, "producerName" | "maxInFlight" | "confirmTimeout" | "subEntrySize" | "compression">
@@ -3206,13 +3211,12 @@ const validateSendTuning = (options: SendTuning): Effect.Effect<void, InvalidArg
   })
 
 /**
- * How `sendToSuperStream` routes a body: to a partition index, or -1 for every partition (a
- * marker). Hash routing is a plain function; key routing asks the broker once per key.
+ * How `sendToSuperStream` routes a chunk of messages: the partition index of each, or -1 for
+ * every partition (a marker). Hash routing is computed in place; key routing asks the broker once
+ * per key it has not seen (a broker failure stays what it is, not "bad input").
  */
-interface PartitionRoute {
-  readonly partitionOf: (body: Uint8Array) => number | Promise<number>
-  readonly synchronous: boolean
-}
+type PartitionRoute = (messages: Chunk.Chunk<Sendable>) => Effect.Effect<ReadonlyArray<number>, RouteError>
+type RouteError = BrokerError | SuperStreamNotFound | InvalidArgument
 
 const makeRoute = (
   broker: StreamBrokerShape,
@@ -3220,138 +3224,96 @@ const makeRoute = (
   partitions: ReadonlyArray<string>,
   routing: Routing,
   toEveryPartition: ((body: Uint8Array) => boolean) | undefined
-): Effect.Effect<PartitionRoute> =>
-  Effect.map(Effect.runtime<never>(), (runtime) => {
-    const isMarker = toEveryPartition ?? (() => false)
-    if (routing._tag === "Hash") {
-      const key = routing.key
-      return {
-        synchronous: true,
-        partitionOf: (body) => isMarker(body) ? -1 : hashPartition(key === undefined ? body : key(body), partitions.length)
+): PartitionRoute => {
+  const isMarker = toEveryPartition ?? (() => false)
+  // The caller's functions (the marker test, the key) may throw: that is the messages' fault.
+  const inPlace = <A>(f: () => A) =>
+    Effect.try({ try: f, catch: (error) => new InvalidArgument({ message: `could not route the messages to send: ${errorText(error)}` }) })
+  if (routing._tag === "Hash") {
+    const key = routing.key
+    return (messages) =>
+      inPlace(() =>
+        Chunk.toReadonlyArray(messages).map((message) => {
+          const body = bodyBytes(message)
+          return isMarker(body) ? -1 : hashPartition(key === undefined ? body : key(body), partitions.length)
+        })
+      )
+  }
+  const known = new Map<string, number>()
+  const lookUp = (key: string) =>
+    Effect.flatMap(broker.route(superStream, key), (streams) => {
+      const index = partitions.findIndex((p) => streams.includes(p))
+      if (index < 0) {
+        return Effect.fail(new InvalidArgument({ message: `no partition of super stream "${superStream}" is bound to the routing key "${key}"` }))
       }
-    }
-    const known = new Map<string, number>()
-    // A broker failure stays what it is (the source passes it on), not "bad input".
-    const lookUp = (key: string) =>
-      Runtime.runPromise(runtime)(Effect.either(broker.route(superStream, key))).then((routed) => {
-        if (Either.isLeft(routed)) throw routed.left
-        const streams = routed.right
-        const index = partitions.findIndex((p) => streams.includes(p))
-        if (index < 0) throw new Error(`no partition of super stream "${superStream}" is bound to the routing key "${key}"`)
-        known.set(key, index)
-        return index
+      return Effect.sync(() => void known.set(key, index))
+    })
+  return (messages) =>
+    Effect.flatMap(
+      inPlace(() => Chunk.toReadonlyArray(messages).map((message) => {
+        const body = bodyBytes(message)
+        return isMarker(body) ? undefined : routing.key(body)
+      })),
+      // The keys not seen yet are looked up, in the order they come; then every message is routed in place.
+      (keys) =>
+        Effect.map(
+          Effect.forEach(new Set(keys.filter((key) => key !== undefined && !known.has(key))), (key) => lookUp(key!), { discard: true }),
+          () => keys.map((key) => (key === undefined ? -1 : known.get(key)!))
+        )
+    )
+}
+
+/**
+ * The messages split into one Stream per partition, for the scope's lifetime: one fiber reads them
+ * a chunk at a time, routes the chunk (one effect per chunk) and offers each partition its part
+ * (a marker to every partition) in a bounded mailbox of `limit` messages. A partition whose
+ * publisher stalls (a leader away, a full window) fills its mailbox, and then the reading waits for
+ * it: the other partitions wait too, rather than the messages piling up in memory. A failure to
+ * read or route fails every partition's stream, after the chunks before it.
+ */
+const splitByPartition = <E>(
+  messages: Stream.Stream<Sendable, E>,
+  partitions: number,
+  route: (messages: Chunk.Chunk<Sendable>) => Effect.Effect<ReadonlyArray<number>, E>,
+  options: { readonly limit?: number; readonly batchSize?: number } = {}
+): Effect.Effect<ReadonlyArray<Stream.Stream<Sendable, E>>, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { batchSize = 5000, limit = SPLIT_QUEUE_LIMIT } = options
+    const mailboxes = yield* Effect.forEach(Array.from({ length: partitions }), () => Mailbox.make<Sendable, E>(limit))
+    const offer = (chunk: Chunk.Chunk<Sendable>, indexes: ReadonlyArray<number>) => {
+      const parts = mailboxes.map((): Array<Sendable> => [])
+      Chunk.forEach(chunk, (message, i) => {
+        const index = indexes[i]!
+        if (index < 0) for (const part of parts) part.push(message)
+        else parts[index]!.push(message)
       })
-    return {
-      synchronous: false,
-      partitionOf: (body) => {
-        if (isMarker(body)) return -1
-        const key = routing.key(body)
-        return known.get(key) ?? lookUp(key)
-      }
+      return Effect.forEach(parts, (part, i) => part.length === 0 ? Effect.void : mailboxes[i]!.offerAll(part), { discard: true })
     }
+    yield* Stream.runForEachChunk(messages, (chunk) => Effect.flatMap(route(chunk), (indexes) => offer(chunk, indexes))).pipe(
+      Effect.onExit((exit) => Effect.forEach(mailboxes, (mailbox) => mailbox.done(exit), { discard: true })),
+      Effect.forkScoped
+    )
+    return mailboxes.map((mailbox) => mailboxStream(mailbox, batchSize))
   })
 
-/**
- * The messages split into one source per partition, read as the partitions' publishers ask for
- * them: reading for a partition routes every message on the way to its own partition's queue (a
- * partition that publishes more slowly than the others has its messages wait there). Synchronous
- * when the messages and the routing are.
- */
-const splitByPartition = (
-  messages: Iterable<Sendable> | AsyncIterable<Sendable>,
-  partitions: number,
-  route: PartitionRoute,
-  limit = SPLIT_QUEUE_LIMIT
-): ReadonlyArray<Iterable<Sendable | RoomWait> | AsyncIterable<Sendable>> => {
-  const { full, place, queues, roomWait, take } = partitionQueues(partitions, limit)
-  const partitionOf = (message: Sendable) => route.partitionOf(bodyBytes(message))
-  if (Symbol.iterator in messages && route.synchronous) {
-    const source = messages[Symbol.iterator]()
-    const state = { done: false }
-    return queues.map((queue) => ({
-      *[Symbol.iterator]() {
-        for (;;) {
-          while (queue.isEmpty() && !state.done) {
-            if (full()) {
-              yield new RoomWait(roomWait())
-              continue
-            }
-            const item = source.next()
-            if (item.done) state.done = true
-            else place(item.value, partitionOf(item.value) as number)
-          }
-          if (queue.isEmpty()) return
-          yield take(queue)
-        }
+/** What a mailbox is given, as a Stream of chunks of at most `batchSize`. */
+const mailboxStream = <A, E>(mailbox: Mailbox.ReadonlyMailbox<A, E>, batchSize: number): Stream.Stream<A, E> =>
+  Stream.suspend(() => {
+    let taken = Chunk.empty<A>()
+    const pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<E>> = Effect.suspend(() => {
+      if (Chunk.isNonEmpty(taken)) {
+        const head = Chunk.take(taken, batchSize)
+        taken = Chunk.drop(taken, batchSize)
+        return Effect.succeed(head)
       }
-    }))
-  }
-  const source = Symbol.asyncIterator in messages
-    ? messages[Symbol.asyncIterator]()
-    : (messages as Iterable<Sendable>)[Symbol.iterator]()
-  const state = { done: false, reading: undefined as Promise<void> | undefined, unrouted: undefined as Sendable | undefined }
-  // One read at a time, whichever partition asks; the others wait for it and look again. A message
-  // whose routing failed (the broker away) is routed again by the next read, not dropped.
-  const readOne = async () => {
-    if (full()) return roomWait()
-    if (state.unrouted === undefined) {
-      const item = await source.next()
-      if (item.done) return void (state.done = true)
-      state.unrouted = item.value
-    }
-    const message = state.unrouted
-    place(message, await partitionOf(message))
-    state.unrouted = undefined
-  }
-  // Iterators by hand, not generators: a `next` that failed (routing with the broker away) can be
-  // called again, and goes on where it was (a generator that threw is done for good).
-  return queues.map((queue) => ({
-    [Symbol.asyncIterator]: () => ({
-      next: async (): Promise<IteratorResult<Sendable>> => {
-        while (queue.isEmpty() && !state.done) {
-          await (state.reading ??= readOne().finally(() => (state.reading = undefined)))
-        }
-        return queue.isEmpty() ? { done: true, value: undefined } : { done: false, value: take(queue) }
-      }
+      return Effect.flatMap(Effect.mapError(mailbox.takeAll, Option.some), ([chunk, done]) => {
+        if (done && Chunk.isEmpty(chunk)) return Effect.fail(Option.none())
+        taken = chunk
+        return pull
+      })
     })
-  }))
-}
-
-/**
- * The queues of `splitByPartition`, bounded: once a partition has `limit` messages waiting (its
- * publisher stalled: a leader away, a full window), the others wait for it to take some (`roomWait`)
- * rather than read on.
- */
-const partitionQueues = (partitions: number, limit: number) => {
-  const queues = Array.from({ length: partitions }, () => new Fifo<Sendable>())
-  const room = { waiting: undefined as { readonly promise: Promise<void>; readonly resolve: () => void } | undefined }
-  const full = () => queues.some((queue) => queue.size() >= limit)
-  return {
-    queues,
-    full,
-    /** A marker (partition -1) goes to every partition. */
-    place: (message: Sendable, partition: number) => {
-      if (partition < 0) for (const queue of queues) queue.push(message)
-      else queues[partition]!.push(message)
-    },
-    roomWait: () => {
-      if (room.waiting === undefined) {
-        let resolve!: () => void
-        const promise = new Promise<void>((r) => (resolve = r))
-        room.waiting = { promise, resolve }
-      }
-      return room.waiting.promise
-    },
-    take: (queue: Fifo<Sendable>) => {
-      const body = queue.shift()
-      if (queue.size() < limit && room.waiting !== undefined && !full()) {
-        room.waiting.resolve()
-        room.waiting = undefined
-      }
-      return body
-    }
-  }
-}
+    return Stream.repeatEffectChunkOption(pull)
+  })
 
 /** The body of a message to send, as bytes (what routing hashes, and what the marker is). */
 const bodyBytes = (message: Sendable): Uint8Array => {
@@ -3359,13 +3321,8 @@ const bodyBytes = (message: Sendable): Uint8Array => {
   return typeof body === "string" ? utf8Encoder.encode(body) : body instanceof Uint8Array ? body : EMPTY
 }
 
-/** Messages one partition's queue holds at most while another partition's reads wait for it. */
+/** Messages one partition's mailbox holds at most while the reading waits for it. */
 const SPLIT_QUEUE_LIMIT = 50_000
-
-/** In a synchronous split source: no message now; read again once `room` resolves. */
-class RoomWait {
-  constructor(readonly room: Promise<void>) {}
-}
 
 /** A first-in first-out queue without `Array.shift`'s copying. */
 class Fifo<A> {
@@ -8830,7 +8787,6 @@ export const Internal = {
   makeTurn,
   PendingEntries,
   publishFrames,
-  RoomWait,
   selectUntilStop,
   splitByPartition
 }

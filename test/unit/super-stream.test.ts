@@ -6,6 +6,7 @@ import { Buffer } from "node:buffer"
 import { createRequire } from "node:module"
 import {
   bodyText,
+  BrokerError,
   consumeSuperStream,
   hashPartition,
   inspectSuperStreamOffsets,
@@ -26,8 +27,7 @@ import {
   validateSuperStreamSendOptions
 } from "../../src/StreamOffsets.ts"
 
-const { RoomWait, splitByPartition } = Internal
-type RoomWait = InstanceType<typeof RoomWait>
+const { splitByPartition } = Internal
 
 const serverSide = OffsetStore.layerServer.pipe(Layer.provideMerge(StreamBroker.layerMemory({ chunkSize: 7 })))
 
@@ -139,57 +139,58 @@ describe("checking options before the broker is asked", () => {
 })
 
 describe("splitting the messages by partition", () => {
-  it("reads ahead at most the limit for a partition whose publisher does not take its messages", async () => {
-    let read = 0
-    function* numbered() {
-      for (let i = 0; i < 10_000; i++) {
-        read++
-        yield `${i}`
-      }
-    }
-    const [p0, p1] = splitByPartition(numbered(), 2, { synchronous: true, partitionOf: (b) => Number(Buffer.from(b).toString()) % 2 }, 10)
-    const zero = (p0 as Iterable<Uint8Array | RoomWait>)[Symbol.iterator]()
-    const taken: Array<string> = []
-    // Partition 1 takes nothing: partition 0 gets what it can until partition 1 holds 10, then waits.
-    for (;;) {
-      const item = zero.next()
-      if (item.done || item.value instanceof RoomWait) {
-        expect(item.value).toBeInstanceOf(RoomWait)
-        break
-      }
-      taken.push(Buffer.from(item.value).toString())
-    }
-    expect(taken).toEqual(["0", "2", "4", "6", "8", "10", "12", "14", "16", "18"])
-    expect(read).toBe(20)
-    // Partition 1 takes one: room again, and partition 0 reads on.
-    const room = (zero.next().value as RoomWait).room
-    const one = (p1 as Iterable<Uint8Array | RoomWait>)[Symbol.iterator]()
-    expect(Buffer.from(one.next().value as Uint8Array).toString()).toBe("1")
-    await room
-    const next = zero.next().value
-    expect(Buffer.from(next as Uint8Array).toString()).toBe("20")
-  })
-})
+  const byParity = (messages: Chunk.Chunk<unknown>) => Effect.succeed(Chunk.toReadonlyArray(messages).map((m) => Number(m) % 2))
+  const text = (m: unknown) => (typeof m === "string" ? m : Buffer.from(m as Uint8Array).toString())
 
-describe("splitting the messages by partition, routed by the broker", () => {
-  it("a routing that failed (the broker away) is tried again on the next read: no message is dropped", async () => {
-    let calls = 0
-    const route = {
-      synchronous: false,
-      partitionOf: async (body: Uint8Array) => {
-        if (++calls === 3) throw new Error("the connection was closed")
-        return Number(Buffer.from(body).toString()) % 2
-      }
-    }
-    const [even] = splitByPartition(["0", "1", "2", "3", "4", "5"], 2, route)
-    const reader = (even as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
-    const got: Array<string> = []
-    for (let i = 0; i < 5; i++) {
-      const item = await reader.next().then((r) => (r.done ? "done" : Buffer.from(r.value).toString()), () => "failed")
-      got.push(item)
-    }
-    expect(got).toEqual(["0", "failed", "2", "4", "done"])
-  })
+  it.scoped("reads ahead at most the limit for a partition whose publisher does not take its messages; nothing is lost", () =>
+    Effect.gen(function*() {
+      let read = 0
+      const numbered = Stream.unfold(0, (i) => (i >= 1000 ? Option.none() : (read++, Option.some([`${i}`, i + 1] as const))))
+      const [p0, p1] = yield* splitByPartition(numbered, 2, byParity, { limit: 10, batchSize: 100 })
+      // Nobody takes: the reading stops once a partition holds 10 (0..18 and 1..19, then 20 waits).
+      yield* eventually(() => read >= 21)
+      yield* Effect.repeatN(Effect.yieldNow(), 100)
+      expect(read).toBe(21)
+      // Partition 0 takes 10: room again, and the reading goes on until partition 1 is full again.
+      const first = yield* Stream.runCollect(Stream.take(p0!, 10))
+      expect(Chunk.toReadonlyArray(first).map(text)).toEqual(["0", "2", "4", "6", "8", "10", "12", "14", "16", "18"])
+      yield* Effect.repeatN(Effect.yieldNow(), 100)
+      expect(read).toBe(22)
+      // Both take: every message reaches its partition, in order.
+      const [rest0, all1] = yield* Effect.all([Stream.runCollect(p0!), Stream.runCollect(p1!)], { concurrency: 2 })
+      expect(Chunk.toReadonlyArray(rest0).map(text)).toEqual(Array.from({ length: 490 }, (_, i) => `${20 + 2 * i}`))
+      expect(Chunk.toReadonlyArray(all1).map(text)).toEqual(Array.from({ length: 500 }, (_, i) => `${1 + 2 * i}`))
+      expect(read).toBe(1000)
+    }))
+
+  it.scoped("a marker goes to every partition; chunks are handed on whole, at most the batch size", () =>
+    Effect.gen(function*() {
+      const route = (messages: Chunk.Chunk<unknown>) =>
+        Effect.succeed(Chunk.toReadonlyArray(messages).map((m) => (m === "marker" ? -1 : Number(m) % 3)))
+      const messages = Stream.fromIterable([...Array.from({ length: 30 }, (_, i) => `${i}`), "marker"])
+      const parts = yield* splitByPartition(messages, 3, route, { batchSize: 4 })
+      const chunks = yield* Effect.forEach(parts, (part) => Stream.runCollect(Stream.chunks(part)), { concurrency: 3 })
+      chunks.forEach((partition, p) => {
+        const all = Chunk.toReadonlyArray(partition).flatMap((chunk) => Chunk.toReadonlyArray(chunk).map(text))
+        expect(all).toEqual([...Array.from({ length: 10 }, (_, i) => `${p + 3 * i}`), "marker"])
+        for (const chunk of partition) expect(Chunk.size(chunk)).toBeLessThanOrEqual(4)
+      })
+    }))
+
+  it.scoped("a routing failure (the broker gave up) fails every partition's stream, after the chunks before it", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const failing = (messages: Chunk.Chunk<unknown>) =>
+        ++calls === 2
+          ? Effect.fail(new BrokerError({ operation: "route", reason: "the connection was closed" }))
+          : byParity(messages)
+      const messages = Stream.fromIterable(["0", "1", "2", "3", "4", "5"]).pipe(Stream.rechunk(2))
+      const [p0, p1] = yield* splitByPartition(messages, 2, failing)
+      const outcome = (part: Stream.Stream<unknown, BrokerError>) =>
+        Stream.runCollect(Stream.catchAll(Stream.map(part, text), (e) => Stream.make(`failed: ${e.operation}`)))
+      expect(Chunk.toReadonlyArray(yield* outcome(p0!))).toEqual(["0", "failed: route"])
+      expect(Chunk.toReadonlyArray(yield* outcome(p1!))).toEqual(["1", "failed: route"])
+    }))
 })
 
 describe("receiveSuperStream", () => {
