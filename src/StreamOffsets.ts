@@ -7457,7 +7457,6 @@ interface ConnectHooks {
 
 const routeKey = (publisherId: number, connectionId: string) => `${publisherId}@${connectionId}`
 
-/** One attempt on one endpoint: bounded, with the client's own failures turned into errors. */
 /**
  * Takes a silent connection as lost: every second, the locator of the client in use and the
  * connections of its publishers and consumers are looked at; one on which nothing arrived for two
@@ -7503,6 +7502,7 @@ const isSilent = (connection: unknown, heartbeats = 2): boolean => {
   return liveness !== undefined && liveness.heartbeatMs > 0 && liveness.silentMs > heartbeats * liveness.heartbeatMs + 1000
 }
 
+/** One attempt on one endpoint: bounded, with the client's own failures turned into errors. */
 const connectOnce = (config: ConnectionConfig, attempt: number, hooks: ConnectHooks) => {
   const endpoint = config.endpoints[(attempt - 1) % config.endpoints.length]!
   const where = describeConnection(config, [endpoint])
