@@ -5,7 +5,9 @@
 // the stream's leader and a second node are killed (SIGKILL): with one replica of three left the
 // stream has no leader (code 6, "not found on any node") until a second node is back; a named
 // send waits for one, a receive reads on (from the surviving replica, or after the
-// leader is back); both finish, every message exactly once. Last, the whole cluster is restarted
+// leader is back); both finish, every message exactly once. A partition's leader is frozen under
+// a named Deno send of a super stream and thawed at the first timeout: the send finishes, each
+// message once. Last, the whole cluster is restarted
 // one node at a time under a named send, a receive and two single active consumers of a super
 // stream.
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
