@@ -65,6 +65,8 @@ import {
   FiberId,
   Layer,
   Metric,
+  MetricBoundaries,
+  MetricLabel,
   Option,
   ParseResult,
   Queue,
@@ -1664,6 +1666,11 @@ export interface StreamBrokerShape {
   ) => Effect.Effect<Stream.Stream<StreamMessage, BrokerError | ConnectionLost>, BrokerError | StreamNotFound, Scope.Scope>
   /** The first offset and the offset of the last message (tracking entries take offsets too). */
   readonly bounds: (stream: string) => Effect.Effect<StreamBounds, BrokerError | StreamNotFound>
+  /**
+   * Where the stream's last chunk starts (messages or a tracking entry), `None` when empty: one
+   * cheap request (the broker's stream statistics), unlike `bounds`, which reads the last chunk.
+   */
+  readonly lastChunk: (stream: string) => Effect.Effect<Option.Option<bigint>, BrokerError | StreamNotFound>
   /** Writes a tracking entry into the stream (the broker does not acknowledge it). */
   readonly storeOffset: (reference: string, stream: string, offset: bigint) => Effect.Effect<void, BrokerError>
   /** The stored offset, `None` when nothing is stored. */
@@ -2212,7 +2219,7 @@ export const sendToSuperStream: (
     const sources = splitByPartition(options.messages, partitions.length, route)
     const summaries = yield* Effect.forEach(
       partitions,
-      (partition, i) => publishStream(partition, sources[i]!, { ...options, retention: undefined }),
+      (partition, i) => publishStream(partition, sources[i]!, { ...options, retention: undefined, superStream }),
       { concurrency: "unbounded" }
     )
     const total = (field: "sent" | "confirmed" | "skipped") => summaries.reduce((sum, p) => sum + p[field], 0)
@@ -3066,14 +3073,20 @@ export const Producer: {
  * @since 0.1.0
  * @category metrics
  */
-export const messagesSent: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_sent", { incremental: true })
+export const messagesSent: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_sent", {
+  description: "Messages written to the broker",
+  incremental: true
+})
 /**
  * Messages the broker confirmed.
  *
  * @since 0.1.0
  * @category metrics
  */
-export const messagesConfirmed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_confirmed", { incremental: true })
+export const messagesConfirmed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_confirmed", {
+  description: "Messages the broker confirmed",
+  incremental: true
+})
 /**
  * Messages delivered to the consumer's processing (receive's onMessage, consume's downstream).
  *
@@ -3092,14 +3105,115 @@ export const messagesConfirmed: Metric.Metric.Counter<number> = Metric.counter("
  * @since 0.1.0
  * @category metrics
  */
-export const messagesConsumed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_consumed", { incremental: true })
+export const messagesConsumed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_consumed", {
+  description: "Messages handed to the consumer's processing",
+  incremental: true
+})
 /**
  * Offsets stored, by every offset store.
  *
  * @since 0.1.0
  * @category metrics
  */
-export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_offsets_stored", { incremental: true })
+export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_offsets_stored", {
+  description: "Offsets stored",
+  incremental: true
+})
+/**
+ * Messages the broker refused (a publish error with its code), by the producer's stream and name.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const messagesRejected: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_rejected", {
+  description: "Messages the broker refused (publish errors)",
+  incremental: true
+})
+/**
+ * Seconds from writing a message to its confirm: one observation per confirm frame (its oldest
+ * message), not per message.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const confirmLatency: Metric.Metric.Histogram<number> = Metric.histogram(
+  "stream_offsets_confirm_latency_seconds",
+  MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 14 }),
+  "Seconds from writing messages to their confirm (one observation per confirm frame)"
+)
+/**
+ * Messages handed to a producer (`send`, a `Producer`) and not settled yet (confirmed, skipped
+ * or failed): set per batch written and per confirm frame.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const confirmsInFlight: Metric.Metric.Gauge<number> = Metric.gauge("stream_offsets_confirms_in_flight", {
+  description: "Messages handed to a producer and not settled yet"
+})
+/**
+ * Seconds a consumer's offset store took (the broker's store sends no reply: the time to write it).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const offsetStoreLatency: Metric.Metric.Histogram<number> = Metric.histogram(
+  "stream_offsets_offset_store_latency_seconds",
+  MetricBoundaries.exponential({ start: 0.0005, factor: 2, count: 14 }),
+  "Seconds an offset store took"
+)
+/**
+ * Offset stores that failed or timed out (the consumer goes on; the next store covers it).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const offsetStoreFailures: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_offset_store_failures", {
+  description: "Offset stores that failed",
+  incremental: true
+})
+/**
+ * How far a consumer is behind: the stream's last offset minus the last processed one. Refreshed
+ * at most every `lagRefresh` (2 seconds) from the broker's stream statistics, which count in
+ * chunks (tracking entries take offsets too): an estimate while behind, and 0 once the consumer
+ * has processed everything the broker sent it and the stream has no message chunk past it.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const consumerLag: Metric.Metric.Gauge<number> = Metric.gauge("stream_offsets_consumer_lag", {
+  description: "Offsets between the stream's end and the consumer's last processed message"
+})
+/**
+ * Connections lost and made again (a first connection is not counted), per broker layer.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const reconnects: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_reconnects", {
+  description: "Connections to the broker made again after one was lost",
+  incremental: true
+})
+/**
+ * Seconds without a connection, one observation per outage (lost to connected again).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const disconnectedDuration: Metric.Metric.Histogram<number> = Metric.histogram(
+  "stream_offsets_disconnected_seconds",
+  MetricBoundaries.exponential({ start: 0.1, factor: 2, count: 12 }),
+  "Seconds without a connection, per outage"
+)
+/**
+ * 1 while the broker layer holds a connection, 0 while it is connecting again or gave up.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const connectionUp: Metric.Metric.Gauge<number> = Metric.gauge("stream_offsets_connection_up", {
+  description: "1 while connected to the broker, 0 otherwise"
+})
 
 // =============================================================================================
 // --- internal --- everything below is machinery: not exported, or exported for tests only
@@ -3117,7 +3231,7 @@ export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stre
 const publishStream = (
   stream: string,
   messages: Iterable<Sendable | RoomWait> | AsyncIterable<Sendable>,
-  options: SendTuning & { readonly retention?: Retention | undefined }
+  options: SendTuning & { readonly retention?: Retention | undefined; readonly superStream?: string | undefined }
 ): Effect.Effect<SendSummary, SendError, StreamBroker> =>
   Effect.scoped(Effect.gen(function*() {
     const maxInFlight = options.maxInFlight ?? 50_000
@@ -3131,7 +3245,7 @@ const publishStream = (
         subEntrySize: options.subEntrySize,
         compression: options.compression
       },
-      { drainOnClose: false, streamExists: true }
+      { drainOnClose: false, streamExists: true, superStream: options.superStream }
     )
     const summary = yield* producer.publishByPosition(messageStream(messages, Math.min(5000, Math.ceil(maxInFlight / 2)))).pipe(
       // Its scope is this one: it cannot be closed under us.
@@ -3740,7 +3854,12 @@ interface ProducerInternals extends Producer<unknown> {
 
 const makeProducer = (
   options: ProducerOptions,
-  internal: { readonly drainOnClose: boolean; readonly streamExists: boolean } = { drainOnClose: true, streamExists: false }
+  internal: {
+    readonly drainOnClose: boolean
+    readonly streamExists: boolean
+    /** The super stream `options.stream` is a partition of (the metrics' tags say so). */
+    readonly superStream?: string | undefined
+  } = { drainOnClose: true, streamExists: false }
 ): Effect.Effect<ProducerInternals, SendError, StreamBroker | Scope.Scope> =>
   Effect.gen(function*() {
     const broker = yield* StreamBroker
@@ -3782,7 +3901,11 @@ const makeProducer = (
       state,
       ready
     })
-    const sessions = yield* Effect.forkScoped(producerSessions(broker, session, { name, stream, requests, pending, state, ready }))
+    // The sessions' fibers (writer, confirms) inherit the tags: every update of theirs is tagged.
+    const tags = metricTags({ stream, superStream: internal.superStream, producer: name })
+    const sessions = yield* Effect.forkScoped(
+      Effect.tagMetrics(producerSessions(broker, session, { name, stream, requests, pending, state, ready }), tags)
+    )
     yield* Deferred.await(ready)
 
     const request = producerRequests(options, subEntrySize)
@@ -3896,22 +4019,38 @@ const settleConfirmations = (ctx: SessionContext, publisher: Publisher): Effect.
     Effect.flatMap((confirmation) => {
       const { pending, state, stream } = ctx
       let confirmed = 0
+      let rejected = 0
+      let oldest = Infinity
       if (confirmation._tag === "Confirmed") {
         for (const id of confirmation.publishingIds) {
           const entry = pending.confirm(id)
           if (entry === undefined) continue
           confirmed += entry.messages.length
+          if (entry.sentAt < oldest) oldest = entry.sentAt
           entry.settle.confirmed(id)
         }
         state.confirmed += confirmed
       } else {
         const { code, publishingId } = confirmation
-        pending.confirm(publishingId)?.settle.failed(new PublishError({ stream, publishingId, code }))
+        const entry = pending.confirm(publishingId)
+        if (entry !== undefined) rejected = entry.messages.length
+        entry?.settle.failed(new PublishError({ stream, publishingId, code }))
       }
-      return confirmed > 0 ? Effect.zipRight(Metric.incrementBy(messagesConfirmed, confirmed), freeRoom(state)) : freeRoom(state)
+      return Effect.zipRight(confirmMetrics(state, confirmed, rejected, oldest), freeRoom(state))
     }),
     Effect.forever
   )
+
+/** One confirm frame's metrics: counts, its oldest message's latency, what is still in flight. */
+const confirmMetrics = (state: ProducerState, confirmed: number, rejected: number, oldestSentAt: number): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    if (confirmed > 0) yield* Metric.incrementBy(messagesConfirmed, confirmed)
+    if (rejected > 0) yield* Metric.incrementBy(messagesRejected, rejected)
+    if (oldestSentAt !== Infinity) {
+      yield* Metric.update(confirmLatency, Math.max(0, (yield* Clock.currentTimeMillis) - oldestSentAt) / 1000)
+    }
+    yield* Metric.set(confirmsInFlight, state.outstanding)
+  })
 
 /**
  * The oldest message in flight is the first to be late. A named producer takes that as a
@@ -3990,6 +4129,7 @@ const writeBatches = (ctx: SessionContext, publisher: Publisher): Effect.Effect<
     let written = 0
     for (const e of entries) written += e.messages.length
     yield* Metric.incrementBy(messagesSent, written)
+    yield* Metric.set(confirmsInFlight, state.outstanding)
     yield* publisher.publish(entries).pipe(
       Effect.catchTag("InvalidArgument", (error) =>
         Effect.suspend(() => {
@@ -4126,8 +4266,9 @@ const makeConsumer = (
     // Say so when the stream is missing, rather than "no offset" or an empty wait.
     if (!(yield* broker.streamExists(stream))) return yield* Effect.fail(new StreamNotFound({ stream }))
     const inTurn = { isActive: () => true }
+    const tags = metricTags({ stream, superStream, consumer: consumerName })
     const tracker = yield* makeOffsetTracker({
-      store: (offset) => offsets.store(consumerName, stream, offset),
+      store: (offset) => measuredStore(offsets.store(consumerName, stream, offset), tags),
       query: offsets.query(consumerName, stream),
       every: storeEvery(tracking) ?? Infinity,
       confirmTimeout: Duration.decode(options.confirmStoreTimeout ?? "5 seconds"),
@@ -4141,6 +4282,7 @@ const makeConsumer = (
     if (turn) inTurn.isActive = turn.isActive
     const start = yield* position.resolveStart
     yield* Effect.annotateCurrentSpan({ stream, consumerName, start: startLabel(start) })
+    yield* Effect.forkScoped(refreshLag(broker, stream, tracker, position, tags))
     // "The end" is the last message in the stream now, before consuming starts.
     const end = options.stop?.untilEnd ? (yield* broker.bounds(stream)).lastOffset : Option.none<bigint>()
 
@@ -4161,7 +4303,7 @@ const makeConsumer = (
       ? Stream.make(emptySelection("end"))
       : selectUntilStop(subscriptions, admission, options.stop?.idleTimeout)
     return {
-      selections: countedSelections(selected, stream),
+      selections: countedSelections(selected, stream, taggedMetric(messagesConsumed, tags)),
       tracker,
       turn,
       summary: (stoppedBy) => {
@@ -4186,13 +4328,17 @@ const makeConsumer = (
  * messages said; a message that cannot be decoded ends the stream with its error after the
  * selection that holds the messages before it, so that those are processed (and stored) first.
  */
-const countedSelections = <E>(selected: Stream.Stream<Selection, E>, stream: string): Stream.Stream<Selection, E | MessageDecodeError> => {
+const countedSelections = <E>(
+  selected: Stream.Stream<Selection, E>,
+  stream: string,
+  consumed: Metric.Metric.Counter<number>
+): Stream.Stream<Selection, E | MessageDecodeError> => {
   const failed: { error?: MessageDecodeError } = {}
   return Stream.concat(
     Stream.tap(selected, (selection) => {
       if (selection.failure !== undefined) failed.error = selection.failure
       return Effect.zipRight(
-        Metric.incrementBy(messagesConsumed, Chunk.size(selection.messages)),
+        Metric.incrementBy(consumed, Chunk.size(selection.messages)),
         selection.skipped === undefined ? Effect.void : Effect.forEach(selection.skipped, (m) =>
           Effect.logWarning(`skipped the message at offset ${m.offset} of stream "${stream}": it cannot be decoded (${m.reason})`), {
           discard: true
@@ -4201,6 +4347,50 @@ const countedSelections = <E>(selected: Stream.Stream<Selection, E>, stream: str
     }),
     Stream.suspend(() => (failed.error === undefined ? Stream.empty : Stream.fail(failed.error)))
   )
+}
+
+/** An offset store, timed (`offsetStoreLatency`) and its failures counted, under the consumer's tags. */
+const measuredStore = (store: Effect.Effect<void, OffsetStoreError>, tags: MetricTags): Effect.Effect<void, OffsetStoreError> =>
+  Effect.gen(function*() {
+    const started = yield* Clock.currentTimeNanos
+    yield* Effect.tapError(store, () => Metric.increment(offsetStoreFailures))
+    yield* Metric.update(offsetStoreLatency, Number((yield* Clock.currentTimeNanos) - started) / 1e9)
+  }).pipe(Effect.tagMetrics(tags))
+
+/** How often a consumer's lag is refreshed: one stream statistics request each time. */
+const LAG_REFRESH = Duration.seconds(2)
+
+/**
+ * Sets `consumerLag` every {@link LAG_REFRESH}, while the consumer lives. The broker's statistics
+ * name the stream's last chunk, not its last message, and a tracking entry (our own stores) is a
+ * chunk too: so a consumer that has the last chunk, or that was sent nothing new for a whole
+ * period and processed all it was sent (the broker sends whatever it has to a consumer with
+ * credit), is behind by what it has not processed yet; otherwise the estimate is the last chunk's
+ * offset minus the last processed. A failed request (an outage) leaves the gauge as it was.
+ */
+const refreshLag = (
+  broker: StreamBrokerShape,
+  stream: string,
+  tracker: OffsetTracker,
+  position: Position,
+  tags: MetricTags
+): Effect.Effect<void> => {
+  const lag = taggedMetric(consumerLag, tags)
+  const seen = { delivered: undefined as bigint | undefined }
+  const once = Effect.flatMap(broker.lastChunk(stream), (lastChunk) => {
+    const delivered = position.lastDelivered()
+    const quiet = delivered === seen.delivered
+    seen.delivered = delivered
+    const processed = Option.getOrUndefined(tracker.progress().last)
+    const start = position.start()
+    const before = processed ?? (start._tag === "Offset" ? start.offset - 1n : -1n)
+    const behindBuffer = delivered === undefined || processed === undefined ? 0n : delivered - processed
+    const caughtUp = Option.isNone(lastChunk) || (delivered !== undefined && lastChunk.value <= delivered) ||
+      (quiet && behindBuffer === 0n && delivered !== undefined)
+    const value = caughtUp ? behindBuffer : Option.getOrThrow(lastChunk) - before
+    return Metric.set(lag, Number(value > 0n ? value : 0n))
+  })
+  return Effect.repeat(Effect.ignore(once), Schedule.spaced(LAG_REFRESH)).pipe(Effect.asVoid)
 }
 
 const validateFilter = (filter: ConsumeFilter | undefined, stop: StopConditions | undefined): Effect.Effect<void, InvalidArgument> => {
@@ -5090,7 +5280,7 @@ const superviseConnection = <C>(options: SupervisorOptions<C>): Effect.Effect<Co
       if (lostClient !== connection.current || connection.lostBecause !== undefined) return
       connection.lostBecause = reason
       const reconnect = Effect.zipRight(
-        Effect.logWarning(`the connection to ${options.where} was lost (${reason}); reconnecting`),
+        Effect.zipRight(Metric.set(connectionUp, 0), Effect.logWarning(`the connection to ${options.where} was lost (${reason}); reconnecting`)),
         Effect.ignore(client)
       ).pipe(Effect.withSpan("StreamOffsets.reconnect"))
       runFork(Effect.forkIn(reconnect, scope))
@@ -5203,11 +5393,19 @@ const connectUnderPolicy = <C>(
       Effect.retry({ schedule: policy, while: (error) => error.retryable === true }),
       Effect.tapBoth({
         onFailure: (error) =>
-          Effect.flatMap(now, (at) => SubscriptionRef.set(state, ConnectionState.Disconnected({ since: at, reason: error.message }))),
+          Effect.zipRight(
+            Metric.set(connectionUp, 0),
+            Effect.flatMap(now, (at) => SubscriptionRef.set(state, ConnectionState.Disconnected({ since: at, reason: error.message })))
+          ),
         onSuccess: ({ endpoint }) =>
           Effect.gen(function*() {
             const at = yield* now
             yield* SubscriptionRef.set(state, ConnectionState.Connected({ endpoint, since: at }))
+            yield* Metric.set(connectionUp, 1)
+            if (everConnected) {
+              yield* Metric.increment(reconnects)
+              yield* Metric.update(disconnectedDuration, (at.getTime() - since.getTime()) / 1000)
+            }
             if (everConnected || outage.attempts > 1) {
               const took = Duration.format(Duration.millis(at.getTime() - since.getTime()))
               yield* Effect.logInfo(`connected to ${endpoint} after ${outage.attempts} attempt(s) in ${took}`)
@@ -7308,6 +7506,12 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
     publisher: (stream, options) => clientPublisher(connection, stream, options),
     subscribe: (options) => clientSubscribe(connection, options),
     bounds: (stream) => clientBounds(connection, stream),
+    lastChunk: (stream) =>
+      Effect.zipRight(
+        connection.requireStream(stream),
+        Effect.map(connection.call(`stats of "${stream}"`, (c) => c.streamStatsRequest(stream)), (stats) =>
+          stats.lastChunkId < 0n ? Option.none<bigint>() : Option.some(stats.lastChunkId))
+      ),
     storeOffset: (reference, stream, offset) =>
       connection.call(
         `store offset ${offset} for "${reference}" on "${stream}"`,
@@ -7999,6 +8203,25 @@ const isConnectionFailure = (error: unknown): boolean =>
 const errorCode = (error: unknown): string =>
   typeof error === "object" && error !== null && "code" in error ? String(error.code) : ""
 
+/** The tags of a producer's or consumer's metrics. */
+type MetricTags = Readonly<Record<string, string>>
+
+/** A partition's metrics carry its super stream as `stream` and itself as `partition`. */
+const metricTags = (of: {
+  readonly stream: string
+  readonly superStream?: string | undefined
+  readonly consumer?: string | undefined
+  readonly producer?: string | undefined
+}): MetricTags => ({
+  ...(of.superStream === undefined ? { stream: of.stream } : { stream: of.superStream, partition: of.stream }),
+  ...(of.consumer === undefined ? {} : { consumer: of.consumer }),
+  ...(of.producer === undefined ? {} : { producer: of.producer })
+})
+
+/** A metric with its tags fixed once (per consumer), rather than read from the fiber per update. */
+const taggedMetric = <T, I, O>(metric: Metric.Metric<T, I, O>, tags: MetricTags): Metric.Metric<T, I, O> =>
+  Metric.taggedWithLabels(metric, Object.entries(tags).map(([key, value]) => MetricLabel.make(key, value)))
+
 const errorText = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
 /**
@@ -8242,6 +8465,7 @@ const memoryBrokerShape = (state: MemoryState, policy: Schedule.Schedule<unknown
         firstOffset: s.log.length === 0 ? Option.none() : Option.some(0n),
         lastOffset: Option.fromNullable(s.log.findLast((e) => e._tag === "Message")?.offset)
       })),
+    lastChunk: (stream) => Effect.map(getStream(state, stream), (s) => Option.fromNullable(s.log.at(-1)?.offset)),
     storeOffset: (reference, stream, offset) =>
       Effect.flatMap(trackedStream(state, `store offset ${offset} for "${reference}" on "${stream}"`, stream), (s) => {
         s.tracking.set(reference, offset)
