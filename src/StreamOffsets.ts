@@ -16,7 +16,7 @@
  *                   messages to commit), receive (a workflow over the same consumer), their super
  *                   stream forms (a consumer per partition); inspectOffset, inspectSuperStreamOffsets
  *   Producer        a long-lived publisher for apps: publish, publishAll, Schema-typed values
- *   Metrics
+ *   Metrics         counters, gauges and histograms (tagged by stream, partition, consumer, producer)
  *   --- internal ---
  *   Send machinery      send over a Producer (the messages read as a Stream, numbered by position);
  *                       routing and splitting for super streams
@@ -4366,7 +4366,7 @@ const LAG_REFRESH = Duration.seconds(2)
  * chunk too: so a consumer that has the last chunk, or that was sent nothing new for a whole
  * period and processed all it was sent (the broker sends whatever it has to a consumer with
  * credit), is behind by what it has not processed yet; otherwise the estimate is the last chunk's
- * offset minus the last processed. A failed request (an outage) leaves the gauge as it was.
+ * offset minus the last processed. During an outage the gauge stays as it was.
  */
 const refreshLag = (
   broker: StreamBrokerShape,
@@ -4390,7 +4390,10 @@ const refreshLag = (
     const value = caughtUp ? behindBuffer : Option.getOrThrow(lastChunk) - before
     return Metric.set(lag, Number(value > 0n ? value : 0n))
   })
-  return Effect.repeat(Effect.ignore(once), Schedule.spaced(LAG_REFRESH)).pipe(Effect.asVoid)
+  // Only while connected: a request during an outage would join it, or start one after the
+  // policy gave up (and hold the workflow's own reconnection to a new policy).
+  const whenConnected = Effect.flatMap(broker.connectionState, (state) => state._tag === "Connected" ? Effect.ignore(once) : Effect.void)
+  return Effect.repeat(whenConnected, Schedule.spaced(LAG_REFRESH)).pipe(Effect.asVoid)
 }
 
 const validateFilter = (filter: ConsumeFilter | undefined, stop: StopConditions | undefined): Effect.Effect<void, InvalidArgument> => {

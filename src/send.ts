@@ -3,7 +3,7 @@
  * exits only when the broker has confirmed every one.
  */
 import * as Command from "@effect/cli/Command"
-import { Console, Data, Effect, Either, Metric, Option } from "effect"
+import { Console, Data, Effect, Either, Metric, MetricState, Option } from "effect"
 import * as fs from "node:fs"
 import process from "node:process"
 import { Buffer } from "node:buffer"
@@ -28,7 +28,6 @@ import {
 import {
   isTutorialMarker,
   messageFromJson,
-  messagesConfirmed,
   type OutgoingMessage,
   send,
   type Sendable,
@@ -252,6 +251,13 @@ const checked = (values: SendValues) =>
   })
 
 /** Publishes what the flags say, saying how it went (a send that failed part-way says how far it got). */
+/** Messages confirmed in this process, over every stream, partition and producer (each a tag set of its own). */
+const confirmedSoFar = Effect.map(Metric.snapshot, (pairs) =>
+  pairs.reduce((sum, { metricKey, metricState }) =>
+    metricKey.name === "stream_offsets_messages_confirmed" && MetricState.isCounterState(metricState)
+      ? sum + Number(metricState.count)
+      : sum, 0))
+
 const sendWith = (values: SendValues) =>
   Effect.gen(function*() {
     const retention = yield* checked(values)
@@ -282,13 +288,13 @@ const sendWith = (values: SendValues) =>
             discard: true
           })
       )
-    const confirmedBefore = (yield* Metric.value(messagesConfirmed)).count
+    const confirmedBefore = yield* confirmedSoFar
     const summary = yield* Effect.scoped(Effect.zipRight(progress("messages handed to the broker", () => taken.n), publish))
       .pipe(
         Effect.provide(broker),
         // What stopped it, and how far it got (bad input keeps its own line and exit code).
         Effect.catchIf((error) => error._tag !== "InvalidArgument" && taken.n > 0, (error) =>
-          Effect.flatMap(Metric.value(messagesConfirmed), ({ count }) =>
+          Effect.flatMap(confirmedSoFar, (count) =>
             Effect.fail(
               new SendStopped({
                 message: `${error.message}; ${count - confirmedBefore} of the ${taken.n} messages read were confirmed${

@@ -50,7 +50,7 @@ describe("README.md and docs/ against the code", () => {
 
   it("lists every metric and span, with their names", () => {
     const part = section(library, "## Metrics and spans").replace(/\s+/g, " ")
-    const metrics = [...source.matchAll(/export const (\w+): Metric\.Metric\.\w+<\w+> = Metric\.\w+\("(\w+)"/g)]
+    const metrics = [...source.matchAll(/export const (\w+): Metric\.Metric\.\w+<\w+> = Metric\.\w+\(\s*"(\w+)"/g)]
     expect(metrics.length).toBeGreaterThan(0)
     for (const [, name, key] of metrics) expect(part).toContain(`\`${name}\` (\`${key}\`)`)
     const documentedMetrics = [...part.matchAll(/`(\w+)` \(`(stream_offsets_\w+)`\)/g)].map((m) => m[1]!)
