@@ -3,7 +3,7 @@
  * exits only when the broker has confirmed every one.
  */
 import * as Command from "@effect/cli/Command"
-import { Console, Data, Effect, Either, Metric, MetricState, Option } from "effect"
+import { Console, Data, Effect, Either, Layer, Metric, MetricState, Option } from "effect"
 import * as fs from "node:fs"
 import process from "node:process"
 import { Buffer } from "node:buffer"
@@ -11,6 +11,8 @@ import {
   brokerLayer,
   choice,
   connectionFlags,
+  telemetryFlags,
+  telemetryLayer,
   defaultFlag,
   explicitFlag,
   optionalFlag,
@@ -94,7 +96,8 @@ export const sendFlags = {
     env: "RABBITMQ_STREAM_PRODUCER",
     help: "a producer name: the broker deduplicates, so running the same send again publishes only what is missing"
   }, text),
-  ...connectionFlags
+  ...connectionFlags,
+  ...telemetryFlags
 }
 
 type SendValues = Values<typeof sendFlags>
@@ -261,6 +264,7 @@ const confirmedSoFar = Effect.map(Metric.snapshot, (pairs) =>
 const sendWith = (values: SendValues) =>
   Effect.gen(function*() {
     const retention = yield* checked(values)
+    const telemetry = yield* telemetryLayer("stream-offsets-send", values)
     const broker = yield* brokerLayer(values)
     const superStream = Option.getOrUndefined(values["super-stream"])
     const from = Option.getOrUndefined(values.from)
@@ -291,7 +295,7 @@ const sendWith = (values: SendValues) =>
     const confirmedBefore = yield* confirmedSoFar
     const summary = yield* Effect.scoped(Effect.zipRight(progress("messages handed to the broker", () => taken.n), publish))
       .pipe(
-        Effect.provide(broker),
+        Effect.provide(Layer.merge(broker, telemetry)),
         // What stopped it, and how far it got (bad input keeps its own line and exit code).
         Effect.catchIf((error) => error._tag !== "InvalidArgument" && taken.n > 0, (error) =>
           Effect.flatMap(confirmedSoFar, (count) =>
