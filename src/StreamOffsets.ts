@@ -3890,6 +3890,7 @@ const makeProducer = (
     // retry policy): its broker's last publishing id is known from the start.
     const ready = yield* Deferred.make<void, SendError>()
     const session = producerSession({
+      span: messagingSpan("send", { stream, superStream: internal.superStream, producer: name }),
       broker,
       stream,
       name,
@@ -3963,6 +3964,8 @@ const freeRoom = (state: ProducerState): Effect.Effect<void> =>
 
 /** What a producer's sessions share. */
 interface SessionContext {
+  /** The span of each batch written (OpenTelemetry's messaging conventions). */
+  readonly span: MessagingSpan
   readonly broker: StreamBrokerShape
   readonly stream: string
   readonly name: string | undefined
@@ -4130,7 +4133,7 @@ const writeBatches = (ctx: SessionContext, publisher: Publisher): Effect.Effect<
     for (const e of entries) written += e.messages.length
     yield* Metric.incrementBy(messagesSent, written)
     yield* Metric.set(confirmsInFlight, state.outstanding)
-    yield* publisher.publish(entries).pipe(
+    yield* withMessagingSpan(publisher.publish(entries), ctx.span, written).pipe(
       Effect.catchTag("InvalidArgument", (error) =>
         Effect.suspend(() => {
           for (const e of entries) if (pending.confirm(e.publishingId) !== undefined) e.settle.failed(error)
@@ -4243,6 +4246,8 @@ interface Consumer {
   /** A single active consumer's turn (undefined for a plain one): what it may process, and when. */
   readonly turn: Turn | undefined
   readonly summary: (stoppedBy: StopReason) => ReceiveSummary
+  /** The span of each chunk `receive` processes (OpenTelemetry's messaging conventions). */
+  readonly span: MessagingSpan
 }
 
 /**
@@ -4306,6 +4311,7 @@ const makeConsumer = (
       selections: countedSelections(selected, stream, taggedMetric(messagesConsumed, tags)),
       tracker,
       turn,
+      span: messagingSpan("process", { stream, superStream, consumer: consumerName }),
       summary: (stoppedBy) => {
         const progress = tracker.progress()
         return {
@@ -4352,10 +4358,13 @@ const countedSelections = <E>(
 /** An offset store, timed (`offsetStoreLatency`) and its failures counted, under the consumer's tags. */
 const measuredStore = (store: Effect.Effect<void, OffsetStoreError>, tags: MetricTags): Effect.Effect<void, OffsetStoreError> =>
   Effect.gen(function*() {
-    const started = yield* Clock.currentTimeNanos
+    const started = yield* nanosNow
     yield* Effect.tapError(store, () => Metric.increment(offsetStoreFailures))
-    yield* Metric.update(offsetStoreLatency, Number((yield* Clock.currentTimeNanos) - started) / 1e9)
+    yield* Metric.update(offsetStoreLatency, Number((yield* nanosNow) - started) / 1e9)
   }).pipe(Effect.tagMetrics(tags))
+
+/** The clock in nanoseconds (`Clock.currentTimeNanos` of a TestClock fails between whole milliseconds). */
+const nanosNow = Clock.clockWith((clock) => Effect.sync(() => clock.unsafeCurrentTimeNanos()))
 
 /** How often a consumer's lag is refreshed: one stream statistics request each time. */
 const LAG_REFRESH = Duration.seconds(2)
@@ -4867,7 +4876,9 @@ const makePartitionRun = <E, R>(
       const cut = room < Chunk.size(admitted)
       const messages = cut ? Chunk.take(admitted, room) : admitted
       const through = cut ? undefined : selection.through
-      return Effect.tap(processSelection(consumers[i]!.tracker, { ...selection, messages, through }, handlers[i]), () => {
+      const processed = processSelection(consumers[i]!.tracker, { ...selection, messages, through }, handlers[i])
+      const spanned = Chunk.isEmpty(messages) ? processed : withMessagingSpan(processed, consumers[i]!.span, Chunk.size(messages))
+      return Effect.tap(spanned, () => {
         if (selection.stop !== undefined) state.reached[i] = selection.stop
         return count !== undefined && state.processed >= count ? Deferred.succeed(countReached, undefined) : Effect.void
       })
@@ -4928,9 +4939,10 @@ const processInTurn = <E, R>(
   onMessage: ((message: StreamMessage, index: number) => Effect.Effect<void, E, R>) | undefined
 ): Effect.Effect<void, E | OffsetStoreError, R> => {
   const turn = consumer.turn
-  return turn === undefined
+  const processed = turn === undefined
     ? processSelection(consumer.tracker, selection, onMessage)
     : turn.locked(Effect.suspend(() => processSelection(consumer.tracker, admitted(turn, selection), onMessage)))
+  return Chunk.isEmpty(selection.messages) ? processed : withMessagingSpan(processed, consumer.span, Chunk.size(selection.messages))
 }
 
 /** A message of `consume`: its commit marks it processed in the consumer's tracker. */
@@ -8205,6 +8217,40 @@ const isConnectionFailure = (error: unknown): boolean =>
 /** The runtime's code of a system error (Node's `code`: EPIPE, ERR_STREAM_DESTROYED, ...), or "". */
 const errorCode = (error: unknown): string =>
   typeof error === "object" && error !== null && "code" in error ? String(error.code) : ""
+
+/** A span per publish batch or processed chunk, never per message: its name, kind and attributes. */
+interface MessagingSpan {
+  readonly name: string
+  readonly kind: "producer" | "consumer"
+  readonly attributes: Readonly<Record<string, string>>
+}
+
+/**
+ * OpenTelemetry's messaging semantic conventions: "send orders" (a producer span), "process
+ * orders" (a consumer span); a partition is the destination's partition.
+ */
+const messagingSpan = (operation: "send" | "process", of: Parameters<typeof metricTags>[0]): MessagingSpan => {
+  const destination = of.superStream ?? of.stream
+  return {
+    name: `${operation} ${destination}`,
+    kind: operation === "send" ? "producer" : "consumer",
+    attributes: {
+      "messaging.system": "rabbitmq",
+      "messaging.destination.name": destination,
+      "messaging.operation.name": operation,
+      "messaging.operation.type": operation,
+      ...(of.superStream === undefined ? {} : { "messaging.destination.partition.id": of.stream }),
+      ...(of.consumer === undefined ? {} : { "messaging.consumer.group.name": of.consumer }),
+      ...(of.producer === undefined ? {} : { "messaging.client.id": of.producer })
+    }
+  }
+}
+
+const withMessagingSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, span: MessagingSpan, messages: number): Effect.Effect<A, E, R> =>
+  Effect.withSpan(effect, span.name, {
+    kind: span.kind,
+    attributes: { ...span.attributes, "messaging.batch.message_count": messages }
+  })
 
 /** The tags of a producer's or consumer's metrics. */
 type MetricTags = Readonly<Record<string, string>>

@@ -77,7 +77,10 @@ describe("README.md and docs/ against the code", () => {
     const pkg = json("package.json")
     expect(json("deno.json").version).toBe(pkg.version)
     expect(read("CHANGELOG.md")).toContain(pkg.version)
-    expect(Object.keys(pkg.peerDependencies ?? {}).sort()).toEqual(["@effect/platform", "effect"])
+    // The OpenTelemetry packages are optional peers: only effect-stream-offsets/telemetry needs them.
+    const optional = (name: string) => pkg.peerDependenciesMeta?.[name]?.optional === true
+    expect(Object.keys(pkg.peerDependencies ?? {}).filter((name) => !optional(name)).sort()).toEqual(["@effect/platform", "effect"])
+    expect(Object.keys(pkg.peerDependencies ?? {}).filter(optional)).toContain("@effect/opentelemetry")
     expect(readme).toContain("`effect` and `@effect/platform` are peer dependencies")
   })
 })
