@@ -18,7 +18,7 @@ import type * as Span from "@effect/cli/HelpDoc/Span"
 import * as Options from "@effect/cli/Options"
 import type * as Usage from "@effect/cli/Usage"
 import * as ValidationError from "@effect/cli/ValidationError"
-import { Cause, Config, Data, Deferred, Duration, Effect, Either, Exit, HashMap, Layer, Logger, LogLevel, Option, Redacted, type Scope } from "effect"
+import { Cause, Config, Data, Deferred, Duration, Effect, Either, Exit, HashMap, Layer, Logger, LogLevel, Option, Redacted, RuntimeFlags, type Scope } from "effect"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import process from "node:process"
@@ -504,7 +504,9 @@ export const runMain = <E, A>(program: Effect.Effect<A, E>): void =>
   runMainWith(
     program.pipe(
       Effect.provide(Logger.replace(Logger.defaultLogger, stderrLogger)),
-      Logger.withMinimumLogLevel(LogLevel.Info)
+      Logger.withMinimumLogLevel(LogLevel.Info),
+      // Effect's own fiber metrics (on by default) are not what /metrics is for, and cost per fiber.
+      Effect.provide(RuntimeFlags.disableRuntimeMetrics)
     ),
     { disableErrorReporting: true, disablePrettyLogger: true }
   )
