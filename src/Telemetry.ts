@@ -8,11 +8,11 @@
  *
  * @module
  */
-import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
+import * as Metrics from "@effect/opentelemetry/Metrics"
+import * as Resource from "@effect/opentelemetry/Resource"
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus"
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
-import { BatchSpanProcessor, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base"
-import { Layer, RuntimeFlags } from "effect"
+import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base"
+import { Effect, Layer, RuntimeFlags } from "effect"
 import process from "node:process"
 
 /**
@@ -66,38 +66,52 @@ export interface TelemetryOptions {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: TelemetryOptions): Layer.Layer<never> =>
-  Layer.merge(sdk(options), options.runtimeMetrics === true ? Layer.empty : RuntimeFlags.disableRuntimeMetrics)
-
-const sdk = (options: TelemetryOptions): Layer.Layer<never> =>
-  NodeSdk.layer(() => {
-    const endpoint = options.otlpEndpoint ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT
-    return {
-      resource: { serviceName: options.serviceName },
-      metricReader: options.metricsPort === undefined ? undefined : new PrometheusExporter({
-        port: options.metricsPort,
-        ...(options.metricsHost === undefined ? {} : { host: options.metricsHost }),
-        endpoint: "/metrics",
-        withoutScopeInfo: true
-      }),
-      spanProcessor: endpoint === undefined || endpoint === "" ? undefined : spanProcessor(endpoint, options.onExportError),
-      shutdownTimeout: options.shutdownTimeout ?? 1000
-    }
-  })
+export const layer = (options: TelemetryOptions): Layer.Layer<never> => {
+  const endpoint = options.otlpEndpoint ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT
+  const shutdownTimeout = options.shutdownTimeout ?? 1000
+  const port = options.metricsPort
+  const metrics = port === undefined ? Layer.empty : Metrics.layer(() =>
+    new PrometheusExporter({
+      port,
+      ...(options.metricsHost === undefined ? {} : { host: options.metricsHost }),
+      endpoint: "/metrics",
+      withoutScopeInfo: true
+    }), { shutdownTimeout })
+  const traces = endpoint === undefined || endpoint === "" ? Layer.empty : tracesLayer(endpoint, options.onExportError, shutdownTimeout)
+  const resource = Resource.layerFromEnv(Resource.configToAttributes({ serviceName: options.serviceName }))
+  return Layer.mergeAll(
+    Layer.provide(Layer.merge(metrics, traces), resource),
+    options.runtimeMetrics === true ? Layer.empty : RuntimeFlags.disableRuntimeMetrics
+  )
+}
 
 /**
- * Spans in batches, in the background. A collector that does not answer costs one bounded request
- * per batch (2 s) and drops that batch: the app's work never waits for it.
+ * The tracer, loaded only when traces are asked for (the trace SDK and the OTLP exporter take
+ * about 170 ms to load: a CLI with only `--metrics-port` starts that much sooner). Spans go in
+ * batches, in the background; a collector that does not answer costs one bounded request per
+ * batch (2 s) and drops that batch: the app's work never waits for it.
  */
-const spanProcessor = (endpoint: string, onExportError: ((error: Error) => void) | undefined) => {
-  // The exporter adds `/v1/traces` only to the environment's endpoint; a given one is taken as is.
-  const url = process.env.OTEL_EXPORTER_OTLP_ENDPOINT === endpoint ? undefined : `${endpoint.replace(/\/$/, "")}/v1/traces`
-  const exporter = new OTLPTraceExporter({ ...(url === undefined ? {} : { url }), timeoutMillis: 2000 })
-  return new BatchSpanProcessor(onExportError === undefined ? exporter : reportingOnce(exporter, onExportError), {
-    exportTimeoutMillis: 2000,
-    maxQueueSize: 2048
-  })
-}
+const tracesLayer = (
+  endpoint: string,
+  onExportError: ((error: Error) => void) | undefined,
+  shutdownTimeout: number
+): Layer.Layer<never, never, Resource.Resource> =>
+  Layer.unwrapEffect(Effect.promise(async () => {
+    const [NodeSdk, Tracer, { OTLPTraceExporter }, { BatchSpanProcessor }] = await Promise.all([
+      import("@effect/opentelemetry/NodeSdk"),
+      import("@effect/opentelemetry/Tracer"),
+      import("@opentelemetry/exporter-trace-otlp-http"),
+      import("@opentelemetry/sdk-trace-base")
+    ])
+    // The exporter adds `/v1/traces` only to the environment's endpoint; a given one is taken as is.
+    const url = process.env.OTEL_EXPORTER_OTLP_ENDPOINT === endpoint ? undefined : `${endpoint.replace(/\/$/, "")}/v1/traces`
+    const exporter = new OTLPTraceExporter({ ...(url === undefined ? {} : { url }), timeoutMillis: 2000 })
+    const processor = new BatchSpanProcessor(onExportError === undefined ? exporter : reportingOnce(exporter, onExportError), {
+      exportTimeoutMillis: 2000,
+      maxQueueSize: 2048
+    })
+    return Layer.provide(Tracer.layer, NodeSdk.layerTracerProvider(processor, { shutdownTimeout }))
+  }))
 
 /** An exporter that reports its first failure, and only that one. */
 const reportingOnce = (exporter: SpanExporter, report: (error: Error) => void): SpanExporter => {
