@@ -20,8 +20,10 @@ import {
   offsetStoreLatency,
   offsetsStored,
   receive,
+  receiveSuperStream,
   reconnects,
   send,
+  sendToSuperStream,
   StreamBroker
 } from "../../src/StreamOffsets.ts"
 
@@ -113,6 +115,27 @@ describe("consumer metrics", () => {
       expect(result._tag).toBe("Left")
       expect(yield* count(offsetStoreFailures, { stream: "metrics-store", consumer: "c" })).toBeGreaterThanOrEqual(1)
     }).pipe(Effect.provide(StreamBroker.layerMemory({ chunkSize: 10 }))))
+})
+
+describe("super stream metrics", () => {
+  it.effect("tagged by the super stream and each partition: the partitions' counts add up", () =>
+    Effect.gen(function*() {
+      const sent = yield* sendToSuperStream({ superStream: "metrics-super", messages: bodies(300), producerName: "p" })
+      yield* receiveSuperStream({ superStream: "metrics-super", consumerName: "c", stop: { count: 300 } })
+      const partitions = sent.partitions.map((p) => p.stream)
+      expect(partitions).toEqual(["metrics-super-0", "metrics-super-1", "metrics-super-2"])
+      let confirmed = 0
+      let consumed = 0
+      for (const [i, partition] of partitions.entries()) {
+        const byPartition = { stream: "metrics-super", partition }
+        const partitionConfirmed = yield* count(messagesConfirmed, { ...byPartition, producer: "p" })
+        expect(partitionConfirmed).toBe(sent.partitions[i]!.confirmed)
+        confirmed += partitionConfirmed
+        consumed += yield* count(messagesConsumed, { ...byPartition, consumer: "c" })
+      }
+      expect(confirmed).toBe(300)
+      expect(consumed).toBe(300)
+    }).pipe(Effect.provide(layers())))
 })
 
 describe("connection metrics", () => {
