@@ -3163,7 +3163,8 @@ export const offsetStoreLatency: Metric.Metric.Histogram<number> = Metric.histog
   "Seconds an offset store took"
 )
 /**
- * Offset stores that failed or timed out (the consumer goes on; the next store covers it).
+ * Offset stores that failed (an `OffsetStoreError`, which ends the workflow), by the consumer's
+ * stream and name.
  *
  * @since 0.1.0
  * @category metrics
@@ -3174,7 +3175,7 @@ export const offsetStoreFailures: Metric.Metric.Counter<number> = Metric.counter
 })
 /**
  * How far a consumer is behind: the stream's last offset minus the last processed one. Refreshed
- * at most every `lagRefresh` (2 seconds) from the broker's stream statistics, which count in
+ * every 2 seconds while connected, from the broker's stream statistics, which count in
  * chunks (tracking entries take offsets too): an estimate while behind, and 0 once the consumer
  * has processed everything the broker sent it and the stream has no message chunk past it.
  *
