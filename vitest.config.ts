@@ -12,6 +12,7 @@ export const needsManagedBroker = [
   "test/integration/producer.test.ts",
   "test/integration/restart.test.ts",
   "test/integration/stalls.test.ts",
+  "test/integration/telemetry-faults.test.ts",
   "test/integration/tls.test.ts",
   // (It checks how npm test treats a broker the script did not start, and runs broker.sh as nobody.)
   "test/integration/unmanaged.test.ts"

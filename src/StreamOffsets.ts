@@ -16,7 +16,7 @@
  *                   messages to commit), receive (a workflow over the same consumer), their super
  *                   stream forms (a consumer per partition); inspectOffset, inspectSuperStreamOffsets
  *   Producer        a long-lived publisher for apps: publish, publishAll, Schema-typed values
- *   Metrics
+ *   Metrics         counters, gauges and histograms (tagged by stream, partition, consumer, producer)
  *   --- internal ---
  *   Send machinery      send over a Producer (the messages read as a Stream, numbered by position);
  *                       routing a chunk at a time and splitting into a mailbox per partition
@@ -65,6 +65,8 @@ import {
   FiberId,
   Layer,
   Metric,
+  MetricBoundaries,
+  MetricLabel,
   Option,
   ParseResult,
   Mailbox,
@@ -1665,6 +1667,11 @@ export interface StreamBrokerShape {
   ) => Effect.Effect<Stream.Stream<StreamMessage, BrokerError | ConnectionLost>, BrokerError | StreamNotFound, Scope.Scope>
   /** The first offset and the offset of the last message (tracking entries take offsets too). */
   readonly bounds: (stream: string) => Effect.Effect<StreamBounds, BrokerError | StreamNotFound>
+  /**
+   * Where the stream's last chunk starts (messages or a tracking entry), `None` when empty: one
+   * cheap request (the broker's stream statistics), unlike `bounds`, which reads the last chunk.
+   */
+  readonly lastChunk: (stream: string) => Effect.Effect<Option.Option<bigint>, BrokerError | StreamNotFound>
   /** Writes a tracking entry into the stream (the broker does not acknowledge it). */
   readonly storeOffset: (reference: string, stream: string, offset: bigint) => Effect.Effect<void, BrokerError>
   /** The stored offset, `None` when nothing is stored. */
@@ -2216,7 +2223,9 @@ export const sendToSuperStream: (
     const batchSize = sendBatchSize(options)
     const summaries = yield* Effect.scoped(Effect.flatMap(
       splitByPartition(messageStream(options.messages, batchSize), partitions.length, route, { batchSize }),
-      Effect.forEach((messages, i) => publishStream(partitions[i]!, messages, { ...options, retention: undefined }), { concurrency: "unbounded" })
+      Effect.forEach((messages, i) => publishStream(partitions[i]!, messages, { ...options, retention: undefined, superStream }), {
+        concurrency: "unbounded"
+      })
     ))
     const total = (field: "sent" | "confirmed" | "skipped") => summaries.reduce((sum, p) => sum + p[field], 0)
     return { superStream, sent: total("sent"), confirmed: total("confirmed"), skipped: total("skipped"), partitions: summaries }
@@ -3068,14 +3077,20 @@ export const Producer: {
  * @since 0.1.0
  * @category metrics
  */
-export const messagesSent: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_sent", { incremental: true })
+export const messagesSent: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_sent", {
+  description: "Messages written to the broker",
+  incremental: true
+})
 /**
  * Messages the broker confirmed.
  *
  * @since 0.1.0
  * @category metrics
  */
-export const messagesConfirmed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_confirmed", { incremental: true })
+export const messagesConfirmed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_confirmed", {
+  description: "Messages the broker confirmed",
+  incremental: true
+})
 /**
  * Messages delivered to the consumer's processing (receive's onMessage, consume's downstream).
  *
@@ -3094,14 +3109,116 @@ export const messagesConfirmed: Metric.Metric.Counter<number> = Metric.counter("
  * @since 0.1.0
  * @category metrics
  */
-export const messagesConsumed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_consumed", { incremental: true })
+export const messagesConsumed: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_consumed", {
+  description: "Messages handed to the consumer's processing",
+  incremental: true
+})
 /**
  * Offsets stored, by every offset store.
  *
  * @since 0.1.0
  * @category metrics
  */
-export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_offsets_stored", { incremental: true })
+export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_offsets_stored", {
+  description: "Offsets stored",
+  incremental: true
+})
+/**
+ * Messages the broker refused (a publish error with its code), by the producer's stream and name.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const messagesRejected: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_messages_rejected", {
+  description: "Messages the broker refused (publish errors)",
+  incremental: true
+})
+/**
+ * Seconds from writing a message to its confirm: one observation per confirm frame (its oldest
+ * message), not per message.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const confirmLatency: Metric.Metric.Histogram<number> = Metric.histogram(
+  "stream_offsets_confirm_latency_seconds",
+  MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 14 }),
+  "Seconds from writing messages to their confirm (one observation per confirm frame)"
+)
+/**
+ * Messages handed to a producer (`send`, a `Producer`) and not settled yet (confirmed, skipped
+ * or failed): set per batch written and per confirm frame.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const confirmsInFlight: Metric.Metric.Gauge<number> = Metric.gauge("stream_offsets_confirms_in_flight", {
+  description: "Messages handed to a producer and not settled yet"
+})
+/**
+ * Seconds a consumer's offset store took (the broker's store sends no reply: the time to write it).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const offsetStoreLatency: Metric.Metric.Histogram<number> = Metric.histogram(
+  "stream_offsets_offset_store_latency_seconds",
+  MetricBoundaries.exponential({ start: 0.0005, factor: 2, count: 14 }),
+  "Seconds an offset store took"
+)
+/**
+ * Offset stores that failed (an `OffsetStoreError`, which ends the workflow), by the consumer's
+ * stream and name.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const offsetStoreFailures: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_offset_store_failures", {
+  description: "Offset stores that failed",
+  incremental: true
+})
+/**
+ * How far a consumer is behind: the stream's last offset minus the last processed one. Refreshed
+ * every 2 seconds while connected, from the broker's stream statistics, which count in
+ * chunks (tracking entries take offsets too): an estimate while behind, and 0 once the consumer
+ * has processed everything the broker sent it and the stream has no message chunk past it.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const consumerLag: Metric.Metric.Gauge<number> = Metric.gauge("stream_offsets_consumer_lag", {
+  description: "Offsets between the stream's end and the consumer's last processed message"
+})
+/**
+ * Connections lost and made again (a first connection is not counted), per broker layer.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const reconnects: Metric.Metric.Counter<number> = Metric.counter("stream_offsets_reconnects", {
+  description: "Connections to the broker made again after one was lost",
+  incremental: true
+})
+/**
+ * Seconds without a connection, one observation per outage (lost to connected again).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const disconnectedDuration: Metric.Metric.Histogram<number> = Metric.histogram(
+  "stream_offsets_disconnected_seconds",
+  MetricBoundaries.exponential({ start: 0.1, factor: 2, count: 12 }),
+  "Seconds without a connection, per outage"
+)
+/**
+ * 1 while the broker layer holds a connection, 0 while it is connecting again or gave up.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const connectionUp: Metric.Metric.Gauge<number> = Metric.gauge("stream_offsets_connection_up", {
+  description: "1 while connected to the broker, 0 otherwise"
+})
 
 // =============================================================================================
 // --- internal --- everything below is machinery: not exported, or exported for tests only
@@ -3119,7 +3236,7 @@ export const offsetsStored: Metric.Metric.Counter<number> = Metric.counter("stre
 const publishStream = <E extends SendError>(
   stream: string,
   messages: Stream.Stream<Sendable, E>,
-  options: SendTuning & { readonly retention?: Retention | undefined }
+  options: SendTuning & { readonly retention?: Retention | undefined; readonly superStream?: string | undefined }
 ): Effect.Effect<SendSummary, SendError, StreamBroker> =>
   Effect.scoped(Effect.gen(function*() {
     const maxInFlight = options.maxInFlight ?? DEFAULT_SEND_IN_FLIGHT
@@ -3133,7 +3250,7 @@ const publishStream = <E extends SendError>(
         subEntrySize: options.subEntrySize,
         compression: options.compression
       },
-      { drainOnClose: false, streamExists: true }
+      { drainOnClose: false, streamExists: true, superStream: options.superStream }
     )
     const summary = yield* producer.publishByPosition(messages).pipe(
       // Its scope is this one: it cannot be closed under us.
@@ -3700,7 +3817,12 @@ interface ProducerInternals extends Producer<unknown> {
 
 const makeProducer = (
   options: ProducerOptions,
-  internal: { readonly drainOnClose: boolean; readonly streamExists: boolean } = { drainOnClose: true, streamExists: false }
+  internal: {
+    readonly drainOnClose: boolean
+    readonly streamExists: boolean
+    /** The super stream `options.stream` is a partition of (the metrics' tags say so). */
+    readonly superStream?: string | undefined
+  } = { drainOnClose: true, streamExists: false }
 ): Effect.Effect<ProducerInternals, SendError, StreamBroker | Scope.Scope> =>
   Effect.gen(function*() {
     const broker = yield* StreamBroker
@@ -3731,6 +3853,7 @@ const makeProducer = (
     // retry policy): its broker's last publishing id is known from the start.
     const ready = yield* Deferred.make<void, SendError>()
     const session = producerSession({
+      span: messagingSpan("send", { stream, superStream: internal.superStream, producer: name }),
       broker,
       stream,
       name,
@@ -3742,7 +3865,11 @@ const makeProducer = (
       state,
       ready
     })
-    const sessions = yield* Effect.forkScoped(producerSessions(broker, session, { name, stream, requests, pending, state, ready }))
+    // The sessions' fibers (writer, confirms) inherit the tags: every update of theirs is tagged.
+    const tags = metricTags({ stream, superStream: internal.superStream, producer: name })
+    const sessions = yield* Effect.forkScoped(
+      Effect.tagMetrics(producerSessions(broker, session, { name, stream, requests, pending, state, ready }), tags)
+    )
     yield* Deferred.await(ready)
 
     const request = producerRequests(options, subEntrySize)
@@ -3800,6 +3927,8 @@ const freeRoom = (state: ProducerState): Effect.Effect<void> =>
 
 /** What a producer's sessions share. */
 interface SessionContext {
+  /** The span of each batch written (OpenTelemetry's messaging conventions). */
+  readonly span: MessagingSpan
   readonly broker: StreamBrokerShape
   readonly stream: string
   readonly name: string | undefined
@@ -3856,22 +3985,38 @@ const settleConfirmations = (ctx: SessionContext, publisher: Publisher): Effect.
     Effect.flatMap((confirmation) => {
       const { pending, state, stream } = ctx
       let confirmed = 0
+      let rejected = 0
+      let oldest = Infinity
       if (confirmation._tag === "Confirmed") {
         for (const id of confirmation.publishingIds) {
           const entry = pending.confirm(id)
           if (entry === undefined) continue
           confirmed += entry.messages.length
+          if (entry.sentAt < oldest) oldest = entry.sentAt
           entry.settle.confirmed(id)
         }
         state.confirmed += confirmed
       } else {
         const { code, publishingId } = confirmation
-        pending.confirm(publishingId)?.settle.failed(new PublishError({ stream, publishingId, code }))
+        const entry = pending.confirm(publishingId)
+        if (entry !== undefined) rejected = entry.messages.length
+        entry?.settle.failed(new PublishError({ stream, publishingId, code }))
       }
-      return confirmed > 0 ? Effect.zipRight(Metric.incrementBy(messagesConfirmed, confirmed), freeRoom(state)) : freeRoom(state)
+      return Effect.zipRight(confirmMetrics(state, confirmed, rejected, oldest), freeRoom(state))
     }),
     Effect.forever
   )
+
+/** One confirm frame's metrics: counts, its oldest message's latency, what is still in flight. */
+const confirmMetrics = (state: ProducerState, confirmed: number, rejected: number, oldestSentAt: number): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    if (confirmed > 0) yield* Metric.incrementBy(messagesConfirmed, confirmed)
+    if (rejected > 0) yield* Metric.incrementBy(messagesRejected, rejected)
+    if (oldestSentAt !== Infinity) {
+      yield* Metric.update(confirmLatency, Math.max(0, (yield* Clock.currentTimeMillis) - oldestSentAt) / 1000)
+    }
+    yield* Metric.set(confirmsInFlight, state.outstanding)
+  })
 
 /**
  * The oldest message in flight is the first to be late. A named producer takes that as a
@@ -3950,7 +4095,8 @@ const writeBatches = (ctx: SessionContext, publisher: Publisher): Effect.Effect<
     let written = 0
     for (const e of entries) written += e.messages.length
     yield* Metric.incrementBy(messagesSent, written)
-    yield* publisher.publish(entries).pipe(
+    yield* Metric.set(confirmsInFlight, state.outstanding)
+    yield* withMessagingSpan(publisher.publish(entries), ctx.span, written).pipe(
       Effect.catchTag("InvalidArgument", (error) =>
         Effect.suspend(() => {
           for (const e of entries) if (pending.confirm(e.publishingId) !== undefined) e.settle.failed(error)
@@ -4063,6 +4209,8 @@ interface Consumer {
   /** A single active consumer's turn (undefined for a plain one): what it may process, and when. */
   readonly turn: Turn | undefined
   readonly summary: (stoppedBy: StopReason) => ReceiveSummary
+  /** The span of each chunk `receive` processes (OpenTelemetry's messaging conventions). */
+  readonly span: MessagingSpan
 }
 
 /**
@@ -4086,8 +4234,9 @@ const makeConsumer = (
     // Say so when the stream is missing, rather than "no offset" or an empty wait.
     if (!(yield* broker.streamExists(stream))) return yield* Effect.fail(new StreamNotFound({ stream }))
     const inTurn = { isActive: () => true }
+    const tags = metricTags({ stream, superStream, consumer: consumerName })
     const tracker = yield* makeOffsetTracker({
-      store: (offset) => offsets.store(consumerName, stream, offset),
+      store: (offset) => measuredStore(offsets.store(consumerName, stream, offset), tags),
       query: offsets.query(consumerName, stream),
       every: storeEvery(tracking) ?? Infinity,
       confirmTimeout: Duration.decode(options.confirmStoreTimeout ?? "5 seconds"),
@@ -4101,6 +4250,7 @@ const makeConsumer = (
     if (turn) inTurn.isActive = turn.isActive
     const start = yield* position.resolveStart
     yield* Effect.annotateCurrentSpan({ stream, consumerName, start: startLabel(start) })
+    yield* Effect.forkScoped(refreshLag(broker, stream, tracker, position, tags))
     // "The end" is the last message in the stream now, before consuming starts.
     const end = options.stop?.untilEnd ? (yield* broker.bounds(stream)).lastOffset : Option.none<bigint>()
 
@@ -4121,9 +4271,10 @@ const makeConsumer = (
       ? Stream.make(emptySelection("end"))
       : selectUntilStop(subscriptions, admission, options.stop?.idleTimeout)
     return {
-      selections: countedSelections(selected, stream),
+      selections: countedSelections(selected, stream, taggedMetric(messagesConsumed, tags)),
       tracker,
       turn,
+      span: messagingSpan("process", { stream, superStream, consumer: consumerName }),
       summary: (stoppedBy) => {
         const progress = tracker.progress()
         return {
@@ -4146,13 +4297,17 @@ const makeConsumer = (
  * messages said; a message that cannot be decoded ends the stream with its error after the
  * selection that holds the messages before it, so that those are processed (and stored) first.
  */
-const countedSelections = <E>(selected: Stream.Stream<Selection, E>, stream: string): Stream.Stream<Selection, E | MessageDecodeError> => {
+const countedSelections = <E>(
+  selected: Stream.Stream<Selection, E>,
+  stream: string,
+  consumed: Metric.Metric.Counter<number>
+): Stream.Stream<Selection, E | MessageDecodeError> => {
   const failed: { error?: MessageDecodeError } = {}
   return Stream.concat(
     Stream.tap(selected, (selection) => {
       if (selection.failure !== undefined) failed.error = selection.failure
       return Effect.zipRight(
-        Metric.incrementBy(messagesConsumed, Chunk.size(selection.messages)),
+        Metric.incrementBy(consumed, Chunk.size(selection.messages)),
         selection.skipped === undefined ? Effect.void : Effect.forEach(selection.skipped, (m) =>
           Effect.logWarning(`skipped the message at offset ${m.offset} of stream "${stream}": it cannot be decoded (${m.reason})`), {
           discard: true
@@ -4161,6 +4316,56 @@ const countedSelections = <E>(selected: Stream.Stream<Selection, E>, stream: str
     }),
     Stream.suspend(() => (failed.error === undefined ? Stream.empty : Stream.fail(failed.error)))
   )
+}
+
+/** An offset store, timed (`offsetStoreLatency`) and its failures counted, under the consumer's tags. */
+const measuredStore = (store: Effect.Effect<void, OffsetStoreError>, tags: MetricTags): Effect.Effect<void, OffsetStoreError> =>
+  Effect.gen(function*() {
+    const started = yield* nanosNow
+    yield* Effect.tapError(store, () => Metric.increment(offsetStoreFailures))
+    yield* Metric.update(offsetStoreLatency, Number((yield* nanosNow) - started) / 1e9)
+  }).pipe(Effect.tagMetrics(tags))
+
+/** The clock in nanoseconds (`Clock.currentTimeNanos` of a TestClock fails between whole milliseconds). */
+const nanosNow = Clock.clockWith((clock) => Effect.sync(() => clock.unsafeCurrentTimeNanos()))
+
+/** How often a consumer's lag is refreshed: one stream statistics request each time. */
+const LAG_REFRESH = Duration.seconds(2)
+
+/**
+ * Sets `consumerLag` every {@link LAG_REFRESH}, while the consumer lives. The broker's statistics
+ * name the stream's last chunk, not its last message, and a tracking entry (our own stores) is a
+ * chunk too: so a consumer that has the last chunk, or that was sent nothing new for a whole
+ * period and processed all it was sent (the broker sends whatever it has to a consumer with
+ * credit), is behind by what it has not processed yet; otherwise the estimate is the last chunk's
+ * offset minus the last processed. During an outage the gauge stays as it was.
+ */
+const refreshLag = (
+  broker: StreamBrokerShape,
+  stream: string,
+  tracker: OffsetTracker,
+  position: Position,
+  tags: MetricTags
+): Effect.Effect<void> => {
+  const lag = taggedMetric(consumerLag, tags)
+  const seen = { delivered: undefined as bigint | undefined }
+  const once = Effect.flatMap(broker.lastChunk(stream), (lastChunk) => {
+    const delivered = position.lastDelivered()
+    const quiet = delivered === seen.delivered
+    seen.delivered = delivered
+    const processed = Option.getOrUndefined(tracker.progress().last)
+    const start = position.start()
+    const before = processed ?? (start._tag === "Offset" ? start.offset - 1n : -1n)
+    const behindBuffer = delivered === undefined || processed === undefined ? 0n : delivered - processed
+    const caughtUp = Option.isNone(lastChunk) || (delivered !== undefined && lastChunk.value <= delivered) ||
+      (quiet && behindBuffer === 0n && delivered !== undefined)
+    const value = caughtUp ? behindBuffer : Option.getOrThrow(lastChunk) - before
+    return Metric.set(lag, Number(value > 0n ? value : 0n))
+  })
+  // Only while connected: a request during an outage would join it, or start one after the
+  // policy gave up (and hold the workflow's own reconnection to a new policy).
+  const whenConnected = Effect.flatMap(broker.connectionState, (state) => state._tag === "Connected" ? Effect.ignore(once) : Effect.void)
+  return Effect.repeat(whenConnected, Schedule.spaced(LAG_REFRESH)).pipe(Effect.asVoid)
 }
 
 const validateFilter = (filter: ConsumeFilter | undefined, stop: StopConditions | undefined): Effect.Effect<void, InvalidArgument> => {
@@ -4634,7 +4839,9 @@ const makePartitionRun = <E, R>(
       const cut = room < Chunk.size(admitted)
       const messages = cut ? Chunk.take(admitted, room) : admitted
       const through = cut ? undefined : selection.through
-      return Effect.tap(processSelection(consumers[i]!.tracker, { ...selection, messages, through }, handlers[i]), () => {
+      const processed = processSelection(consumers[i]!.tracker, { ...selection, messages, through }, handlers[i])
+      const spanned = Chunk.isEmpty(messages) ? processed : withMessagingSpan(processed, consumers[i]!.span, Chunk.size(messages))
+      return Effect.tap(spanned, () => {
         if (selection.stop !== undefined) state.reached[i] = selection.stop
         return count !== undefined && state.processed >= count ? Deferred.succeed(countReached, undefined) : Effect.void
       })
@@ -4695,9 +4902,10 @@ const processInTurn = <E, R>(
   onMessage: ((message: StreamMessage, index: number) => Effect.Effect<void, E, R>) | undefined
 ): Effect.Effect<void, E | OffsetStoreError, R> => {
   const turn = consumer.turn
-  return turn === undefined
+  const processed = turn === undefined
     ? processSelection(consumer.tracker, selection, onMessage)
     : turn.locked(Effect.suspend(() => processSelection(consumer.tracker, admitted(turn, selection), onMessage)))
+  return Chunk.isEmpty(selection.messages) ? processed : withMessagingSpan(processed, consumer.span, Chunk.size(selection.messages))
 }
 
 /** A message of `consume`: its commit marks it processed in the consumer's tracker. */
@@ -5055,7 +5263,7 @@ const superviseConnection = <C>(options: SupervisorOptions<C>): Effect.Effect<Co
       if (lostClient !== connection.current || connection.lostBecause !== undefined) return
       connection.lostBecause = reason
       const reconnect = Effect.zipRight(
-        Effect.logWarning(`the connection to ${options.where} was lost (${reason}); reconnecting`),
+        Effect.zipRight(Metric.set(connectionUp, 0), Effect.logWarning(`the connection to ${options.where} was lost (${reason}); reconnecting`)),
         Effect.ignore(client)
       ).pipe(Effect.withSpan("StreamOffsets.reconnect"))
       runFork(Effect.forkIn(reconnect, scope))
@@ -5168,11 +5376,19 @@ const connectUnderPolicy = <C>(
       Effect.retry({ schedule: policy, while: (error) => error.retryable === true }),
       Effect.tapBoth({
         onFailure: (error) =>
-          Effect.flatMap(now, (at) => SubscriptionRef.set(state, ConnectionState.Disconnected({ since: at, reason: error.message }))),
+          Effect.zipRight(
+            Metric.set(connectionUp, 0),
+            Effect.flatMap(now, (at) => SubscriptionRef.set(state, ConnectionState.Disconnected({ since: at, reason: error.message })))
+          ),
         onSuccess: ({ endpoint }) =>
           Effect.gen(function*() {
             const at = yield* now
             yield* SubscriptionRef.set(state, ConnectionState.Connected({ endpoint, since: at }))
+            yield* Metric.set(connectionUp, 1)
+            if (everConnected) {
+              yield* Metric.increment(reconnects)
+              yield* Metric.update(disconnectedDuration, (at.getTime() - since.getTime()) / 1000)
+            }
             if (everConnected || outage.attempts > 1) {
               const took = Duration.format(Duration.millis(at.getTime() - since.getTime()))
               yield* Effect.logInfo(`connected to ${endpoint} after ${outage.attempts} attempt(s) in ${took}`)
@@ -7280,6 +7496,12 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
     publisher: (stream, options) => clientPublisher(connection, stream, options),
     subscribe: (options) => clientSubscribe(connection, options),
     bounds: (stream) => clientBounds(connection, stream),
+    lastChunk: (stream) =>
+      Effect.zipRight(
+        connection.requireStream(stream),
+        Effect.map(connection.call(`stats of "${stream}"`, (c) => c.streamStatsRequest(stream)), (stats) =>
+          stats.lastChunkId < 0n ? Option.none<bigint>() : Option.some(stats.lastChunkId))
+      ),
     storeOffset: (reference, stream, offset) =>
       connection.call(
         `store offset ${offset} for "${reference}" on "${stream}"`,
@@ -7982,6 +8204,59 @@ const isConnectionFailure = (error: unknown): boolean =>
 const errorCode = (error: unknown): string =>
   typeof error === "object" && error !== null && "code" in error ? String(error.code) : ""
 
+/** A span per publish batch or processed chunk, never per message: its name, kind and attributes. */
+interface MessagingSpan {
+  readonly name: string
+  readonly kind: "producer" | "consumer"
+  readonly attributes: Readonly<Record<string, string>>
+}
+
+/**
+ * OpenTelemetry's messaging semantic conventions: "send orders" (a producer span), "process
+ * orders" (a consumer span); a partition is the destination's partition.
+ */
+const messagingSpan = (operation: "send" | "process", of: Parameters<typeof metricTags>[0]): MessagingSpan => {
+  const destination = of.superStream ?? of.stream
+  return {
+    name: `${operation} ${destination}`,
+    kind: operation === "send" ? "producer" : "consumer",
+    attributes: {
+      "messaging.system": "rabbitmq",
+      "messaging.destination.name": destination,
+      "messaging.operation.name": operation,
+      "messaging.operation.type": operation,
+      ...(of.superStream === undefined ? {} : { "messaging.destination.partition.id": of.stream }),
+      ...(of.consumer === undefined ? {} : { "messaging.consumer.group.name": of.consumer }),
+      ...(of.producer === undefined ? {} : { "messaging.client.id": of.producer })
+    }
+  }
+}
+
+const withMessagingSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, span: MessagingSpan, messages: number): Effect.Effect<A, E, R> =>
+  Effect.withSpan(effect, span.name, {
+    kind: span.kind,
+    attributes: { ...span.attributes, "messaging.batch.message_count": messages }
+  })
+
+/** The tags of a producer's or consumer's metrics. */
+type MetricTags = Readonly<Record<string, string>>
+
+/** A partition's metrics carry its super stream as `stream` and itself as `partition`. */
+const metricTags = (of: {
+  readonly stream: string
+  readonly superStream?: string | undefined
+  readonly consumer?: string | undefined
+  readonly producer?: string | undefined
+}): MetricTags => ({
+  ...(of.superStream === undefined ? { stream: of.stream } : { stream: of.superStream, partition: of.stream }),
+  ...(of.consumer === undefined ? {} : { consumer: of.consumer }),
+  ...(of.producer === undefined ? {} : { producer: of.producer })
+})
+
+/** A metric with its tags fixed once (per consumer), rather than read from the fiber per update. */
+const taggedMetric = <T, I, O>(metric: Metric.Metric<T, I, O>, tags: MetricTags): Metric.Metric<T, I, O> =>
+  Metric.taggedWithLabels(metric, Object.entries(tags).map(([key, value]) => MetricLabel.make(key, value)))
+
 const errorText = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
 /**
@@ -8225,6 +8500,7 @@ const memoryBrokerShape = (state: MemoryState, policy: Schedule.Schedule<unknown
         firstOffset: s.log.length === 0 ? Option.none() : Option.some(0n),
         lastOffset: Option.fromNullable(s.log.findLast((e) => e._tag === "Message")?.offset)
       })),
+    lastChunk: (stream) => Effect.map(getStream(state, stream), (s) => Option.fromNullable(s.log.at(-1)?.offset)),
     storeOffset: (reference, stream, offset) =>
       Effect.flatMap(trackedStream(state, `store offset ${offset} for "${reference}" on "${stream}"`, stream), (s) => {
         s.tracking.set(reference, offset)

@@ -18,8 +18,9 @@ import type * as Span from "@effect/cli/HelpDoc/Span"
 import * as Options from "@effect/cli/Options"
 import type * as Usage from "@effect/cli/Usage"
 import * as ValidationError from "@effect/cli/ValidationError"
-import { Cause, Config, Data, Deferred, Duration, Effect, Either, Exit, HashMap, Layer, Logger, LogLevel, Option, Redacted, type Scope } from "effect"
+import { Cause, Config, Data, Deferred, Duration, Effect, Either, Exit, HashMap, Layer, Logger, LogLevel, Option, Redacted, RuntimeFlags, type Scope } from "effect"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import process from "node:process"
 import * as EffectRecord from "effect/Record"
 import { type ConnectionConfig, DEFAULT_URI, OffsetStore, parseUri, redactUri, retryFor, StreamBroker } from "./StreamOffsets.ts"
@@ -172,6 +173,12 @@ export const positiveInteger: Parse<number> = (value, source) =>
   /^[0-9]+$/.test(value) && Number(value) > 0 && Number.isSafeInteger(Number(value))
     ? Either.right(Number(value))
     : usage(`${source} must be a positive integer, got "${value}"`)
+
+/** A TCP port to listen on. */
+export const port: Parse<number> = (value, source) =>
+  /^[0-9]+$/.test(value) && Number(value) >= 1 && Number(value) <= 65535
+    ? Either.right(Number(value))
+    : usage(`${source} must be a port number from 1 to 65535, got "${value}"`)
 
 /** One of `choices` (`lowercase`: in any case). */
 export const choice = <const C extends string>(
@@ -517,7 +524,9 @@ export const runMain = <E, A>(program: Effect.Effect<A, E>): void =>
   runMainWith(
     program.pipe(
       Effect.provide(Logger.replace(Logger.defaultLogger, stderrLogger)),
-      Logger.withMinimumLogLevel(LogLevel.Info)
+      Logger.withMinimumLogLevel(LogLevel.Info),
+      // Effect's own fiber metrics (on by default) are not what /metrics is for, and cost per fiber.
+      Effect.provide(RuntimeFlags.disableRuntimeMetrics)
     ),
     { disableErrorReporting: true, disablePrettyLogger: true }
   )
@@ -619,3 +628,58 @@ export const dataLine = (line: string): Effect.Effect<void> =>
       return Effect.sync(() => void process.stdout.off("drain", drained))
     })
   )
+
+// ---- telemetry: Prometheus metrics and OTLP traces (src/Telemetry.ts, loaded only when asked for) ----
+
+/** The telemetry flag of `send`, `receive` and `offset`. */
+export const telemetryFlags = {
+  "metrics-port": optionalFlag({
+    env: "METRICS_PORT",
+    help: "serve the metrics as Prometheus text on http://HOST:PORT/metrics while running (traces go over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set)"
+  }, port)
+}
+
+/**
+ * The telemetry layer the flags and the environment ask for (none: an empty layer, and no
+ * OpenTelemetry package is loaded). The metrics port is checked first: taken or not allowed is a
+ * usage error, said before anything connects. A collector that does not answer is said once.
+ */
+export const telemetryLayer = (
+  serviceName: string,
+  values: Values<typeof telemetryFlags>
+): Effect.Effect<Layer.Layer<never>, UsageError> =>
+  Effect.gen(function*() {
+    const metricsPort = Option.getOrUndefined(values["metrics-port"])
+    const otlp = process.env.OTEL_EXPORTER_OTLP_ENDPOINT
+    if (metricsPort === undefined && (otlp === undefined || otlp === "")) return Layer.empty
+    if (metricsPort !== undefined) yield* bindable(metricsPort)
+    const Telemetry = yield* Effect.tryPromise({
+      try: () => import("./Telemetry.ts"),
+      catch: (error) =>
+        new UsageError({
+          message: `--metrics-port and OTEL_EXPORTER_OTLP_ENDPOINT need the OpenTelemetry packages (see docs/library.md, "Export"): ${errorMessage(error)}`
+        })
+    })
+    return Telemetry.layer({
+      serviceName: process.env.OTEL_SERVICE_NAME ?? serviceName,
+      metricsPort,
+      onExportError: (error) => stderrLine(`warning: traces are not exported to ${otlp}: ${errorMessage(error)}`)
+    })
+  })
+
+const errorMessage = (error: unknown) => (error instanceof Error ? error.message : String(error)).split("\n")[0]
+
+/** Listens on the port for a moment, as the metrics server will: in use or not allowed is said now. */
+const bindable = (metricsPort: number): Effect.Effect<void, UsageError> =>
+  Effect.async<void, UsageError>((resume) => {
+    const server = net.createServer()
+    server.once("error", (error: NodeJS.ErrnoException) =>
+      resume(Effect.fail(
+        new UsageError({
+          message: error.code === "EADDRINUSE"
+            ? `--metrics-port ${metricsPort}: the port is in use`
+            : `--metrics-port ${metricsPort}: cannot listen on it (${error.code ?? error.message})`
+        })
+      )))
+    server.listen(metricsPort, () => server.close(() => resume(Effect.void)))
+  })

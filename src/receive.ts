@@ -9,6 +9,8 @@ import {
   brokerLayer,
   choice,
   connectionFlags,
+  telemetryFlags,
+  telemetryLayer,
   consumerNameFlag,
   dataLine,
   defaultFlag,
@@ -117,7 +119,8 @@ export const receiveFlags = {
     default: "fail"
   }, choice(["fail", "skip"])),
   ...offsetStoreFlag,
-  ...connectionFlags
+  ...connectionFlags,
+  ...telemetryFlags
 }
 
 type ReceiveValues = Values<typeof receiveFlags>
@@ -226,6 +229,7 @@ const receiveWith = (values: ReceiveValues) =>
     // With messages on stdout, stdout is data: the status lines go to stderr.
     const output = values.json ? toJsonLine : values.print ? toTextLine : undefined
     const status = output === undefined ? Console.log : statusLine
+    const telemetry = yield* telemetryLayer("stream-offsets-receive", values)
     const broker = yield* brokerLayer(values)
     const offsets = yield* offsetStoreLayer(values["offset-store"])
     yield* status("Started consuming...")
@@ -257,7 +261,7 @@ const receiveWith = (values: ReceiveValues) =>
       ? Effect.map(receive({ ...options, stream: values.stream.value }), streamOutcome)
       : Effect.map(receiveSuperStream({ ...options, superStream }), superStreamOutcome)
     const outcome = yield* Effect.scoped(Effect.zipRight(progress("messages", () => consumed), consuming)).pipe(
-      Effect.provide(offsets.pipe(Layer.provideMerge(broker))),
+      Effect.provide(Layer.merge(offsets.pipe(Layer.provideMerge(broker)), telemetry)),
       // The library names its option; the CLI names the flag.
       Effect.catchTag("MessageDecodeError", (e) =>
         Effect.fail(

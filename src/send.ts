@@ -2,7 +2,7 @@
  * `send`: declares the stream with retention, publishes N messages (the last one is `marker`) and
  * exits only when the broker has confirmed every one.
  */
-import { Console, Data, Effect, Either, Metric, Option } from "effect"
+import { Console, Data, Effect, Either, Layer, Metric, MetricState, Option } from "effect"
 import * as fs from "node:fs"
 import process from "node:process"
 import { Buffer } from "node:buffer"
@@ -10,6 +10,8 @@ import {
   brokerLayer,
   choice,
   connectionFlags,
+  telemetryFlags,
+  telemetryLayer,
   defaultFlag,
   explicitFlag,
   optionalFlag,
@@ -27,7 +29,6 @@ import {
 import {
   isTutorialMarker,
   messageFromJson,
-  messagesConfirmed,
   type OutgoingMessage,
   send,
   type Sendable,
@@ -94,7 +95,8 @@ export const sendFlags = {
     env: "RABBITMQ_STREAM_PRODUCER",
     help: "a producer name: the broker deduplicates, so running the same send again publishes only what is missing"
   }, text),
-  ...connectionFlags
+  ...connectionFlags,
+  ...telemetryFlags
 }
 
 type SendValues = Values<typeof sendFlags>
@@ -251,9 +253,17 @@ const checked = (values: SendValues) =>
   })
 
 /** Publishes what the flags say, saying how it went (a send that failed part-way says how far it got). */
+/** Messages confirmed in this process, over every stream, partition and producer (each a tag set of its own). */
+const confirmedSoFar = Effect.map(Metric.snapshot, (pairs) =>
+  pairs.reduce((sum, { metricKey, metricState }) =>
+    metricKey.name === "stream_offsets_messages_confirmed" && MetricState.isCounterState(metricState)
+      ? sum + Number(metricState.count)
+      : sum, 0))
+
 const sendWith = (values: SendValues) =>
   Effect.gen(function*() {
     const retention = yield* checked(values)
+    const telemetry = yield* telemetryLayer("stream-offsets-send", values)
     const broker = yield* brokerLayer(values)
     const superStream = Option.getOrUndefined(values["super-stream"])
     const from = Option.getOrUndefined(values.from)
@@ -281,13 +291,13 @@ const sendWith = (values: SendValues) =>
             discard: true
           })
       )
-    const confirmedBefore = (yield* Metric.value(messagesConfirmed)).count
+    const confirmedBefore = yield* confirmedSoFar
     const summary = yield* Effect.scoped(Effect.zipRight(progress("messages handed to the broker", () => taken.n), publish))
       .pipe(
-        Effect.provide(broker),
+        Effect.provide(Layer.merge(broker, telemetry)),
         // What stopped it, and how far it got (bad input keeps its own line and exit code).
         Effect.catchIf((error) => error._tag !== "InvalidArgument" && taken.n > 0, (error) =>
-          Effect.flatMap(Metric.value(messagesConfirmed), ({ count }) =>
+          Effect.flatMap(confirmedSoFar, (count) =>
             Effect.fail(
               new SendStopped({
                 message: `${error.message}; ${count - confirmedBefore} of the ${taken.n} messages read were confirmed${

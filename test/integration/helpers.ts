@@ -97,12 +97,17 @@ export const start = (
   runtime: Runtime,
   script: string,
   args: ReadonlyArray<string>,
-  options: { readonly stdoutFile?: string; readonly stdin?: boolean; readonly pausedStdout?: boolean } = {}
+  options: {
+    readonly stdoutFile?: string
+    readonly stdin?: boolean
+    readonly pausedStdout?: boolean
+    readonly env?: Record<string, string>
+  } = {}
 ): Running => {
   const [command, argv] = direct[runtime](script, args)
   const file = options.stdoutFile
   const out = file === undefined ? "pipe" : fs.openSync(file, "w")
-  const child = spawn(command, argv, { cwd: root, env, stdio: [options.stdin ? "pipe" : "ignore", out, "pipe"] })
+  const child = spawn(command, argv, { cwd: root, env: { ...env, ...options.env }, stdio: [options.stdin ? "pipe" : "ignore", out, "pipe"] })
   if (typeof out === "number") fs.closeSync(out)
   let piped = ""
   let stderr = ""

@@ -16,6 +16,9 @@ describe("the npm package", () => {
     const files = pack!.files.map((f) => f.path).sort()
     expect(files).toContain("dist/StreamOffsets.js")
     expect(files).toContain("dist/StreamOffsets.d.ts")
+    // The second entry point, effect-stream-offsets/telemetry (its OpenTelemetry packages are optional peers).
+    expect(files).toContain("dist/Telemetry.js")
+    expect(files).toContain("dist/Telemetry.d.ts")
     expect(files).toContain("README.md")
     expect(files.some((f) => f.startsWith("test/") || f.startsWith("scripts/"))).toBe(false)
   })

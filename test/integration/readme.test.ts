@@ -34,7 +34,11 @@ describe("the TypeScript examples of README.md and docs/", () => {
       const file = path.join(dir, `example-${id}.ts`)
       fs.writeFileSync(
         file,
-        code.replaceAll(`"effect-stream-offsets"`, `"../src/StreamOffsets.ts"`).replaceAll(`"orders"`, JSON.stringify(stream))
+        code.replaceAll(`"effect-stream-offsets"`, `"../src/StreamOffsets.ts"`)
+          .replaceAll(`"effect-stream-offsets/telemetry"`, `"../src/Telemetry.ts"`)
+          // Any free port: the example's own may be taken on a shared machine.
+          .replaceAll("metricsPort: 9464", "metricsPort: 0")
+          .replaceAll(`"orders"`, JSON.stringify(stream))
       )
       fs.writeFileSync(
         path.join(dir, "tsconfig.json"),

@@ -50,7 +50,7 @@ describe("README.md and docs/ against the code", () => {
 
   it("lists every metric and span, with their names", () => {
     const part = section(library, "## Metrics and spans").replace(/\s+/g, " ")
-    const metrics = [...source.matchAll(/export const (\w+): Metric\.Metric\.\w+<\w+> = Metric\.\w+\("(\w+)"/g)]
+    const metrics = [...source.matchAll(/export const (\w+): Metric\.Metric\.\w+<\w+> = Metric\.\w+\(\s*"(\w+)"/g)]
     expect(metrics.length).toBeGreaterThan(0)
     for (const [, name, key] of metrics) expect(part).toContain(`\`${name}\` (\`${key}\`)`)
     const documentedMetrics = [...part.matchAll(/`(\w+)` \(`(stream_offsets_\w+)`\)/g)].map((m) => m[1]!)
@@ -77,7 +77,10 @@ describe("README.md and docs/ against the code", () => {
     const pkg = json("package.json")
     expect(json("deno.json").version).toBe(pkg.version)
     expect(read("CHANGELOG.md")).toContain(pkg.version)
-    expect(Object.keys(pkg.peerDependencies ?? {}).sort()).toEqual(["@effect/platform", "effect"])
+    // The OpenTelemetry packages are optional peers: only effect-stream-offsets/telemetry needs them.
+    const optional = (name: string) => pkg.peerDependenciesMeta?.[name]?.optional === true
+    expect(Object.keys(pkg.peerDependencies ?? {}).filter((name) => !optional(name)).sort()).toEqual(["@effect/platform", "effect"])
+    expect(Object.keys(pkg.peerDependencies ?? {}).filter(optional)).toContain("@effect/opentelemetry")
     expect(readme).toContain("`effect` and `@effect/platform` are peer dependencies")
   })
 })

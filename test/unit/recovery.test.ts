@@ -101,11 +101,15 @@ describe("a broker that goes away and comes back", () => {
     )))
 })
 
+// A producer's metrics are tagged with its stream and name.
+const confirmedOf = (stream: string, producer: string) =>
+  messagesConfirmed.pipe(Metric.tagged("stream", stream), Metric.tagged("producer", producer))
+
 describe("a named producer whose confirms were lost", () => {
   it.effect("asks the broker what it has and sends none of it again; those count as confirmed", () =>
     Effect.gen(function*() {
       const memory = yield* MemoryBroker
-      const before = (yield* Metric.value(messagesConfirmed)).count
+      const before = (yield* Metric.value(confirmedOf("s", "p"))).count
       // p3 and p4 are stored but their confirms never come: the session ends at the confirm timeout
       // and the next one finds them in the stream.
       const fiber = yield* Effect.fork(send({ stream: "s", messages: bodies(10, "p"), producerName: "p" }))
@@ -114,17 +118,17 @@ describe("a named producer whose confirms were lost", () => {
       expect(sent).toMatchObject({ sent: 10, confirmed: 10 })
       expect((yield* memory.messages("s")).map(bodyText)).toEqual(bodies(10, "p"))
       expect(yield* memory.duplicates("s")).toBe(0)
-      expect((yield* Metric.value(messagesConfirmed)).count - before).toBe(10)
+      expect((yield* Metric.value(confirmedOf("s", "p"))).count - before).toBe(10)
     }).pipe(Effect.provide(layers({
       dropConfirm: (body) => ["p3", "p4"].includes(new TextDecoder().decode(body))
     }))))
 
   it.effect("with sub-entry batches, every message counts as confirmed, not every batch", () =>
     Effect.gen(function*() {
-      const before = (yield* Metric.value(messagesConfirmed)).count
+      const before = (yield* Metric.value(confirmedOf("s", "p"))).count
       const sent = yield* send({ stream: "s", messages: bodies(95), producerName: "p", subEntrySize: 10 })
       expect(sent).toMatchObject({ sent: 95, confirmed: 95 })
-      expect((yield* Metric.value(messagesConfirmed)).count - before).toBe(95)
+      expect((yield* Metric.value(confirmedOf("s", "p"))).count - before).toBe(95)
     }).pipe(Effect.provide(layers())))
 })
 

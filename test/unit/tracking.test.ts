@@ -343,7 +343,7 @@ describe("an offset store of your own (OffsetStore.make)", () => {
         query: (consumerName, stream) => Effect.sync(() => Option.fromNullable(table.get(`${stream}/${consumerName}`))),
         store: (consumerName, stream, offset) => Effect.sync(() => void table.set(`${stream}/${consumerName}`, offset))
       })
-      const before = (yield* Metric.value(offsetsStored)).count
+      const before = (yield* Metric.value(offsetsStored.pipe(Metric.tagged("stream", "s"), Metric.tagged("consumer", "c")))).count
       const program = Effect.gen(function*() {
         yield* send({ stream: "s", messages: tutorialMessages(5) })
         const first = yield* consume()
@@ -356,7 +356,7 @@ describe("an offset store of your own (OffsetStore.make)", () => {
       expect(first.bodies).toEqual(tutorial)
       expect(second.bodies).toEqual(tutorial)
       expect(table.get("s/c")).toBe(9n)
-      expect((yield* Metric.value(offsetsStored)).count - before).toBeGreaterThan(0)
+      expect((yield* Metric.value(offsetsStored.pipe(Metric.tagged("stream", "s"), Metric.tagged("consumer", "c")))).count - before).toBeGreaterThan(0)
     }))
 
   it.effect("a failing store is an OffsetStoreError naming the operation, consumer and stream", () =>
