@@ -3691,6 +3691,22 @@ interface ProducerHandOver {
   readonly hand: (requested: ReadonlyArray<ProducerRequest>) => Effect.Effect<void, ProducerClosed>
 }
 
+/** `Producer.publish`: one message handed over, waited for until it is settled. */
+const publishOneWith = ({ hand, request, settled, state, stream }: ProducerHandOver) => (message: unknown) =>
+  Effect.suspend((): Effect.Effect<Published, ProducerError> => {
+    if (state.closed) return Effect.fail(new ProducerClosed({ stream }))
+    const done = Deferred.unsafeMake<Published, ProducerError>(FiberId.none)
+    const requested = request(
+      message,
+      settled({
+        confirmed: (publishingId) => Deferred.unsafeDone(done, Exit.succeed({ publishingId, skipped: false })),
+        skipped: (publishingId) => Deferred.unsafeDone(done, Exit.succeed({ publishingId, skipped: true })),
+        failed: (error) => Deferred.unsafeDone(done, Exit.fail(error))
+      })
+    )
+    return requested instanceof InvalidArgument ? Effect.fail(requested) : Effect.zipRight(hand([requested]), Deferred.await(done))
+  })
+
 /**
  * Publishes a stream of messages, counting them in bulk (not a Deferred per message), handed
  * over a chunk at a time; a message that cannot be published fails it before its chunk is handed
@@ -3882,20 +3898,7 @@ const makeProducer = (
     return {
       stream,
       name,
-      publish: (message) =>
-        Effect.suspend(() => {
-          if (state.closed) return Effect.fail(new ProducerClosed({ stream }))
-          const done = Deferred.unsafeMake<Published, ProducerError>(FiberId.none)
-          const requested = request(
-            message,
-            settled({
-              confirmed: (publishingId) => Deferred.unsafeDone(done, Exit.succeed({ publishingId, skipped: false })),
-              skipped: (publishingId) => Deferred.unsafeDone(done, Exit.succeed({ publishingId, skipped: true })),
-              failed: (error) => Deferred.unsafeDone(done, Exit.fail(error))
-            })
-          )
-          return requested instanceof InvalidArgument ? Effect.fail(requested) : Effect.zipRight(hand([requested]), Deferred.await(done))
-        }),
+      publish: publishOneWith({ hand, request, settled, state, stream }),
       publishAll: (messages) => publishAll(messages, false),
       publishByPosition: (messages) => publishAll(messages, true),
       lastPublishingId: Effect.sync(() => state.last)
