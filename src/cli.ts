@@ -268,10 +268,14 @@ export const connectionFlags = {
 /** The values of a command's flags, as its handler receives them. */
 export type Values<F extends Flags> = { readonly [K in keyof F]: F[K] extends Flag<infer A> ? A : never }
 
+/** The connection the flags name: `--uri`, or the default URI. */
+export const connectionConfigOf = (values: Values<typeof connectionFlags>): Effect.Effect<ConnectionConfig, UsageError> =>
+  Option.isSome(values.uri) ? Effect.succeed(values.uri.value) : connectionUri(DEFAULT_URI, "")
+
 /** The broker layer for the connection flags; the TLS rules between them are checked now. */
 export const brokerLayer = (values: Values<typeof connectionFlags>) =>
   Effect.gen(function*() {
-    const config = Option.isSome(values.uri) ? values.uri.value : yield* connectionUri(DEFAULT_URI, "")
+    const config = yield* connectionConfigOf(values)
     const { ca, cert, key } = values
     const insecureSkipVerify = values["insecure-skip-verify"]
     const loadBalancer = values["load-balancer"] ? { loadBalancer: true } : {}
