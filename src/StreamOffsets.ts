@@ -1670,6 +1670,7 @@ export interface StreamBrokerShape {
   /**
    * Where the stream's last chunk starts (messages or a tracking entry), `None` when empty: one
    * cheap request (the broker's stream statistics), unlike `bounds`, which reads the last chunk.
+   * Made once, not waited out under the retry policy (a consumer's lag asks it again later).
    */
   readonly lastChunk: (stream: string) => Effect.Effect<Option.Option<bigint>, BrokerError | StreamNotFound>
   /** Writes a tracking entry into the stream (the broker does not acknowledge it). */
@@ -7499,12 +7500,17 @@ const makeClientBroker = (config: ConnectionConfig): Effect.Effect<StreamBrokerS
     publisher: (stream, options) => clientPublisher(connection, stream, options),
     subscribe: (options) => clientSubscribe(connection, options),
     bounds: (stream) => clientBounds(connection, stream),
+    // Once, on the client in use, never retried nor said: the lag's refresh asks again in a while
+    // (retried, it waited out a stream without a leader beside the workflow, and said so too).
     lastChunk: (stream) =>
-      Effect.zipRight(
-        connection.requireStream(stream),
-        Effect.map(connection.call(`stats of "${stream}"`, (c) => c.streamStatsRequest(stream)), (stats) =>
-          stats.lastChunkId < 0n ? Option.none<bigint>() : Option.some(stats.lastChunkId))
-      ),
+      Effect.suspend(() => {
+        const client = connection.supervisor.current()
+        const operation = `stats of "${stream}"`
+        return client === undefined
+          ? Effect.fail(new BrokerError({ operation, reason: "not connected" }))
+          : Effect.map(connection.callOn(client, operation, () => client.streamStatsRequest(stream)), (stats) =>
+            stats.lastChunkId < 0n ? Option.none<bigint>() : Option.some(stats.lastChunkId))
+      }),
     storeOffset: (reference, stream, offset) =>
       connection.call(
         `store offset ${offset} for "${reference}" on "${stream}"`,
