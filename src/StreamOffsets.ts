@@ -8244,7 +8244,10 @@ const messagingSpan = (operation: "send" | "process", of: Parameters<typeof metr
 const withMessagingSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, span: MessagingSpan, messages: number): Effect.Effect<A, E, R> =>
   Effect.withSpan(effect, span.name, {
     kind: span.kind,
-    attributes: { ...span.attributes, "messaging.batch.message_count": messages }
+    attributes: { ...span.attributes, "messaging.batch.message_count": messages },
+    // One span per chunk: the call site would be the same line each time, and capturing it costs
+    // a stack trace per chunk.
+    captureStackTrace: false
   })
 
 /** The tags of a producer's or consumer's metrics. */
