@@ -125,6 +125,24 @@ const tracesLayer = (
 // ---- spans: recorded as Effect records its own, exported in batches ----
 
 /**
+ * How {@link layerSpanExport} batches.
+ *
+ * @internal
+ */
+export interface SpanExportOptions {
+  /** The resource every span is exported with; its `service.name` also names the instrumentation scope. */
+  readonly resource: OtelResource
+  /** How long closing may wait for the last export. Default 1 second. */
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
+  /** How often what waits is exported. Default 1 second. */
+  readonly interval?: Duration.DurationInput | undefined
+  /** At most this many spans a request. Default 512. */
+  readonly batchSize?: number | undefined
+  /** At most this many spans wait; more are dropped. Default 2048. */
+  readonly maxQueueSize?: number | undefined
+}
+
+/**
  * How spans reach an OpenTelemetry exporter. Not through the OpenTelemetry SDK's tracer
  * (`@effect/opentelemetry`'s `Tracer.layer`): measured in a consumer, each span cost about 100 µs
  * there (the SDK's span, its sampler, ids, attribute checks and batch processor, run once a chunk
@@ -133,18 +151,12 @@ const tracesLayer = (
  * a time, in the background: every `interval`, at most `batchSize` a request, one request at a
  * time. Like the SDK's batch processor, at most `maxQueueSize` spans wait; more are dropped.
  * Closing exports what waits, within `shutdownTimeout`. Every span is exported (no sampler); an
- * OpenTelemetry context manager does not see Effect's spans (nor does it with
- * `@effect/opentelemetry`, unless one is registered).
+ * OpenTelemetry context manager does not see Effect's spans. {@link layer} uses it with the OTLP
+ * exporter (exported for the package's tests).
  *
  * @internal
  */
-export const layerSpanExport = (exporter: SpanExporter, options: {
-  readonly resource: OtelResource
-  readonly shutdownTimeout?: Duration.DurationInput | undefined
-  readonly interval?: Duration.DurationInput | undefined
-  readonly batchSize?: number | undefined
-  readonly maxQueueSize?: number | undefined
-}): Layer.Layer<never> =>
+export const layerSpanExport = (exporter: SpanExporter, options: SpanExportOptions): Layer.Layer<never> =>
   Layer.unwrapScoped(Effect.gen(function*() {
     const batchSize = options.batchSize ?? 512
     const maxQueueSize = options.maxQueueSize ?? 2048

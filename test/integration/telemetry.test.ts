@@ -12,6 +12,9 @@ import { freePort, sample, scrapeUntil } from "./scrape.ts"
 interface OtlpSpan {
   readonly name: string
   readonly kind: number
+  readonly traceId: string
+  readonly spanId: string
+  readonly parentSpanId?: string
   readonly attributes: ReadonlyArray<{ readonly key: string; readonly value: Record<string, unknown> }>
 }
 
@@ -143,8 +146,37 @@ describe("traces over OTLP", () => {
         const names = new Set(receiver.spans.map((s) => s.name))
         expect(names).toContain("StreamOffsets.send")
         expect(names).toContain("StreamOffsets.receive")
+        // Each chunk's span is a child of its workflow's span, in the workflow's trace; each span once.
+        const [receiveSpan] = receiver.spans.filter((s) => s.name === "StreamOffsets.receive")
+        for (const span of processes) {
+          expect(span.traceId).toBe(receiveSpan!.traceId)
+          expect(span.parentSpanId).toBe(receiveSpan!.spanId)
+        }
+        expect(new Set(receiver.spans.map((s) => s.spanId)).size).toBe(receiver.spans.length)
       } finally {
         await receiver.close()
+      }
+    }), 120_000)
+
+  it("Bun and Deno: receive exports the same chunk spans, under its workflow's span", () =>
+    withStream("otlp-runtimes", async (stream) => {
+      expect((await cli("node", "send", ["--stream", stream, "--count", "5000"])).code).toBe(0)
+      for (const runtime of ["bun", "deno"] as const) {
+        const receiver = await otlpReceiver()
+        try {
+          const env = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint }
+          const received = await cli(runtime, "receive", ["--stream", stream, "--name", `on-${runtime}`], env)
+          expect(received.code, `${runtime}: ${received.stderr}`).toBe(0)
+          const [workflow] = receiver.spans.filter((s) => s.name === "StreamOffsets.receive")
+          const processes = receiver.spans.filter((s) => s.name === `process ${stream}`)
+          expect(processes.reduce((n, s) => n + Number(attribute(s, "messaging.batch.message_count")), 0), runtime).toBe(5000)
+          for (const span of processes) {
+            expect(span.parentSpanId, runtime).toBe(workflow!.spanId)
+            expect(attribute(span, "messaging.consumer.group.name")).toBe(`on-${runtime}`)
+          }
+        } finally {
+          await receiver.close()
+        }
       }
     }), 120_000)
 
