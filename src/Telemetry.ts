@@ -20,6 +20,7 @@ import {
   type Context,
   Duration,
   Effect,
+  Either,
   type Exit,
   Inspectable,
   Layer,
@@ -43,8 +44,10 @@ export interface TelemetryOptions {
   /** The address the metrics server listens on. Default all interfaces. */
   readonly metricsHost?: string | undefined
   /**
-   * Where traces go over OTLP/HTTP (the collector's base URL, `/v1/traces` is added); default the
-   * `OTEL_EXPORTER_OTLP_ENDPOINT` environment variable; none: no traces are exported.
+   * Where traces go over OTLP/HTTP (the collector's base URL, `/v1/traces` is added); default
+   * OpenTelemetry's variables, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (the whole URL) or
+   * `OTEL_EXPORTER_OTLP_ENDPOINT` (the base URL); none: no traces are exported. The exporter reads
+   * the others it knows (`OTEL_EXPORTER_OTLP_HEADERS`, ...) itself.
    */
   readonly otlpEndpoint?: string | undefined
   /**
@@ -56,6 +59,70 @@ export interface TelemetryOptions {
   readonly runtimeMetrics?: boolean | undefined
   /** How long closing may wait for the last export. Default 1 second. */
   readonly shutdownTimeout?: number | undefined
+  /**
+   * Which traces are exported. Default: what `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`
+   * say ({@link traceSamplerFromEnv}), else every trace (OpenTelemetry's default,
+   * `parentbased_always_on`). Unsupported values there are ignored, as OpenTelemetry's SDK ignores
+   * them; a CLI checks them first.
+   */
+  readonly sampler?: TraceSampler | undefined
+}
+
+/**
+ * Which traces {@link layer} exports: OpenTelemetry's standard samplers. A trace is kept or left
+ * out as a whole: a new trace (a span without a parent) is kept when its trace id falls in `ratio`
+ * (OpenTelemetry's `traceidratio`: the same ids are kept by every process and client); a span with
+ * a parent follows its parent's decision when `parentBased` (the `parentbased_*` samplers: a span
+ * of an external trace that was not sampled is not either), and its trace id otherwise.
+ *
+ * @since 0.1.0
+ * @category configuration
+ */
+export interface TraceSampler {
+  /** The fraction of new traces exported, from 0 (none) to 1 (all). */
+  readonly ratio: number
+  /** A span with a parent is exported when its parent is. Default true. */
+  readonly parentBased?: boolean | undefined
+}
+
+/**
+ * The {@link TraceSampler} that OpenTelemetry's variables ask for: `OTEL_TRACES_SAMPLER`
+ * (`always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`,
+ * `parentbased_traceidratio`; unset: every trace) and, for the ratios, `OTEL_TRACES_SAMPLER_ARG`
+ * (0 to 1; unset: 1). Anything else is a one-line error saying what is accepted.
+ *
+ * @example
+ * ```ts
+ * import { Either } from "effect"
+ * import * as Telemetry from "effect-stream-offsets/telemetry"
+ *
+ * const sampler = Telemetry.traceSamplerFromEnv({ OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.1" })
+ * // Either.right({ ratio: 0.1, parentBased: true })
+ * ```
+ *
+ * @since 0.1.0
+ * @category configuration
+ */
+export const traceSamplerFromEnv = (
+  env: Readonly<Record<string, string | undefined>> = process.env
+): Either.Either<TraceSampler, string> => {
+  const name = env.OTEL_TRACES_SAMPLER?.trim().toLowerCase() || "parentbased_always_on"
+  const arg = env.OTEL_TRACES_SAMPLER_ARG?.trim()
+  const ratio = arg === undefined || arg === "" ? 1 : Number(arg)
+  const parentBased = name.startsWith("parentbased_")
+  switch (parentBased ? name.slice("parentbased_".length) : name) {
+    case "always_on":
+      return Either.right({ ratio: 1, parentBased })
+    case "always_off":
+      return Either.right({ ratio: 0, parentBased })
+    case "traceidratio":
+      return Number.isFinite(ratio) && ratio >= 0 && ratio <= 1
+        ? Either.right({ ratio, parentBased })
+        : Either.left(`OTEL_TRACES_SAMPLER_ARG=${arg}: a ratio from 0 to 1 is expected (0.1: a trace in ten)`)
+  }
+  return Either.left(
+    `OTEL_TRACES_SAMPLER=${env.OTEL_TRACES_SAMPLER}: not a sampler this exporter knows (always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio)`
+  )
 }
 
 /**
@@ -81,7 +148,7 @@ export interface TelemetryOptions {
  * @category layers
  */
 export const layer = (options: TelemetryOptions): Layer.Layer<never> => {
-  const endpoint = options.otlpEndpoint ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT
+  const endpoint = options.otlpEndpoint ?? otlpEndpointFromEnv()
   const shutdownTimeout = options.shutdownTimeout ?? 1000
   const port = options.metricsPort
   const metrics = port === undefined ? Layer.empty : Metrics.layer(() =>
@@ -91,7 +158,10 @@ export const layer = (options: TelemetryOptions): Layer.Layer<never> => {
       endpoint: "/metrics",
       withoutScopeInfo: true
     }), { shutdownTimeout })
-  const traces = endpoint === undefined || endpoint === "" ? Layer.empty : tracesLayer(endpoint, options.onExportError, shutdownTimeout)
+  const sampler = options.sampler ?? Either.getOrElse(traceSamplerFromEnv(), () => ({ ratio: 1 }))
+  const traces = endpoint === undefined || endpoint === ""
+    ? Layer.empty
+    : tracesLayer(options.otlpEndpoint, options.onExportError, shutdownTimeout, sampler)
   const resource = Resource.layerFromEnv(Resource.configToAttributes({ serviceName: options.serviceName }))
   return Layer.mergeAll(
     Layer.provide(Layer.merge(metrics, traces), resource),
@@ -99,26 +169,36 @@ export const layer = (options: TelemetryOptions): Layer.Layer<never> => {
   )
 }
 
+/** Where OpenTelemetry's variables send traces: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT`. */
+const otlpEndpointFromEnv = (): string | undefined =>
+  process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined
+
 /**
  * The tracer, loaded only when traces are asked for (the OTLP exporter takes about 100 ms to
  * load: a CLI with only `--metrics-port` starts that much sooner). Spans go in batches, in the
  * background; a collector that does not answer costs one bounded request per batch (2 s) and
- * drops that batch: the app's work never waits for it.
+ * drops that batch: the app's work never waits for it. The first failed export, or the first
+ * span dropped for want of room, is reported, and nothing after it.
  */
 const tracesLayer = (
-  endpoint: string,
+  endpoint: string | undefined,
   onExportError: ((error: Error) => void) | undefined,
-  shutdownTimeout: number
+  shutdownTimeout: number,
+  sampler: TraceSampler
 ): Layer.Layer<never, never, Resource.Resource> =>
   Layer.unwrapEffect(Effect.gen(function*() {
     const { OTLPTraceExporter } = yield* Effect.promise(() => import("@opentelemetry/exporter-trace-otlp-http"))
     const resource = yield* Resource.Resource
-    // The exporter adds `/v1/traces` only to the environment's endpoint; a given one is taken as is.
-    const url = process.env.OTEL_EXPORTER_OTLP_ENDPOINT === endpoint ? undefined : `${endpoint.replace(/\/$/, "")}/v1/traces`
+    // Without a URL the exporter reads the environment (and adds `/v1/traces` to the general endpoint).
+    const url = endpoint === undefined ? undefined : `${endpoint.replace(/\/$/, "")}/v1/traces`
     const exporter = new OTLPTraceExporter({ ...(url === undefined ? {} : { url }), timeoutMillis: 2000 })
-    return layerSpanExport(onExportError === undefined ? exporter : reportingOnce(exporter, onExportError), {
+    const report = once(onExportError ?? (() => undefined))
+    return layerSpanExport(reporting(exporter, report), {
       resource,
-      shutdownTimeout: Duration.millis(shutdownTimeout)
+      sampler,
+      shutdownTimeout: Duration.millis(shutdownTimeout),
+      onDropped: (maxQueueSize) =>
+        report(new Error(`spans are dropped: more than ${maxQueueSize} waited for the collector`))
     })
   }))
 
@@ -140,6 +220,10 @@ export interface SpanExportOptions {
   readonly batchSize?: number | undefined
   /** At most this many spans wait; more are dropped. Default 2048. */
   readonly maxQueueSize?: number | undefined
+  /** Which traces are exported. Default all. */
+  readonly sampler?: TraceSampler | undefined
+  /** Called each time a span is dropped because `maxQueueSize` wait. */
+  readonly onDropped?: ((maxQueueSize: number) => void) | undefined
 }
 
 /**
@@ -148,10 +232,11 @@ export interface SpanExportOptions {
  * there (the SDK's span, its sampler, ids, attribute checks and batch processor, run once a chunk
  * on code the processing of messages keeps cold), some 5 % of a `receive`. Here a span is recorded
  * as Effect's own tracer records it (a few fields), and turned into the exporter's spans a batch at
- * a time, in the background: every `interval`, at most `batchSize` a request, one request at a
- * time. Like the SDK's batch processor, at most `maxQueueSize` spans wait; more are dropped.
- * Closing exports what waits, within `shutdownTimeout`. Every span is exported (no sampler); an
- * OpenTelemetry context manager does not see Effect's spans. {@link layer} uses it with the OTLP
+ * a time, in the background: every `interval`, or as soon as `batchSize` wait, at most
+ * `batchSize` a request, one request at a time. Like the SDK's batch processor, at most
+ * `maxQueueSize` spans wait; more are dropped. Only the sampled traces are kept ({@link TraceSampler}).
+ * Closing exports what waits, within `shutdownTimeout`. An OpenTelemetry context manager does not
+ * see Effect's spans. {@link layer} uses it with the OTLP
  * exporter (exported for the package's tests).
  *
  * @internal
@@ -160,6 +245,7 @@ export const layerSpanExport = (exporter: SpanExporter, options: SpanExportOptio
   Layer.unwrapScoped(Effect.gen(function*() {
     const batchSize = options.batchSize ?? 512
     const maxQueueSize = options.maxQueueSize ?? 2048
+    const sample = sampling(options.sampler ?? { ratio: 1 })
     const scope = { name: String(options.resource.attributes["service.name"] ?? "effect-stream-offsets") }
     const ended: Array<RecordedSpan> = []
     const exportBatches = Effect.suspend(() => {
@@ -177,13 +263,23 @@ export const layerSpanExport = (exporter: SpanExporter, options: SpanExportOptio
         Effect.timeoutOption(options.shutdownTimeout ?? Duration.seconds(1))
       )
     )
-    yield* exportBatches.pipe(Effect.delay(options.interval ?? Duration.seconds(1)), Effect.forever, Effect.forkScoped)
+    // Opened when a batch waits: the export does not wait for the interval then.
+    const full = yield* Effect.makeLatch(false)
+    yield* full.await.pipe(
+      Effect.timeoutOption(options.interval ?? Duration.seconds(1)),
+      Effect.zipRight(full.close),
+      Effect.zipRight(exportBatches),
+      Effect.forever,
+      Effect.forkScoped
+    )
     const onEnd = (span: RecordedSpan) => {
-      if (ended.length < maxQueueSize) ended.push(span)
+      if (!span.sampled) return
+      if (ended.length >= maxQueueSize) return options.onDropped?.(maxQueueSize)
+      if (ended.push(span) === batchSize) full.unsafeOpen()
     }
     return Layer.setTracer(EffectTracer.make({
       span: (name, parent, context, links, startTime, kind) =>
-        new RecordedSpan(name, parent, context, links, startTime, kind, onEnd),
+        new RecordedSpan(name, parent, context, links, startTime, kind, onEnd, sample),
       context: (execution) => execution()
     }))
   }))
@@ -193,7 +289,7 @@ class RecordedSpan implements EffectTracer.Span {
   readonly _tag = "Span"
   readonly spanId = randomHex(16)
   readonly traceId: string
-  readonly sampled = true
+  readonly sampled: boolean
   readonly attributes = new Map<string, unknown>()
   readonly events: Array<readonly [name: string, time: bigint, attributes: Record<string, unknown>]> = []
   readonly links: Array<EffectTracer.SpanLink>
@@ -205,9 +301,11 @@ class RecordedSpan implements EffectTracer.Span {
     links: ReadonlyArray<EffectTracer.SpanLink>,
     startTime: bigint,
     readonly kind: EffectTracer.SpanKind,
-    private readonly onEnd: (span: RecordedSpan) => void
+    private readonly onEnd: (span: RecordedSpan) => void,
+    sample: (traceId: string, parent: Option.Option<EffectTracer.AnySpan>) => boolean
   ) {
     this.traceId = parent._tag === "Some" ? parent.value.traceId : randomHex(32)
+    this.sampled = sample(this.traceId, parent)
     this.links = [...links]
     this.status = { _tag: "Started", startTime }
   }
@@ -230,6 +328,23 @@ const randomHex = (length: number): string => {
   let hex = ""
   for (let i = 0; i < length; i++) hex += "0123456789abcdef"[Math.floor(Math.random() * 16)]
   return hex
+}
+
+/**
+ * A sampler's decision for a span: its parent's when parent-based, else whether the trace id falls
+ * in the ratio, computed as OpenTelemetry's `TraceIdRatioBasedSampler` does (the four 32-bit words
+ * of the id xor-ed, below `ratio` of 2^32), so that the same traces are kept everywhere.
+ */
+const sampling = (sampler: TraceSampler) => {
+  const upperBound = sampler.ratio >= 1 ? 0x100000000 : Math.floor(Math.max(0, sampler.ratio) * 0xffffffff)
+  const parentBased = sampler.parentBased ?? true
+  return (traceId: string, parent: Option.Option<EffectTracer.AnySpan>): boolean => {
+    if (parentBased && parent._tag === "Some") return parent.value.sampled
+    if (upperBound === 0x100000000) return true
+    let accumulated = 0
+    for (let i = 0; i < 32; i += 8) accumulated = (accumulated ^ parseInt(traceId.slice(i, i + 8), 16)) >>> 0
+    return accumulated < upperBound
+  }
 }
 
 /** OpenTelemetry's span kinds (`SpanKind` of `@opentelemetry/api`, as numbers). */
@@ -305,19 +420,23 @@ const attributeValue = (value: unknown): AttributeValue =>
     ? value.toString()
     : Inspectable.toStringUnknown(value)
 
-/** An exporter that reports its first failure, and only that one. */
-const reportingOnce = (exporter: SpanExporter, report: (error: Error) => void): SpanExporter => {
-  const said = { once: false }
-  return {
+/** `report`, the first time only. */
+const once = (report: (error: Error) => void) => {
+  let said = false
+  return (error: Error) => {
+    if (said) return
+    said = true
+    report(error)
+  }
+}
+
+/** An exporter that reports its failures. */
+const reporting = (exporter: SpanExporter, report: (error: Error) => void): SpanExporter => ({
     export: (spans: Array<ReadableSpan>, done) =>
       exporter.export(spans, (result) => {
-        if (result.code !== 0 && !said.once) {
-          said.once = true
-          report(result.error ?? new Error("the export failed"))
-        }
+        if (result.code !== 0) report(result.error ?? new Error("the export failed"))
         done(result)
       }),
     shutdown: () => exporter.shutdown(),
     ...(exporter.forceFlush === undefined ? {} : { forceFlush: () => exporter.forceFlush!() })
-  }
-}
+})

@@ -635,7 +635,7 @@ export const dataLine = (line: string): Effect.Effect<void> =>
 
 // ---- telemetry: Prometheus metrics and OTLP traces (src/Telemetry.ts, loaded only when asked for) ----
 
-/** The telemetry flag of `send`, `receive` and `offset`. */
+/** The telemetry flag of `send` and `receive`. */
 export const telemetryFlags = {
   "metrics-port": optionalFlag({
     env: "METRICS_PORT",
@@ -645,8 +645,9 @@ export const telemetryFlags = {
 
 /**
  * The telemetry layer the flags and the environment ask for (none: an empty layer, and no
- * OpenTelemetry package is loaded). The metrics port is checked first: taken or not allowed is a
- * usage error, said before anything connects. A collector that does not answer is said once.
+ * OpenTelemetry package is loaded). The metrics port and OpenTelemetry's sampler variables are
+ * checked first: a port taken or not allowed, or a sampler not known, is a usage error, said
+ * before anything connects. A collector that does not answer is said once.
  */
 export const telemetryLayer = (
   serviceName: string,
@@ -654,8 +655,8 @@ export const telemetryLayer = (
 ): Effect.Effect<Layer.Layer<never>, UsageError> =>
   Effect.gen(function*() {
     const metricsPort = Option.getOrUndefined(values["metrics-port"])
-    const otlp = process.env.OTEL_EXPORTER_OTLP_ENDPOINT
-    if (metricsPort === undefined && (otlp === undefined || otlp === "")) return Layer.empty
+    const otlp = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined
+    if (metricsPort === undefined && otlp === undefined) return Layer.empty
     if (metricsPort !== undefined) yield* bindable(metricsPort)
     const Telemetry = yield* Effect.tryPromise({
       try: () => import("./Telemetry.ts"),
@@ -664,10 +665,19 @@ export const telemetryLayer = (
           message: `--metrics-port and OTEL_EXPORTER_OTLP_ENDPOINT need the OpenTelemetry packages (see docs/library.md, "Export"): ${errorMessage(error)}`
         })
     })
+    const sampler = Telemetry.traceSamplerFromEnv()
+    if (otlp !== undefined) {
+      if (!URL.canParse(otlp) || !/^https?:$/.test(new URL(otlp).protocol)) {
+        const variable = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" : "OTEL_EXPORTER_OTLP_ENDPOINT"
+        return yield* new UsageError({ message: redactUri(`${variable}=${otlp}: not an http:// or https:// URL (OTLP/HTTP: http://localhost:4318, say)`) })
+      }
+      if (Either.isLeft(sampler)) return yield* new UsageError({ message: sampler.left })
+    }
     return Telemetry.layer({
       serviceName: process.env.OTEL_SERVICE_NAME ?? serviceName,
       metricsPort,
-      onExportError: (error) => stderrLine(`warning: traces are not exported to ${otlp}: ${errorMessage(error)}`)
+      ...(Either.isRight(sampler) ? { sampler: sampler.right } : {}),
+      onExportError: (error) => stderrLine(redactUri(`warning: traces are not exported to ${otlp}: ${errorMessage(error)}`))
     })
   })
 

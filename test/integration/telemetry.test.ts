@@ -1,7 +1,8 @@
 // `--metrics-port` and OTLP traces on the real broker, under Node: /metrics scraped while a
 // consumer catches up (its lag goes to 0, its count is right), spans received by an OTLP/HTTP
-// (JSON) receiver of our own, a port in use (one line, exit 2, before connecting), and a collector
-// that does not answer (the workflow still succeeds, promptly, said once).
+// (JSON) receiver of our own, a port in use (one line, exit 2, before connecting), OpenTelemetry's
+// variables (the traces endpoint, the samplers; bad values: one line, exit 2), a collector that does
+// not answer (the workflow still succeeds, promptly, said once); Bun and Deno too.
 import { describe, expect, it } from "@effect/vitest"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
@@ -91,6 +92,25 @@ describe("metrics on /metrics", () => {
       expect(done.stdout).toContain("Messages confirmed: true.")
     }), 120_000)
 
+  it("Bun and Deno: a receive's /metrics counts its messages, lag 0 once caught up", () =>
+    withStream("metrics-runtimes", async (stream) => {
+      expect((await cli("node", "send", ["--stream", stream, "--count", "5000"])).code).toBe(0)
+      for (const runtime of ["bun", "deno"] as const) {
+        const port = await freePort()
+        const receiving = start(runtime, "receive", ["--stream", stream, "--name", `m-${runtime}`, "--no-marker", "--metrics-port", String(port)])
+        try {
+          const labels = { stream, consumer: `m-${runtime}` }
+          const text = await scrapeUntil(port, (t) =>
+            sample(t, "stream_offsets_messages_consumed_total", labels) === 5000 && sample(t, "stream_offsets_consumer_lag", labels) === 0)
+          expect(sample(text, "stream_offsets_connection_up", {}), runtime).toBe(1)
+        } finally {
+          receiving.interrupt()
+        }
+        const done = await receiving.exitWithin(30_000)
+        expect(done.code, `${runtime}: ${done.stderr}`).toBe(0)
+      }
+    }), 120_000)
+
   it("a port in use: one line, exit 2, before connecting", async () => {
     const holder = net.createServer()
     await new Promise<void>((resolve) => holder.listen(0, resolve))
@@ -177,6 +197,37 @@ describe("traces over OTLP", () => {
         } finally {
           await receiver.close()
         }
+      }
+    }), 120_000)
+
+  it("OpenTelemetry's variables: the traces endpoint alone; a sampler that keeps none; values not known: one line, exit 2, before connecting", () =>
+    withStream("otlp-env", async (stream) => {
+      const receiver = await otlpReceiver()
+      try {
+        const env = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${receiver.endpoint}/v1/traces` }
+        expect((await cli("node", "send", ["--stream", stream, "--count", "2000"], env)).code).toBe(0)
+        expect(receiver.spans.filter((s) => s.name === "StreamOffsets.send")).toHaveLength(1)
+        receiver.spans.length = 0
+        for (const sampler of [{ OTEL_TRACES_SAMPLER: "always_off" }, { OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0" }]) {
+          expect((await cli("node", "send", ["--stream", stream, "--count", "2000"], { ...env, ...sampler })).code).toBe(0)
+        }
+        expect(receiver.spans).toEqual([])
+      } finally {
+        await receiver.close()
+      }
+      // A broker address where nothing answers: connecting would take the whole retry window.
+      const uri = `rabbitmq-stream://guest:guest@127.0.0.1:${await freePort()}/`
+      const bad = [
+        [{ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318", OTEL_TRACES_SAMPLER: "sometimes" }, /^error: OTEL_TRACES_SAMPLER=sometimes: not a sampler /],
+        [{ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318", OTEL_TRACES_SAMPLER: "traceidratio", OTEL_TRACES_SAMPLER_ARG: "10%" }, /^error: OTEL_TRACES_SAMPLER_ARG=10%: a ratio from 0 to 1 /],
+        [{ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" }, /^error: OTEL_EXPORTER_OTLP_ENDPOINT=collector:4318: not an http:\/\/ or https:\/\/ URL/],
+        [{ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://user:s3cret@[::1" }, /^error: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http:\/\/user:\*\*\*@\[::1: not an http/]
+      ] as const
+      for (const [env, line] of bad) {
+        const r = await cli("node", "receive", ["--stream", stream, "--uri", uri], env)
+        expect(r.stderr.trim().split("\n"), JSON.stringify(env)).toHaveLength(1)
+        expect(r.stderr).toMatch(line)
+        expect(r.code).toBe(2)
       }
     }), 120_000)
 

@@ -1,13 +1,14 @@
 // How Telemetry's tracer hands Effect's spans to an OpenTelemetry exporter (`layerSpanExport`), on
 // the TestClock with an exporter that keeps what it is given: nothing before the interval, then
 // every span once, with its parent, kind, attributes and status; batches of at most `batchSize`,
-// one request at a time; a full queue drops; closing exports what waits, at once.
+// one request at a time, and at once when a batch waits; a full queue drops (and says so); only
+// sampled traces (OpenTelemetry's samplers, from its variables too); closing exports what waits.
 import { describe, expect, it } from "@effect/vitest"
 import type { ExportResult } from "@opentelemetry/core"
 import { resourceFromAttributes } from "@opentelemetry/resources"
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base"
-import { Effect, Fiber, TestClock } from "effect"
-import { layerSpanExport } from "../../src/Telemetry.ts"
+import { Effect, Either, Fiber, TestClock, Tracer } from "effect"
+import { layerSpanExport, traceSamplerFromEnv } from "../../src/Telemetry.ts"
 
 const resource = resourceFromAttributes({ "service.name": "unit" })
 
@@ -23,6 +24,9 @@ const keeping = (answer: (done: () => void) => void = (done) => done()) => {
   }
   return { requests, exporter, spans: () => requests.flat() }
 }
+
+/** Lets the export loop run (a few turns of the scheduler; the clock does not move). */
+const settle = Effect.repeatN(Effect.yieldNow(), 10)
 
 const spansNamed = (n: number) => Effect.forEach(Array.from({ length: n }, (_, i) => i), (i) => Effect.withSpan(Effect.void, `span ${i}`))
 
@@ -89,15 +93,86 @@ describe("layerSpanExport", () => {
       expect(kept.spans().map((s) => s.name)).toEqual(Array.from({ length: 10 }, (_, i) => `span ${i}`))
     }))
 
-  it.effect("spans beyond maxQueueSize waiting are dropped; closing exports what waits without waiting for the interval", () =>
+  it.effect("a full batch goes at once, without waiting for the interval", () =>
     Effect.gen(function*() {
       const kept = keeping()
       yield* Effect.gen(function*() {
+        yield* spansNamed(2)
+        yield* settle
+        expect(kept.requests).toEqual([])
+        yield* spansNamed(1)
+        yield* settle
+        expect(kept.requests.map((r) => r.length)).toEqual([3])
+        yield* spansNamed(3)
+        yield* settle
+        expect(kept.requests.map((r) => r.length)).toEqual([3, 3])
+      }).pipe(Effect.provide(layerSpanExport(kept.exporter, { resource, batchSize: 3, interval: "1 minute" })))
+    }))
+
+  it.effect("spans beyond maxQueueSize waiting are dropped, each said; closing exports what waits without waiting for the interval", () =>
+    Effect.gen(function*() {
+      const kept = keeping()
+      const dropped: Array<number> = []
+      yield* Effect.gen(function*() {
         yield* spansNamed(8)
         expect(kept.requests).toEqual([])
-      }).pipe(Effect.provide(layerSpanExport(kept.exporter, { resource, maxQueueSize: 5, interval: "1 minute" })))
+      }).pipe(Effect.provide(
+        layerSpanExport(kept.exporter, { resource, maxQueueSize: 5, interval: "1 minute", onDropped: (n) => dropped.push(n) })
+      ))
       expect(kept.spans().map((s) => s.name)).toEqual(["span 0", "span 1", "span 2", "span 3", "span 4"])
+      expect(dropped).toEqual([5, 5, 5])
     }))
+
+  // Trace ids whose four 32-bit words xor to 1 (kept by any ratio above 0) and to 0xffffffff (kept by 1 only).
+  const low = Tracer.externalSpan({ traceId: "00000000000000000000000000000001", spanId: "00000000000000aa", sampled: true })
+  const high = Tracer.externalSpan({ traceId: "ffffffff000000000000000000000000", spanId: "00000000000000bb", sampled: true })
+  const unsampled = Tracer.externalSpan({ traceId: "00000000000000000000000000000001", spanId: "00000000000000cc", sampled: false })
+  const exportedUnder = (sampler: { ratio: number; parentBased?: boolean }) =>
+    Effect.gen(function*() {
+      const kept = keeping()
+      yield* Effect.gen(function*() {
+        for (const [parent, name] of [[low, "low"], [high, "high"], [unsampled, "unsampled"]] as const) {
+          yield* Effect.withSpan(Effect.withSpan(Effect.void, `${name} child`), name, { parent })
+        }
+        yield* Effect.withSpan(Effect.withSpan(Effect.void, "root child"), "root", { root: true })
+      }).pipe(Effect.provide(layerSpanExport(kept.exporter, { resource, sampler })))
+      return kept.spans().map((s) => s.name).sort()
+    })
+
+  it.effect("sampling by trace id (the ids OpenTelemetry's traceidratio keeps), whole traces, the parent's decision when parent-based", () =>
+    Effect.gen(function*() {
+      const all = ["high", "high child", "low", "low child", "root", "root child", "unsampled", "unsampled child"]
+      expect(yield* exportedUnder({ ratio: 1, parentBased: false })).toEqual(all)
+      // Parent-based (the default): a remote parent that was not sampled leaves its trace out.
+      expect(yield* exportedUnder({ ratio: 1 })).toEqual(all.filter((n) => !n.startsWith("unsampled")))
+      expect(yield* exportedUnder({ ratio: 0 })).toEqual(["high", "high child", "low", "low child"])
+      expect(yield* exportedUnder({ ratio: 0, parentBased: false })).toEqual([])
+      // Half: by the trace id alone; the new trace (a random id) is kept or left out whole.
+      const half = yield* exportedUnder({ ratio: 0.5, parentBased: false })
+      expect(half.filter((n) => !n.startsWith("root"))).toEqual(["low", "low child", "unsampled", "unsampled child"])
+      expect(half.filter((n) => n.startsWith("root")).length % 2).toBe(0)
+    }))
+
+  it("traceSamplerFromEnv reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG; anything else is one line saying what is accepted", () => {
+    expect(traceSamplerFromEnv({})).toEqual(Either.right({ ratio: 1, parentBased: true }))
+    expect(traceSamplerFromEnv({ OTEL_TRACES_SAMPLER: "always_off" })).toEqual(Either.right({ ratio: 0, parentBased: false }))
+    expect(traceSamplerFromEnv({ OTEL_TRACES_SAMPLER: "parentbased_always_off" })).toEqual(Either.right({ ratio: 0, parentBased: true }))
+    expect(traceSamplerFromEnv({ OTEL_TRACES_SAMPLER: "always_on", OTEL_TRACES_SAMPLER_ARG: "0.1" })).toEqual(
+      Either.right({ ratio: 1, parentBased: false })
+    )
+    expect(traceSamplerFromEnv({ OTEL_TRACES_SAMPLER: "TraceIdRatio", OTEL_TRACES_SAMPLER_ARG: "0.25" })).toEqual(
+      Either.right({ ratio: 0.25, parentBased: false })
+    )
+    expect(traceSamplerFromEnv({ OTEL_TRACES_SAMPLER: "parentbased_traceidratio" })).toEqual(Either.right({ ratio: 1, parentBased: true }))
+    expect(traceSamplerFromEnv({ OTEL_TRACES_SAMPLER: "traceidratio", OTEL_TRACES_SAMPLER_ARG: "2" })).toEqual(
+      Either.left("OTEL_TRACES_SAMPLER_ARG=2: a ratio from 0 to 1 is expected (0.1: a trace in ten)")
+    )
+    expect(traceSamplerFromEnv({ OTEL_TRACES_SAMPLER: "traceidratio", OTEL_TRACES_SAMPLER_ARG: "ten" })).toEqual(
+      Either.left("OTEL_TRACES_SAMPLER_ARG=ten: a ratio from 0 to 1 is expected (0.1: a trace in ten)")
+    )
+    const unknown = traceSamplerFromEnv({ OTEL_TRACES_SAMPLER: "jaeger_remote" })
+    expect(Either.isLeft(unknown) && unknown.left).toMatch(/^OTEL_TRACES_SAMPLER=jaeger_remote: not a sampler .*\(always_on, .*parentbased_traceidratio\)$/)
+  })
 
   it.effect("closing waits for the last export at most shutdownTimeout", () =>
     Effect.gen(function*() {
