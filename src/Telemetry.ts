@@ -51,8 +51,9 @@ export interface TelemetryOptions {
    */
   readonly otlpEndpoint?: string | undefined
   /**
-   * Called at most once, when exporting traces fails (an endpoint that does not answer): exporting
-   * never slows or fails the app, so this is the only sign of it. Default: nothing.
+   * Called at most once, when exporting traces fails (an endpoint that does not answer) or a span
+   * is dropped (more than 2,048 waited for the collector): exporting never slows or fails the
+   * app, so this is the only sign of it. Default: nothing.
    */
   readonly onExportError?: ((error: Error) => void) | undefined
   /** Export Effect's own fiber metrics (`effect_fiber_*`) too. Default false. */
@@ -127,9 +128,9 @@ export const traceSamplerFromEnv = (
 
 /**
  * OpenTelemetry for the app: every Effect `Metric` (this module's `stream_offsets_*` and the app's
- * own) on a Prometheus endpoint, and every span over OTLP. Effect's metric tags become labels; an
- * incremental counter gets `_total`, a histogram `_bucket`, `_sum` and `_count`. Provide it once,
- * next to the broker's layer.
+ * own) on a Prometheus endpoint, and its spans over OTLP (every trace, or those `sampler` keeps).
+ * Effect's metric tags become labels; an incremental counter gets `_total`, a histogram `_bucket`,
+ * `_sum` and `_count`. Provide it once, next to the broker's layer.
  *
  * @example
  * ```ts
@@ -198,7 +199,7 @@ const tracesLayer = (
       sampler,
       shutdownTimeout: Duration.millis(shutdownTimeout),
       onDropped: (maxQueueSize) =>
-        report(new Error(`spans are dropped: more than ${maxQueueSize} waited for the collector`))
+        report(() => new Error(`spans are dropped: more than ${maxQueueSize} waited for the collector`))
     })
   }))
 
@@ -420,23 +421,23 @@ const attributeValue = (value: unknown): AttributeValue =>
     ? value.toString()
     : Inspectable.toStringUnknown(value)
 
-/** `report`, the first time only. */
+/** `report`, the first time only (the error is made then: a span dropped each time costs nothing). */
 const once = (report: (error: Error) => void) => {
   let said = false
-  return (error: Error) => {
+  return (error: () => Error) => {
     if (said) return
     said = true
-    report(error)
+    report(error())
   }
 }
 
 /** An exporter that reports its failures. */
-const reporting = (exporter: SpanExporter, report: (error: Error) => void): SpanExporter => ({
-    export: (spans: Array<ReadableSpan>, done) =>
-      exporter.export(spans, (result) => {
-        if (result.code !== 0) report(result.error ?? new Error("the export failed"))
-        done(result)
-      }),
-    shutdown: () => exporter.shutdown(),
-    ...(exporter.forceFlush === undefined ? {} : { forceFlush: () => exporter.forceFlush!() })
+const reporting = (exporter: SpanExporter, report: (error: () => Error) => void): SpanExporter => ({
+  export: (spans: Array<ReadableSpan>, done) =>
+    exporter.export(spans, (result) => {
+      if (result.code !== 0) report(() => result.error ?? new Error("the export failed"))
+      done(result)
+    }),
+  shutdown: () => exporter.shutdown(),
+  ...(exporter.forceFlush === undefined ? {} : { forceFlush: () => exporter.forceFlush!() })
 })
