@@ -15,7 +15,6 @@ import type { AttributeValue } from "@opentelemetry/api"
 import type { Resource as OtelResource } from "@opentelemetry/resources"
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base"
 import {
-  Array as Arr,
   Cause,
   type Context,
   Duration,
@@ -235,10 +234,10 @@ export interface SpanExportOptions {
  * as Effect's own tracer records it (a few fields), and turned into the exporter's spans a batch at
  * a time, in the background: every `interval`, or as soon as `batchSize` wait, at most
  * `batchSize` a request, one request at a time. Like the SDK's batch processor, at most
- * `maxQueueSize` spans wait; more are dropped. Only the sampled traces are kept ({@link TraceSampler}).
- * Closing exports what waits, within `shutdownTimeout`. An OpenTelemetry context manager does not
- * see Effect's spans. {@link layer} uses it with the OTLP
- * exporter (exported for the package's tests).
+ * `maxQueueSize` spans wait; more are dropped. Only the sampled traces are kept
+ * ({@link TraceSampler}). Closing exports what waits, within `shutdownTimeout`. An OpenTelemetry
+ * context manager does not see Effect's spans. {@link layer} uses it with the OTLP exporter
+ * (exported for the package's tests).
  *
  * @internal
  */
@@ -249,13 +248,13 @@ export const layerSpanExport = (exporter: SpanExporter, options: SpanExportOptio
     const sample = sampling(options.sampler ?? { ratio: 1 })
     const scope = { name: String(options.resource.attributes["service.name"] ?? "effect-stream-offsets") }
     const ended: Array<RecordedSpan> = []
-    const exportBatches = Effect.suspend(() => {
-      const batches = Arr.chunksOf(ended.splice(0, ended.length), batchSize)
-      return Effect.forEach(batches, (batch) =>
-        Effect.async<void>((resume) => {
-          exporter.export(batch.map((span) => toReadableSpan(span, options.resource, scope)), () => resume(Effect.void))
-        }), { discard: true })
-    })
+    // A batch at a time, taken when it goes: closing in the middle loses none that wait.
+    const exportBatches: Effect.Effect<void> = Effect.suspend(() =>
+      ended.length === 0 ? Effect.void : Effect.async<void>((resume) => {
+        const batch = ended.splice(0, batchSize)
+        exporter.export(batch.map((span) => toReadableSpan(span, options.resource, scope)), () => resume(Effect.void))
+      }).pipe(Effect.zipRight(exportBatches))
+    )
     // Finalizers run uninterruptibly: the last export is made interruptible so that the timeout bounds it.
     yield* Effect.addFinalizer(() =>
       exportBatches.pipe(

@@ -93,6 +93,18 @@ describe("layerSpanExport", () => {
       expect(kept.spans().map((s) => s.name)).toEqual(Array.from({ length: 10 }, (_, i) => `span ${i}`))
     }))
 
+  it.effect("closing while a request is out: the spans still waiting are exported, none lost", () =>
+    Effect.gen(function*() {
+      // The first request is never answered; the others at once.
+      const kept = keeping((done) => kept.requests.length > 1 && done())
+      yield* Effect.gen(function*() {
+        yield* spansNamed(10)
+        yield* TestClock.adjust("1 second")
+        expect(kept.requests.map((r) => r.length)).toEqual([4])
+      }).pipe(Effect.provide(layerSpanExport(kept.exporter, { resource, batchSize: 4, interval: "1 second" })))
+      expect(kept.requests.map((r) => r.length)).toEqual([4, 4, 2])
+    }))
+
   it.effect("a full batch goes at once, without waiting for the interval", () =>
     Effect.gen(function*() {
       const kept = keeping()
