@@ -645,9 +645,10 @@ export const telemetryFlags = {
 
 /**
  * The telemetry layer the flags and the environment ask for (none: an empty layer, and no
- * OpenTelemetry package is loaded). The metrics port and OpenTelemetry's sampler variables are
- * checked first: a port taken or not allowed, or a sampler not known, is a usage error, said
- * before anything connects. A collector that does not answer is said once.
+ * OpenTelemetry package is loaded). The metrics port, the OTLP endpoint and OpenTelemetry's
+ * sampler variables are checked first: a port taken or not allowed, an endpoint that is not an
+ * http(s) URL or a sampler not known is a usage error, said before anything connects. A collector
+ * that does not answer is said once.
  */
 export const telemetryLayer = (
   serviceName: string,
