@@ -193,10 +193,11 @@ const tracesLayer = (
     const url = endpoint === undefined ? undefined : `${endpoint.replace(/\/$/, "")}/v1/traces`
     const exporter = new OTLPTraceExporter({ ...(url === undefined ? {} : { url }), timeoutMillis: 2000 })
     const report = once(onExportError ?? (() => undefined))
-    return layerSpanExport(reporting(exporter, report), {
+    return layerSpanExport(exporter, {
       resource,
       sampler,
       shutdownTimeout: Duration.millis(shutdownTimeout),
+      onExportFailed: (error) => report(() => error),
       onDropped: (maxQueueSize) =>
         report(() => new Error(`spans are dropped: more than ${maxQueueSize} waited for the collector`))
     })
@@ -222,6 +223,8 @@ export interface SpanExportOptions {
   readonly maxQueueSize?: number | undefined
   /** Which traces are exported. Default all. */
   readonly sampler?: TraceSampler | undefined
+  /** Called each time an export fails. */
+  readonly onExportFailed?: ((error: Error) => void) | undefined
   /** Called each time a span is dropped because `maxQueueSize` wait. */
   readonly onDropped?: ((maxQueueSize: number) => void) | undefined
 }
@@ -252,7 +255,10 @@ export const layerSpanExport = (exporter: SpanExporter, options: SpanExportOptio
     const exportBatches: Effect.Effect<void> = Effect.suspend(() =>
       ended.length === 0 ? Effect.void : Effect.async<void>((resume) => {
         const batch = ended.splice(0, batchSize)
-        exporter.export(batch.map((span) => toReadableSpan(span, options.resource, scope)), () => resume(Effect.void))
+        exporter.export(batch.map((span) => toReadableSpan(span, options.resource, scope)), (result) => {
+          if (result.code !== 0) options.onExportFailed?.(result.error ?? new Error("the export failed"))
+          resume(Effect.void)
+        })
       }).pipe(Effect.zipRight(exportBatches))
     )
     // Finalizers run uninterruptibly: the last export is made interruptible so that the timeout bounds it.
@@ -429,14 +435,3 @@ const once = (report: (error: Error) => void) => {
     report(error())
   }
 }
-
-/** An exporter that reports its failures. */
-const reporting = (exporter: SpanExporter, report: (error: () => Error) => void): SpanExporter => ({
-  export: (spans: Array<ReadableSpan>, done) =>
-    exporter.export(spans, (result) => {
-      if (result.code !== 0) report(() => result.error ?? new Error("the export failed"))
-      done(result)
-    }),
-  shutdown: () => exporter.shutdown(),
-  ...(exporter.forceFlush === undefined ? {} : { forceFlush: () => exporter.forceFlush!() })
-})

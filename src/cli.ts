@@ -677,7 +677,6 @@ export const telemetryLayer = (
     return Telemetry.layer({
       serviceName: process.env.OTEL_SERVICE_NAME ?? serviceName,
       metricsPort,
-      ...(Either.isRight(sampler) ? { sampler: sampler.right } : {}),
       onExportError: (error) => stderrLine(redactUri(`warning: traces are not exported to ${otlp}: ${errorMessage(error)}`))
     })
   })

@@ -105,6 +105,26 @@ describe("layerSpanExport", () => {
       expect(kept.requests.map((r) => r.length)).toEqual([4, 4, 2])
     }))
 
+  it.effect("a failed export is said, with the exporter's error, and the next batch still goes", () =>
+    Effect.gen(function*() {
+      const failures: Array<string> = []
+      const requests: Array<number> = []
+      const exporter: SpanExporter = {
+        export: (spans, done: (result: ExportResult) => void) => {
+          requests.push(spans.length)
+          done(requests.length === 1 ? { code: 1, error: new Error("connect ECONNREFUSED") } : { code: 0 })
+        },
+        shutdown: () => Promise.resolve()
+      }
+      yield* Effect.gen(function*() {
+        yield* spansNamed(3)
+        yield* TestClock.adjust("1 second")
+        yield* spansNamed(2)
+      }).pipe(Effect.provide(layerSpanExport(exporter, { resource, onExportFailed: (e) => failures.push(e.message) })))
+      expect(requests).toEqual([3, 2])
+      expect(failures).toEqual(["connect ECONNREFUSED"])
+    }))
+
   it.effect("a full batch goes at once, without waiting for the interval", () =>
     Effect.gen(function*() {
       const kept = keeping()
